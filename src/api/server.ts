@@ -1,0 +1,264 @@
+// The management API: ARM-shaped REST over the domain services, plus the identity endpoints.
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { BerthError } from '../platform/errors.js';
+import type { Principal } from '../identity/principals.js';
+import { ARM_AUDIENCE, type IdentityService } from '../identity/service.js';
+import type { ResourceGroups } from '../resources/groups.js';
+import type { Registries } from '../registry/registries.js';
+import { parseSku } from '../registry/registries.js';
+import type { RegistryService } from '../registry/service.js';
+import type { TokenService } from '../identity/token-service.js';
+import { registryResource } from './arm-shapes.js';
+import type { Logger } from '../platform/logger.js';
+
+export interface ApiDeps {
+  identity: IdentityService;
+  tokens: TokenService;
+  groups: ResourceGroups;
+  registries: Registries;
+  registryService: RegistryService;
+  log: Logger;
+  /** Base URL clients reach this server at (for issuer and discovery documents). */
+  baseUrl: () => string;
+}
+
+const STATUS: Record<BerthError['kind'], number> = { invalid: 400, unauthenticated: 401, forbidden: 403, notFound: 404, conflict: 409, internal: 500 };
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+export function buildApi(d: ApiDeps): FastifyInstance {
+  const app = Fastify({ logger: false, routerOptions: { caseSensitive: false, ignoreTrailingSlash: true }, bodyLimit: 4 * 1024 * 1024 });
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
+    if (err instanceof BerthError) {
+      return reply.status(STATUS[err.kind]).send({ error: { code: err.code, message: err.message } });
+    }
+    if (err.statusCode && err.statusCode < 500) {
+      return reply.status(err.statusCode).send({ error: { code: err.statusCode === 413 ? 'RequestEntityTooLarge' : 'BadRequest', message: err.message } });
+    }
+    d.log.error('api internal error', { path: req.url.split('?')[0], error: String(err.stack ?? err) });
+    return reply.status(500).send({ error: { code: 'InternalServerError', message: 'Internal error; see the server log.' } });
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    d.log.info('api request', { method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) });
+  });
+
+  // ---- identity endpoints (no auth)
+  const tenantOk = (t: string) => t.toLowerCase() === d.identity.ids.tenantId || ['organizations', 'common'].includes(t.toLowerCase());
+  const oidc = (tenant: string) => {
+    const base = `${d.baseUrl()}/${d.identity.ids.tenantId}`;
+    return {
+      issuer: d.identity.issuer(),
+      token_endpoint: `${base}/oauth2/v2.0/token`,
+      authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+      device_authorization_endpoint: `${base}/oauth2/v2.0/devicecode`,
+      jwks_uri: `${base}/discovery/v2.0/keys`,
+      response_types_supported: ['code', 'id_token', 'token'],
+      subject_types_supported: ['pairwise'],
+      id_token_signing_alg_values_supported: ['ES256'],
+      token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic'],
+      grant_types_supported: ['client_credentials'],
+      tenant_region_scope: 'NA',
+      cloud_instance_name: 'berth.local',
+      _tenant_requested: tenant,
+    };
+  };
+  app.get('/:tenant/v2.0/.well-known/openid-configuration', async (req, reply) => {
+    const { tenant } = req.params as { tenant: string };
+    if (!tenantOk(tenant)) return reply.status(400).send({ error: 'invalid_tenant', error_description: `Tenant '${tenant}' not found.` });
+    const { _tenant_requested: _, ...doc } = oidc(tenant);
+    return doc;
+  });
+  app.get('/:tenant/discovery/v2.0/keys', async () => ({ keys: [d.tokens.publicJwk] }));
+  app.get('/:tenant/discovery/keys', async () => ({ keys: [d.tokens.publicJwk] }));
+  const tokenHandler = async (req: FastifyRequest, reply: FastifyReply) => {
+    const { tenant } = req.params as { tenant: string };
+    const body = (req.body ?? {}) as Record<string, string>;
+    const fail = (status: number, error: string, description: string) =>
+      reply.status(status).send({ error, error_description: description, error_codes: [], timestamp: new Date().toISOString() });
+    if (!tenantOk(tenant)) return fail(400, 'invalid_request', `Tenant '${tenant}' not found. Use tenant ${d.identity.ids.tenantId}.`);
+    if (body.grant_type !== 'client_credentials') return fail(400, 'unsupported_grant_type', `grant_type '${body.grant_type ?? ''}' is not supported; use client_credentials.`);
+    let clientId = body.client_id;
+    let secret = body.client_secret;
+    const basic = req.headers.authorization;
+    if ((!clientId || !secret) && basic?.toLowerCase().startsWith('basic ')) {
+      const dec = Buffer.from(basic.slice(6), 'base64').toString('utf8');
+      const i = dec.indexOf(':');
+      clientId = decodeURIComponent(dec.slice(0, i));
+      secret = decodeURIComponent(dec.slice(i + 1));
+    }
+    if (!clientId || !secret) return fail(400, 'invalid_request', 'client_id and client_secret are required.');
+    const res = await d.identity.authenticateClient(clientId, secret);
+    if (!('principal' in res)) return fail(401, 'invalid_client', res.error);
+    const scope = body.scope ?? (body.resource ? `${body.resource}/.default` : `${ARM_AUDIENCE}/.default`);
+    const resource = scope.split(' ')[0]!.replace(/\/\.default$/, '') || ARM_AUDIENCE;
+    const token = await d.identity.issueAccessToken(res.principal, resource.endsWith('core.windows.net') ? ARM_AUDIENCE : resource);
+    return reply.header('Cache-Control', 'no-store').send({ token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: token });
+  };
+  app.post('/:tenant/oauth2/v2.0/token', tokenHandler);
+  app.post('/:tenant/oauth2/token', tokenHandler);
+
+  // ---- ARM (authenticated)
+  const arm = async (scope: FastifyInstance) => {
+    scope.addHook('onRequest', async (req, reply) => {
+      const h = req.headers.authorization;
+      const unauth = (msg: string) => reply.status(401)
+        .header('WWW-Authenticate', `Bearer authorization_uri="${d.baseUrl()}/${d.identity.ids.tenantId}", error="invalid_token", error_description="${msg}"`)
+        .send({ error: { code: 'AuthenticationFailed', message: msg } });
+      if (!h || !h.toLowerCase().startsWith('bearer ')) return unauth('Authentication failed. The Authorization header is missing.');
+      const p = await d.identity.verifyAccessToken(h.slice(7).trim(), [ARM_AUDIENCE, ARM_AUDIENCE.replace(/\/$/, ''), 'https://management.azure.com', 'https://management.azure.com/']);
+      if (!p) return unauth('Authentication failed. The access token is invalid or expired.');
+      req.principal = p;
+    });
+    registerArmRoutes(scope, d);
+  };
+  void app.register(arm);
+  return app;
+}
+
+function requirePermission(d: ApiDeps, req: FastifyRequest, action: string, scope: string): void {
+  const p = req.principal!;
+  if (!d.identity.can(p, action, scope)) {
+    throw new BerthError('forbidden', 'AuthorizationFailed',
+      `The client '${p.appId ?? p.id}' with object id '${p.id}' does not have authorization to perform action '${action}' over scope '${scope}' or the scope is invalid.`);
+  }
+}
+
+function checkSub(d: ApiDeps, sub: string): void {
+  if (sub.toLowerCase() !== d.identity.ids.subscriptionId) {
+    throw new BerthError('notFound', 'SubscriptionNotFound', `The subscription '${sub}' could not be found.`);
+  }
+}
+
+function registerArmRoutes(app: FastifyInstance, d: ApiDeps): void {
+  const sub = d.identity.ids.subscriptionId;
+  const subObj = () => ({ id: `/subscriptions/${sub}`, subscriptionId: sub, tenantId: d.identity.ids.tenantId, displayName: 'Berth local subscription', state: 'Enabled', authorizationSource: 'RoleBased' });
+  app.get('/subscriptions', async () => ({ value: [subObj()] }));
+  app.get('/tenants', async () => ({ value: [{ id: `/tenants/${d.identity.ids.tenantId}`, tenantId: d.identity.ids.tenantId }] }));
+  app.get('/subscriptions/:sub', async (req) => {
+    checkSub(d, (req.params as { sub: string }).sub);
+    return subObj();
+  });
+
+  // resource groups
+  const rgScope = (rg: string) => `/subscriptions/${sub}/resourceGroups/${rg}`;
+  app.get('/subscriptions/:sub/resourcegroups', async (req) => {
+    checkSub(d, (req.params as { sub: string }).sub);
+    return { value: d.groups.list().filter((g) => d.identity.can(req.principal!, 'Microsoft.Resources/subscriptions/resourceGroups/read', g.id)) };
+  });
+  app.put('/subscriptions/:sub/resourcegroups/:rg', async (req, reply) => {
+    const { sub: s, rg } = req.params as { sub: string; rg: string };
+    checkSub(d, s);
+    requirePermission(d, req, 'Microsoft.Resources/subscriptions/resourceGroups/write', rgScope(rg));
+    const body = (req.body ?? {}) as { location?: string; tags?: Record<string, string> };
+    const { group, created } = d.groups.createOrUpdate(rg, body.location ?? '', body.tags ?? {});
+    return reply.status(created ? 201 : 200).send(group);
+  });
+  app.get('/subscriptions/:sub/resourcegroups/:rg', async (req) => {
+    const { sub: s, rg } = req.params as { sub: string; rg: string };
+    checkSub(d, s);
+    requirePermission(d, req, 'Microsoft.Resources/subscriptions/resourceGroups/read', rgScope(rg));
+    return d.groups.get(rg);
+  });
+  app.head('/subscriptions/:sub/resourcegroups/:rg', async (req, reply) => {
+    const { rg } = req.params as { rg: string };
+    return reply.status(d.groups.get(rg, false) ? 204 : 404).send();
+  });
+  app.delete('/subscriptions/:sub/resourcegroups/:rg', async (req, reply) => {
+    const { sub: s, rg } = req.params as { sub: string; rg: string };
+    checkSub(d, s);
+    requirePermission(d, req, 'Microsoft.Resources/subscriptions/resourceGroups/delete', rgScope(rg));
+    const g = d.groups.get(rg, false);
+    if (!g) return reply.status(204).send();
+    for (const r of d.registries.list(g.name)) await d.registries.delete(g.name, r.name);
+    d.groups.delete(g.name);
+    return reply.status(200).send();
+  });
+
+  // registries
+  const regPath = '/subscriptions/:sub/resourcegroups/:rg/providers/Microsoft.ContainerRegistry/registries';
+  const regScope = (rg: string, name: string) => `${rgScope(rg)}/providers/Microsoft.ContainerRegistry/registries/${name}`;
+  const shape = (r: Parameters<typeof registryResource>[0]) => registryResource(r, d.registries.loginServer(r));
+  app.post('/subscriptions/:sub/providers/Microsoft.ContainerRegistry/checkNameAvailability', async (req) => {
+    const body = (req.body ?? {}) as { name?: string };
+    return d.registries.nameAvailable(body.name ?? '');
+  });
+  app.get('/subscriptions/:sub/providers/Microsoft.ContainerRegistry/registries', async (req) => {
+    checkSub(d, (req.params as { sub: string }).sub);
+    return { value: d.registries.list().filter((r) => d.identity.can(req.principal!, 'Microsoft.ContainerRegistry/registries/read', regScope(r.resourceGroup, r.name))).map(shape) };
+  });
+  app.get(regPath, async (req) => {
+    const { sub: s, rg } = req.params as { sub: string; rg: string };
+    checkSub(d, s);
+    d.groups.get(rg);
+    return { value: d.registries.list(rg).filter((r) => d.identity.can(req.principal!, 'Microsoft.ContainerRegistry/registries/read', regScope(r.resourceGroup, r.name))).map(shape) };
+  });
+  app.put(`${regPath}/:name`, async (req, reply) => {
+    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
+    checkSub(d, s);
+    requirePermission(d, req, 'Microsoft.ContainerRegistry/registries/write', regScope(rg, name));
+    const body = (req.body ?? {}) as { location?: string; sku?: { name?: string }; tags?: Record<string, string>; properties?: { adminUserEnabled?: boolean } };
+    const sku = parseSku(body.sku?.name ?? 'Basic');
+    const { registry, created } = await d.registries.createOrUpdate(rg, name, {
+      sku, ...(body.location ? { location: body.location } : {}), ...(body.tags ? { tags: body.tags } : {}),
+      ...(body.properties?.adminUserEnabled !== undefined ? { adminUserEnabled: Boolean(body.properties.adminUserEnabled) } : {}),
+    });
+    return reply.status(created ? 201 : 200).send(shape(registry));
+  });
+  app.get(`${regPath}/:name`, async (req) => {
+    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
+    checkSub(d, s);
+    requirePermission(d, req, 'Microsoft.ContainerRegistry/registries/read', regScope(rg, name));
+    return shape(d.registries.get(rg, name));
+  });
+  app.patch(`${regPath}/:name`, async (req) => {
+    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
+    checkSub(d, s);
+    requirePermission(d, req, 'Microsoft.ContainerRegistry/registries/write', regScope(rg, name));
+    const body = (req.body ?? {}) as { sku?: { name?: string }; tags?: Record<string, string>; properties?: { adminUserEnabled?: boolean } };
+    return shape(d.registries.update(rg, name, {
+      ...(body.sku?.name ? { sku: parseSku(body.sku.name) } : {}),
+      ...(body.tags ? { tags: body.tags } : {}),
+      ...(body.properties?.adminUserEnabled !== undefined ? { adminUserEnabled: Boolean(body.properties.adminUserEnabled) } : {}),
+    }));
+  });
+  app.delete(`${regPath}/:name`, async (req, reply) => {
+    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
+    checkSub(d, s);
+    requirePermission(d, req, 'Microsoft.ContainerRegistry/registries/delete', regScope(rg, name));
+    try {
+      await d.registries.delete(rg, name);
+    } catch (e) {
+      if (e instanceof BerthError && e.kind === 'notFound' && e.code === 'ResourceNotFound') return reply.status(204).send();
+      throw e;
+    }
+    return reply.status(200).send();
+  });
+  app.post(`${regPath}/:name/listCredentials`, async (req) => {
+    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
+    checkSub(d, s);
+    requirePermission(d, req, 'Microsoft.ContainerRegistry/registries/listCredentials/action', regScope(rg, name));
+    return d.registries.credentials(rg, name);
+  });
+  app.post(`${regPath}/:name/regenerateCredential`, async (req) => {
+    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
+    checkSub(d, s);
+    requirePermission(d, req, 'Microsoft.ContainerRegistry/registries/regenerateCredential/action', regScope(rg, name));
+    return d.registries.regenerate(rg, name, ((req.body ?? {}) as { name?: string }).name ?? '');
+  });
+  app.post(`${regPath}/:name/garbageCollect`, async (req) => {
+    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
+    checkSub(d, s);
+    requirePermission(d, req, 'Microsoft.ContainerRegistry/registries/write', regScope(rg, name));
+    d.registries.get(rg, name);
+    return d.registryService.collectGarbage();
+  });
+}

@@ -1,0 +1,86 @@
+// The CLI's client for the management API: gets an Entra-style token with the client credential, then
+// calls ARM paths. Errors become CliError with az's wording and exit codes.
+import { CliError } from './errors.js';
+import type { CliContext } from './context.js';
+
+export const API_VERSION = '2023-07-01';
+
+export class ArmClient {
+  private token?: Promise<string>;
+
+  constructor(readonly ctx: CliContext) {}
+
+  get subscriptionId(): string {
+    return this.ctx.credential.subscriptionId;
+  }
+
+  get tenantId(): string {
+    return this.ctx.credential.tenantId;
+  }
+
+  /** An access token for `resource` (default: the management API). */
+  async accessToken(resource = 'https://management.core.windows.net/'): Promise<string> {
+    if (resource === 'https://management.core.windows.net/' && this.token) return this.token;
+    const p = (async () => {
+      const c = this.ctx.credential;
+      const res = await this.fetch(`${this.ctx.server}/${c.tenantId}/oauth2/v2.0/token`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: c.clientId, client_secret: c.clientSecret, scope: `${resource}/.default` }).toString(),
+      });
+      const body = (await res.json().catch(() => ({}))) as { access_token?: string; error_description?: string };
+      if (!res.ok || !body.access_token) {
+        throw new CliError(`Authentication with ${this.ctx.server} failed: ${body.error_description ?? `HTTP ${res.status}`}. Check BERTH_DATA_DIR points at the server's data directory.`);
+      }
+      return body.access_token;
+    })();
+    if (resource === 'https://management.core.windows.net/') this.token = p;
+    return p;
+  }
+
+  private async fetch(url: string, init: RequestInit): Promise<Response> {
+    try {
+      return await fetch(url, init);
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string } }).cause?.code;
+      throw new CliError(`Cannot reach the Berth server at ${this.ctx.server}${cause ? ` (${cause})` : ''}. Start it with \`berth serve\`, or set BERTH_SERVER to its URL.`);
+    }
+  }
+
+  async request<T = unknown>(method: string, path: string, body?: unknown, opts: { notFoundOk?: boolean } = {}): Promise<T | undefined> {
+    const sep = path.includes('?') ? '&' : '?';
+    const res = await this.fetch(`${this.ctx.server}${path}${sep}api-version=${API_VERSION}`, {
+      method,
+      headers: { Authorization: `Bearer ${await this.accessToken()}`, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (res.status === 404 && opts.notFoundOk) return undefined;
+    if (!res.ok) {
+      const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+      const code = err?.code ?? `HTTP${res.status}`;
+      const message = err?.message ?? (text.slice(0, 500) || res.statusText);
+      throw new CliError(`(${code}) ${message}\nCode: ${code}\nMessage: ${message}`, res.status === 404 ? 3 : 1);
+    }
+    return json as T;
+  }
+
+  sub(path = ''): string {
+    return `/subscriptions/${this.subscriptionId}${path}`;
+  }
+}
+
+/** az's view of an ARM resource: properties flattened to the top, plus resourceGroup. */
+export function flatten(r: Record<string, unknown>): Record<string, unknown> {
+  const { properties, ...rest } = r as { properties?: Record<string, unknown> } & Record<string, unknown>;
+  const out: Record<string, unknown> = { ...rest, ...(properties ?? {}) };
+  const m = typeof r.id === 'string' ? /\/resourceGroups\/([^/]+)/i.exec(r.id) : null;
+  if (m) out.resourceGroup = m[1];
+  return out;
+}

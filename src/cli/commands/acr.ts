@@ -1,0 +1,255 @@
+import type { Command } from 'commander';
+import { request } from 'undici';
+import { leaf, parseBool, parseTags } from '../command.js';
+import { flatten, type ArmClient } from '../arm-client.js';
+import { CliError } from '../errors.js';
+import { RegistryClient, RegistryHttpError, expectOk } from '../../client/registry-client.js';
+
+type Reg = Record<string, unknown> & { id: string; name: string; loginServer: string; resourceGroup: string };
+
+const PROVIDER = '/providers/Microsoft.ContainerRegistry/registries';
+
+/** Finds a registry by name (and resource group, when given), as az does. */
+export async function findRegistry(c: ArmClient, name: string, group?: string): Promise<Reg> {
+  if (group) {
+    return flatten((await c.request('GET', c.sub(`/resourceGroups/${encodeURIComponent(group)}${PROVIDER}/${encodeURIComponent(name)}`)))! as Record<string, unknown>) as Reg;
+  }
+  const all = (await c.request<{ value: Array<Record<string, unknown>> }>('GET', c.sub(PROVIDER)))!.value.map(flatten) as Reg[];
+  const r = all.find((x) => x.name.toLowerCase() === name.toLowerCase());
+  if (!r) throw new CliError(`The resource with name '${name}' and type 'Microsoft.ContainerRegistry/registries' could not be found in subscription '${c.subscriptionId}'.`, 3);
+  return r;
+}
+
+function regPath(r: Reg, suffix = ''): string {
+  return `${r.id}${suffix}`;
+}
+
+/** A data-plane session with the CLI's own identity: Entra token → /oauth2/exchange → refresh token. */
+export async function registrySession(c: ArmClient, r: Reg): Promise<RegistryClient> {
+  const aad = await c.accessToken();
+  const scheme = /^(localhost|127\.)/.test(r.loginServer) ? 'http' : 'https';
+  let res;
+  try {
+    res = await request(`${scheme}://${r.loginServer}/oauth2/exchange`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'access_token', service: r.loginServer, tenant: c.tenantId, access_token: aad }).toString(),
+    });
+  } catch (e) {
+    throw new CliError(`Could not connect to the registry login server '${r.loginServer}'. Please verify that the registry exists and the URL '${scheme}://${r.loginServer}' is reachable from your environment. (${(e as { code?: string }).code ?? (e as Error).message})`);
+  }
+  const body = (await res.body.json().catch(() => ({}))) as { refresh_token?: string };
+  if (res.statusCode !== 200 || !body.refresh_token) throw new CliError(`Could not get a registry token from ${r.loginServer} (HTTP ${res.statusCode}).`);
+  return new RegistryClient(r.loginServer, { kind: 'refreshToken', refreshToken: body.refresh_token }, { scheme });
+}
+
+async function dataPlane<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof RegistryHttpError) {
+      const msg = e.message.replace(/^[^:]+: (?:[a-z ]+: )?/, '');
+      throw new CliError(`Error: ${msg}.`, e.status === 404 ? 3 : 1);
+    }
+    throw e;
+  }
+}
+
+function parseImage(image: string): { repo: string; ref: string } {
+  const at = image.indexOf('@');
+  if (at >= 0) return { repo: image.slice(0, at), ref: image.slice(at + 1) };
+  const colon = image.lastIndexOf(':');
+  if (colon > image.lastIndexOf('/')) return { repo: image.slice(0, colon), ref: image.slice(colon + 1) };
+  return { repo: image, ref: 'latest' };
+}
+
+const registryTable = (v: unknown) => (v as Reg[] | Reg) && (Array.isArray(v) ? v : [v]).map((r) => ({
+  NAME: r.name, 'RESOURCE GROUP': r.resourceGroup, LOCATION: r.location, SKU: (r.sku as { name: string })?.name,
+  'LOGIN SERVER': r.loginServer, 'CREATION DATE': r.creationDate, 'ADMIN ENABLED': r.adminUserEnabled,
+}));
+
+export function registerAcrCommands(program: Command, client: () => ArmClient): void {
+  const acr = program.command('acr').description('Manage private registries with Berth Container Registry.');
+
+  leaf<{ name: string; resourceGroup: string; sku: string; location?: string; adminEnabled?: boolean; tags?: string[] }>(
+    acr, 'create', 'Create a container registry.',
+    (c) => c.requiredOption('-n, --name <name>', 'The name of the container registry (5-50 alphanumeric characters).')
+      .requiredOption('-g, --resource-group <group>', 'Name of resource group.')
+      .requiredOption('--sku <sku>', 'The SKU of the container registry: Basic, Standard, Premium.')
+      .option('-l, --location <location>', 'Location. Defaults to the resource group\'s location.')
+      .option('--admin-enabled <bool>', 'Indicates whether the admin user is enabled.', parseBool('--admin-enabled'))
+      .option('--tags <tags...>', 'Space-separated tags: key[=value].'),
+    async (o) => {
+      const c = client();
+      const body = {
+        sku: { name: o.sku }, ...(o.location ? { location: o.location } : {}), tags: parseTags(o.tags) ?? {},
+        properties: { adminUserEnabled: o.adminEnabled ?? false },
+      };
+      return flatten((await c.request('PUT', c.sub(`/resourceGroups/${encodeURIComponent(o.resourceGroup)}${PROVIDER}/${encodeURIComponent(o.name)}`), body))! as Record<string, unknown>);
+    }, { table: registryTable });
+
+  leaf<{ name: string; resourceGroup?: string }>(acr, 'show', 'Get the details of a container registry.',
+    (c) => c.requiredOption('-n, --name <name>', 'The name of the container registry.').option('-g, --resource-group <group>', 'Name of resource group.'),
+    async (o) => findRegistry(client(), o.name, o.resourceGroup), { table: registryTable });
+
+  leaf<{ resourceGroup?: string }>(acr, 'list', 'List container registries.',
+    (c) => c.option('-g, --resource-group <group>', 'Name of resource group.'),
+    async (o) => {
+      const c = client();
+      const path = o.resourceGroup ? c.sub(`/resourceGroups/${encodeURIComponent(o.resourceGroup)}${PROVIDER}`) : c.sub(PROVIDER);
+      return (await c.request<{ value: Array<Record<string, unknown>> }>('GET', path))!.value.map(flatten);
+    }, { table: registryTable });
+
+  leaf<{ name: string; resourceGroup?: string; yes?: boolean }>(acr, 'delete', 'Delete a container registry.',
+    (c) => c.requiredOption('-n, --name <name>', 'The name of the container registry.').option('-g, --resource-group <group>', 'Name of resource group.')
+      .option('-y, --yes', 'Do not prompt for confirmation.'),
+    async (o) => {
+      const c = client();
+      const r = await findRegistry(c, o.name, o.resourceGroup);
+      await c.request('DELETE', regPath(r));
+      return undefined;
+    });
+
+  leaf<{ name: string; resourceGroup?: string; adminEnabled?: boolean; sku?: string; tags?: string[] }>(acr, 'update', 'Update a container registry.',
+    (c) => c.requiredOption('-n, --name <name>', 'The name of the container registry.').option('-g, --resource-group <group>', 'Name of resource group.')
+      .option('--admin-enabled <bool>', 'Indicates whether the admin user is enabled.', parseBool('--admin-enabled'))
+      .option('--sku <sku>', 'The SKU of the container registry.').option('--tags <tags...>', 'Space-separated tags: key[=value].'),
+    async (o) => {
+      const c = client();
+      const r = await findRegistry(c, o.name, o.resourceGroup);
+      const body: Record<string, unknown> = {};
+      if (o.adminEnabled !== undefined) body.properties = { adminUserEnabled: o.adminEnabled };
+      if (o.sku) body.sku = { name: o.sku };
+      const tags = parseTags(o.tags);
+      if (tags) body.tags = tags;
+      return flatten((await c.request('PATCH', regPath(r), body))! as Record<string, unknown>);
+    }, { table: registryTable });
+
+  const cred = acr.command('credential').description('Manage login credentials for the admin user.');
+  leaf<{ name: string; resourceGroup?: string }>(cred, 'show', 'Get the login credentials for a container registry.',
+    (c) => c.requiredOption('-n, --name <name>', 'The name of the container registry.').option('-g, --resource-group <group>', 'Name of resource group.'),
+    async (o) => {
+      const c = client();
+      const r = await findRegistry(c, o.name, o.resourceGroup);
+      return c.request('POST', regPath(r, '/listCredentials'));
+    }, { table: (v) => { const x = v as { username: string; passwords: Array<{ value: string }> }; return [{ USERNAME: x.username, PASSWORD: x.passwords[0]?.value, PASSWORD2: x.passwords[1]?.value }]; } });
+  leaf<{ name: string; resourceGroup?: string; passwordName: string }>(cred, 'renew', 'Regenerate login credentials for a container registry.',
+    (c) => c.requiredOption('-n, --name <name>', 'The name of the container registry.').option('-g, --resource-group <group>', 'Name of resource group.')
+      .requiredOption('--password-name <name>', 'The name of password to regenerate: password, password2.'),
+    async (o) => {
+      const c = client();
+      const r = await findRegistry(c, o.name, o.resourceGroup);
+      return c.request('POST', regPath(r, '/regenerateCredential'), { name: o.passwordName });
+    });
+
+  leaf<{ name: string; resourceGroup?: string }>(acr, 'gc', 'Remove blobs that no manifest references (Berth).',
+    (c) => c.requiredOption('-n, --name <name>', 'The name of the container registry.').option('-g, --resource-group <group>', 'Name of resource group.'),
+    async (o) => {
+      const c = client();
+      const r = await findRegistry(c, o.name, o.resourceGroup);
+      return c.request('POST', regPath(r, '/garbageCollect'));
+    });
+
+  // ---- repository (data plane)
+  const repo = acr.command('repository').description('Manage repositories (image names) for a container registry.');
+  const withRegistry = (c: Command) => c.requiredOption('-n, --name <name>', 'The name of the container registry.')
+    .option('-g, --resource-group <group>', 'Name of resource group.')
+    .option('--username <u>', 'The username used to log into the registry (default: the CLI\'s identity).')
+    .option('--password <p>', 'The password used to log into the registry.');
+  const session = async (o: { name: string; resourceGroup?: string; username?: string; password?: string }) => {
+    const c = client();
+    const r = await findRegistry(c, o.name, o.resourceGroup);
+    if (o.username) {
+      if (!o.password) throw new CliError('Please specify both username and password.', 2);
+      return { r, rc: new RegistryClient(r.loginServer, { kind: 'basic', username: o.username, password: o.password }) };
+    }
+    return { r, rc: await registrySession(c, r) };
+  };
+
+  leaf<{ name: string; top?: string }>(repo, 'list', 'List repositories in a container registry.',
+    (c) => withRegistry(c).option('--top <n>', 'Limit the number of items in the results.'),
+    async (o) => {
+      const { rc } = await session(o);
+      return dataPlane(async () => {
+        const out: string[] = [];
+        let path: string | undefined = `/v2/_catalog?n=${o.top ?? 100}`;
+        while (path) {
+          const { body, headers } = await rc.getJson<{ repositories: string[] }>(path, 'registry:catalog:*');
+          out.push(...body.repositories);
+          const link = headers.link as string | undefined;
+          path = !o.top && link ? /<([^>]+)>/.exec(link)?.[1] : undefined;
+        }
+        return out;
+      });
+    });
+
+  type TagDetail = { name: string; digest: string; createdTime: string; lastUpdateTime: string };
+  leaf<{ name: string; repository: string; detail?: boolean; top?: string; orderby?: string }>(repo, 'show-tags', 'Show tags for a repository in a container registry.',
+    (c) => withRegistry(c).requiredOption('--repository <repo>', 'The name of the repository.').option('--detail', 'Show detailed information.')
+      .option('--top <n>', 'Limit the number of items in the results.').option('--orderby <order>', 'Order the items in the results: time_desc, time_asc.'),
+    async (o) => {
+      const { rc } = await session(o);
+      const order = o.orderby === 'time_desc' ? '&orderby=timedesc' : o.orderby === 'time_asc' ? '&orderby=timeasc' : '';
+      return dataPlane(async () => {
+        const { body } = await rc.getJson<{ tags: TagDetail[] }>(`/acr/v1/${encodeURIComponent(o.repository)}/_tags?n=${o.top ?? 1000}${order}`, `repository:${o.repository}:metadata_read`);
+        return o.detail ? body.tags : body.tags.map((t) => t.name);
+      });
+    });
+
+  leaf<{ name: string; repository: string; detail?: boolean; top?: string; orderby?: string }>(repo, 'show-manifests', 'Show manifests of a repository in a container registry.',
+    (c) => withRegistry(c).requiredOption('--repository <repo>', 'The name of the repository.').option('--detail', 'Show detailed information.')
+      .option('--top <n>', 'Limit the number of items in the results.').option('--orderby <order>', 'Order the items in the results: time_desc, time_asc.'),
+    async (o) => {
+      const { rc } = await session(o);
+      const order = o.orderby === 'time_desc' ? '?orderby=timedesc' : o.orderby === 'time_asc' ? '?orderby=timeasc' : '';
+      return dataPlane(async () => {
+        const { body } = await rc.getJson<{ manifests: Array<{ digest: string; tags: string[]; lastUpdateTime: string }> }>(`/acr/v1/${encodeURIComponent(o.repository)}/_manifests${order}`, `repository:${o.repository}:metadata_read`);
+        let list = body.manifests;
+        if (o.top) list = list.slice(0, Number(o.top));
+        return o.detail ? list : list.map((m) => ({ digest: m.digest, tags: m.tags, timestamp: m.lastUpdateTime }));
+      });
+    });
+
+  leaf<{ name: string; repository?: string; image?: string }>(repo, 'show', 'Get the attributes of a repository or image.',
+    (c) => withRegistry(c).option('--repository <repo>', 'The name of the repository.').option('--image <image>', 'An image: repository:tag or repository@digest.'),
+    async (o) => {
+      if (!o.repository && !o.image) throw new CliError('Usage error: specify --repository or --image.', 2);
+      const { rc } = await session(o);
+      return dataPlane(async () => {
+        if (o.image) {
+          const { repo: rp, ref } = parseImage(o.image);
+          if (ref.includes(':')) return (await rc.getJson<{ manifest: unknown }>(`/acr/v1/${encodeURIComponent(rp)}/_manifests/${ref}`, `repository:${rp}:metadata_read`)).body.manifest;
+          return (await rc.getJson<{ tag: unknown }>(`/acr/v1/${encodeURIComponent(rp)}/_tags/${ref}`, `repository:${rp}:metadata_read`)).body.tag;
+        }
+        return (await rc.getJson(`/acr/v1/${encodeURIComponent(o.repository!)}`, `repository:${o.repository}:metadata_read`)).body;
+      });
+    });
+
+  leaf<{ name: string; repository?: string; image?: string; yes?: boolean }>(repo, 'delete', 'Delete a repository or image in a container registry.',
+    (c) => withRegistry(c).option('--repository <repo>', 'The name of the repository to delete.').option('--image <image>', 'The image to delete: repository:tag or repository@digest (deletes the manifest and every tag on it).')
+      .option('-y, --yes', 'Do not prompt for confirmation.'),
+    async (o, io) => {
+      if (!o.repository && !o.image) throw new CliError('Usage error: specify --repository or --image.', 2);
+      if (!o.yes && !process.stdin.isTTY) {
+        throw new CliError('Deleting needs confirmation: run again with --yes.', 2);
+      }
+      const { rc } = await session(o);
+      return dataPlane(async () => {
+        if (o.image) {
+          const { repo: rp, ref } = parseImage(o.image);
+          let digest = ref;
+          if (!ref.includes(':')) {
+            digest = (await rc.getJson<{ tag: { digest: string } }>(`/acr/v1/${encodeURIComponent(rp)}/_tags/${ref}`, `repository:${rp}:metadata_read`)).body.tag.digest;
+          }
+          const res = await rc.send('DELETE', `/v2/${rp}/manifests/${digest}`, `repository:${rp}:delete`);
+          await expectOk(res, rc.loginServer);
+          await res.body.dump();
+          return undefined;
+        }
+        const res = await rc.send('DELETE', `/acr/v1/${encodeURIComponent(o.repository!)}`, `repository:${o.repository}:delete`);
+        await expectOk(res, rc.loginServer);
+        void io;
+        return undefined;
+      });
+    });
+}

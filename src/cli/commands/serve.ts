@@ -1,0 +1,35 @@
+import type { Command } from 'commander';
+import { startBerth } from '../../platform/berth.js';
+import { defaultDataDir } from '../../platform/data-dir.js';
+import { CliError } from '../errors.js';
+
+export function registerServeCommand(program: Command): void {
+  program.command('serve')
+    .description('Run the Berth server: management API, identity endpoint and every registry.')
+    .option('--data-dir <dir>', 'Data directory (default: $BERTH_DATA_DIR or ~/.local/share/berth).')
+    .option('--port <port>', 'Port of the management API on 127.0.0.1.', '8080')
+    .option('--log-level <level>', 'debug, info, warn or error.', 'info')
+    .option('--gc-interval <minutes>', 'Collect unreferenced blobs every N minutes (0 = never).', '60')
+    .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string }) => {
+      const port = Number(o.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`argument --port: invalid value '${o.port}'`, 2);
+      if (!['debug', 'info', 'warn', 'error'].includes(o.logLevel)) throw new CliError(`argument --log-level: invalid choice '${o.logLevel}'`, 2);
+      const dataDir = o.dataDir ?? defaultDataDir();
+      let b;
+      try {
+        b = await startBerth({ dataDir, port, logLevel: o.logLevel as 'info', gcIntervalMs: Number(o.gcInterval) * 60_000 });
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        if (err.code === 'EADDRINUSE') throw new CliError(`Port ${port} is already in use. Stop the program using it or pick another with --port.`);
+        throw new CliError((e as Error).message);
+      }
+      process.stdout.write(`Berth is ready at ${b.url} (data directory ${dataDir}; CLI: export BERTH_SERVER=${b.url} BERTH_DATA_DIR=${dataDir})\n`);
+      const stop = async () => {
+        await b.stop();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop());
+      process.once('SIGTERM', () => void stop());
+      await new Promise(() => undefined);
+    });
+}

@@ -1,0 +1,44 @@
+// How the CLI finds the server and proves who it is: BERTH_SERVER (or the data directory's server.json,
+// or http://127.0.0.1:8080) and the owner credential in BERTH_DATA_DIR (or the default data directory).
+import { existsSync, readFileSync } from 'node:fs';
+import { CliError } from './errors.js';
+import { dataPaths, defaultDataDir } from '../platform/data-dir.js';
+
+export interface ClientCredential {
+  tenantId: string;
+  subscriptionId: string;
+  clientId: string;
+  clientSecret: string;
+}
+
+export interface CliContext {
+  server: string;
+  credential: ClientCredential;
+}
+
+export function resolveContext(env: NodeJS.ProcessEnv = process.env): CliContext {
+  const dir = defaultDataDir(env);
+  const paths = dataPaths(dir);
+  let server = env.BERTH_SERVER?.replace(/\/+$/, '');
+  if (!server && existsSync(paths.serverInfo)) {
+    try {
+      server = (JSON.parse(readFileSync(paths.serverInfo, 'utf8')) as { url: string }).url;
+    } catch {
+      // fall through to the default
+    }
+  }
+  server ??= 'http://127.0.0.1:8080';
+  if (!existsSync(paths.ownerCredential)) {
+    throw new CliError(
+      `No credential found for ${server}. Set BERTH_DATA_DIR to the data directory of \`berth serve\` ` +
+      `(its --data-dir; it holds owner-credential.json)${env.BERTH_DATA_DIR ? ` - ${dir} has none` : ''}, ` +
+      'and BERTH_SERVER to its URL if it does not listen on http://127.0.0.1:8080.');
+  }
+  let credential: ClientCredential;
+  try {
+    credential = JSON.parse(readFileSync(paths.ownerCredential, 'utf8')) as ClientCredential;
+  } catch (e) {
+    throw new CliError(`Cannot read ${paths.ownerCredential}: ${(e as Error).message}`);
+  }
+  return { server, credential };
+}

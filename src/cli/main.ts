@@ -1,0 +1,25 @@
+// The `berth` command: az-shaped subcommands over Berth's management API, plus `berth serve`.
+import { Command } from 'commander';
+import { runProgram } from './command.js';
+import { ArmClient } from './arm-client.js';
+import { resolveContext } from './context.js';
+import { registerGroupCommands } from './commands/group.js';
+import { registerAcrCommands } from './commands/acr.js';
+import { registerServeCommand } from './commands/serve.js';
+
+export function buildProgram(): Command {
+  const program = new Command('berth')
+    .description('Berth: run container groups from private registries. Commands mirror az.')
+    .version('0.1.0');
+  let client: ArmClient | undefined;
+  const getClient = () => (client ??= new ArmClient(resolveContext()));
+  registerServeCommand(program);
+  registerGroupCommands(program, getClient);
+  registerAcrCommands(program, getClient);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const code = await runProgram(buildProgram(), argv);
+  process.exitCode = code;
+}

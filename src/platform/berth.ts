@@ -1,0 +1,97 @@
+// The composition root: opens the data directory and wires every service together. `berth serve`
+// and the tests both start Berth through startBerth().
+import { existsSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { openDatabase, type Db } from '../storage/sqlite.js';
+import { FsBlobStore } from '../storage/fs-blob-store.js';
+import { SqliteRegistryMetadata } from '../storage/sqlite-registry-metadata.js';
+import { Sealer } from '../storage/sealer.js';
+import { TokenService } from '../identity/token-service.js';
+import { IdentityService } from '../identity/service.js';
+import { ResourceGroups } from '../resources/groups.js';
+import { Registries } from '../registry/registries.js';
+import { RegistryService } from '../registry/service.js';
+import { RegistryAuth } from '../registry/auth.js';
+import { RegistryHttp } from '../registry/http/server.js';
+import { buildApi } from '../api/server.js';
+import { RegistryListeners, freeLoopbackPort } from './listeners.js';
+import { dataPaths } from './data-dir.js';
+import { writeFileAtomic } from './fs-atomic.js';
+import { createLogger, type Level, type Logger } from './logger.js';
+
+export interface BerthOptions {
+  dataDir: string;
+  /** Management API port on 127.0.0.1; 0 picks a free one. */
+  port: number;
+  host?: string;
+  logLevel?: Level;
+  logSink?: (line: string) => void;
+  /** Garbage collection every this many ms (0 disables the timer; `berth acr gc` still works). */
+  gcIntervalMs?: number;
+}
+
+export interface RunningBerth {
+  url: string;
+  port: number;
+  dataDir: string;
+  db: Db;
+  registries: Registries;
+  registryService: RegistryService;
+  identity: IdentityService;
+  stop(): Promise<void>;
+}
+
+export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
+  const host = o.host ?? '127.0.0.1';
+  const log: Logger = createLogger(o.logLevel ?? 'info', o.logSink);
+  const paths = dataPaths(o.dataDir);
+  await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
+  const db = openDatabase(paths.db);
+  const blobs = new FsBlobStore(o.dataDir);
+  await blobs.init();
+  const sealer = await Sealer.load(paths.kek);
+  const tokens = await TokenService.load(paths.signingKey);
+  const ids = IdentityService.platformIds(db);
+  let baseUrl = '';
+  const identity = new IdentityService(db, tokens, ids, () => baseUrl);
+  const groups = new ResourceGroups(db, ids.subscriptionId);
+  const registries = new Registries(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host), 'localhost');
+  const meta = new SqliteRegistryMetadata(db);
+  const registryService = new RegistryService(meta, blobs);
+  const auth = new RegistryAuth(registries, identity, tokens);
+  const registryHttp = new RegistryHttp({ registries, service: registryService, auth, log });
+  const listeners = new RegistryListeners(registries, registryHttp, host, log);
+  registries.onChange({ opened: (r) => listeners.open(r), closed: (r) => listeners.close(r) });
+
+  const api = buildApi({ identity, tokens, groups, registries, registryService, log, baseUrl: () => baseUrl });
+  await api.listen({ port: o.port, host });
+  const port = (api.server.address() as { port: number }).port;
+  baseUrl = `http://${host}:${port}`;
+
+  const cred = await identity.ensureOwner(existsSync(paths.ownerCredential));
+  if (cred) await writeFileAtomic(paths.ownerCredential, JSON.stringify(cred, null, 2) + '\n', 0o600);
+
+  for (const r of registries.list()) await listeners.open(r);
+  await writeFileAtomic(paths.serverInfo, JSON.stringify({ url: baseUrl, pid: process.pid }) + '\n', 0o644);
+
+  let timer: NodeJS.Timeout | undefined;
+  if (o.gcIntervalMs) {
+    timer = setInterval(() => {
+      registryService.collectGarbage().then((r) => {
+        if (r.blobsDeleted || r.uploadsExpired) log.info('garbage collected', { ...r });
+      }).catch((e) => log.error('garbage collection failed', { error: String(e) }));
+    }, o.gcIntervalMs);
+    timer.unref();
+  }
+
+  return {
+    url: baseUrl, port, dataDir: o.dataDir, db, registries, registryService, identity,
+    async stop() {
+      if (timer) clearInterval(timer);
+      await listeners.closeAll();
+      await api.close();
+      db.close();
+      await rm(paths.serverInfo, { force: true });
+    },
+  };
+}

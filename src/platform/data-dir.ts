@@ -1,0 +1,27 @@
+// The data directory's layout, written down in one place. Version 1:
+//   berth.db                  SQLite metadata (registries, repositories, principals, ...)
+//   blobs/<alg>/<2>/<hex>     content-addressed blobs (shared by all registries)
+//   uploads/<id>              blob upload sessions in progress
+//   keys/kek                  key-encryption key for sealed values (0600)
+//   keys/signing.jwk          ES256 key that signs tokens (0600)
+//   owner-credential.json     the local CLI's owner credential (0600)
+//   server.json               where the running server listens (written at start)
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.BERTH_DATA_DIR) return resolve(env.BERTH_DATA_DIR);
+  const base = env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return join(base, 'berth');
+}
+
+export function dataPaths(dir: string) {
+  return {
+    root: dir,
+    db: join(dir, 'berth.db'),
+    kek: join(dir, 'keys', 'kek'),
+    signingKey: join(dir, 'keys', 'signing.jwk'),
+    ownerCredential: join(dir, 'owner-credential.json'),
+    serverInfo: join(dir, 'server.json'),
+  };
+}

@@ -1,0 +1,91 @@
+// What the registry service needs to remember about repositories, separate from the bytes.
+// The embedded implementation is SQLite (storage/sqlite-registry-metadata.ts); a PostgreSQL one
+// would implement the same interface.
+import type { Digest } from '../oci/digest.js';
+
+export interface ManifestRecord {
+  repo: string;
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  artifactType?: string;
+  subject?: Digest;
+  annotations?: Record<string, string>;
+  configDigest?: Digest;
+  /** Total bytes of config and layers (for ACR's imageSize). */
+  imageSize: number;
+  platform?: { os: string; architecture: string };
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface NewManifest {
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  artifactType?: string;
+  subject?: Digest;
+  annotations?: Record<string, string>;
+  configDigest?: Digest;
+  imageSize: number;
+  platform?: { os: string; architecture: string };
+  /** Blobs and child manifests this manifest references. */
+  children: Digest[];
+}
+
+export interface TagRecord {
+  name: string;
+  digest: Digest;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface RepositoryRecord {
+  name: string;
+  createdAt: string;
+  updatedAt: string;
+  manifestCount: number;
+  tagCount: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** True when more items follow the last one returned. */
+  more: boolean;
+}
+
+export interface RegistryMetadataStore {
+  linkedBlobSize(registryId: string, repo: string, digest: Digest): Promise<number | undefined>;
+  linkBlob(registryId: string, repo: string, digest: Digest, size: number): Promise<void>;
+  unlinkBlob(registryId: string, repo: string, digest: Digest): Promise<boolean>;
+  /** Repositories of this registry that hold the blob. */
+  reposWithBlob(registryId: string, digest: Digest): Promise<string[]>;
+
+  createUpload(id: string, registryId: string, repo: string): Promise<void>;
+  getUpload(id: string): Promise<{ registryId: string; repo: string; createdAt: string } | undefined>;
+  deleteUpload(id: string): Promise<void>;
+
+  getManifest(registryId: string, repo: string, digest: Digest): Promise<ManifestRecord | undefined>;
+  /** Stores a manifest (and its repository) and, if `tag` is given, points the tag at it; one transaction. */
+  putManifest(registryId: string, repo: string, m: NewManifest, tag?: string): Promise<void>;
+  deleteManifest(registryId: string, repo: string, digest: Digest): Promise<boolean>;
+  /** Manifests in the repository that reference `digest` as a child (an index listing it). */
+  manifestParents(registryId: string, repo: string, digest: Digest): Promise<Digest[]>;
+  listManifests(registryId: string, repo: string): Promise<Array<ManifestRecord & { tags: string[] }>>;
+  referrers(registryId: string, repo: string, subject: Digest): Promise<ManifestRecord[]>;
+
+  resolveTag(registryId: string, repo: string, tag: string): Promise<TagRecord | undefined>;
+  deleteTag(registryId: string, repo: string, tag: string): Promise<boolean>;
+  listTags(registryId: string, repo: string, n: number | undefined, last: string | undefined): Promise<Page<TagRecord>>;
+
+  getRepository(registryId: string, repo: string): Promise<RepositoryRecord | undefined>;
+  listRepositories(registryId: string, n: number | undefined, last: string | undefined): Promise<Page<string>>;
+  deleteRepository(registryId: string, repo: string): Promise<{ manifests: Digest[]; tags: string[] } | undefined>;
+
+  /** Every digest that some manifest or repository link references, across all registries (GC mark). */
+  referencedDigests(): Promise<Set<string>>;
+  /** Drops repository links to blobs no manifest references and that were linked before `before`. */
+  pruneUnreferencedLinks(before: string): Promise<number>;
+  /** Upload sessions created before `before`. */
+  staleUploads(before: string): Promise<string[]>;
+}

@@ -1,0 +1,386 @@
+// The registry's rules, with no HTTP in them: uploads, manifests, tags, referrers, deletes and GC.
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { digestOf, isDigest, parseDigest, type Digest, InvalidDigestError } from '../oci/digest.js';
+import { RegistryError } from '../oci/errors.js';
+import { parseManifest, type Descriptor } from '../oci/manifest.js';
+import { MediaTypes, isIndexMediaType } from '../oci/media-types.js';
+import { isTag } from '../oci/names.js';
+import {
+  DigestMismatchError, UploadOffsetError, UploadTooLargeError,
+  type BlobStore, type ByteRange,
+} from '../storage/blob-store.js';
+import type { ManifestRecord, RegistryMetadataStore, TagRecord, Page } from './metadata.js';
+import { Readable as ReadableStream } from 'node:stream';
+
+export interface BlobHandle {
+  digest: Digest;
+  size: number;
+  open(range?: ByteRange): Readable;
+}
+
+export interface ManifestHandle {
+  record: ManifestRecord;
+  body: Buffer;
+}
+
+export interface GcReport {
+  blobsDeleted: number;
+  bytesFreed: number;
+  linksPruned: number;
+  uploadsExpired: number;
+}
+
+export interface RegistryServiceOptions {
+  /** Abandoned upload sessions older than this are removed by GC. */
+  uploadTtlMs?: number;
+  /** Blobs younger than this are never collected (a push may be about to reference them). */
+  gcGraceMs?: number;
+}
+
+function parseRefDigest(s: string): Digest {
+  try {
+    return parseDigest(s);
+  } catch (e) {
+    throw new RegistryError('DIGEST_INVALID', (e as InvalidDigestError).message);
+  }
+}
+
+export class RegistryService {
+  private readonly uploadTtlMs: number;
+  private readonly gcGraceMs: number;
+
+  constructor(
+    private readonly meta: RegistryMetadataStore,
+    private readonly blobs: BlobStore,
+    opts: RegistryServiceOptions = {},
+  ) {
+    this.uploadTtlMs = opts.uploadTtlMs ?? 24 * 3600_000;
+    this.gcGraceMs = opts.gcGraceMs ?? 3600_000;
+  }
+
+  // ---- blobs
+
+  async getBlob(registryId: string, repo: string, digestStr: string): Promise<BlobHandle> {
+    const digest = parseRefDigest(digestStr);
+    const size = await this.meta.linkedBlobSize(registryId, repo, digest);
+    if (size === undefined || !(await this.blobs.stat(digest))) {
+      throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in repository ${repo}`, { digest });
+    }
+    return { digest, size, open: (range) => this.blobs.open(digest, range) };
+  }
+
+  async deleteBlob(registryId: string, repo: string, digestStr: string): Promise<void> {
+    const digest = parseRefDigest(digestStr);
+    if (!(await this.meta.unlinkBlob(registryId, repo, digest))) {
+      throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in repository ${repo}`, { digest });
+    }
+  }
+
+  // ---- uploads
+
+  async startUpload(registryId: string, repo: string): Promise<string> {
+    const id = randomUUID();
+    await this.blobs.startUpload(id);
+    await this.meta.createUpload(id, registryId, repo);
+    return id;
+  }
+
+  private async checkUpload(registryId: string, repo: string, id: string): Promise<number> {
+    const u = /^[0-9a-f-]{36}$/.test(id) ? await this.meta.getUpload(id) : undefined;
+    const size = u ? await this.blobs.uploadSize(id) : undefined;
+    if (!u || u.registryId !== registryId || u.repo !== repo || size === undefined) {
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} is unknown in repository ${repo}; start a new one with POST /v2/${repo}/blobs/uploads/`);
+    }
+    return size;
+  }
+
+  async uploadStatus(registryId: string, repo: string, id: string): Promise<number> {
+    return this.checkUpload(registryId, repo, id);
+  }
+
+  /**
+   * Appends a chunk. `range` is the Content-Range the client sent (if any): its start must equal the bytes
+   * received so far, else 416.
+   */
+  async appendChunk(registryId: string, repo: string, id: string, body: Readable,
+    range?: { start: number; end: number }, contentLength?: number): Promise<number> {
+    const size = await this.checkUpload(registryId, repo, id);
+    if (range) {
+      if (range.start !== size) {
+        throw new RegistryError('RANGE_INVALID', `chunk starts at ${range.start} but the upload has ${size} bytes; send the chunk starting at ${size}`, { offset: size });
+      }
+      if (contentLength !== undefined && range.end - range.start + 1 !== contentLength) {
+        throw new RegistryError('RANGE_INVALID', `Content-Range covers ${range.end - range.start + 1} bytes but Content-Length is ${contentLength}`, { offset: size });
+      }
+    }
+    try {
+      return await this.blobs.appendUpload(id, size, body,
+        range ? range.end - range.start + 1 : undefined);
+    } catch (e) {
+      if (e instanceof UploadOffsetError) {
+        throw new RegistryError('RANGE_INVALID', 'another chunk for this upload is being written; retry after it completes', { offset: size });
+      }
+      if (e instanceof UploadTooLargeError) throw new RegistryError('SIZE_INVALID', 'chunk is longer than its Content-Range');
+      throw e;
+    }
+  }
+
+  /** Finishes an upload: appends the optional last chunk, verifies the digest, links the blob. */
+  async completeUpload(registryId: string, repo: string, id: string, digestStr: string | undefined,
+    body?: Readable, contentLength?: number): Promise<{ digest: Digest; size: number }> {
+    const size = await this.checkUpload(registryId, repo, id);
+    if (!digestStr) {
+      throw new RegistryError('DIGEST_INVALID', 'the "digest" query parameter is required to complete an upload');
+    }
+    const digest = parseRefDigest(digestStr);
+    if (body && (contentLength === undefined || contentLength > 0)) {
+      await this.appendChunk(registryId, repo, id, body, undefined, contentLength);
+    }
+    let info;
+    try {
+      info = await this.blobs.commitUpload(id, digest);
+    } catch (e) {
+      if (e instanceof DigestMismatchError) {
+        await this.meta.deleteUpload(id);
+        throw new RegistryError('DIGEST_INVALID', `uploaded content does not match digest ${digest}; the upload was discarded`, { digest });
+      }
+      throw e;
+    }
+    await this.meta.linkBlob(registryId, repo, digest, info.size);
+    await this.meta.deleteUpload(id);
+    void size;
+    return { digest, size: info.size };
+  }
+
+  async cancelUpload(registryId: string, repo: string, id: string): Promise<void> {
+    await this.checkUpload(registryId, repo, id);
+    await this.blobs.abortUpload(id);
+    await this.meta.deleteUpload(id);
+  }
+
+  /**
+   * Cross-repository mount. `canReadFrom(repo)` says whether the caller may pull from that repository.
+   * Returns false when the blob cannot be mounted (the caller then starts a normal upload).
+   */
+  async mountBlob(registryId: string, repo: string, digestStr: string, from: string | undefined,
+    canReadFrom: (repo: string) => boolean): Promise<{ digest: Digest; size: number } | undefined> {
+    if (!isDigest(digestStr)) return undefined;
+    const digest = digestStr as Digest;
+    const candidates = from ? [from] : await this.meta.reposWithBlob(registryId, digest);
+    for (const src of candidates) {
+      if (!canReadFrom(src)) continue;
+      const size = await this.meta.linkedBlobSize(registryId, src, digest);
+      if (size !== undefined && (await this.blobs.stat(digest))) {
+        await this.meta.linkBlob(registryId, repo, digest, size);
+        return { digest, size };
+      }
+    }
+    return undefined;
+  }
+
+  // ---- manifests
+
+  async resolve(registryId: string, repo: string, reference: string): Promise<ManifestRecord> {
+    let digest: Digest;
+    if (isTag(reference)) {
+      const t = await this.meta.resolveTag(registryId, repo, reference);
+      if (!t) throw await this.manifestUnknown(registryId, repo, reference);
+      digest = t.digest;
+    } else {
+      digest = parseRefDigest(reference);
+    }
+    const m = await this.meta.getManifest(registryId, repo, digest);
+    if (!m) throw await this.manifestUnknown(registryId, repo, reference);
+    return m;
+  }
+
+  private async manifestUnknown(registryId: string, repo: string, reference: string): Promise<RegistryError> {
+    const r = await this.meta.getRepository(registryId, repo);
+    if (!r) return new RegistryError('NAME_UNKNOWN', `repository ${repo} is not known to this registry`, { name: repo });
+    return new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is not in repository ${repo}`, { name: repo, reference });
+  }
+
+  async getManifest(registryId: string, repo: string, reference: string): Promise<ManifestHandle> {
+    const record = await this.resolve(registryId, repo, reference);
+    const chunks: Buffer[] = [];
+    for await (const c of this.blobs.open(record.digest)) chunks.push(c as Buffer);
+    return { record, body: Buffer.concat(chunks) };
+  }
+
+  async putManifest(registryId: string, repo: string, reference: string, body: Buffer,
+    contentType: string | undefined): Promise<{ digest: Digest; subject?: Digest }> {
+    let tag: string | undefined;
+    let digest: Digest;
+    if (isTag(reference)) {
+      tag = reference;
+      digest = digestOf(body);
+    } else if (reference.includes(':')) {
+      const expected = parseRefDigest(reference);
+      digest = digestOf(body, expected.startsWith('sha512:') ? 'sha512' : 'sha256');
+      if (digest !== expected) {
+        throw new RegistryError('DIGEST_INVALID', `manifest body hashes to ${digest}, not ${expected}`, { digest: expected });
+      }
+    } else {
+      throw new RegistryError('TAG_INVALID', `"${reference.slice(0, 200)}" is neither a valid tag nor a digest`);
+    }
+    const parsed = parseManifest(body, contentType);
+    let imageSize = 0;
+    const missing: Descriptor[] = [];
+    for (const b of parsed.blobs) {
+      const size = await this.meta.linkedBlobSize(registryId, repo, b.digest);
+      if (size === undefined) missing.push(b);
+      else imageSize += size;
+    }
+    for (const m of parsed.manifests) {
+      if (!(await this.meta.getManifest(registryId, repo, m.digest))) missing.push(m);
+    }
+    if (missing.length > 0) {
+      const code = parsed.manifests.length > 0 ? 'MANIFEST_UNKNOWN' : 'MANIFEST_BLOB_UNKNOWN';
+      throw new RegistryError(code as 'MANIFEST_BLOB_UNKNOWN',
+        `manifest references ${missing.length === 1 ? '' : `${missing.length} `}content not in repository ${repo}: ${missing.slice(0, 3).map((d) => d.digest).join(', ')}${missing.length > 3 ? ', ...' : ''}; push it first`,
+        { digest: missing[0]!.digest });
+    }
+    // The subject need not exist (referrers may be pushed before their subject).
+    const stored = await this.storeBytes(body, digest);
+    void stored;
+    let platform: { os: string; architecture: string } | undefined;
+    let artifactType = parsed.artifactType;
+    if (parsed.config && !isIndexMediaType(parsed.mediaType)) {
+      if (!artifactType && parsed.config.mediaType !== MediaTypes.ociConfig && parsed.config.mediaType !== MediaTypes.dockerConfig) {
+        artifactType = parsed.config.mediaType;
+      }
+      if (parsed.config.mediaType === MediaTypes.ociConfig || parsed.config.mediaType === MediaTypes.dockerConfig) {
+        platform = await this.readPlatform(parsed.config.digest, parsed.config.size);
+      }
+    }
+    await this.meta.putManifest(registryId, repo, {
+      digest, mediaType: parsed.mediaType, size: body.length,
+      ...(artifactType ? { artifactType } : {}),
+      ...(parsed.subject ? { subject: parsed.subject.digest } : {}),
+      ...(parsed.annotations ? { annotations: parsed.annotations } : {}),
+      ...(parsed.config ? { configDigest: parsed.config.digest } : {}),
+      ...(platform ? { platform } : {}),
+      imageSize,
+      children: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
+    }, tag);
+    return parsed.subject ? { digest, subject: parsed.subject.digest } : { digest };
+  }
+
+  private async readPlatform(config: Digest, size: number): Promise<{ os: string; architecture: string } | undefined> {
+    if (size > 1024 * 1024) return undefined;
+    try {
+      const chunks: Buffer[] = [];
+      for await (const c of this.blobs.open(config)) chunks.push(c as Buffer);
+      const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { os?: unknown; architecture?: unknown };
+      if (typeof doc.os === 'string' && typeof doc.architecture === 'string') return { os: doc.os, architecture: doc.architecture };
+    } catch {
+      // A config that is not JSON is an artifact's business, not ours.
+    }
+    return undefined;
+  }
+
+  /** Stores small in-memory content (a manifest) in the blob store. */
+  private async storeBytes(body: Buffer, digest: Digest): Promise<void> {
+    if (await this.blobs.stat(digest)) return;
+    const id = randomUUID();
+    await this.blobs.startUpload(id);
+    try {
+      await this.blobs.appendUpload(id, 0, ReadableStream.from([body]));
+      await this.blobs.commitUpload(id, digest);
+    } catch (e) {
+      await this.blobs.abortUpload(id);
+      throw e;
+    }
+  }
+
+  async deleteManifest(registryId: string, repo: string, reference: string): Promise<void> {
+    if (isTag(reference)) {
+      if (!(await this.meta.deleteTag(registryId, repo, reference))) throw await this.manifestUnknown(registryId, repo, reference);
+      return;
+    }
+    const digest = parseRefDigest(reference);
+    if (!(await this.meta.deleteManifest(registryId, repo, digest))) throw await this.manifestUnknown(registryId, repo, reference);
+  }
+
+  // ---- listing
+
+  async listTags(registryId: string, repo: string, n: number | undefined, last: string | undefined): Promise<Page<TagRecord>> {
+    if (!(await this.meta.getRepository(registryId, repo))) {
+      throw new RegistryError('NAME_UNKNOWN', `repository ${repo} is not known to this registry`, { name: repo });
+    }
+    return this.meta.listTags(registryId, repo, n, last);
+  }
+
+  async catalog(registryId: string, n: number | undefined, last: string | undefined): Promise<Page<string>> {
+    return this.meta.listRepositories(registryId, n, last);
+  }
+
+  /** The referrers API's image index for `subject`, optionally filtered by artifactType. */
+  async referrers(registryId: string, repo: string, subjectStr: string, artifactType?: string): Promise<object> {
+    const subject = parseRefDigest(subjectStr);
+    let rows = await this.meta.referrers(registryId, repo, subject);
+    if (artifactType) rows = rows.filter((r) => r.artifactType === artifactType);
+    return {
+      schemaVersion: 2,
+      mediaType: MediaTypes.ociIndex,
+      manifests: rows.map((r) => ({
+        mediaType: r.mediaType, digest: r.digest, size: r.size,
+        ...(r.artifactType ? { artifactType: r.artifactType } : {}),
+        ...(r.annotations ? { annotations: r.annotations } : {}),
+      })),
+    };
+  }
+
+  // ---- ACR metadata
+
+  async repository(registryId: string, repo: string) {
+    const r = await this.meta.getRepository(registryId, repo);
+    if (!r) throw new RegistryError('NAME_UNKNOWN', `repository ${repo} is not known to this registry`, { name: repo });
+    return r;
+  }
+
+  async listManifests(registryId: string, repo: string) {
+    await this.repository(registryId, repo);
+    return this.meta.listManifests(registryId, repo);
+  }
+
+  async deleteRepository(registryId: string, repo: string) {
+    const r = await this.meta.deleteRepository(registryId, repo);
+    if (!r) throw new RegistryError('NAME_UNKNOWN', `repository ${repo} is not known to this registry`, { name: repo });
+    return r;
+  }
+
+  // ---- garbage collection (mark and sweep across all registries; the blob store is shared)
+
+  async collectGarbage(now = Date.now()): Promise<GcReport> {
+    const report: GcReport = { blobsDeleted: 0, bytesFreed: 0, linksPruned: 0, uploadsExpired: 0 };
+    const graceCutoff = new Date(now - this.gcGraceMs).toISOString();
+    report.linksPruned = await this.meta.pruneUnreferencedLinks(graceCutoff);
+    const stale = await this.meta.staleUploads(new Date(now - this.uploadTtlMs).toISOString());
+    for (const id of stale) {
+      await this.blobs.abortUpload(id);
+      await this.meta.deleteUpload(id);
+      report.uploadsExpired++;
+    }
+    for await (const u of this.blobs.listUploads()) {
+      // Files with no session row (a crash between the two writes) age out the same way.
+      if (u.modifiedAt < now - this.uploadTtlMs && !(await this.meta.getUpload(u.id))) {
+        await this.blobs.abortUpload(u.id);
+        report.uploadsExpired++;
+      }
+    }
+    const marked = await this.meta.referencedDigests();
+    for await (const d of this.blobs.list()) {
+      if (marked.has(d)) continue;
+      const info = await this.blobs.stat(d);
+      if (!info || info.modifiedAt > now - this.gcGraceMs) continue;
+      // Re-check just before deleting: a push may have linked it since the mark.
+      if ((await this.meta.referencedDigests()).has(d)) continue;
+      await this.blobs.delete(d);
+      report.blobsDeleted++;
+      report.bytesFreed += info.size;
+    }
+    return report;
+  }
+}

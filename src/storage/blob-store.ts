@@ -1,0 +1,57 @@
+// Content-addressed blob storage. A digest becomes visible only after its bytes were verified and
+// atomically moved into place; upload sessions are staged apart from committed content.
+import type { Readable } from 'node:stream';
+import type { Digest } from '../oci/digest.js';
+
+export interface BlobInfo {
+  size: number;
+  /** When the blob was committed (ms since epoch); GC keeps young blobs. */
+  modifiedAt: number;
+}
+
+export interface ByteRange {
+  start: number;
+  /** Inclusive. */
+  end: number;
+}
+
+export interface BlobStore {
+  stat(digest: Digest): Promise<BlobInfo | undefined>;
+  /** Streams the blob, or a byte range of it. The caller has checked that it exists. */
+  open(digest: Digest, range?: ByteRange): Readable;
+  delete(digest: Digest): Promise<void>;
+  /** Every committed digest (for garbage collection). */
+  list(): AsyncIterable<Digest>;
+
+  /** Starts a new, empty upload session. */
+  startUpload(id: string): Promise<void>;
+  /** Bytes received so far by an upload session, or undefined if no such session exists. */
+  uploadSize(id: string): Promise<number | undefined>;
+  /**
+   * Appends a stream at `offset`, which must equal the session's current size. Returns the new size.
+   * Bytes already written stay if the stream fails midway, so a client may resume from uploadSize().
+   */
+  appendUpload(id: string, offset: number, body: Readable, maxBytes?: number): Promise<number>;
+  /**
+   * Verifies that the session's bytes hash to `digest` and moves them into place. Throws
+   * DigestMismatchError (and keeps nothing) when they do not.
+   */
+  commitUpload(id: string, digest: Digest): Promise<BlobInfo>;
+  abortUpload(id: string): Promise<void>;
+  /** Upload sessions on disk with their last-modified time, to expire abandoned ones. */
+  listUploads(): AsyncIterable<{ id: string; modifiedAt: number }>;
+}
+
+export class DigestMismatchError extends Error {
+  constructor(readonly expected: Digest, readonly actual: Digest) {
+    super(`content does not match digest ${expected} (computed ${actual})`);
+  }
+}
+
+export class UploadOffsetError extends Error {
+  constructor(readonly expected: number, readonly got: number) {
+    super(`upload is at offset ${expected}, not ${got}`);
+  }
+}
+
+export class UploadTooLargeError extends Error {}

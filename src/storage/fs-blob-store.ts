@@ -1,0 +1,206 @@
+// The embedded BlobStore: files under <root>/blobs/<alg>/<2 hex>/<hex>, uploads under <root>/uploads.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import type { Hash } from 'node:crypto';
+import {
+  digestAlgorithm, digestHex, hasherDigest, newHasher, parseDigest,
+  type Digest,
+} from '../oci/digest.js';
+import {
+  DigestMismatchError, UploadOffsetError, UploadTooLargeError,
+  type BlobInfo, type BlobStore, type ByteRange,
+} from './blob-store.js';
+
+interface HashState {
+  /** sha256 of bytes [0, offset). */
+  hash: Hash;
+  offset: number;
+}
+
+const UPLOAD_ID = /^[A-Za-z0-9_-]{8,64}$/;
+
+export class FsBlobStore implements BlobStore {
+  private readonly blobs: string;
+  private readonly uploads: string;
+  /** Running sha256 of each live upload session, so commit does not re-read the file. */
+  private readonly hashes = new Map<string, HashState>();
+  /** Serialises appends per session. */
+  private readonly busy = new Set<string>();
+
+  constructor(root: string) {
+    this.blobs = join(root, 'blobs');
+    this.uploads = join(root, 'uploads');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.blobs, { recursive: true });
+    await mkdir(this.uploads, { recursive: true });
+  }
+
+  private blobPath(d: Digest): string {
+    const hex = digestHex(d);
+    return join(this.blobs, digestAlgorithm(d), hex.slice(0, 2), hex);
+  }
+
+  private uploadPath(id: string): string {
+    if (!UPLOAD_ID.test(id)) throw new Error(`invalid upload id`);
+    return join(this.uploads, id);
+  }
+
+  async stat(d: Digest): Promise<BlobInfo | undefined> {
+    try {
+      const s = await stat(this.blobPath(d));
+      return { size: s.size, modifiedAt: s.mtimeMs };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  open(d: Digest, range?: ByteRange): Readable {
+    return createReadStream(this.blobPath(d), range ? { start: range.start, end: range.end } : {});
+  }
+
+  async delete(d: Digest): Promise<void> {
+    await rm(this.blobPath(d), { force: true });
+  }
+
+  async *list(): AsyncIterable<Digest> {
+    for (const alg of await readdirSafe(this.blobs)) {
+      for (const prefix of await readdirSafe(join(this.blobs, alg))) {
+        for (const hex of await readdirSafe(join(this.blobs, alg, prefix))) {
+          if (hex.startsWith('.')) continue;
+          try {
+            yield parseDigest(`${alg}:${hex}`);
+          } catch {
+            // A stray file that is not a digest; GC leaves it alone.
+          }
+        }
+      }
+    }
+  }
+
+  async startUpload(id: string): Promise<void> {
+    const fh = await open(this.uploadPath(id), 'wx', 0o600);
+    await fh.close();
+    this.hashes.set(id, { hash: newHasher('sha256'), offset: 0 });
+  }
+
+  async uploadSize(id: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.uploadPath(id))).size;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async appendUpload(id: string, offset: number, body: Readable, maxBytes = Number.MAX_SAFE_INTEGER): Promise<number> {
+    if (this.busy.has(id)) throw new UploadOffsetError(-1, offset);
+    this.busy.add(id);
+    try {
+      const path = this.uploadPath(id);
+      const size = await this.uploadSize(id);
+      if (size === undefined) throw Object.assign(new Error('upload unknown'), { code: 'ENOENT' });
+      if (size !== offset) throw new UploadOffsetError(size, offset);
+      let state = this.hashes.get(id);
+      if (!state || state.offset !== size) {
+        state = await this.rehash(path);
+        this.hashes.set(id, state);
+      }
+      const st = state;
+      let written = size;
+      const counter = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          written += chunk.length;
+          if (written - size > maxBytes) {
+            cb(new UploadTooLargeError(`chunk exceeds ${maxBytes} bytes`));
+            return;
+          }
+          st.hash.update(chunk);
+          st.offset += chunk.length;
+          cb(null, chunk);
+        },
+      });
+      try {
+        await pipeline(body, counter, createWriteStream(path, { flags: 'a' }));
+      } catch (e) {
+        // Whatever reached the file stays (resumable); the hash of a partially written chunk may be ahead
+        // of the file, so forget it and rehash on next use.
+        this.hashes.delete(id);
+        throw e;
+      }
+      return written;
+    } finally {
+      this.busy.delete(id);
+    }
+  }
+
+  private async rehash(path: string): Promise<HashState> {
+    const hash = newHasher('sha256');
+    let offset = 0;
+    for await (const chunk of createReadStream(path)) {
+      hash.update(chunk as Buffer);
+      offset += (chunk as Buffer).length;
+    }
+    return { hash, offset };
+  }
+
+  async commitUpload(id: string, digest: Digest): Promise<BlobInfo> {
+    const path = this.uploadPath(id);
+    const size = await this.uploadSize(id);
+    if (size === undefined) throw Object.assign(new Error('upload unknown'), { code: 'ENOENT' });
+    const alg = digestAlgorithm(digest);
+    let actual: Digest;
+    const state = this.hashes.get(id);
+    if (alg === 'sha256' && state && state.offset === size) {
+      actual = hasherDigest(state.hash, 'sha256');
+    } else {
+      const h = newHasher(alg);
+      for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+      actual = hasherDigest(h, alg);
+    }
+    this.hashes.delete(id);
+    if (actual !== digest) {
+      await unlink(path).catch(() => undefined);
+      throw new DigestMismatchError(digest, actual);
+    }
+    const dest = this.blobPath(digest);
+    await mkdir(join(dest, '..'), { recursive: true });
+    // Make the bytes durable before they become visible under their digest.
+    const fh = await open(path, 'r+');
+    try { await fh.sync(); } finally { await fh.close(); }
+    await rename(path, dest);
+    const s = await stat(dest);
+    return { size: s.size, modifiedAt: s.mtimeMs };
+  }
+
+  async abortUpload(id: string): Promise<void> {
+    this.hashes.delete(id);
+    await rm(this.uploadPath(id), { force: true });
+  }
+
+  async *listUploads(): AsyncIterable<{ id: string; modifiedAt: number }> {
+    for (const id of await readdirSafe(this.uploads)) {
+      try {
+        const s = await stat(join(this.uploads, id));
+        yield { id, modifiedAt: s.mtimeMs };
+      } catch {
+        // removed meanwhile
+      }
+    }
+  }
+}
+
+async function readdirSafe(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+}

@@ -1,0 +1,84 @@
+// Opens the embedded SQLite metadata database and brings its schema up to date.
+import Database from 'better-sqlite3';
+
+export type Db = Database.Database;
+
+// Each entry is one schema version; never edit a released entry, append a new one.
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE resource_groups (
+    subscription TEXT NOT NULL, name TEXT NOT NULL, name_lower TEXT NOT NULL, location TEXT NOT NULL,
+    tags TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL,
+    PRIMARY KEY (subscription, name_lower));
+  CREATE TABLE registries (
+    id TEXT PRIMARY KEY, subscription TEXT NOT NULL, resource_group TEXT NOT NULL, name TEXT NOT NULL,
+    name_lower TEXT NOT NULL UNIQUE, location TEXT NOT NULL, sku TEXT NOT NULL,
+    admin_enabled INTEGER NOT NULL DEFAULT 0, port INTEGER NOT NULL UNIQUE,
+    tags TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL);
+  CREATE TABLE registry_passwords (
+    registry_id TEXT NOT NULL REFERENCES registries(id) ON DELETE CASCADE, name TEXT NOT NULL,
+    sealed TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (registry_id, name));
+  CREATE TABLE repositories (
+    registry_id TEXT NOT NULL REFERENCES registries(id) ON DELETE CASCADE, name TEXT NOT NULL,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (registry_id, name));
+  CREATE TABLE repo_blobs (
+    registry_id TEXT NOT NULL, repo TEXT NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL,
+    created_at TEXT NOT NULL, PRIMARY KEY (registry_id, repo, digest),
+    FOREIGN KEY (registry_id, repo) REFERENCES repositories(registry_id, name) ON DELETE CASCADE);
+  CREATE INDEX repo_blobs_digest ON repo_blobs(digest);
+  CREATE TABLE manifests (
+    registry_id TEXT NOT NULL, repo TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL,
+    size INTEGER NOT NULL, artifact_type TEXT, subject TEXT, annotations TEXT, config_digest TEXT,
+    image_size INTEGER NOT NULL DEFAULT 0, platform TEXT,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (registry_id, repo, digest),
+    FOREIGN KEY (registry_id, repo) REFERENCES repositories(registry_id, name) ON DELETE CASCADE);
+  CREATE INDEX manifests_subject ON manifests(registry_id, repo, subject);
+  CREATE TABLE manifest_refs (
+    registry_id TEXT NOT NULL, repo TEXT NOT NULL, manifest TEXT NOT NULL, child TEXT NOT NULL,
+    PRIMARY KEY (registry_id, repo, manifest, child),
+    FOREIGN KEY (registry_id, repo, manifest) REFERENCES manifests(registry_id, repo, digest) ON DELETE CASCADE);
+  CREATE INDEX manifest_refs_child ON manifest_refs(child);
+  CREATE TABLE tags (
+    registry_id TEXT NOT NULL, repo TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (registry_id, repo, tag),
+    FOREIGN KEY (registry_id, repo, digest) REFERENCES manifests(registry_id, repo, digest) ON DELETE CASCADE);
+  CREATE TABLE uploads (
+    id TEXT PRIMARY KEY, registry_id TEXT NOT NULL REFERENCES registries(id) ON DELETE CASCADE,
+    repo TEXT NOT NULL, created_at TEXT NOT NULL);
+  CREATE TABLE principals (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, display_name TEXT NOT NULL, app_id TEXT UNIQUE,
+    created_at TEXT NOT NULL, props TEXT NOT NULL DEFAULT '{}');
+  CREATE TABLE principal_secrets (
+    id TEXT PRIMARY KEY, principal_id TEXT NOT NULL REFERENCES principals(id) ON DELETE CASCADE,
+    hash TEXT NOT NULL, hint TEXT NOT NULL, expires_at TEXT, created_at TEXT NOT NULL);
+  CREATE TABLE role_assignments (
+    id TEXT PRIMARY KEY, principal_id TEXT NOT NULL, role_definition_id TEXT NOT NULL,
+    scope TEXT NOT NULL, scope_lower TEXT NOT NULL, principal_type TEXT NOT NULL, created_at TEXT NOT NULL,
+    UNIQUE (principal_id, role_definition_id, scope_lower));
+  `,
+];
+
+export function openDatabase(path: string): Db {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+export function nowIso(): string {
+  return new Date().toISOString();
+}
