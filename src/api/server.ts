@@ -168,10 +168,6 @@ function registerArmRoutes(app: FastifyInstance, d: ApiDeps): void {
     requirePermission(d, req, 'Microsoft.Resources/subscriptions/resourceGroups/read', rgScope(rg));
     return d.groups.get(rg);
   });
-  app.head('/subscriptions/:sub/resourcegroups/:rg', async (req, reply) => {
-    const { rg } = req.params as { rg: string };
-    return reply.status(d.groups.get(rg, false) ? 204 : 404).send();
-  });
   app.delete('/subscriptions/:sub/resourcegroups/:rg', async (req, reply) => {
     const { sub: s, rg } = req.params as { sub: string; rg: string };
     checkSub(d, s);

@@ -35,6 +35,7 @@ export interface RunningBerth {
   port: number;
   dataDir: string;
   db: Db;
+  groups: ResourceGroups;
   registries: Registries;
   registryService: RegistryService;
   identity: IdentityService;
@@ -85,7 +86,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   }
 
   return {
-    url: baseUrl, port, dataDir: o.dataDir, db, registries, registryService, identity,
+    url: baseUrl, port, dataDir: o.dataDir, db, groups, registries, registryService, identity,
     async stop() {
       if (timer) clearInterval(timer);
       await listeners.closeAll();

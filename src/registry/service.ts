@@ -236,8 +236,7 @@ export class RegistryService {
       if (!(await this.meta.getManifest(registryId, repo, m.digest))) missing.push(m);
     }
     if (missing.length > 0) {
-      const code = parsed.manifests.length > 0 ? 'MANIFEST_UNKNOWN' : 'MANIFEST_BLOB_UNKNOWN';
-      throw new RegistryError(code as 'MANIFEST_BLOB_UNKNOWN',
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN',
         `manifest references ${missing.length === 1 ? '' : `${missing.length} `}content not in repository ${repo}: ${missing.slice(0, 3).map((d) => d.digest).join(', ')}${missing.length > 3 ? ', ...' : ''}; push it first`,
         { digest: missing[0]!.digest });
     }

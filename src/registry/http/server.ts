@@ -150,14 +150,14 @@ export class RegistryHttp {
         const { n, last } = pageParams(c.url);
         const p = await s.catalog(rid, n, last);
         const headers: Record<string, string> = {};
-        if (p.more) headers.Link = `</v2/_catalog?n=${n}&last=${encodeURIComponent(p.items[p.items.length - 1]!)}>; rel="next"`;
+        if (p.more && p.items.length) headers.Link = `</v2/_catalog?n=${n}&last=${encodeURIComponent(p.items[p.items.length - 1]!)}>; rel="next"`;
         return { status: 200, headers, body: { repositories: p.items } };
       }
       case 'tags': {
         const { n, last } = pageParams(c.url);
         const p = await s.listTags(rid, route.name, n, last);
         const headers: Record<string, string> = {};
-        if (p.more) headers.Link = `</v2/${route.name}/tags/list?n=${n}&last=${encodeURIComponent(p.items[p.items.length - 1]!.name)}>; rel="next"`;
+        if (p.more && p.items.length) headers.Link = `</v2/${route.name}/tags/list?n=${n}&last=${encodeURIComponent(p.items[p.items.length - 1]!.name)}>; rel="next"`;
         return { status: 200, headers, body: { name: route.name, tags: p.items.map((t) => t.name) } };
       }
       case 'manifest':

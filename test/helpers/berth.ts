@@ -1,0 +1,78 @@
+// Starts a Berth server in a fresh temp data directory for a test, and runs the real CLI against it.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { startBerth, type RunningBerth } from '../../src/platform/berth.js';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '..', '..', '..');
+export const BERTH_BIN = join(REPO_ROOT, 'bin', 'berth.js');
+
+export interface TestBerth extends RunningBerth {
+  logs: string[];
+  env: NodeJS.ProcessEnv;
+  cli(args: string[], opts?: { input?: string; env?: NodeJS.ProcessEnv }): Promise<CliResult>;
+  restart(): Promise<TestBerth>;
+  cleanup(): Promise<void>;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<CliResult> {
+  return new Promise((res, rej) => {
+    const p = spawn(process.execPath, [BERTH_BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('error', rej);
+    p.on('close', (code) => res({ code: code ?? -1, stdout, stderr }));
+    p.stdin.end(input ?? '');
+  });
+}
+
+export async function startTestBerth(dataDir?: string, logs: string[] = []): Promise<TestBerth> {
+  const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
+  const b = await startBerth({ dataDir: dir, port: 0, logSink: (l) => logs.push(l) });
+  const env = { ...process.env, BERTH_SERVER: b.url, BERTH_DATA_DIR: dir };
+  const t: TestBerth = Object.assign(b, {
+    logs,
+    env,
+    cli: (args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) => runCli(args, { ...env, ...opts.env }, opts.input),
+    restart: async () => {
+      await b.stop();
+      return startTestBerth(dir, logs);
+    },
+    cleanup: async () => {
+      await b.stop().catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  });
+  return t;
+}
+
+/** Runs the CLI and parses its JSON output, failing with the CLI's stderr when it exits non-zero. */
+export async function cliJson<T = any>(b: TestBerth, args: string[]): Promise<T> {
+  const r = await b.cli(args);
+  if (r.code !== 0) throw new Error(`berth ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+export function which(cmd: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((p) => p && existsSync(join(p, cmd)));
+}
+
+/** Creates a resource group and a registry with the admin user enabled; returns its login and password. */
+export async function adminRegistry(b: RunningBerth, name = 'testreg01'): Promise<{ loginServer: string; username: string; password: string; base: string; auth: string }> {
+  b.groups.createOrUpdate('rg', 'westus');
+  const { registry } = await b.registries.createOrUpdate('rg', name, { sku: 'Basic', adminUserEnabled: true });
+  const creds = b.registries.credentials('rg', name);
+  const loginServer = b.registries.loginServer(registry);
+  const password = creds.passwords[0]!.value;
+  return { loginServer, username: creds.username, password, base: `http://${loginServer}`, auth: 'Basic ' + Buffer.from(`${creds.username}:${password}`).toString('base64') };
+}
