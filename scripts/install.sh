@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what Berth and its tests need on a fresh Debian machine: the OS packages (as root, with
+# apt-get) and the npm dependencies from the lockfile (which also builds dist/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(runc skopeo podman docker-registry busybox-static apache2-utils umoci docker.io iproute2)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "berth: these OS packages are missing: ${missing[*]}; run this script as root (or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "berth: installing OS packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian docker-registry package may start a registry on :5000 through its init script; Berth's
+# tests start their own, so stop that one if it runs.
+if command -v service >/dev/null 2>&1; then service docker-registry stop >/dev/null 2>&1 || true; fi
+
+echo "berth: installing npm dependencies (npm ci)"
+npm ci --no-audit --no-fund
