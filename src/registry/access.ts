@@ -9,6 +9,9 @@ export interface AccessRequest {
   actions: string[];
 }
 
+/** Spellings clients use for the same action (the ACR docs use both). */
+const ACTION_ALIASES: Record<string, string> = { metadata_read: 'metadataRead', metadata_write: 'metadataWrite' };
+
 /** Parses `repository:name:pull,push` (several may be joined by spaces). Invalid parts are ignored. */
 export function parseScopes(scopes: string[]): AccessRequest[] {
   const out: AccessRequest[] = [];
@@ -20,7 +23,7 @@ export function parseScopes(scopes: string[]): AccessRequest[] {
     if (type === 'artifact-repository') type = 'repository';
     if (type !== 'repository' && type !== 'registry') continue;
     const name = s.slice(first + 1, last);
-    const actions = s.slice(last + 1).split(',').filter(Boolean);
+    const actions = s.slice(last + 1).split(',').filter(Boolean).map((a) => ACTION_ALIASES[a] ?? a);
     out.push({ type, name, actions });
   }
   return out;

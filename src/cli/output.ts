@@ -1,0 +1,103 @@
+// Turns a command's result into text the way az does (knack's output formats).
+import { search } from '@jmespath-community/jmespath';
+import { stringify } from 'yaml';
+
+export type OutputFormat = 'json' | 'jsonc' | 'tsv' | 'table' | 'yaml' | 'yamlc' | 'none';
+const FORMATS: OutputFormat[] = ['json', 'jsonc', 'none', 'table', 'tsv', 'yaml', 'yamlc'];
+
+export class UsageError extends Error {}
+export class QueryError extends Error {}
+
+export function parseOutputFormat(s: string): OutputFormat {
+  const f = s.toLowerCase() as OutputFormat;
+  if (!FORMATS.includes(f)) {
+    throw new UsageError(`argument --output/-o: invalid choice: '${s}' (choose from ${FORMATS.map((x) => `'${x}'`).join(', ')})`);
+  }
+  return f;
+}
+
+export function applyQuery(value: unknown, query: string): unknown {
+  try {
+    return search(value as never, query);
+  } catch (e) {
+    throw new QueryError(`Invalid jmespath query supplied for \`--query\`: ${(e as Error).message}\nTo learn more about --query, please visit: 'https://docs.microsoft.com/cli/azure/query-azure-cli'`);
+  }
+}
+
+export function sortKeysDeep(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeysDeep);
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeysDeep((v as Record<string, unknown>)[k])]));
+  }
+  return v;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function tsvValue(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (Array.isArray(v)) return String(v.length);
+  if (isObj(v)) return '';
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  return String(v);
+}
+
+function tsv(value: unknown, queryActive: boolean): string {
+  const rows = Array.isArray(value) ? value : [value];
+  return rows.map((row) => {
+    if (isObj(row)) {
+      const keys = queryActive ? Object.keys(row) : Object.keys(row).sort();
+      return keys.map((k) => tsvValue(row[k])).join('\t');
+    }
+    if (Array.isArray(row)) return row.map(tsvValue).join('\t');
+    return tsvValue(row);
+  }).map((l) => l + '\n').join('');
+}
+
+function table(value: unknown, queryActive: boolean): string {
+  const items = Array.isArray(value) ? value : [value];
+  let rows: Array<Record<string, unknown>>;
+  if (items.every((i) => !isObj(i) && !Array.isArray(i))) {
+    rows = items.map((i) => ({ Result: i }));
+  } else if (items.every(isObj)) {
+    rows = (items as Array<Record<string, unknown>>).map((r) => {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(r)) {
+        if (!queryActive && ['id', 'type', 'etag'].includes(k)) continue;
+        if (v === null || v === undefined || Array.isArray(v) || isObj(v)) continue;
+        out[k.charAt(0).toUpperCase() + k.slice(1)] = v;
+      }
+      return out;
+    });
+  } else {
+    throw new Error('Table output unavailable. Use the --query option to specify an appropriate query. Use --debug for more info.');
+  }
+  const cols: string[] = [];
+  for (const r of rows) for (const k of Object.keys(r)) if (!cols.includes(k)) cols.push(k);
+  if (cols.length === 0) return '';
+  const cell = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 'boolean' ? (v ? 'True' : 'False') : String(v));
+  const numeric = cols.map((c) => rows.every((r) => r[c] === undefined || typeof r[c] === 'number'));
+  // tabulate pads headers by two (MIN_PADDING) when it sizes columns.
+  const widths = cols.map((c) => Math.max(c.length + 2, ...rows.map((r) => cell(r[c]).length)));
+  const fmt = (vals: string[]) => vals.map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!))).join('  ').replace(/\s+$/, '');
+  const lines = [fmt(cols), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map((r) => fmt(cols.map((c) => cell(r[c]))))];
+  return lines.join('\n') + '\n';
+}
+
+export function formatOutput(value: unknown, format: OutputFormat, opts: { queryActive?: boolean; tableTransformer?: (v: unknown) => unknown } = {}): string {
+  if (value === null || value === undefined || format === 'none') return '';
+  switch (format) {
+    case 'json':
+    case 'jsonc':
+      return JSON.stringify(sortKeysDeep(value), null, 2) + '\n';
+    case 'yaml':
+    case 'yamlc':
+      return stringify(sortKeysDeep(value), { sortMapEntries: true });
+    case 'tsv':
+      return tsv(value, Boolean(opts.queryActive));
+    case 'table': {
+      const v = opts.tableTransformer && !opts.queryActive ? opts.tableTransformer(value) : value;
+      return table(v, Boolean(opts.queryActive) || Boolean(opts.tableTransformer));
+    }
+  }
+}
