@@ -6,6 +6,7 @@ import { resolveContext } from './context.js';
 import { registerGroupCommands } from './commands/group.js';
 import { registerAcrCommands } from './commands/acr.js';
 import { registerServeCommand } from './commands/serve.js';
+import { registerImageCommands } from './commands/image.js';
 
 export function buildProgram(): Command {
   const program = new Command('berth')
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerServeCommand(program);
   registerGroupCommands(program, getClient);
   registerAcrCommands(program, getClient);
+  registerImageCommands(program, getClient);
   return program;
 }
 
