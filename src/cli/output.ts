@@ -35,7 +35,8 @@ export function sortKeysDeep(v: unknown): unknown {
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function tsvValue(v: unknown): string {
-  if (v === null || v === undefined) return '';
+  // knack writes str(value): Python's None for a null inside a row.
+  if (v === null || v === undefined) return 'None';
   if (Array.isArray(v)) return String(v.length);
   if (isObj(v)) return '';
   if (typeof v === 'boolean') return v ? 'true' : 'false';
@@ -62,8 +63,12 @@ function table(value: unknown, queryActive: boolean): string {
   } else if (items.every(isObj)) {
     rows = (items as Array<Record<string, unknown>>).map((r) => {
       const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(r)) {
-        if (!queryActive && ['id', 'type', 'etag'].includes(k)) continue;
+      // knack sorts the keys unless a query or a table transformer chose the columns; id, type and
+      // etag never make a column.
+      const keys = queryActive ? Object.keys(r) : Object.keys(r).sort();
+      for (const k of keys) {
+        const v = r[k];
+        if (['id', 'type', 'etag'].includes(k)) continue;
         if (v === null || v === undefined || Array.isArray(v) || isObj(v)) continue;
         out[k.charAt(0).toUpperCase() + k.slice(1)] = v;
       }
