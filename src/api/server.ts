@@ -10,6 +10,13 @@ import type { RegistryService } from '../registry/service.js';
 import type { TokenService } from '../identity/token-service.js';
 import { registryResource } from './arm-shapes.js';
 import type { Logger } from '../platform/logger.js';
+import type { ScopeMapsAndTokens } from '../registry/scope-maps.js';
+import type { Applications } from '../identity/applications.js';
+import type { ManagedIdentities } from '../identity/managed-identities.js';
+import type { WorkloadIdentities } from '../identity/workload-identity.js';
+import { registerIdentityRoutes, registerWorkloadIdentityRoutes } from './identity-routes.js';
+import { registerRegistryAccessRoutes } from './registry-access-routes.js';
+import { requirePermission, checkSub } from './common.js';
 
 export interface ApiDeps {
   identity: IdentityService;
@@ -17,12 +24,16 @@ export interface ApiDeps {
   groups: ResourceGroups;
   registries: Registries;
   registryService: RegistryService;
+  repoTokens: ScopeMapsAndTokens;
+  applications: Applications;
+  managedIdentities: ManagedIdentities;
+  workloads: WorkloadIdentities;
   log: Logger;
   /** Base URL clients reach this server at (for issuer and discovery documents). */
   baseUrl: () => string;
 }
 
-const STATUS: Record<BerthError['kind'], number> = { invalid: 400, unauthenticated: 401, forbidden: 403, notFound: 404, conflict: 409, internal: 500 };
+export const STATUS: Record<BerthError['kind'], number> = { invalid: 400, unauthenticated: 401, forbidden: 403, notFound: 404, conflict: 409, internal: 500 };
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -105,6 +116,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   };
   app.post('/:tenant/oauth2/v2.0/token', tokenHandler);
   app.post('/:tenant/oauth2/token', tokenHandler);
+  registerWorkloadIdentityRoutes(app, d);
 
   // ---- ARM (authenticated)
   const arm = async (scope: FastifyInstance) => {
@@ -114,34 +126,23 @@ export function buildApi(d: ApiDeps): FastifyInstance {
         .header('WWW-Authenticate', `Bearer authorization_uri="${d.baseUrl()}/${d.identity.ids.tenantId}", error="invalid_token", error_description="${msg}"`)
         .send({ error: { code: 'AuthenticationFailed', message: msg } });
       if (!h || !h.toLowerCase().startsWith('bearer ')) return unauth('Authentication failed. The Authorization header is missing.');
-      const p = await d.identity.verifyAccessToken(h.slice(7).trim(), [ARM_AUDIENCE, ARM_AUDIENCE.replace(/\/$/, ''), 'https://management.azure.com', 'https://management.azure.com/']);
+      const p = await d.identity.verifyAccessToken(h.slice(7).trim(), [ARM_AUDIENCE, ARM_AUDIENCE.replace(/\/$/, ''), 'https://management.azure.com', 'https://management.azure.com/', 'https://graph.microsoft.com', 'https://graph.microsoft.com/']);
       if (!p) return unauth('Authentication failed. The access token is invalid or expired.');
       req.principal = p;
     });
     registerArmRoutes(scope, d);
+    registerRegistryAccessRoutes(scope, d);
+    registerIdentityRoutes(scope, d);
   };
   void app.register(arm);
   return app;
 }
 
-function requirePermission(d: ApiDeps, req: FastifyRequest, action: string, scope: string): void {
-  const p = req.principal!;
-  if (!d.identity.can(p, action, scope)) {
-    throw new BerthError('forbidden', 'AuthorizationFailed',
-      `The client '${p.appId ?? p.id}' with object id '${p.id}' does not have authorization to perform action '${action}' over scope '${scope}' or the scope is invalid.`);
-  }
-}
-
-function checkSub(d: ApiDeps, sub: string): void {
-  if (sub.toLowerCase() !== d.identity.ids.subscriptionId) {
-    throw new BerthError('notFound', 'SubscriptionNotFound', `The subscription '${sub}' could not be found.`);
-  }
-}
-
 function registerArmRoutes(app: FastifyInstance, d: ApiDeps): void {
   const sub = d.identity.ids.subscriptionId;
   const subObj = () => ({ id: `/subscriptions/${sub}`, subscriptionId: sub, tenantId: d.identity.ids.tenantId, displayName: 'Berth local subscription', state: 'Enabled', authorizationSource: 'RoleBased' });
-  app.get('/subscriptions', async () => ({ value: [subObj()] }));
+  // Only subscriptions where the caller holds some role are visible to it (az login relies on this).
+  app.get('/subscriptions', async (req) => ({ value: d.identity.listAssignments().some((a) => a.principalId === req.principal!.id) ? [subObj()] : [] }));
   app.get('/tenants', async () => ({ value: [{ id: `/tenants/${d.identity.ids.tenantId}`, tenantId: d.identity.ids.tenantId }] }));
   app.get('/subscriptions/:sub', async (req) => {
     checkSub(d, (req.params as { sub: string }).sub);

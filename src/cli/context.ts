@@ -1,6 +1,8 @@
 // How the CLI finds the server and proves who it is: BERTH_SERVER (or the data directory's server.json,
 // or http://127.0.0.1:8080) and the owner credential in BERTH_DATA_DIR (or the default data directory).
 import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { CliError } from './errors.js';
 import { dataPaths, defaultDataDir } from '../platform/data-dir.js';
 
@@ -16,7 +18,33 @@ export interface CliContext {
   credential: ClientCredential;
 }
 
+/** Where `berth login` keeps the signed-in principal (like ~/.azure): BERTH_CONFIG_DIR or ~/.berth. */
+export function profilePath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.BERTH_CONFIG_DIR ?? join(homedir(), '.berth'), 'profile.json');
+}
+
+export interface Profile extends ClientCredential {
+  server: string;
+  type: 'servicePrincipal';
+}
+
+export function readProfile(env: NodeJS.ProcessEnv = process.env): Profile | undefined {
+  const p = profilePath(env);
+  if (!existsSync(p)) return undefined;
+  try {
+    return JSON.parse(readFileSync(p, 'utf8')) as Profile;
+  } catch (e) {
+    throw new CliError(`Cannot read ${p}: ${(e as Error).message}. Run berth logout, then berth login again.`);
+  }
+}
+
 export function resolveContext(env: NodeJS.ProcessEnv = process.env): CliContext {
+  // A principal signed in with `berth login` wins over the local owner credential.
+  const profile = readProfile(env);
+  if (profile) {
+    const { server, type: _t, ...credential } = profile;
+    return { server: env.BERTH_SERVER?.replace(/\/+$/, '') ?? server, credential };
+  }
   const dir = defaultDataDir(env);
   const paths = dataPaths(dir);
   let server = env.BERTH_SERVER?.replace(/\/+$/, '');

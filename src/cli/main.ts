@@ -7,6 +7,11 @@ import { registerGroupCommands } from './commands/group.js';
 import { registerAcrCommands } from './commands/acr.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerImageCommands } from './commands/image.js';
+import { registerAcrAccessCommands } from './commands/acr-access.js';
+import { registerAdCommands } from './commands/ad.js';
+import { registerIdentityCommands } from './commands/identity.js';
+import { registerRoleCommands } from './commands/role.js';
+import { registerLoginCommands } from './commands/login.js';
 
 export function buildProgram(): Command {
   const program = new Command('berth')
@@ -17,7 +22,12 @@ export function buildProgram(): Command {
   registerServeCommand(program);
   registerGroupCommands(program, getClient);
   registerAcrCommands(program, getClient);
+  registerAcrAccessCommands(program.commands.find((c) => c.name() === 'acr')!, getClient);
   registerImageCommands(program, getClient);
+  registerAdCommands(program, getClient);
+  registerIdentityCommands(program, getClient);
+  registerRoleCommands(program, getClient);
+  registerLoginCommands(program, getClient);
   return program;
 }
 

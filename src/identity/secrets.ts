@@ -33,3 +33,21 @@ export function safeEqual(a: string, b: string): boolean {
   const hb = createHash('sha256').update(b).digest();
   return timingSafeEqual(ha, hb) && a.length === b.length;
 }
+
+/**
+ * scrypt checks are slow on purpose; clients that send Basic credentials on every request would pay
+ * that each time. A successful check is remembered for a minute, keyed by the stored hash and the
+ * secret, so a rotated or deleted secret stops matching at once.
+ */
+const verified = new Map<string, number>();
+export async function verifySecretCached(secret: string, stored: string): Promise<boolean> {
+  const key = createHash('sha256').update(stored).update('\0').update(secret).digest('hex');
+  const until = verified.get(key);
+  if (until !== undefined && until > Date.now()) return true;
+  const ok = await verifySecret(secret, stored);
+  if (ok) {
+    if (verified.size > 10_000) verified.clear();
+    verified.set(key, Date.now() + 60_000);
+  }
+  return ok;
+}

@@ -1,10 +1,11 @@
 // Principals, their secrets, role assignments and Entra-style access tokens.
-import { randomUUID, createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Db } from '../storage/sqlite.js';
 import { nowIso } from '../storage/sqlite.js';
 import type { Principal } from './principals.js';
+import { conflict, invalid } from '../platform/errors.js';
 import { BUILT_IN_ROLES, roleAllows, scopeContains, type RoleDefinition } from './roles.js';
-import { generateSecret, hashSecret, verifySecret } from './secrets.js';
+import { generateSecret, hashSecret, verifySecretCached } from './secrets.js';
 import type { TokenService } from './token-service.js';
 
 export interface PlatformIds {
@@ -21,6 +22,9 @@ export interface RoleAssignment {
   createdAt: string;
 }
 
+interface AssignmentRow { id: string; principal_id: string; role_definition_id: string; scope: string; principal_type: string; created_at: string }
+const toAssignment = (r: AssignmentRow): RoleAssignment => ({ id: r.id, principalId: r.principal_id, roleDefinitionId: r.role_definition_id, scope: r.scope, principalType: r.principal_type, createdAt: r.created_at });
+
 export interface OwnerCredential {
   tenantId: string;
   subscriptionId: string;
@@ -32,9 +36,6 @@ export interface OwnerCredential {
 export const ARM_AUDIENCE = 'https://management.core.windows.net/';
 
 export class IdentityService {
-  /** Recently verified (principal, secret-hash) pairs, so Basic auth on every request skips scrypt. */
-  private readonly verified = new Map<string, number>();
-
   constructor(private readonly db: Db, private readonly tokens: TokenService, readonly ids: PlatformIds,
     private readonly issuerBase: () => string) {}
 
@@ -89,7 +90,8 @@ export class IdentityService {
   }
 
   principalByAppId(appId: string): Principal | undefined {
-    const r = this.db.prepare('SELECT id, kind, display_name, app_id FROM principals WHERE app_id = ?').get(appId) as
+    // An application without its service principal cannot sign in (Entra behaves the same).
+    const r = this.db.prepare(`SELECT id, kind, display_name, app_id FROM principals WHERE app_id = ? AND coalesce(json_extract(props, '$.hasServicePrincipal'), 1) != 0`).get(appId.toLowerCase()) as
       { id: string; kind: string; display_name: string; app_id: string } | undefined;
     return r && { kind: r.kind as Principal['kind'], id: r.id, displayName: r.display_name, appId: r.app_id };
   }
@@ -104,16 +106,12 @@ export class IdentityService {
   async authenticateClient(appId: string, secret: string): Promise<{ principal: Principal } | { error: string }> {
     const p = this.principalByAppId(appId);
     if (!p) return { error: `no application with identifier '${appId}' exists in tenant ${this.ids.tenantId}` };
-    const cacheKey = createHash('sha256').update(`${p.id}\0${secret}`).digest('hex');
-    const hit = this.verified.get(cacheKey);
-    if (hit && hit > Date.now()) return { principal: p };
     const rows = this.db.prepare('SELECT hash, expires_at FROM principal_secrets WHERE principal_id = ?').all(p.id) as
       Array<{ hash: string; expires_at: string | null }>;
     let expired: string | undefined;
     for (const r of rows) {
-      if (await verifySecret(secret, r.hash)) {
+      if (await verifySecretCached(secret, r.hash)) {
         if (r.expires_at && Date.parse(r.expires_at) <= Date.now()) { expired = r.expires_at; continue; }
-        this.verified.set(cacheKey, Math.min(Date.now() + 60_000, r.expires_at ? Date.parse(r.expires_at) : Infinity));
         return { principal: p };
       }
     }
@@ -141,6 +139,43 @@ export class IdentityService {
     this.db.prepare(
       'INSERT INTO role_assignments (id, principal_id, role_definition_id, scope, scope_lower, principal_type, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     ).run(ra.id, principalId, role.id, scope, scope.toLowerCase(), principalType, ra.createdAt);
+    return ra;
+  }
+
+  /** The principal type role assignments record for a principal (as ARM names it). */
+  principalType(p: Principal): string {
+    return p.kind === 'managedIdentity' || p.kind === 'servicePrincipal' ? 'ServicePrincipal' : 'Unknown';
+  }
+
+  /**
+   * Creates a role assignment after checking the principal exists. A second identical assignment is a
+   * conflict, as in ARM.
+   */
+  assignRole(principalId: string, role: RoleDefinition, scope: string, name?: string): RoleAssignment {
+    const p = this.principalById(principalId.toLowerCase());
+    if (!p) throw invalid('PrincipalNotFound', `Principal ${principalId} does not exist in the directory ${this.ids.tenantId}. Check that you have the correct principal ID.`);
+    const dup = this.db.prepare('SELECT id FROM role_assignments WHERE principal_id = ? AND role_definition_id = ? AND scope_lower = ?')
+      .get(p.id, role.id, scope.toLowerCase().replace(/\/+$/, ''));
+    if (dup) throw conflict('RoleAssignmentExists', 'The role assignment already exists.');
+    const ra: RoleAssignment = { id: name ?? randomUUID(), principalId: p.id, roleDefinitionId: role.id, scope: scope.replace(/\/+$/, ''), principalType: this.principalType(p), createdAt: nowIso() };
+    this.db.prepare(
+      'INSERT INTO role_assignments (id, principal_id, role_definition_id, scope, scope_lower, principal_type, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ).run(ra.id, ra.principalId, ra.roleDefinitionId, ra.scope, ra.scope.toLowerCase(), ra.principalType, ra.createdAt);
+    return ra;
+  }
+
+  listAssignments(): RoleAssignment[] {
+    return (this.db.prepare('SELECT * FROM role_assignments ORDER BY created_at').all() as AssignmentRow[]).map(toAssignment);
+  }
+
+  getAssignment(id: string): RoleAssignment | undefined {
+    const r = this.db.prepare('SELECT * FROM role_assignments WHERE id = ?').get(id.toLowerCase()) as AssignmentRow | undefined;
+    return r && toAssignment(r);
+  }
+
+  deleteAssignment(id: string): RoleAssignment | undefined {
+    const ra = this.getAssignment(id);
+    if (ra) this.db.prepare('DELETE FROM role_assignments WHERE id = ?').run(ra.id);
     return ra;
   }
 

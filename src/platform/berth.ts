@@ -12,6 +12,10 @@ import { ResourceGroups } from '../resources/groups.js';
 import { Registries } from '../registry/registries.js';
 import { RegistryService } from '../registry/service.js';
 import { RegistryAuth } from '../registry/auth.js';
+import { ScopeMapsAndTokens } from '../registry/scope-maps.js';
+import { Applications } from '../identity/applications.js';
+import { ManagedIdentities } from '../identity/managed-identities.js';
+import { WorkloadIdentities } from '../identity/workload-identity.js';
 import { RegistryHttp } from '../registry/http/server.js';
 import { buildApi } from '../api/server.js';
 import { RegistryListeners, freeLoopbackPort } from './listeners.js';
@@ -39,6 +43,10 @@ export interface RunningBerth {
   registries: Registries;
   registryService: RegistryService;
   identity: IdentityService;
+  repoTokens: ScopeMapsAndTokens;
+  applications: Applications;
+  managedIdentities: ManagedIdentities;
+  workloads: WorkloadIdentities;
   stop(): Promise<void>;
 }
 
@@ -59,12 +67,16 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const registries = new Registries(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host), 'localhost');
   const meta = new SqliteRegistryMetadata(db);
   const registryService = new RegistryService(meta, blobs);
-  const auth = new RegistryAuth(registries, identity, tokens);
+  const repoTokens = new ScopeMapsAndTokens(db);
+  const applications = new Applications(db, ids.tenantId);
+  const managedIdentities = new ManagedIdentities(db, ids.subscriptionId, ids.tenantId, groups);
+  const workloads = new WorkloadIdentities(identity, managedIdentities);
+  const auth = new RegistryAuth(registries, identity, tokens, repoTokens);
   const registryHttp = new RegistryHttp({ registries, service: registryService, auth, log });
   const listeners = new RegistryListeners(registries, registryHttp, host, log);
   registries.onChange({ opened: (r) => listeners.open(r), closed: (r) => listeners.close(r) });
 
-  const api = buildApi({ identity, tokens, groups, registries, registryService, log, baseUrl: () => baseUrl });
+  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, log, baseUrl: () => baseUrl });
   await api.listen({ port: o.port, host });
   const port = (api.server.address() as { port: number }).port;
   baseUrl = `http://${host}:${port}`;
@@ -86,7 +98,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   }
 
   return {
-    url: baseUrl, port, dataDir: o.dataDir, db, groups, registries, registryService, identity,
+    url: baseUrl, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads,
     async stop() {
       if (timer) clearInterval(timer);
       await listeners.closeAll();

@@ -6,6 +6,7 @@ import type { TokenService } from '../identity/token-service.js';
 import type { RegistryRecord, Registries } from './registries.js';
 import { RBAC_ACTION_FOR, type AccessRequest } from './access.js';
 import { armId } from './registries.js';
+import { SCOPE_ACTION_FOR, scopeMapAllows, type ScopeMapsAndTokens } from './scope-maps.js';
 
 export const NULL_GUID = '00000000-0000-0000-0000-000000000000';
 const ISSUER = 'Berth Container Registry';
@@ -18,7 +19,7 @@ export type AuthResult =
 
 export class RegistryAuth {
   constructor(private readonly registries: Registries, private readonly identity: IdentityService,
-    private readonly tokens: TokenService) {}
+    private readonly tokens: TokenService, private readonly repoTokens: ScopeMapsAndTokens) {}
 
   private audience(r: RegistryRecord): string {
     return this.registries.loginServer(r);
@@ -35,6 +36,11 @@ export class RegistryAuth {
       if (res === 'ok') return { ok: true, principal: { kind: 'registryAdmin', id: r.id, displayName: r.name, registryId: r.id } };
       if (res === 'disabled') return { ok: false, reason: `the admin user of registry ${r.name} is disabled` };
       return { ok: false, reason: `incorrect password for the admin user ${r.name}` };
+    }
+    const t = await this.repoTokens.checkPassword(r, username, password);
+    if (t) {
+      if (!t.ok) return { ok: false, reason: t.reason };
+      return { ok: true, principal: { kind: 'registryToken', id: t.token.id, displayName: t.token.name, registryId: r.id } };
     }
     if (/^[0-9a-f-]{36}$/i.test(username)) {
       const res = await this.identity.authenticateClient(username, password);
@@ -70,8 +76,15 @@ export class RegistryAuth {
 
   private principalFromClaims(r: RegistryRecord, p: Record<string, unknown>): Principal | undefined {
     const kind = p.pkind;
+    // Registry-local principals are looked up again on every request, so that disabling the admin user
+    // or a token takes effect at once, not when its access tokens expire.
     if (kind === 'registryAdmin') {
-      return p.sub === r.id ? { kind: 'registryAdmin', id: r.id, displayName: r.name, registryId: r.id } : undefined;
+      const now = this.registries.byId(r.id);
+      return p.sub === r.id && now?.adminUserEnabled ? { kind: 'registryAdmin', id: r.id, displayName: r.name, registryId: r.id } : undefined;
+    }
+    if (kind === 'registryToken') {
+      const t = this.repoTokens.tokenById(String(p.sub));
+      return t && t.registryId === r.id && t.status === 'enabled' ? { kind: 'registryToken', id: t.id, displayName: t.name, registryId: r.id } : undefined;
     }
     return this.identity.principalById(String(p.sub));
   }
@@ -92,6 +105,14 @@ export class RegistryAuth {
 
   private allows(r: RegistryRecord, principal: Principal, req: AccessRequest, action: string): boolean {
     if (principal.kind === 'registryAdmin') return principal.registryId === r.id && r.adminUserEnabled;
+    if (principal.kind === 'registryToken') {
+      const t = this.repoTokens.tokenById(principal.id);
+      if (!t || t.registryId !== r.id || t.status !== 'enabled') return false;
+      const acts = this.repoTokens.tokenActions(r, t);
+      if (req.type === 'registry') return req.name === 'catalog' && scopeMapAllows(acts, '*', 'metadata/read') && acts.some((a) => a.startsWith('repositories/*/'));
+      const need = SCOPE_ACTION_FOR[action];
+      return need !== undefined && scopeMapAllows(acts, req.name, need);
+    }
     if (principal.kind === 'servicePrincipal' || principal.kind === 'managedIdentity') {
       const rbac = req.type === 'registry' ? (req.name === 'catalog' ? RBAC_ACTION_FOR.catalog : undefined) : RBAC_ACTION_FOR[action];
       return rbac !== undefined && this.identity.can(principal, rbac, armId(r));
@@ -102,6 +123,12 @@ export class RegistryAuth {
   /** Describes what a principal lacks for an action, for DENIED messages. */
   missing(r: RegistryRecord, principal: Principal, req: AccessRequest, action: string): string {
     if (principal.kind === 'registryAdmin') return `the admin user of registry ${r.name} is disabled`;
+    if (principal.kind === 'registryToken') {
+      const t = this.repoTokens.tokenById(principal.id);
+      if (!t || t.status !== 'enabled') return `token ${principal.displayName} is disabled or deleted`;
+      if (req.type === 'registry') return `token ${t.name} (scope map ${t.scopeMap}) may not list the catalog; that needs repositories/*/metadata/read`;
+      return `token ${t.name} (scope map ${t.scopeMap}) has no '${SCOPE_ACTION_FOR[action] ?? action}' action for repository ${req.name} (needed to ${action} it)`;
+    }
     const rbac = req.type === 'registry' ? RBAC_ACTION_FOR.catalog : RBAC_ACTION_FOR[action];
     return `${principal.displayName} (${principal.appId ?? principal.id}) has no role assignment granting '${rbac}' on ${armId(r)} (needed to ${action} ${req.type === 'registry' ? 'the catalog' : `repository ${req.name}`}); assign AcrPull (pull) or AcrPush (push) there`;
   }

@@ -85,6 +85,11 @@ export class Registries {
     return r && toRecord(r);
   }
 
+  byId(id: string): RegistryRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM registries WHERE id = ?').get(id) as Row | undefined;
+    return r && toRecord(r);
+  }
+
   byName(name: string): RegistryRecord | undefined {
     const r = this.db.prepare('SELECT * FROM registries WHERE name_lower = ?').get(name.toLowerCase()) as Row | undefined;
     return r && toRecord(r);

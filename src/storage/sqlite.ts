@@ -57,6 +57,22 @@ const MIGRATIONS: string[] = [
     scope TEXT NOT NULL, scope_lower TEXT NOT NULL, principal_type TEXT NOT NULL, created_at TEXT NOT NULL,
     UNIQUE (principal_id, role_definition_id, scope_lower));
   `,
+  `
+  CREATE TABLE scope_maps (
+    id TEXT PRIMARY KEY, registry_id TEXT NOT NULL REFERENCES registries(id) ON DELETE CASCADE,
+    name TEXT NOT NULL, name_lower TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
+    actions TEXT NOT NULL, created_at TEXT NOT NULL, UNIQUE (registry_id, name_lower));
+  CREATE TABLE registry_tokens (
+    id TEXT PRIMARY KEY, registry_id TEXT NOT NULL REFERENCES registries(id) ON DELETE CASCADE,
+    name TEXT NOT NULL, name_lower TEXT NOT NULL, scope_map TEXT NOT NULL, status TEXT NOT NULL,
+    created_at TEXT NOT NULL, UNIQUE (registry_id, name_lower));
+  CREATE TABLE token_passwords (
+    token_id TEXT NOT NULL REFERENCES registry_tokens(id) ON DELETE CASCADE, name TEXT NOT NULL,
+    hash TEXT NOT NULL, expiry TEXT, created_at TEXT NOT NULL, PRIMARY KEY (token_id, name));
+  CREATE INDEX principals_kind ON principals (kind);
+  ALTER TABLE principal_secrets ADD COLUMN display_name TEXT;
+  CREATE INDEX role_assignments_principal ON role_assignments (principal_id);
+  `,
 ];
 
 export function openDatabase(path: string): Db {
