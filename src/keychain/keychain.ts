@@ -1,0 +1,63 @@
+// The keychain contract: given the registry a pull is for (and the repository), find the credential to
+// use. One small interface, one class per credential source (inline, vault secret, managed identity,
+// docker config.json, platform defaults), composed in order. Not found means "try the next source";
+// a real failure (a vault secret that does not parse, a credential helper that crashes, an identity
+// without a token) throws a KeychainError that says which source failed and why.
+
+/** What a registry client sends. `source` names where it came from, for diagnoses (never the secret). */
+export type RegistryCredential =
+  | { kind: 'anonymous'; source: string }
+  /** Username + password (or an ACR token name + password, an SP appId + secret, the admin user). */
+  | { kind: 'basic'; username: string; password: string; source: string; expiresAt?: Date }
+  /**
+   * An OAuth2 refresh token for the registry's token endpoint (docker config `identitytoken`, or the
+   * result of ACR's `/oauth2/exchange`). Sent as `grant_type=refresh_token` to the challenge realm.
+   */
+  | { kind: 'refreshToken'; refreshToken: string; username?: string; source: string; expiresAt?: Date };
+
+export interface KeychainTarget {
+  /** Registry host as written in references: `localhost:5000`, `docker.io`, `myreg.azurecr.io`. */
+  registry: string;
+  /** Repository path inside the registry, when known (`library/busybox`). */
+  repository?: string;
+}
+
+export interface Keychain {
+  /** The credential for the target, or undefined when this keychain has none for it. */
+  resolve(target: KeychainTarget, signal?: AbortSignal): Promise<RegistryCredential | undefined>;
+  /** Short human description for diagnoses, e.g. `docker config /root/.docker/config.json`. */
+  readonly description: string;
+  /**
+   * Optional: called when the registry refused a credential this keychain produced (expired or
+   * rotated password). A source that can refresh (managed identity, an expiring password with a
+   * refresher) drops its cache so the next resolve gets a new one.
+   */
+  invalidate?(target: KeychainTarget, credential: RegistryCredential): void;
+}
+
+export class KeychainError extends Error {
+  constructor(readonly source: string, message: string) {
+    super(message);
+    this.name = 'KeychainError';
+  }
+}
+
+export const ANONYMOUS: RegistryCredential = { kind: 'anonymous', source: 'anonymous' };
+
+/** Tries each keychain in order; the first that has a credential wins; none → anonymous. */
+export class MultiKeychain implements Keychain {
+  readonly description: string;
+  constructor(private readonly chain: Keychain[]) {
+    this.description = chain.map((k) => k.description).join(', ') || 'anonymous';
+  }
+  async resolve(target: KeychainTarget, signal?: AbortSignal): Promise<RegistryCredential> {
+    for (const k of this.chain) {
+      const c = await k.resolve(target, signal);
+      if (c) return c;
+    }
+    return ANONYMOUS;
+  }
+  invalidate(target: KeychainTarget, credential: RegistryCredential): void {
+    for (const k of this.chain) k.invalidate?.(target, credential);
+  }
+}

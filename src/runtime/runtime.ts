@@ -1,0 +1,80 @@
+// The runtime contract: what the container-group reconciler asks of a container runtime. The embedded
+// default is runc (./runc/); docker and kubernetes runtimes would implement the same interface.
+// A group is a sandbox (one network namespace, its published ports, its managed-identity endpoint);
+// containers are tasks inside it.
+import type { PulledImage } from '../pull/types.js';
+
+export interface PortSpec {
+  port: number;
+  protocol: 'TCP' | 'UDP';
+}
+
+export interface SandboxSpec {
+  /** Stable id of the group (used to name namespaces, cgroups and directories). */
+  groupId: string;
+  ports: PortSpec[];
+  /**
+   * When set, the sandbox answers `http://169.254.169.254/metadata/identity/oauth2/token` from inside
+   * the group by calling this function: only this group's containers can reach it.
+   */
+  identityEndpoint?: (req: { method: string; path: string; headers: Record<string, string> }) =>
+    Promise<{ status: number; headers: Record<string, string>; body: string }>;
+}
+
+export interface Sandbox {
+  groupId: string;
+  /** Host address the ports are published on (loopback by default). */
+  ip: string;
+  /** Group port → host port (equal when the host port was free). */
+  hostPorts: Record<number, number>;
+}
+
+export interface ContainerSpec {
+  /** Container name within the group. */
+  name: string;
+  image: PulledImage;
+  /** Replaces the image's Entrypoint+Cmd when given (ACI `command`). */
+  command?: string[];
+  /** KEY=VALUE; the spec's values override the image's. Secure values are included here but never logged. */
+  env: string[];
+  cpu?: number;
+  memoryBytes?: number;
+}
+
+export type TaskStatus = 'created' | 'running' | 'stopped';
+
+export interface ExitStatus {
+  exitCode: number;
+  /** e.g. `Completed`, `Error`, `OOMKilled`, `Killed`. */
+  reason: string;
+  finishedAt: Date;
+}
+
+export interface Task {
+  groupId: string;
+  name: string;
+  /** File the container's stdout+stderr is appended to (kept after exit until the group is deleted). */
+  logPath: string;
+}
+
+export interface ExecResult {
+  exitCode: number;
+}
+
+export interface Runtime {
+  createSandbox(spec: SandboxSpec): Promise<Sandbox>;
+  /** Tears down everything the sandbox owns: processes, mounts, namespace, ports. Idempotent. */
+  deleteSandbox(groupId: string): Promise<void>;
+  /** Prepares the rootfs and bundle; does not start the process. */
+  create(sandbox: Sandbox, spec: ContainerSpec): Promise<Task>;
+  start(task: Task): Promise<void>;
+  /** Resolves when the task's process exits. */
+  wait(task: Task): Promise<ExitStatus>;
+  kill(task: Task, signal?: NodeJS.Signals): Promise<void>;
+  status(task: Task): Promise<TaskStatus | undefined>;
+  /** Removes the container (not its log). Idempotent. */
+  delete(task: Task): Promise<void>;
+  exec(task: Task, argv: string[], io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; tty?: boolean }): Promise<ExecResult>;
+  /** Sandboxes and tasks that exist on this machine (after a server restart), for reconciliation. */
+  list(): Promise<Array<{ groupId: string; containers: Array<{ name: string; status: TaskStatus; pid?: number }> }>>;
+}
