@@ -126,16 +126,19 @@ export class RegistryService {
     }
   }
 
-  /** Finishes an upload: appends the optional last chunk, verifies the digest, links the blob. */
+  /**
+   * Finishes an upload: appends the optional last chunk (whose Content-Range, if sent, is held to the same
+   * ordering rule as a PATCH), verifies the digest, links the blob.
+   */
   async completeUpload(registryId: string, repo: string, id: string, digestStr: string | undefined,
-    body?: Readable, contentLength?: number): Promise<{ digest: Digest; size: number }> {
+    body?: Readable, contentLength?: number, range?: { start: number; end: number }): Promise<{ digest: Digest; size: number }> {
     const size = await this.checkUpload(registryId, repo, id);
     if (!digestStr) {
       throw new RegistryError('DIGEST_INVALID', 'the "digest" query parameter is required to complete an upload');
     }
     const digest = parseRefDigest(digestStr);
-    if (body && (contentLength === undefined || contentLength > 0)) {
-      await this.appendChunk(registryId, repo, id, body, undefined, contentLength);
+    if (range || (body && (contentLength === undefined || contentLength > 0))) {
+      await this.appendChunk(registryId, repo, id, body ?? ReadableStream.from([]), range, contentLength);
     }
     let info;
     try {
@@ -187,6 +190,9 @@ export class RegistryService {
       const t = await this.meta.resolveTag(registryId, repo, reference);
       if (!t) throw await this.manifestUnknown(registryId, repo, reference);
       digest = t.digest;
+    } else if (!reference.includes(':')) {
+      // Not a tag any push could have made, and not a digest: no such manifest (the spec's 404).
+      throw await this.manifestUnknown(registryId, repo, reference);
     } else {
       digest = parseRefDigest(reference);
     }
@@ -208,8 +214,16 @@ export class RegistryService {
     return { record, body: Buffer.concat(chunks) };
   }
 
+  /**
+   * Stores a manifest pushed to `reference` (a tag or its digest). `extraTags` are the spec's optional `tag`
+   * query parameters of a push: each is pointed at the manifest too, in the same transaction.
+   */
   async putManifest(registryId: string, repo: string, reference: string, body: Buffer,
-    contentType: string | undefined): Promise<{ digest: Digest; subject?: Digest }> {
+    contentType: string | undefined, extraTags: readonly string[] = []): Promise<{ digest: Digest; subject?: Digest }> {
+    const bad = extraTags.find((t) => !isTag(t));
+    if (bad !== undefined) {
+      throw new RegistryError('TAG_INVALID', `tag parameter "${bad.slice(0, 200)}" is not a valid tag: use up to 128 of [A-Za-z0-9_.-], not starting with . or -`, { tag: bad.slice(0, 200) });
+    }
     let tag: string | undefined;
     let digest: Digest;
     if (isTag(reference)) {
@@ -246,9 +260,8 @@ export class RegistryService {
     let platform: { os: string; architecture: string } | undefined;
     let artifactType = parsed.artifactType;
     if (parsed.config && !isIndexMediaType(parsed.mediaType)) {
-      if (!artifactType && parsed.config.mediaType !== MediaTypes.ociConfig && parsed.config.mediaType !== MediaTypes.dockerConfig) {
-        artifactType = parsed.config.mediaType;
-      }
+      // What the referrers API lists: the manifest's own artifactType, else its config's media type.
+      artifactType ??= parsed.config.mediaType;
       if (parsed.config.mediaType === MediaTypes.ociConfig || parsed.config.mediaType === MediaTypes.dockerConfig) {
         platform = await this.readPlatform(parsed.config.digest, parsed.config.size);
       }
@@ -262,7 +275,7 @@ export class RegistryService {
       ...(platform ? { platform } : {}),
       imageSize,
       children: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
-    }, tag);
+    }, [...new Set([...(tag === undefined ? [] : [tag]), ...extraTags])]);
     return parsed.subject ? { digest, subject: parsed.subject.digest } : { digest };
   }
 
@@ -294,8 +307,8 @@ export class RegistryService {
   }
 
   async deleteManifest(registryId: string, repo: string, reference: string): Promise<void> {
-    if (isTag(reference)) {
-      if (!(await this.meta.deleteTag(registryId, repo, reference))) throw await this.manifestUnknown(registryId, repo, reference);
+    if (isTag(reference) || !reference.includes(':')) {
+      if (!isTag(reference) || !(await this.meta.deleteTag(registryId, repo, reference))) throw await this.manifestUnknown(registryId, repo, reference);
       return;
     }
     const digest = parseRefDigest(reference);
@@ -375,7 +388,7 @@ export class RegistryService {
       const info = await this.blobs.stat(d);
       if (!info || info.modifiedAt > now - this.gcGraceMs) continue;
       // Re-check just before deleting: a push may have linked it since the mark.
-      if ((await this.meta.referencedDigests()).has(d)) continue;
+      if (await this.meta.isReferenced(d)) continue;
       await this.blobs.delete(d);
       report.blobsDeleted++;
       report.bytesFreed += info.size;
