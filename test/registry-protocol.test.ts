@@ -513,3 +513,60 @@ test('garbage collection marks once and re-checks each candidate with an indexed
   assert.equal(r.status, 200);
   assert.equal(await r.text(), 'still-referenced');
 });
+
+test('remaining corners of the API: open and suffix ranges, mount without from, digest mismatch on the closing PUT, OCI index, catalog last, DENIED', async () => {
+  const data = Buffer.from('0123456789');
+  const d = await pushBlob('corners', data);
+  let r = await req('GET', `/v2/corners/blobs/${d}`, { headers: { Range: 'bytes=7-' } });
+  assert.equal(r.status, 206);
+  assert.equal(r.headers.get('content-range'), 'bytes 7-9/10');
+  assert.equal(await r.text(), '789');
+  r = await req('GET', `/v2/corners/blobs/${d}`, { headers: { Range: 'bytes=-4' } });
+  assert.equal(r.status, 206);
+  assert.equal(await r.text(), '6789');
+  r = await req('GET', `/v2/corners/blobs/${d}`, { headers: { Range: 'bytes=5-100' } });
+  assert.equal(r.status, 206, 'an end past the blob is cut to its size');
+  assert.equal(r.headers.get('content-range'), 'bytes 5-9/10');
+  // mount without "from": Berth finds the blob in a repository the caller can read
+  r = await req('POST', `/v2/corners-dst/blobs/uploads/?mount=${d}`);
+  assert.equal(r.status, 201);
+  assert.equal(r.headers.get('docker-content-digest'), d);
+  assert.equal((await req('HEAD', `/v2/corners-dst/blobs/${d}`)).status, 200);
+  // a chunked upload whose content does not match the digest of its closing PUT
+  r = await req('POST', '/v2/corners/blobs/uploads/');
+  r = await req('PATCH', r.headers.get('location')!, { body: 'abc', headers: { 'Content-Range': '0-2', 'Content-Type': 'application/octet-stream' } });
+  const loc = r.headers.get('location')!;
+  r = await req('PUT', `${loc}?digest=${sha256('abd')}`);
+  assert.equal(r.status, 400);
+  assert.equal(await errCode(r), 'DIGEST_INVALID');
+  assert.equal((await req('HEAD', `/v2/corners/blobs/${sha256('abd')}`)).status, 404);
+  r = await req('PUT', `${loc}?digest=${sha256('abc')}`);
+  assert.equal(r.status, 404, 'the refused upload is gone');
+  assert.equal(await errCode(r), 'BLOB_UPLOAD_UNKNOWN');
+  // an OCI index over an image, by tag and by digest
+  const img = await pushImage('corners', 'amd64');
+  const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [
+    { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: img.digest, size: Buffer.byteLength(img.body), platform: { architecture: 'amd64', os: 'linux' } }] });
+  r = await req('PUT', '/v2/corners/manifests/multi', { body: index, headers: { 'Content-Type': 'application/vnd.oci.image.index.v1+json' } });
+  assert.equal(r.status, 201);
+  assert.equal(r.headers.get('location'), `/v2/corners/manifests/${sha256(index)}`);
+  r = await req('GET', '/v2/corners/manifests/multi', { headers: { Accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json' } });
+  assert.equal(r.headers.get('content-type'), 'application/vnd.oci.image.index.v1+json');
+  assert.equal(r.headers.get('docker-content-digest'), sha256(index));
+  assert.equal(await r.text(), index);
+  // the catalog resumes after "last"
+  r = await req('GET', '/v2/_catalog');
+  const all = ((await r.json()) as { repositories: string[] }).repositories;
+  r = await req('GET', `/v2/_catalog?last=${encodeURIComponent(all[0]!)}`);
+  assert.deepEqual(((await r.json()) as { repositories: string[] }).repositories, all.slice(1));
+  // a pull-only repository token may read but is DENIED a push
+  const reg = b.registries.get('rg', 'testreg01');
+  b.repoTokens.createOrUpdateToken(reg, 'pullonly', { scopeMap: '_repositories_pull' });
+  const pw = (await b.repoTokens.generateCredentials(reg, 'pullonly', { name: 'password1' })).passwords[0]!.value;
+  const tokenAuth = 'Basic ' + Buffer.from(`pullonly:${pw}`).toString('base64');
+  r = await fetch(`${base}/v2/corners/manifests/multi`, { headers: { Authorization: tokenAuth } });
+  assert.equal(r.status, 200);
+  r = await fetch(`${base}/v2/corners/blobs/uploads/`, { method: 'POST', headers: { Authorization: tokenAuth } });
+  assert.equal(r.status, 403);
+  assert.equal(await errCode(r), 'DENIED');
+});
