@@ -389,6 +389,11 @@ test('referrers list artifactType as the manifest\'s, else its config media type
   r = await req('GET', `/v2/reftype/referrers/${img.digest}?artifactType=${encodeURIComponent('application/vnd.oci.image.config.v1+json')}`);
   assert.equal(r.headers.get('oci-filters-applied'), 'artifactType');
   assert.deepEqual(((await r.json()) as { manifests: Array<{ digest: string }> }).manifests.map((m) => m.digest).sort(), [sha256(plain), sha256(emptyType)].sort());
+  // A row stored by an older Berth (no artifactType kept for a standard config) is listed the same way.
+  b.db.prepare('UPDATE manifests SET artifact_type = NULL WHERE digest = ?').run(sha256(plain));
+  r = await req('GET', `/v2/reftype/referrers/${img.digest}?artifactType=${encodeURIComponent('application/vnd.oci.image.config.v1+json')}`);
+  assert.deepEqual(((await r.json()) as { manifests: Array<{ digest: string; artifactType: string }> }).manifests.map((m) => [m.digest, m.artifactType]).sort(),
+    [sha256(plain), sha256(emptyType)].sort().map((d) => [d, 'application/vnd.oci.image.config.v1+json']));
 });
 
 test('non-distributable layers with URLs need not be pushed; without a URL they are ordinary blobs', async () => {

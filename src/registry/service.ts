@@ -209,9 +209,7 @@ export class RegistryService {
 
   async getManifest(registryId: string, repo: string, reference: string): Promise<ManifestHandle> {
     const record = await this.resolve(registryId, repo, reference);
-    const chunks: Buffer[] = [];
-    for await (const c of this.blobs.open(record.digest)) chunks.push(c as Buffer);
-    return { record, body: Buffer.concat(chunks) };
+    return { record, body: await this.readSmall(record.digest) };
   }
 
   /**
@@ -282,14 +280,19 @@ export class RegistryService {
   private async readPlatform(config: Digest, size: number): Promise<{ os: string; architecture: string } | undefined> {
     if (size > 1024 * 1024) return undefined;
     try {
-      const chunks: Buffer[] = [];
-      for await (const c of this.blobs.open(config)) chunks.push(c as Buffer);
-      const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { os?: unknown; architecture?: unknown };
+      const doc = JSON.parse((await this.readSmall(config)).toString('utf8')) as { os?: unknown; architecture?: unknown };
       if (typeof doc.os === 'string' && typeof doc.architecture === 'string') return { os: doc.os, architecture: doc.architecture };
     } catch {
       // A config that is not JSON is an artifact's business, not ours.
     }
     return undefined;
+  }
+
+  /** Reads small stored content (a manifest or a config) whole; callers bound its size. */
+  private async readSmall(digest: Digest): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of this.blobs.open(digest)) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
   }
 
   /** Stores small in-memory content (a manifest) in the blob store. */
@@ -332,6 +335,8 @@ export class RegistryService {
   async referrers(registryId: string, repo: string, subjectStr: string, artifactType?: string): Promise<object> {
     const subject = parseRefDigest(subjectStr);
     let rows = await this.meta.referrers(registryId, repo, subject);
+    // Image manifests stored before the artifactType fallback existed: take their config's media type now.
+    rows = await Promise.all(rows.map(async (r) => (r.artifactType || isIndexMediaType(r.mediaType) ? r : { ...r, ...(await this.configArtifactType(r.digest)) })));
     if (artifactType) rows = rows.filter((r) => r.artifactType === artifactType);
     return {
       schemaVersion: 2,
@@ -342,6 +347,15 @@ export class RegistryService {
         ...(r.annotations ? { annotations: r.annotations } : {}),
       })),
     };
+  }
+
+  private async configArtifactType(manifest: Digest): Promise<{ artifactType?: string }> {
+    try {
+      const mt = parseManifest(await this.readSmall(manifest), undefined).config?.mediaType;
+      return mt ? { artifactType: mt } : {};
+    } catch {
+      return {};
+    }
   }
 
   // ---- ACR metadata
