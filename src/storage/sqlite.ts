@@ -73,6 +73,9 @@ const MIGRATIONS: string[] = [
   ALTER TABLE principal_secrets ADD COLUMN display_name TEXT;
   CREATE INDEX role_assignments_principal ON role_assignments (principal_id);
   `,
+  `
+  CREATE INDEX manifests_digest ON manifests (digest);
+  `,
 ];
 
 export function openDatabase(path: string): Db {
