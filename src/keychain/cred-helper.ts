@@ -33,8 +33,8 @@ export function validHelperName(name: string): boolean {
 
 export async function runCredentialHelper(name: string, serverUrl: string, opts: RunHelperOptions): Promise<HelperCredential | undefined> {
   const program = `docker-credential-${name}`;
-  const fail = (what: string) => new KeychainError(opts.source, `credential helper ${program} (${opts.configuredIn}) ${what} for server ${serverUrl}`);
-  if (!validHelperName(name)) throw fail(`has an invalid name '${name.slice(0, 100)}': a helper name is letters, digits, '.', '_' or '-'`);
+  const fail = (what: string) => new KeychainError(opts.source, `credential helper ${program} (${opts.configuredIn}) for server ${serverUrl}: ${what}`);
+  if (!validHelperName(name)) throw fail(`invalid helper name '${name.slice(0, 100)}': a helper name is letters, digits, '.', '_' or '-'`);
   const { code, stdout, stderr, error, timedOut } = await new Promise<{ code: number | null; stdout: string; stderr: string; error?: NodeJS.ErrnoException; timedOut: boolean }>((resolve) => {
     const child = spawn(program, ['get'], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], ...(opts.signal ? { signal: opts.signal } : {}) });
     let out = '';
@@ -58,10 +58,10 @@ export async function runCredentialHelper(name: string, serverUrl: string, opts:
     child.on('close', (c) => done({ code: c }));
     child.stdin.end(serverUrl);
   });
-  if (error?.code === 'ENOENT') throw fail(`was not found on PATH: install it, or remove it from the configuration`);
-  if (error?.name === 'AbortError') throw fail('was cancelled');
+  if (error?.code === 'ENOENT') throw fail('not found on PATH; install it, or remove it from the configuration');
+  if (error?.name === 'AbortError') throw fail('cancelled');
   if (error) throw fail(`could not be started (${error.code ?? error.message})`);
-  if (timedOut) throw fail(`did not answer within ${Math.round((opts.timeoutMs ?? DEFAULT_HELPER_TIMEOUT_MS) / 1000)} s`);
+  if (timedOut) throw fail(`no answer within ${formatMs(opts.timeoutMs ?? DEFAULT_HELPER_TIMEOUT_MS)}; the helper was stopped`);
   if (code !== 0) {
     if (NOT_FOUND.test(stdout) || NOT_FOUND.test(stderr)) return undefined;
     throw fail(`failed with exit code ${code}${helperMessage(stdout, stderr)}`);
@@ -78,6 +78,10 @@ export async function runCredentialHelper(name: string, serverUrl: string, opts:
   }
   if (p.Secret === '') return undefined;
   return { username: p.Username, secret: p.Secret };
+}
+
+export function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }
 
 /** What the helper said on failure, shortened; output that looks like JSON is left out (it may hold a secret). */
