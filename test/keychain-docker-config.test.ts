@@ -14,6 +14,7 @@ import { KeychainError, type RegistryCredential } from '../src/keychain/keychain
 import { RegistryClient, type RegistryCredential as ClientCredential } from '../src/client/registry-client.js';
 import { haveReferenceRegistry, startTokenAuthRegistry, type TokenAuthRegistry } from './helpers/reference-registry.js';
 import { getManifest, pushTinyImage } from './helpers/tiny-image.js';
+import { rejectsWithoutSecrets } from './helpers/no-secrets.js';
 import { which } from './helpers/berth.js';
 
 const run = promisify(execFile);
@@ -36,14 +37,7 @@ async function resolveIn(content: unknown, registry: string): Promise<RegistryCr
   return new DockerConfigKeychain({ path: await configFile(`c-${Math.random().toString(36).slice(2)}.json`, content), helperTimeoutMs: 5000 }).resolve({ registry });
 }
 
-async function rejectsClean(p: Promise<unknown>, pattern: RegExp): Promise<KeychainError> {
-  let err: unknown;
-  await assert.rejects(p, (e: unknown) => { err = e; return true; });
-  assert.ok(err instanceof KeychainError, `expected a KeychainError, got ${String(err)}`);
-  assert.match(err.message, pattern);
-  for (const s of SECRETS) assert.ok(!err.message.includes(s), `the error message leaks a secret: ${err.message}`);
-  return err;
-}
+const rejectsClean = (p: Promise<unknown>, pattern: RegExp) => rejectsWithoutSecrets(p, pattern, SECRETS);
 
 // The helper answers from files named after the server URL it is given on stdin:
 // NAME.out (printed), NAME.err (to stderr), NAME.code (exit code), NAME.sleep (seconds, then exits).
