@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { DockerConfigKeychain, defaultDockerConfigPaths, parseDockerConfig } from '../src/keychain/docker-config.js';
-import { KeychainError, type RegistryCredential } from '../src/keychain/keychain.js';
+import type { RegistryCredential } from '../src/keychain/keychain.js';
 import { RegistryClient, type RegistryCredential as ClientCredential } from '../src/client/registry-client.js';
 import { haveReferenceRegistry, startTokenAuthRegistry, type TokenAuthRegistry } from './helpers/reference-registry.js';
 import { getManifest, pushTinyImage } from './helpers/tiny-image.js';

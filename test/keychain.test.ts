@@ -224,7 +224,7 @@ describe('expiring passwords', () => {
   });
 });
 
-describe('managed identity against a Berth registry', () => {
+describe('managed identity and expiring token passwords against a Berth registry', () => {
   let b: TestBerth;
   let reg: Awaited<ReturnType<typeof adminRegistry>>;
   let digest: string;
@@ -308,6 +308,30 @@ describe('managed identity against a Berth registry', () => {
     assert.equal(m.status, 403);
     assert.match(m.text, /DENIED/);
     assert.match(m.text, /mi-norole .*has no role assignment granting 'Microsoft\.ContainerRegistry\/registries\/pull\/read'.* assign AcrPull/);
+  });
+
+  test('S7: a token password with an expiry; after the registry refuses it, invalidate() and a refresh get a working one', async () => {
+    const r = b.registries.get('rg', 'kcmireg01');
+    b.repoTokens.createOrUpdateToken(r, 'tok_pull', { scopeMap: '_repositories_pull' });
+    const generate = async () => {
+      const expiry = new Date(Date.now() + 3600_000).toISOString();
+      const pw = (await b.repoTokens.generateCredentials(r, 'tok_pull', { name: 'password1', expiry })).passwords[0]!;
+      return { username: 'tok_pull', password: pw.value, expiresAt: new Date(pw.expiry!) };
+    };
+    let refreshes = 0;
+    const kc = new ExpiringPasswordKeychain({ server: reg.loginServer, label: 'token password', current: await generate(),
+      refresh: async () => { refreshes++; return generate(); } });
+    const target = { registry: reg.loginServer, repository: 'myimage' };
+    const first = await kc.resolve(target);
+    assert.equal((await getManifest(client(first!), 'myimage', 'v1')).status, 200);
+    // the password is regenerated elsewhere (rotation): the registry refuses the one the keychain holds
+    await generate();
+    await assert.rejects(getManifest(client(first!), 'myimage', 'v1'), /UNAUTHORIZED|authentication failed/i);
+    assert.equal(refreshes, 0);
+    kc.invalidate(target, first!);
+    const second = await kc.resolve(target);
+    assert.equal(refreshes, 1);
+    assert.equal((await getManifest(client(second!), 'myimage', 'v1')).status, 200);
   });
 
   test('failures: no token for the identity, a token the registry refuses, an unreachable registry', async () => {
