@@ -389,7 +389,7 @@ describe('MultiKeychain and keychainFor', () => {
       const platformBoth = new InlineKeychain({ server: 'both.example', username: 'platform-both', password: 'x' }, 'platform default');
       let exchanged = 0;
       const kc = keychainFor({
-        inline: [{ server: 'both.example', username: 'inline-both', password: 'inline-pw:colon' }, { server: 'inline.example', username: 'inlineuser', password: 'x' }],
+        inline: [{ server: 'both.example', username: 'inline-both', password: 'inline-pw:colon' }, { server: 'inline.example', username: 'inlineuser', password: 'x', label: 'imageRegistryCredentials[1]' }],
         expiring: [{ server: 'ecr.example', current: { username: 'AWS', password: 'ecr-pw-1', expiresAt: new Date(Date.now() + 3600_000) } }],
         vaultSecrets: [{ server: 'vault.example', vault: 'kv', secret: 'creds' }],
         identities: [{ server: '127.0.0.1:1', identity: 'mi', getToken: async () => { exchanged++; throw new Error('no identity endpoint here'); } }],
@@ -400,7 +400,7 @@ describe('MultiKeychain and keychainFor', () => {
         return c.kind === 'basic' ? `${c.username} <- ${c.source}` : c.kind;
       };
       assert.equal(await who('both.example'), 'inline-both <- inline credentials #1 for both.example (user inline-both)');
-      assert.equal(await who('inline.example'), 'inlineuser <- inline credentials #2 for inline.example (user inlineuser)');
+      assert.equal(await who('inline.example'), 'inlineuser <- imageRegistryCredentials[1] for inline.example (user inlineuser)');
       assert.equal(await who('ecr.example'), 'AWS <- expiring password for ecr.example (user AWS)');
       assert.equal(await who('vault.example'), 'vaultuser <- vault secret kv/creds for vault.example');
       assert.match(await who('config.example'), /^cfguser <- docker config .*config\.json \(auths\["config\.example"\]\)$/);

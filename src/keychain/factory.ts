@@ -9,6 +9,7 @@ import { VaultSecretKeychain, type SecretReader, type VaultSecretRef } from './v
 import { ManagedIdentityKeychain, type AccessTokenProvider } from './managed-identity.js';
 import { ExpiringPasswordKeychain, type ExpiringPasswordOptions } from './refreshing.js';
 import { KeychainError } from './keychain.js';
+import type { Dispatcher } from 'undici';
 
 export interface IdentityCredentialSpec {
   server: string;
@@ -17,11 +18,12 @@ export interface IdentityCredentialSpec {
   getToken: AccessTokenProvider;
   tenant?: string;
   scheme?: 'http' | 'https';
+  dispatcher?: Dispatcher;
 }
 
 export interface KeychainSpec {
-  /** `imageRegistryCredentials` entries with username/password, `--creds`. */
-  inline?: InlineCredential[];
+  /** `imageRegistryCredentials` entries with username/password, `--creds`; `label` names the entry in messages. */
+  inline?: Array<InlineCredential & { label?: string }>;
   /** Passwords with an expiry and maybe a refresher (ECR). */
   expiring?: ExpiringPasswordOptions[];
   /** Vault secrets by name, resolved at pull time (needs `deps.secrets`). */
@@ -44,7 +46,7 @@ export interface KeychainDeps {
 
 export function keychainFor(spec: KeychainSpec, deps: KeychainDeps = {}): MultiKeychain {
   const chain: Keychain[] = [];
-  (spec.inline ?? []).forEach((c, i) => chain.push(new InlineKeychain(c, spec.inline!.length > 1 ? `inline credentials #${i + 1}` : 'inline credentials')));
+  (spec.inline ?? []).forEach((c, i) => chain.push(new InlineKeychain(c, c.label ?? (spec.inline!.length > 1 ? `inline credentials #${i + 1}` : 'inline credentials'))));
   for (const e of spec.expiring ?? []) chain.push(new ExpiringPasswordKeychain(e));
   if (spec.vaultSecrets?.length) {
     if (!deps.secrets) throw new KeychainError('keychain', 'credentials from vault secrets were asked for, but no vault is available to read them');
@@ -52,7 +54,7 @@ export function keychainFor(spec: KeychainSpec, deps: KeychainDeps = {}): MultiK
   }
   for (const id of spec.identities ?? []) {
     chain.push(new ManagedIdentityKeychain({ server: id.server, identity: id.identity, getToken: id.getToken,
-      ...(id.tenant ? { tenant: id.tenant } : {}), ...(id.scheme ? { scheme: id.scheme } : {}) }));
+      ...(id.tenant ? { tenant: id.tenant } : {}), ...(id.scheme ? { scheme: id.scheme } : {}), ...(id.dispatcher ? { dispatcher: id.dispatcher } : {}) }));
   }
   const configs = typeof spec.dockerConfig === 'string' ? [spec.dockerConfig] : spec.dockerConfig ?? [];
   for (const path of configs) {

@@ -3,7 +3,7 @@
 // from the identity's token provider → the registry's `/oauth2/exchange` → an ACR refresh token, used
 // with the null-GUID user name. The refresh token is cached until shortly before it expires; parallel
 // resolves share one exchange; invalidate() drops it.
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { KeychainError, type Keychain, type KeychainTarget, type RegistryCredential } from './keychain.js';
 import { serverKey } from './server-key.js';
 
@@ -30,6 +30,8 @@ export interface ManagedIdentityOptions {
   resource?: string;
   /** Scheme of the registry; default http for loopback hosts, https otherwise. */
   scheme?: 'http' | 'https';
+  /** HTTP dispatcher for the exchange (e.g. one that trusts Berth's local CA); default undici's global one. */
+  dispatcher?: Dispatcher;
   /** Renew this long before the refresh token expires; default 5 minutes. */
   refreshMarginMs?: number;
   now?: () => number;
@@ -84,7 +86,8 @@ export class ManagedIdentityKeychain implements Keychain {
     let status: number;
     let text: string;
     try {
-      const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString(), headersTimeout: 30_000, bodyTimeout: 30_000 });
+      const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString(), headersTimeout: 30_000, bodyTimeout: 30_000,
+        ...(this.opts.dispatcher ? { dispatcher: this.opts.dispatcher } : {}) });
       status = res.statusCode;
       text = (await res.body.text()).slice(0, 64 * 1024);
     } catch (e) {
@@ -125,14 +128,14 @@ export function isLoopback(host: string): boolean {
  * (`IDENTITY_ENDPOINT` + `X-IDENTITY-HEADER`, Berth's `/msi/token`), or IMDS
  * (`http://169.254.169.254/metadata/identity/oauth2/token` with `Metadata: true`) when no secret is given.
  */
-export function endpointTokenProvider(opts: { endpoint: string; secret?: string; clientId?: string }): AccessTokenProvider {
+export function endpointTokenProvider(opts: { endpoint: string; secret?: string; clientId?: string; dispatcher?: Dispatcher }): AccessTokenProvider {
   return async (resource, signal) => {
     const url = new URL(opts.endpoint);
     url.searchParams.set('api-version', opts.secret ? '2019-08-01' : '2018-02-01');
     url.searchParams.set('resource', resource);
     if (opts.clientId) url.searchParams.set('client_id', opts.clientId);
     const headers: Record<string, string> = opts.secret ? { 'X-IDENTITY-HEADER': opts.secret } : { Metadata: 'true' };
-    const res = await request(url, { headers, ...(signal ? { signal } : {}) });
+    const res = await request(url, { headers, headersTimeout: 30_000, bodyTimeout: 30_000, ...(signal ? { signal } : {}), ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}) });
     const text = (await res.body.text()).slice(0, 64 * 1024);
     let body: { access_token?: string; expires_on?: string | number; error?: string; error_description?: string } = {};
     try { body = JSON.parse(text); } catch { /* not JSON */ }
