@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { DockerConfigKeychain, defaultDockerConfigPaths, parseDockerConfig } from '../src/keychain/docker-config.js';
-import type { RegistryCredential } from '../src/keychain/keychain.js';
+import { MultiKeychain, type RegistryCredential } from '../src/keychain/keychain.js';
 import { RegistryClient, type RegistryCredential as ClientCredential } from '../src/client/registry-client.js';
 import { haveReferenceRegistry, startTokenAuthRegistry, type TokenAuthRegistry } from './helpers/reference-registry.js';
 import { getManifest, pushTinyImage } from './helpers/tiny-image.js';
@@ -257,6 +257,7 @@ describe('the reference registry with token auth', () => {
         { username: 'refuser', password: 'refuser-pw-1', actions: () => ['pull', 'push'] },
         { username: 'reader', password: 'reader-pw-1', actions: (repo) => (repo === 'team/app' ? ['pull'] : []) },
       ],
+      anonymous: (repo) => (repo.startsWith('public/') ? ['pull'] : []),
     });
     digest = (await pushTinyImage(clientFor({ kind: 'basic', username: 'refuser', password: 'refuser-pw-1' }), 'team/app', 'v1')).digest;
   });
@@ -301,6 +302,16 @@ describe('the reference registry with token auth', () => {
     const cred = await resolveIn({ credsStore: 'berthtest' }, reg.host);
     assert.equal(cred?.kind === 'basic' && cred.username, 'reader');
     assert.equal((await getManifest(clientFor(cred!), 'team/app', 'v1')).status, 200);
+  });
+
+  test('no source has credentials: the anonymous credential pulls what the token server gives anonymously', { skip }, async () => {
+    const path = await configFile('refreg-other.json', { auths: { 'elsewhere.example': { auth: b64('reader:reader-pw-1') } } });
+    const cred = await new MultiKeychain([new DockerConfigKeychain({ path })]).resolve({ registry: reg.host });
+    assert.equal(cred.kind, 'anonymous');
+    await pushTinyImage(clientFor({ kind: 'basic', username: 'refuser', password: 'refuser-pw-1' }), 'public/app', 'v1');
+    assert.equal((await getManifest(clientFor(cred), 'public/app', 'v1')).status, 200);
+    assert.equal((await getManifest(clientFor(cred), 'team/app', 'v1')).status, 401);
+    assert.ok(reg.tokens.counts.anonymous >= 2);
   });
 
   test('skopeo (a real client) pulls through the token server too', { skip: skip ?? (which('skopeo') ? undefined : 'skopeo is not installed') }, async () => {

@@ -41,13 +41,14 @@ export async function startReferenceRegistry(): Promise<ReferenceRegistry> {
  * The reference registry with `auth: token`. `users` are the token server's accounts (default: one
  * user with pull and push everywhere, `refuser`, whose password is returned).
  */
-export async function startTokenAuthRegistry(opts: { users?: TokenUser[] } = {}): Promise<TokenAuthRegistry> {
+export async function startTokenAuthRegistry(opts: { users?: TokenUser[]; anonymous?: (repository: string) => string[] } = {}): Promise<TokenAuthRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-refreg-token-'));
   const username = 'refuser';
   const password = 'refpass-' + Math.random().toString(36).slice(2);
   const service = 'berth-reference-registry';
   const issuer = 'berth-test-token-server';
-  const tokens = await startTokenServer({ service, issuer, users: opts.users ?? [{ username, password, actions: () => ['pull', 'push', 'delete'] }] });
+  const tokens = await startTokenServer({ service, issuer, users: opts.users ?? [{ username, password, actions: () => ['pull', 'push', 'delete'] }],
+    ...(opts.anonymous ? { anonymous: opts.anonymous } : {}) });
   await writeFile(join(dir, 'root.crt'), tokens.certificatePem);
   try {
     const reg = await serveRegistry(dir, `auth: { token: { realm: "${tokens.realm}", service: ${service}, issuer: ${issuer}, rootcertbundle: ${join(dir, 'root.crt')} } }`);

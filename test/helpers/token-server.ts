@@ -1,6 +1,6 @@
 // A small Docker token server (the distribution "token authentication" spec) on loopback, for the
 // reference registry's `auth: token`: GET /token with Basic credentials (or none: an anonymous token
-// that grants nothing), `offline_token=true` for a refresh token, POST /token with grant_type password
+// that grants what `anonymous` allows, by default nothing), `offline_token=true` for a refresh token, POST /token with grant_type password
 // or refresh_token. Tokens are RS256 JWTs with the signing certificate in `x5c`; the certificate is
 // self-signed and is the registry's rootcertbundle. Claims as distribution 2.8 checks them: iss, aud
 // (a plain string), exp/nbf, access [{type, name, actions}].
@@ -27,7 +27,16 @@ export interface TokenServer {
 
 interface Access { type: string; name: string; actions: string[] }
 
-export async function startTokenServer(opts: { service: string; issuer: string; users: TokenUser[]; ttlSeconds?: number }): Promise<TokenServer> {
+export interface TokenServerOptions {
+  service: string;
+  issuer: string;
+  users: TokenUser[];
+  /** What a request without credentials may do on a repository (default nothing): public repositories. */
+  anonymous?: (repository: string) => string[];
+  ttlSeconds?: number;
+}
+
+export async function startTokenServer(opts: TokenServerOptions): Promise<TokenServer> {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const certificatePem = selfSignedCertificate(privateKey.export({ type: 'pkcs1', format: 'pem' }).toString(), publicKey.export({ type: 'spki', format: 'pem' }).toString());
   const x5c = forge.util.encode64(forge.asn1.toDer(forge.pki.certificateToAsn1(forge.pki.certificateFromPem(certificatePem))).getBytes());
@@ -37,7 +46,7 @@ export async function startTokenServer(opts: { service: string; issuer: string; 
   const ttl = opts.ttlSeconds ?? 300;
 
   const grant = (user: TokenUser | undefined, scopes: string[]): Access[] => {
-    if (!user) return [];
+    const may = user ? (repo: string) => user.actions(repo) : opts.anonymous ?? (() => []);
     return scopes.flatMap((s) => {
       const parts = s.split(':');
       if (parts.length < 3) return [];
@@ -45,7 +54,7 @@ export async function startTokenServer(opts: { service: string; issuer: string; 
       const actions = parts[parts.length - 1]!.split(',');
       const name = parts.slice(1, -1).join(':');
       if (type !== 'repository') return [];
-      const allowed = actions.filter((a) => user.actions(name).includes(a));
+      const allowed = actions.filter((a) => may(name).includes(a));
       return allowed.length ? [{ type, name, actions: allowed }] : [];
     });
   };
