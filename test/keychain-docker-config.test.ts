@@ -314,6 +314,20 @@ describe('the reference registry with token auth', () => {
     assert.ok(reg.tokens.counts.anonymous >= 2);
   });
 
+  test('the auth file `skopeo login` writes (the containers auth.json format) is read as it is', { skip: skip ?? (which('skopeo') ? undefined : 'skopeo is not installed') }, async () => {
+    const authfile = join(dir, 'skopeo-auth.json');
+    await new Promise<void>((resolve, reject) => {
+      // async spawn; the password goes on stdin, not on the command line
+      const p = execFile('skopeo', ['login', '--authfile', authfile, '--tls-verify=false', '--username', 'reader', '--password-stdin', reg.host], (e) => (e ? reject(e) : resolve()));
+      p.stdin!.end('reader-pw-1');
+    });
+    const written = JSON.parse(await readFile(authfile, 'utf8')) as { auths: Record<string, unknown> };
+    assert.deepEqual(Object.keys(written.auths), [reg.host]);
+    const cred = await new DockerConfigKeychain({ path: authfile }).resolve({ registry: reg.host, repository: 'team/app' });
+    assert.equal(cred?.kind === 'basic' && cred.username, 'reader');
+    assert.equal((await getManifest(clientFor(cred!), 'team/app', 'v1')).status, 200);
+  });
+
   test('skopeo (a real client) pulls through the token server too', { skip: skip ?? (which('skopeo') ? undefined : 'skopeo is not installed') }, async () => {
     const { stdout } = await run('skopeo', ['inspect', '--tls-verify=false', '--creds', 'reader:reader-pw-1', '--raw', `docker://${reg.host}/team/app:v1`]);
     assert.equal(JSON.parse(stdout).schemaVersion, 2);
