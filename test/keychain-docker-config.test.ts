@@ -170,6 +170,14 @@ describe('auths entries', () => {
     const runtime = join(dir, 'run');
     await mkdir(join(runtime, 'containers'), { recursive: true });
     await writeFile(join(runtime, 'containers', 'auth.json'), JSON.stringify({ auths: { 'podman.example': { auth: b64('podder:fallback-pw') } } }));
+    const dockerDir = join(dir, 'dockercfg');
+    await mkdir(dockerDir);
+    await writeFile(join(dockerDir, 'config.json'), JSON.stringify({ auths: { 'docker.example': { auth: b64('dockeruser:fallback-pw') } } }));
+    const plain = new DockerConfigKeychain({ env: { DOCKER_CONFIG: dockerDir } });
+    assert.equal(plain.path, join(dockerDir, 'config.json'));
+    const d = await plain.resolve({ registry: 'docker.example' });
+    assert.equal(d?.kind === 'basic' && d.username, 'dockeruser');
+    assert.equal(await new DockerConfigKeychain({ env: { HOME: home } }).resolve({ registry: 'docker.example' }), undefined, 'the default file may be missing');
     const chain = DockerConfigKeychain.defaults({ ...process.env, HOME: home, XDG_RUNTIME_DIR: runtime });
     assert.equal(chain.length, 2);
     assert.equal(await chain[0]!.resolve({ registry: 'podman.example' }), undefined, 'no ~/.docker/config.json: nothing, no error');

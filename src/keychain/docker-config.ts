@@ -12,11 +12,11 @@ import { helperServerUrl, serverKey, tryServerKey } from './server-key.js';
 import { runCredentialHelper } from './cred-helper.js';
 
 export interface DockerConfigOptions {
-  /** The file to read. */
-  path: string;
-  /** A missing file means "no credentials" (the default locations); otherwise it is an error. */
+  /** The file to read; default `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`. */
+  path?: string;
+  /** A missing file means "no credentials" (default: only when `path` is not given); otherwise it is an error. */
   optional?: boolean;
-  /** Environment for credential helpers (their PATH); default process.env. */
+  /** The environment: default locations (`DOCKER_CONFIG`, `HOME`) and the credential helpers' own (their PATH); default process.env. */
   env?: NodeJS.ProcessEnv;
   helperTimeoutMs?: number;
 }
@@ -51,9 +51,13 @@ export function defaultDockerConfigPaths(env: NodeJS.ProcessEnv = process.env): 
 
 export class DockerConfigKeychain implements Keychain {
   readonly description: string;
+  readonly path: string;
+  private readonly optional: boolean;
 
-  constructor(private readonly opts: DockerConfigOptions) {
-    this.description = `docker config ${opts.path}`;
+  constructor(private readonly opts: DockerConfigOptions = {}) {
+    this.path = opts.path ?? defaultDockerConfigPaths(opts.env)[0]!;
+    this.optional = opts.optional ?? opts.path === undefined;
+    this.description = `docker config ${this.path}`;
   }
 
   /** The keychains for the default locations (missing files are fine). */
@@ -64,18 +68,18 @@ export class DockerConfigKeychain implements Keychain {
   private async load(): Promise<ParsedDockerConfig | undefined> {
     let text: string;
     try {
-      const st = await stat(this.opts.path);
-      if (!st.isFile()) throw new KeychainError(this.description, `docker config ${this.opts.path} is not a file`);
-      if (st.size > MAX_CONFIG_BYTES) throw new KeychainError(this.description, `docker config ${this.opts.path} is larger than ${MAX_CONFIG_BYTES} bytes; it is not a credentials file`);
-      text = await readFile(this.opts.path, 'utf8');
+      const st = await stat(this.path);
+      if (!st.isFile()) throw new KeychainError(this.description, `docker config ${this.path} is not a file`);
+      if (st.size > MAX_CONFIG_BYTES) throw new KeychainError(this.description, `docker config ${this.path} is larger than ${MAX_CONFIG_BYTES} bytes; it is not a credentials file`);
+      text = await readFile(this.path, 'utf8');
     } catch (e) {
       if (e instanceof KeychainError) throw e;
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' && this.opts.optional) return undefined;
-      if (code === 'ENOENT') throw new KeychainError(this.description, `docker config ${this.opts.path} does not exist`);
-      throw new KeychainError(this.description, `cannot read docker config ${this.opts.path}: ${code ?? (e as Error).message}`);
+      if (code === 'ENOENT' && this.optional) return undefined;
+      if (code === 'ENOENT') throw new KeychainError(this.description, `docker config ${this.path} does not exist`);
+      throw new KeychainError(this.description, `cannot read docker config ${this.path}: ${code ?? (e as Error).message}`);
     }
-    return parseDockerConfig(text, this.opts.path);
+    return parseDockerConfig(text, this.path);
   }
 
   async resolve(target: KeychainTarget, signal?: AbortSignal): Promise<RegistryCredential | undefined> {
@@ -87,7 +91,7 @@ export class DockerConfigKeychain implements Keychain {
     if (helper) {
       const source = `credential helper docker-credential-${helper} (${this.description})`;
       const got = await runCredentialHelper(helper, helperServerUrl(key), {
-        source, configuredIn: `${specific ? 'credHelpers' : 'credsStore'} in ${this.opts.path}`,
+        source, configuredIn: `${specific ? 'credHelpers' : 'credsStore'} in ${this.path}`,
         ...(this.opts.env ? { env: this.opts.env } : {}), ...(this.opts.helperTimeoutMs ? { timeoutMs: this.opts.helperTimeoutMs } : {}), ...(signal ? { signal } : {}),
       });
       if (got) {
