@@ -185,6 +185,22 @@ describe('auths entries', () => {
     assert.equal(c?.kind === 'basic' && c.username, 'podder');
   });
 
+  test('podman namespaced keys (quay.io/org, no scheme): the most specific entry for the repository', async () => {
+    const path = await configFile('ns.json', { auths: {
+      'quay.io': { auth: b64('hostwide:fallback-pw') },
+      'quay.io/org-a': { auth: b64('org-a-robot:fallback-pw') },
+      'quay.io/org-a/special': { auth: b64('special-robot:fallback-pw') },
+      'https://quay.io/v2/': { auth: b64('hostwide:fallback-pw') },
+    } });
+    const kc = new DockerConfigKeychain({ path });
+    const user = async (repository?: string) => { const c = await kc.resolve({ registry: 'quay.io', ...(repository ? { repository } : {}) }); return c?.kind === 'basic' ? c.username : c?.kind; };
+    assert.equal(await user('org-a/app'), 'org-a-robot');
+    assert.equal(await user('org-a/special/app'), 'special-robot');
+    assert.equal(await user('org-a/special'), 'special-robot');
+    assert.equal(await user('org-b/app'), 'hostwide');
+    assert.equal(await user(), 'hostwide');
+  });
+
   test('parseDockerConfig keeps the key written without scheme when two spellings name one server', () => {
     const cfg = parseDockerConfig(JSON.stringify({ auths: { 'https://r.example/v1/': { auth: b64('a:1') }, 'r.example': { auth: b64('b:2') } } }), 'x.json');
     assert.equal(cfg.auths.get('r.example')?.username, 'b');

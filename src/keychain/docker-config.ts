@@ -3,7 +3,8 @@
 // `credHelpers` (a helper per server) and `credsStore` (the helper for every other server), each run as
 // `docker-credential-<name> get`. The file is read on every resolve, as docker does, so that a
 // `docker login` in between is seen. Server keys are matched with serverKey() (`https://` and a path
-// ignored, `https://index.docker.io/v1/` is Docker Hub).
+// ignored, `https://index.docker.io/v1/` is Docker Hub); podman's namespaced keys (`quay.io/org`, no
+// scheme) apply to the repositories below them, the most specific first.
 import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -101,7 +102,7 @@ export class DockerConfigKeychain implements Keychain {
           : { kind: 'basic', username: got.username, password: got.secret, source };
       }
     }
-    const e = cfg.auths.get(key);
+    const e = lookupAuth(cfg, key, target.repository);
     if (!e) return undefined;
     const source = `${this.description} (auths["${e.key}"])`;
     if (e.identityToken) return { kind: 'refreshToken', refreshToken: e.identityToken, ...(e.username ? { username: e.username } : {}), source };
@@ -134,7 +135,7 @@ export function parseDockerConfig(text: string, file: string): ParsedDockerConfi
     if (!isObject(doc.auths)) throw bad('"auths" must be an object of server → {"auth": base64(user:password)}');
     for (const [rawKey, v] of Object.entries(doc.auths)) {
       const where = `auths["${rawKey.slice(0, 200)}"]`;
-      const key = tryServerKey(rawKey);
+      const key = authKey(rawKey);
       if (!key) throw bad(`${where}: the key is not a registry server`);
       if (!isObject(v)) throw bad(`${where} must be an object such as {"auth": "..."}`);
       const entry: AuthEntry = { key: rawKey };
@@ -176,6 +177,31 @@ export function parseDockerConfig(text: string, file: string): ParsedDockerConfi
     out.credsStore = doc.credsStore;
   }
   return out;
+}
+
+/**
+ * The key of an `auths` entry: the server key, or for podman's namespaced keys written without a scheme
+ * (`quay.io/org`) the server key plus the namespace. A scheme means docker's style, where a path
+ * (`https://index.docker.io/v1/`) is no namespace.
+ */
+function authKey(rawKey: string): string | undefined {
+  const host = tryServerKey(rawKey);
+  if (!host || /^[a-z][a-z0-9+.-]*:\/\//i.test(rawKey.trim())) return host;
+  const slash = rawKey.trim().indexOf('/');
+  const ns = slash >= 0 ? rawKey.trim().slice(slash + 1).replace(/^\/+|\/+$/g, '') : '';
+  return ns === '' || /^v[12]$/i.test(ns) ? host : `${host}/${ns.toLowerCase()}`;
+}
+
+/** The most specific entry for a repository: `host/a/b`, then `host/a`, then `host` (podman's rule). */
+function lookupAuth(cfg: ParsedDockerConfig, key: string, repository: string | undefined): AuthEntry | undefined {
+  if (repository) {
+    const parts = repository.toLowerCase().split('/');
+    for (let n = parts.length; n > 0; n--) {
+      const e = cfg.auths.get(`${key}/${parts.slice(0, n).join('/')}`);
+      if (e) return e;
+    }
+  }
+  return cfg.auths.get(key);
 }
 
 function lineColumn(text: string, pos: number): string {
