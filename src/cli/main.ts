@@ -12,6 +12,8 @@ import { registerAdCommands } from './commands/ad.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerRoleCommands } from './commands/role.js';
 import { registerLoginCommands } from './commands/login.js';
+import { registerKeyvaultCommands } from './commands/keyvault.js';
+import { registerVaultAdminCommands } from './commands/vault-admin.js';
 
 export function buildProgram(): Command {
   const program = new Command('berth')
@@ -28,6 +30,8 @@ export function buildProgram(): Command {
   registerIdentityCommands(program, getClient);
   registerRoleCommands(program, getClient);
   registerLoginCommands(program, getClient);
+  registerKeyvaultCommands(program, getClient);
+  registerVaultAdminCommands(program);
   return program;
 }
 
