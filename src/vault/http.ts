@@ -79,9 +79,8 @@ export class VaultHttp {
   private list<T>(v: VaultRecord, path: string, q: URLSearchParams, p: Page<T>, shape: (x: T) => unknown) {
     let nextLink: string | null = null;
     if (p.next) {
-      const n = new URLSearchParams({ 'api-version': q.get('api-version')!, $skiptoken: p.next });
-      if (q.get('maxresults')) n.set('maxresults', q.get('maxresults')!);
-      nextLink = `${this.base(v)}${path}?${n.toString()}`;
+      const max = q.get('maxresults');
+      nextLink = `${this.base(v)}${path}?api-version=${encodeURIComponent(q.get('api-version')!)}&$skiptoken=${p.next}${max ? `&maxresults=${encodeURIComponent(max)}` : ''}`;
     }
     return { value: p.items.map(shape), nextLink };
   }
