@@ -18,7 +18,9 @@ import { registerVaultAdminCommands } from './commands/vault-admin.js';
 export function buildProgram(): Command {
   const program = new Command('berth')
     .description('Berth: run container groups from private registries. Commands mirror az.')
-    .version('0.1.0');
+    .version('0.1.0')
+    // Root options only before the subcommand, so that subcommands can have their own --version (az keyvault secret show --version).
+    .enablePositionalOptions();
   let client: ArmClient | undefined;
   const getClient = () => (client ??= new ArmClient(resolveContext()));
   registerServeCommand(program);
