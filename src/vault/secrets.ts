@@ -71,6 +71,12 @@ function checkAttributes(a: SecretAttributesInput | undefined): void {
   }
 }
 
+function checkContentType(c: unknown): void {
+  if (c === undefined || c === null) return;
+  if (typeof c !== 'string') throw invalid('BadParameter', "'contentType' must be a string.");
+  if (c.length > 255) throw invalid('BadParameter', `'contentType' is ${c.length} characters long; the maximum is 255.`);
+}
+
 function checkTags(t: unknown): Record<string, string> | null | undefined {
   if (t === undefined || t === null) return t;
   if (typeof t !== 'object' || Array.isArray(t) || Object.values(t).some((v) => typeof v !== 'string')) {
@@ -155,7 +161,7 @@ export class Secrets {
     checkSecretName(name);
     if (typeof input.value !== 'string') throw invalid('BadParameter', "The request body must have a 'value' property holding the secret value as a string.");
     if (Buffer.byteLength(input.value) > MAX_VALUE_BYTES) throw invalid('BadParameter', `The secret value is too large: it is ${Buffer.byteLength(input.value)} bytes, the maximum is ${MAX_VALUE_BYTES}.`);
-    if (input.contentType !== undefined && input.contentType !== null && typeof input.contentType !== 'string') throw invalid('BadParameter', "'contentType' must be a string.");
+    checkContentType(input.contentType);
     const tags = checkTags(input.tags);
     checkAttributes(input.attributes);
     const s = this.state(v, name);
@@ -190,7 +196,7 @@ export class Secrets {
   /** Updates contentType, tags and attributes of the latest (or a given) version; the value never changes. */
   update(v: VaultRecord, name: string, version: string | undefined, patch: { contentType?: unknown; tags?: unknown; attributes?: SecretAttributesInput }): SecretVersion {
     const r = this.live(v, name, version);
-    if (patch.contentType !== undefined && patch.contentType !== null && typeof patch.contentType !== 'string') throw invalid('BadParameter', "'contentType' must be a string.");
+    checkContentType(patch.contentType);
     const tags = checkTags(patch.tags);
     checkAttributes(patch.attributes);
     const a = patch.attributes ?? {};
