@@ -415,3 +415,51 @@ test('vaults and their secrets survive a restart on the same port', async () => 
   assert.equal(b.vaults.vaultUri(b.vaults.byName('proto-vault')!), uri);
   assert.equal((await kv('GET', '/secrets/persist')).body.value, 'still-here');
 });
+
+test('a managed identity\'s token (workload endpoint, resource https://vault.azure.net) reads with Key Vault Secrets User', async () => {
+  await kv('PUT', '/secrets/for-mi', { body: { value: 'mi-value' } });
+  const { identity } = b.managedIdentities.createOrUpdate('rg', 'vault-reader-mi', {});
+  const binding = b.workloads.bind('vault-test-group', [identity.principalId]);
+  const get = async () => {
+    const tok = await fetch(`${b.url}/msi/token?api-version=2019-08-01&resource=${encodeURIComponent('https://vault.azure.net')}`, { headers: { 'X-IDENTITY-HEADER': binding.secret } });
+    assert.equal(tok.status, 200);
+    return kv('GET', '/secrets/for-mi', { token: ((await tok.json()) as { access_token: string }).access_token });
+  };
+  assert.equal((await get()).status, 403);
+  b.identity.assignRole(identity.principalId, (await import('../src/identity/roles.js')).findRole('Key Vault Secrets User')!, scope);
+  assert.equal((await get()).body.value, 'mi-value');
+});
+
+test('KEK rotation with BERTH_KEK takes the new key from BERTH_KEK_NEW; deleting a resource group deletes its vaults', async () => {
+  const { rotateKek } = await import('../src/storage/kek.js');
+  const { Sealer } = await import('../src/storage/sealer.js');
+  const { openDatabase } = await import('../src/storage/sqlite.js');
+  const d = await (await import('node:fs/promises')).mkdtemp(join((await import('node:os')).tmpdir(), 'berth-kek-env-'));
+  const db = openDatabase(join(d, 'berth.db'));
+  try {
+    const oldKey = randomBytes(32);
+    const sealer = Sealer.fromKey(oldKey);
+    db.prepare(`INSERT INTO vaults (id, subscription, resource_group, name, name_lower, location, sku, port, tags, wrapped_key, created_at)
+      VALUES ('v1', 's', 'rg', 'n', 'n', 'westus', 'standard', 1, '{}', ?, 'now')`).run(sealer.seal('data-key', 'vault-key:v1'));
+    const env = { BERTH_KEK: oldKey.toString('base64') };
+    await assert.rejects(rotateKek(db, join(d, 'kek'), sealer, env), /BERTH_KEK_NEW/);
+    const newKey = randomBytes(32);
+    const r = await rotateKek(db, join(d, 'kek'), sealer, { ...env, BERTH_KEK_NEW: newKey.toString('base64') });
+    assert.equal(r.resealed, 1);
+    assert.equal(existsSync(join(d, 'kek')), false, 'no key file is written when the key lives in the environment');
+    const wrapped = (db.prepare("SELECT wrapped_key FROM vaults WHERE id = 'v1'").get() as { wrapped_key: string }).wrapped_key;
+    assert.equal(Sealer.fromKey(newKey).open(wrapped, 'vault-key:v1'), 'data-key');
+    assert.throws(() => Sealer.fromKey(oldKey).open(wrapped, 'vault-key:v1'));
+  } finally {
+    db.close();
+    await (await import('node:fs/promises')).rm(d, { recursive: true, force: true });
+  }
+  // resource group delete takes its vaults (and their listeners) with it
+  const owner = JSON.parse(readFileSync(join(b.dataDir, 'owner-credential.json'), 'utf8')) as { clientId: string; clientSecret: string; subscriptionId: string };
+  const arm = (await tokenFor(b, { appId: owner.clientId, secret: owner.clientSecret }, 'https://management.core.windows.net//.default')).token;
+  const { uri: doomed } = await testVault(b, 'doomed-vault', 'doomed');
+  const del = await fetch(`${b.url}/subscriptions/${owner.subscriptionId}/resourcegroups/doomed?api-version=2023-07-01`, { method: 'DELETE', headers: { authorization: `Bearer ${arm}` } });
+  assert.equal(del.status, 200);
+  assert.equal(b.vaults.byName('doomed-vault'), undefined);
+  await assert.rejects(fetch(`${doomed}secrets?api-version=7.4`));
+});
