@@ -5,13 +5,17 @@
 // allowInsecureConnection is false."), and @azure/identity's ClientSecretCredential refuses an http
 // authority ("The authorityHost address must use the 'https' protocol."). Until the vault listeners
 // speak HTTPS the flow runs over http with allowInsecureConnection and a TokenCredential that fetches
-// tokens from Berth's identity endpoint; once vaultUri is https it runs without that option (trust
-// Berth's CA with NODE_EXTRA_CA_CERTS), and the ClientSecretCredential test runs too.
+// tokens from Berth's identity endpoint; once vaultUri is https it runs without that option, trusting
+// Berth's CA through an https.Agent (the SDKs' `agent` option) built from the first ca.crt/ca.pem found
+// in the data directory (or NODE_EXTRA_CA_CERTS), and the ClientSecretCredential test runs too.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { ClientSecretCredential } from '@azure/identity';
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/core-auth';
+import { Agent } from 'node:https';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { startTestBerth, type TestBerth } from './helpers/berth.js';
 import { principalWithRole, testVault, tokenFor, type TestPrincipal } from './helpers/vault.js';
 
@@ -42,8 +46,22 @@ function berthCredential(p: TestPrincipal): TokenCredential {
   };
 }
 
-function client(credential: TokenCredential): SecretClient {
-  return new SecretClient(uri, credential, { disableChallengeResourceVerification: true, ...(https() ? {} : { allowInsecureConnection: true }) });
+/** Over HTTPS: an agent trusting Berth's CA (the first ca.crt/ca.pem in the data directory), else NODE_EXTRA_CA_CERTS. */
+function transport(): { agent: Agent } | { allowInsecureConnection: true } | Record<string, never> {
+  if (!https()) return { allowInsecureConnection: true };
+  const find = (dir: string): string | undefined => {
+    for (const f of readdirSync(dir)) {
+      const p = join(dir, f);
+      if (statSync(p).isDirectory()) { const r = find(p); if (r) return r; } else if (/^ca\.(crt|pem)$/.test(f)) return p;
+    }
+    return undefined;
+  };
+  const ca = find(b.dataDir);
+  return ca ? { agent: new Agent({ ca: readFileSync(ca) }) } : {};
+}
+
+function client(credential: TokenCredential, serviceVersion?: '7.4' | '7.5' | '7.6'): SecretClient {
+  return new SecretClient(uri, credential, { disableChallengeResourceVerification: true, ...transport(), ...(serviceVersion ? { serviceVersion } : {}) });
 }
 
 test('without allowInsecureConnection the SDK refuses a plain-http vault (documents the refusal)', async (t) => {
@@ -93,6 +111,8 @@ test('SecretClient: challenge, set, get, list (paged), versions, update, disable
   await c.purgeDeletedSecret('sdk-secret');
   await assert.rejects(c.getDeletedSecret('sdk-secret'), (e: { statusCode?: number }) => e.statusCode === 404);
   await c.setSecret('sdk-secret', 'reborn');
+  // the oldest service version Berth accepts works as well
+  assert.equal((await client(berthCredential(officer), '7.4').getSecret('sdk-secret')).value, 'reborn');
 });
 
 test('SecretClient: a principal with only Reader is refused with 403 Forbidden', async () => {
@@ -105,8 +125,8 @@ test('SecretClient: a principal with only Reader is refused with 403 Forbidden',
 test('ClientSecretCredential pointed at Berth\'s identity endpoint (authorityHost) with SecretClient', async (t) => {
   const why = notHttps();
   if (why) return t.skip(why);
-  const cred = new ClientSecretCredential(b.identity.ids.tenantId, officer.appId, officer.secret, { authorityHost: b.url, disableInstanceDiscovery: true });
-  const c = new SecretClient(uri, cred, { disableChallengeResourceVerification: true });
+  const cred = new ClientSecretCredential(b.identity.ids.tenantId, officer.appId, officer.secret, { authorityHost: b.url, disableInstanceDiscovery: true, ...transport() });
+  const c = client(cred);
   await c.setSecret('via-identity', 'v');
   assert.equal((await c.getSecret('via-identity')).value, 'v');
 });
