@@ -463,3 +463,16 @@ test('KEK rotation with BERTH_KEK takes the new key from BERTH_KEK_NEW; deleting
   assert.equal(b.vaults.byName('doomed-vault'), undefined);
   await assert.rejects(fetch(`${doomed}secrets?api-version=7.4`));
 });
+
+test('VaultSecretReader (for the keychain): the value, undefined for missing/deleted/disabled, an error for an unknown vault or a bad name', async () => {
+  const { VaultSecretReader } = await import('../src/vault/reader.js');
+  const r = new VaultSecretReader(b.vaults, b.secrets);
+  await kv('PUT', '/secrets/reader-usr', { body: { value: 'janedoe1' } });
+  assert.equal(await r.getSecret('PROTO-VAULT', 'reader-usr'), 'janedoe1');
+  assert.equal(await r.getSecret('proto-vault', 'reader-missing'), undefined);
+  assert.equal(await r.getSecret('proto-vault', 'created-disabled'), undefined);
+  await assert.rejects(r.getSecret('proto-vault', 'bad_name'), /invalid name: bad_name/);
+  await kv('DELETE', '/secrets/reader-usr');
+  assert.equal(await r.getSecret('proto-vault', 'reader-usr'), undefined);
+  await assert.rejects(r.getSecret('no-such-vault', 'x'), /vault no-such-vault does not exist/);
+});
