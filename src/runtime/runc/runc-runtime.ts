@@ -376,8 +376,9 @@ export class RuncRuntime implements Runtime {
         }
         return;
       }
+      // `stopped` without the exit record yet: the shim is about to write it (and runc.log may hold an error).
       const st = await this.runc.state(rec.runcId).catch(() => undefined);
-      if (st && (st.status === 'running' || st.status === 'stopped' || st.status === 'paused')) return;
+      if (st && (st.status === 'running' || st.status === 'paused')) return;
       await sleep(25);
     }
     throw new StartError(`runc did not start container ${task.name} within 60 s`);
