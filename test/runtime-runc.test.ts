@@ -3,7 +3,8 @@
 // port 80 published on different host ports, exec, OOM, the metadata endpoint bound to its group,
 // adoption after a restart, and a delete that leaves no process, mount, namespace or port behind.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import dgram from 'node:dgram';
 import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -229,6 +230,52 @@ describe('runc runtime', { skip }, () => {
     const fine = await runToEnd(sb, spec('small', ['sh', '-c', 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max'], { memoryBytes: 32 * 1024 * 1024 }));
     assert.equal(fine.exit.reason, 'Completed');
     assert.equal(fine.log.trim(), String(32 * 1024 * 1024));
+  });
+
+  test('cpu quota and rlimits within the host\'s hard limits', async (t) => {
+    const info = await rt.info();
+    if (!info.cgroups.cpu) return t.skip(`no cpu cgroup controller on this machine (cgroups ${info.cgroups.version})`);
+    const sb = await sandbox({ groupId: 'g-oom', ports: [] });
+    const r = await runToEnd(sb, spec('cpu', ['sh', '-c', '(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d" " -f1 /sys/fs/cgroup/cpu.max); ulimit -n; ulimit -Hn'], { cpu: 1.5 }));
+    assert.equal(r.log, `150000\n1024\n${info.nofile}\n`);
+  });
+
+  test('UDP ports are published too', async () => {
+    const sb = await sandbox({ groupId: 'g-udp', ports: [{ port: 5353, protocol: 'UDP' }] });
+    // busybox has no UDP server: a node echo server runs inside the group's namespace instead.
+    const echo = spawn('nsenter', [`--net=${join(dataDir, 'runtime', 'groups', 'g-udp', 'netns')}`, '--', process.execPath, '-e',
+      "const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send(Buffer.concat([Buffer.from('echo:'),m]),r.port,r.address));s.bind(5353,'127.0.0.1',()=>console.log('up'))"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise((res) => echo.stdout!.once('data', res));
+      const client = dgram.createSocket('udp4');
+      const reply = await eventually('a UDP reply', () => new Promise<string | undefined>((res) => {
+        const t = setTimeout(() => res(undefined), 200);
+        client.once('message', (m) => { clearTimeout(t); res(m.toString()); });
+        client.send('ping', sb.hostPorts[5353]!, '127.0.0.1');
+      }), 20);
+      client.close();
+      assert.equal(reply, 'echo:ping');
+    } finally {
+      echo.kill();
+    }
+  });
+
+  test('copy rootfs (the fallback where overlay mounts fail) gives the same filesystem', async () => {
+    const copyDir = await mkdtemp(join(tmpdir(), 'berth-runc-copy-'));
+    const copyRt = new RuncRuntime({ dataDir: copyDir, rootfs: 'copy' });
+    try {
+      assert.equal((await copyRt.info()).rootfs, 'copy');
+      const upper = await entriesLayer(work, 'upper-copy', [{ name: 'etc/.wh.motd' }, { name: 'opt/.wh..wh..opq' }, { name: 'opt/upper', body: 'upper\n' }]);
+      const sb = await copyRt.createSandbox({ groupId: 'g-copy', ports: [] });
+      const t = await copyRt.create(sb, { name: 'c', image: pulledImage([base, upper], {}), env: [], command: ['sh', '-c', 'ls /opt; ls /etc/motd 2>/dev/null; echo done'] });
+      await copyRt.start(t);
+      assert.equal((await copyRt.wait(t)).exitCode, 0);
+      assert.equal(await readFile(t.logPath, 'utf8'), 'upper\ndone\n');
+      await copyRt.deleteSandbox('g-copy');
+    } finally {
+      await copyRt.deleteSandbox('g-copy');
+      await rm(copyDir, { recursive: true, force: true });
+    }
   });
 
   test('the metadata endpoint answers only inside the group that holds the identity', async () => {

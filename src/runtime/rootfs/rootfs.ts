@@ -20,7 +20,7 @@ export type RootfsMode = 'overlay' | 'copy';
 /** True when an overlay mount works in `workDir` (it is mounted and unmounted again). */
 export async function overlayWorks(workDir: string): Promise<boolean> {
   await mkdir(workDir, { recursive: true });
-  const dir = await mkdtemp(join(workDir, 'overlay-probe-'));
+  const dir = await mkdtemp(join(workDir, '.overlay-probe-'));
   const m = join(dir, 'm');
   try {
     for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(dir, d));

@@ -157,7 +157,7 @@ export class RuncRuntime implements Runtime {
       await mkdir(join(this.base, 'groups'), { recursive: true, mode: 0o700 });
       await this.cache.sweep();
       const want = this.opts.rootfs ?? 'auto';
-      const rootfs: RootfsMode = want === 'auto' ? ((await overlayWorks(join(this.base, 'probe'))) ? 'overlay' : 'copy') : want;
+      const rootfs: RootfsMode = want === 'auto' ? ((await overlayWorks(this.base)) ? 'overlay' : 'copy') : want;
       const hard = (await hardLimits()).nofile ?? 1024;
       const nofile = hard === 'unlimited' ? 1_048_576 : Math.min(hard, 1_048_576);
       const info: RuntimeInfo = { rootfs, cgroups: await cgroupInfo(), nofile };
