@@ -290,8 +290,12 @@ describe('runc runtime', { skip }, () => {
       },
     });
     const url = 'http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net';
-    const r = await runToEnd(sb, spec('c', ['wget', '-q', '-O', '-', '--header', 'Metadata: true', url]));
+    // The group itself serves on 0.0.0.0:80: the metadata address must not take that port from it.
+    const web = await rt.create(sb, spec('web', ['httpd', '-f', '-p', '80', '-h', '/www']));
+    await rt.start(web);
+    const r = await runToEnd(sb, spec('c', ['sh', '-c', `for i in $(seq 1 100); do wget -q -O /dev/null http://127.0.0.1/ && break; sleep 0.1; done; wget -q -O - --header 'Metadata: true' '${url}'`]));
     assert.equal(r.exit.exitCode, 0, r.log);
+    assert.equal(await rt.status(web), 'running', await readFile(web.logPath, 'utf8'));
     assert.equal(JSON.parse(r.log).access_token, 'tok-for-g-id');
     assert.equal(seen[0]?.path, '/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net');
     const other = await sandbox({ groupId: 'g-noid', ports: [] });
@@ -336,6 +340,42 @@ describe('runc runtime', { skip }, () => {
     assert.equal(exit.exitCode, 0);
     assert.equal(await readFile(t.logPath, 'utf8'), 'waiting\nreleased\n');
     await again.close();
+  });
+
+  test('kill -9 of the server process: containers, logs, ports survive; a new runtime adopts them', async () => {
+    groups.add('g-killed');
+    const child = spawn(process.execPath, [join(import.meta.dirname, 'helpers', 'runtime-child.js'), JSON.stringify({ dataDir, layer: base })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((res, rej) => {
+      let buf = '';
+      child.stdout!.on('data', (d) => {
+        buf += d;
+        if (buf.includes('\n')) res(buf);
+      });
+      child.once('exit', (code) => rej(new Error(`the child exited with ${code} before starting its group`)));
+    });
+    const sb = JSON.parse(line.slice('started '.length)) as Sandbox;
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+
+    const next = new RuncRuntime({ dataDir });
+    const g = (await next.list()).find((x) => x.groupId === 'g-killed');
+    assert.deepEqual(g?.containers.map((c) => [c.name, c.status]), [['client', 'running'], ['web', 'running']]);
+    const page = await eventually('the published port after the kill', async () => (await fetch(`http://127.0.0.1:${sb.hostPorts[80]}/`)).text());
+    assert.equal(page, 'hello from busybox httpd\n');
+    const adopted = await next.createSandbox({
+      groupId: 'g-killed',
+      ports: [{ port: 80, protocol: 'TCP' }],
+      identityEndpoint: async () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: '{"access_token":"from-the-new-server"}' }),
+    });
+    assert.deepEqual(adopted, sb);
+    const client: Task = { groupId: 'g-killed', name: 'client', logPath: join(dataDir, 'runtime', 'groups', 'g-killed', 'logs', 'client.log') };
+    const done = next.wait(client);
+    await next.exec(client, ['touch', '/go'], { stdout: new PassThrough(), stderr: new PassThrough() });
+    assert.equal((await done).exitCode, 0);
+    assert.equal(await readFile(client.logPath, 'utf8'), 'before\n{"access_token":"from-the-new-server"}');
+    await next.deleteSandbox('g-killed');
+    await next.close();
+    assert.equal(await connectRefused(sb.hostPorts[80]!), true);
   });
 
   test('deleteSandbox leaves no process, mount, namespace, cgroup or listening port', async () => {

@@ -3,9 +3,10 @@
 // bound on the host and passed to it as inherited file descriptors. A socket keeps the namespace it
 // was created in, so it accepts host connections while every connection it opens — to
 // 127.0.0.1:<port> — is made inside the group. No iptables, no veth, no address outside the namespace.
-// When the group holds a managed identity it also listens on 169.254.169.254:80 inside the namespace
-// and relays each connection to the group's own unix socket, where Berth answers as the metadata
-// service: the identity is bound by which group's socket the request arrived on.
+// When the group holds a managed identity it also holds a socket listening on 169.254.169.254:80 in
+// the group's metadata namespace (./netns.ts) and relays each connection to the group's own unix
+// socket, where Berth answers as the metadata service: the identity is bound by which group's socket
+// the request arrived on.
 // It outlives a Berth restart (published ports keep working); Berth stops it when the group is deleted.
 import dgram from 'node:dgram';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -14,9 +15,8 @@ import net from 'node:net';
 export interface ForwarderConfig {
   tcp: Array<{ fd: number; port: number }>;
   udp: Array<{ fd: number; port: number }>;
-  /** Unix socket Berth listens on for this group's metadata requests. */
-  imdsSocket?: string;
-  imdsAddress: string;
+  /** The metadata listener (inherited fd) and the unix socket Berth answers this group's metadata requests on. */
+  imds?: { fd: number; socket: string };
   readyFile: string;
 }
 
@@ -72,12 +72,10 @@ function forwardUdp(fd: number, port: number): Promise<void> {
   return new Promise((res) => outer.bind({ fd } as dgram.BindOptions, res));
 }
 
-function forwardImds(address: string, socket: string): Promise<void> {
+function forwardImds(fd: number, socket: string): Promise<void> {
   const server = net.createServer((c) => bridge(c, net.connect(socket)));
-  return new Promise((res, rej) => {
-    server.once('error', rej);
-    server.listen(80, address, () => res());
-  });
+  server.on('error', (e) => process.stderr.write(`metadata: ${e.message}\n`));
+  return new Promise((res) => server.listen({ fd }, res));
 }
 
 async function main(): Promise<void> {
@@ -85,7 +83,7 @@ async function main(): Promise<void> {
   await Promise.all([
     ...cfg.tcp.map((t) => forwardTcp(t.fd, t.port)),
     ...cfg.udp.map((u) => forwardUdp(u.fd, u.port)),
-    ...(cfg.imdsSocket ? [forwardImds(cfg.imdsAddress, cfg.imdsSocket)] : []),
+    ...(cfg.imds ? [forwardImds(cfg.imds.fd, cfg.imds.socket)] : []),
   ]);
   writeFileSync(`${cfg.readyFile}.tmp`, String(process.pid));
   renameSync(`${cfg.readyFile}.tmp`, cfg.readyFile);

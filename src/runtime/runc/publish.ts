@@ -11,7 +11,6 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { PortSpec, SandboxSpec } from '../runtime.js';
 import type { ForwarderConfig } from './forwarder.js';
-import { IMDS_ADDRESS } from './netns.js';
 import { writeFileAtomic } from '../../platform/fs-atomic.js';
 
 export interface BoundPort {
@@ -74,20 +73,46 @@ export async function bindHostPorts(ip: string, ports: PortSpec[], preferred: Re
 }
 
 export const FORWARDER_SCRIPT = fileURLToPath(new URL('./forwarder.js', import.meta.url));
+const BINDER_SCRIPT = fileURLToPath(new URL('./bind-in-netns.js', import.meta.url));
+
+/** A TCP socket listening on address:port inside the namespace `nsPath` (made there by a one-shot helper). */
+export function listenInNetns(nsPath: string, address: string, port: number): Promise<{ fd: number; close(): Promise<void> }> {
+  return new Promise((res, rej) => {
+    let err = '';
+    const child = spawn('nsenter', [`--net=${nsPath}`, '--', process.execPath, BINDER_SCRIPT, address, String(port)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    child.stderr!.on('data', (d) => (err += d));
+    child.once('error', rej);
+    child.once('message', (_m, handle) => {
+      const server = handle as net.Server;
+      try {
+        res({ fd: handleFd(server), close: () => new Promise((r) => server.close(() => r())) });
+      } catch (e) {
+        rej(e);
+      }
+    });
+    child.once('exit', (code) => {
+      if (code !== 0) rej(new Error(`cannot listen on ${address}:${port} in the group's metadata namespace: ${err.trim() || `exit ${code}`}`));
+    });
+  });
+}
 
 /** Starts the forwarder inside the namespace with the bound sockets; resolves with its pid when it is listening. */
-export async function startForwarder(o: { netnsPath: string; dir: string; bound: BoundPort[]; imdsSocket?: string }): Promise<number> {
+export async function startForwarder(o: { netnsPath: string; dir: string; bound: BoundPort[]; imds?: { fd: number; socket: string } }): Promise<number> {
   const readyFile = `${o.dir}/forwarder.ready`;
   const configFile = `${o.dir}/forwarder.json`;
   await rm(readyFile, { force: true });
   const stdio: Array<'ignore' | number> = ['ignore'];
   const log = await open(`${o.dir}/forwarder.log`, 'a', 0o600);
   stdio.push(log.fd, log.fd);
-  const cfg: ForwarderConfig = { tcp: [], udp: [], imdsAddress: IMDS_ADDRESS, readyFile, ...(o.imdsSocket ? { imdsSocket: o.imdsSocket } : {}) };
+  const cfg: ForwarderConfig = { tcp: [], udp: [], readyFile };
   for (const b of o.bound) {
     const childFd = stdio.length;
     stdio.push(b.fd);
     (b.spec.protocol === 'UDP' ? cfg.udp : cfg.tcp).push({ fd: childFd, port: b.spec.port });
+  }
+  if (o.imds) {
+    cfg.imds = { fd: stdio.length, socket: o.imds.socket };
+    stdio.push(o.imds.fd);
   }
   await writeFileAtomic(configFile, JSON.stringify(cfg), 0o600);
   const child = spawn('nsenter', [`--net=${o.netnsPath}`, '--', process.execPath, FORWARDER_SCRIPT, configFile], { stdio, detached: true });

@@ -13,6 +13,7 @@
 //   runtime/runc/                              runc --root (Berth's containers only)
 //   runtime/groups/<groupId>/sandbox.json      ports, host ports, forwarder pid
 //   runtime/groups/<groupId>/netns             the namespace (nsfs bind mount)
+//   runtime/groups/<groupId>/metadata-netns    where 169.254.169.254 lives, for a group with an identity
 //   runtime/groups/<groupId>/hosts             /etc/hosts of every container of the group
 //   runtime/groups/<groupId>/logs/<name>.log   container output (kept until the group is deleted)
 //   runtime/groups/<groupId>/containers/<name>/  bundle: config.json, rootfs/, upper/, work/,
@@ -32,8 +33,8 @@ import { resolveInRoot } from '../rootfs/resolve.js';
 import { buildRootfs, overlayWorks, unmountAll, type RootfsMode } from '../rootfs/rootfs.js';
 import type { ContainerSpec, ExecResult, ExitStatus, Runtime, Sandbox, SandboxSpec, Task, TaskStatus } from '../runtime.js';
 import { cgroupInfo, hardLimits, oomKills, type CgroupInfo } from './host.js';
-import { createNetns, deleteNetns } from './netns.js';
-import { bindHostPorts, FORWARDER_SCRIPT, startForwarder, startImdsServer } from './publish.js';
+import { createMetadataLink, createNetns, deleteNetns, IMDS_ADDRESS } from './netns.js';
+import { bindHostPorts, FORWARDER_SCRIPT, listenInNetns, startForwarder, startImdsServer } from './publish.js';
 import { Runc, type RuncState } from './runc.js';
 import { buildOciSpec } from './spec.js';
 import { resolveUser } from './user.js';
@@ -210,7 +211,8 @@ export class RuncRuntime implements Runtime {
     try {
       for (const d of ['logs', 'containers']) await mkdir(join(dir, d), { recursive: true, mode: 0o700 });
       const netns = join(dir, 'netns');
-      await createNetns(netns, { imds: !!spec.identityEndpoint });
+      await createNetns(netns);
+      if (spec.identityEndpoint) await createMetadataLink(netns, join(dir, 'metadata-netns'));
       await writeFile(join(dir, 'hosts'), '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n', { mode: 0o644 });
 
       const sock = this.imdsSocket(spec.groupId);
@@ -229,12 +231,17 @@ export class RuncRuntime implements Runtime {
         for (const e of existing?.ports ?? []) preferred[`${e.port}/${e.protocol}`] = e.hostPort;
         const bound = await bindHostPorts(ip, spec.ports, preferred);
         let forwarderPid: number | undefined;
+        const md = spec.identityEndpoint ? await listenInNetns(join(dir, 'metadata-netns'), IMDS_ADDRESS, 80).catch(async (e: Error) => {
+          for (const b of bound) await b.close();
+          throw e;
+        }) : undefined;
         try {
-          if (bound.length > 0 || spec.identityEndpoint) {
-            forwarderPid = await startForwarder({ netnsPath: netns, dir, bound, ...(spec.identityEndpoint ? { imdsSocket: sock } : {}) });
+          if (bound.length > 0 || md) {
+            forwarderPid = await startForwarder({ netnsPath: netns, dir, bound, ...(md ? { imds: { fd: md.fd, socket: sock } } : {}) });
           }
         } finally {
           for (const b of bound) await b.close();
+          await md?.close();
         }
         rec = { groupId: spec.groupId, ip, imds: !!spec.identityEndpoint, ports: bound.map((b) => ({ ...b.spec, hostPort: b.hostPort })), ...(forwarderPid ? { forwarderPid } : {}) };
         await writeFileAtomic(recPath, JSON.stringify(rec, null, 1), 0o600);
@@ -291,6 +298,7 @@ export class RuncRuntime implements Runtime {
     await this.closeImds(groupId);
     await rm(this.imdsSocket(groupId), { force: true });
     await deleteNetns(join(dir, 'netns'));
+    await deleteNetns(join(dir, 'metadata-netns'));
     await unmountAll(dir);
     await rm(dir, { recursive: true, force: true });
   }
