@@ -154,5 +154,6 @@ export async function startImdsServer(socketPath: string, endpoint: NonNullable<
     server.once('error', rej);
     server.listen(socketPath, () => res());
   });
+  server.unref(); // the containers' metadata endpoint never keeps a stopping server alive
   return server;
 }

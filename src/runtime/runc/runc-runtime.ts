@@ -548,3 +548,12 @@ export class RuncRuntime implements Runtime {
     for (const g of [...this.imds.keys()]) await this.closeImds(g);
   }
 }
+
+/** The runc runtime for a Berth data directory, or the reason it cannot run here (not root, no runc). */
+export async function openRuncRuntime(opts: RuncRuntimeOptions): Promise<{ runtime: RuncRuntime } | { unavailable: string }> {
+  const why = await runcUnavailable(opts.runc);
+  if (why) return { unavailable: why };
+  const runtime = new RuncRuntime(opts);
+  await runtime.info();
+  return { runtime };
+}
