@@ -80,7 +80,7 @@ export async function applyLayer(root: string, input: Readable, opts: ApplyLayer
   const ex = tarExtract();
   const feeding = pipeline([stream, ...stages, ex] as unknown as [Readable, NodeJS.WritableStream], { signal: opts.signal });
   feeding.catch(() => undefined); // observed below
-  const state: LayerState = { root, opts, created: new Set(), dirTimes: [], entries: 0, asRoot: process.getuid?.() === 0 };
+  const state: LayerState = { root, opts, created: new Set(), parents: new Map(), dirTimes: [], entries: 0, asRoot: process.getuid?.() === 0 };
   try {
     for await (const entry of ex) {
       opts.signal?.throwIfAborted();
@@ -107,6 +107,8 @@ interface LayerState {
   opts: ApplyLayerOptions;
   /** Host paths this layer created (an opaque marker must not delete them). */
   created: Set<string>;
+  /** Parent directory (as named in the layer) → its resolved host path, known to exist. */
+  parents: Map<string, string>;
   dirTimes: Array<{ path: string; mtime: Date }>;
   entries: number;
   asRoot: boolean;
@@ -121,16 +123,31 @@ async function lstatOrUndefined(p: string) {
   }
 }
 
-/** The host path for an entry: the parent resolved inside the root (created if missing), then the name. */
+/**
+ * The host path for an entry: the parent resolved inside the root (created if missing), then the name.
+ * Resolved parents are remembered until something that could change a resolution (a symlink created,
+ * a directory or symlink removed) happens.
+ */
 async function placeEntry(state: LayerState, name: string, rel: string): Promise<string> {
-  const parent = await resolveInRoot(state.root, dirname(rel) === '.' ? '' : dirname(rel), { followFinal: true });
-  if (parent !== state.root && !parent.startsWith(state.root + '/')) throw new LayerError(name, 'resolves outside the root');
-  try {
-    await mkdir(parent, { recursive: true });
-  } catch (e) {
-    throw new LayerError(name, `its parent directory cannot be created (${(e as Error).message})`);
+  const dirRel = dirname(rel) === '.' ? '' : dirname(rel);
+  let parent = state.parents.get(dirRel);
+  if (parent === undefined) {
+    parent = await resolveInRoot(state.root, dirRel, { followFinal: true });
+    if (parent !== state.root && !parent.startsWith(state.root + '/')) throw new LayerError(name, 'resolves outside the root');
+    try {
+      await mkdir(parent, { recursive: true });
+    } catch (e) {
+      throw new LayerError(name, `its parent directory cannot be created (${(e as Error).message})`);
+    }
+    state.parents.set(dirRel, parent);
   }
   return join(parent, basename(rel));
+}
+
+/** Removes a path; forgets resolved parents when the removal could change how a path resolves. */
+async function remove(state: LayerState, target: string, was?: { isDirectory(): boolean; isSymbolicLink(): boolean }): Promise<void> {
+  if (!was || was.isDirectory() || was.isSymbolicLink()) state.parents.clear();
+  await rm(target, { recursive: true, force: true });
 }
 
 async function applyEntry(state: LayerState, h: Headers, body: Readable): Promise<void> {
@@ -146,7 +163,7 @@ async function applyEntry(state: LayerState, h: Headers, body: Readable): Promis
   if (type === 'character-device' || type === 'block-device') throw new LayerError(name, `device nodes are not allowed in layers (${type})`);
   const target = await placeEntry(state, name, rel);
   const existing = await lstatOrUndefined(target);
-  if (existing && !(existing.isDirectory() && type === 'directory')) await rm(target, { recursive: true, force: true });
+  if (existing && !(existing.isDirectory() && type === 'directory')) await remove(state, target, existing);
 
   const mode = (h.mode ?? 0o644) & 0o7777;
   switch (type) {
@@ -161,6 +178,7 @@ async function applyEntry(state: LayerState, h: Headers, body: Readable): Promis
     }
     case 'symlink':
       if (!h.linkname) throw new LayerError(name, 'symlink without a target');
+      state.parents.clear();
       await symlink(h.linkname, target);
       break;
     case 'link': {
@@ -202,7 +220,7 @@ async function applyWhiteout(state: LayerState, name: string, rel: string, base:
     }
     for (const child of await readdir(dir)) {
       const p = join(dir, child);
-      if (!state.created.has(p)) await rm(p, { recursive: true, force: true });
+      if (!state.created.has(p)) await remove(state, p);
     }
     return;
   }
@@ -210,11 +228,8 @@ async function applyWhiteout(state: LayerState, name: string, rel: string, base:
   const victim = base.slice(WH_PREFIX.length);
   if (victim === '' || victim === '.' || victim === '..') throw new LayerError(name, 'whiteout of an invalid name');
   const target = await placeEntry(state, name, dirRel ? `${dirRel}/${victim}` : victim);
-  if (state.opts.whiteouts === 'apply') {
-    await rm(target, { recursive: true, force: true });
-    return;
-  }
-  await rm(target, { recursive: true, force: true });
+  await remove(state, target);
+  if (state.opts.whiteouts === 'apply') return;
   await run('mknod', ['-m', '000', target, 'c', '0', '0']).catch((e: Error) => {
     throw new LayerError(name, `cannot create the overlay whiteout for ${victim} (mknod: ${e.message.trim()})`);
   });
