@@ -339,7 +339,12 @@ describe('runc runtime', { skip }, () => {
     const exit = await waiting;
     assert.equal(exit.exitCode, 0);
     assert.equal(await readFile(t.logPath, 'utf8'), 'waiting\nreleased\n');
+    // A server shutdown: pending waits end, the containers do not.
+    const web: Task = { groupId: 'g-web', name: 'web', logPath: '' };
+    const hanging = again.wait(web);
     await again.close();
+    await assert.rejects(hanging, /closed/);
+    assert.equal(await rt.status(web), 'running');
   });
 
   test('kill -9 of the server process: containers, logs, ports survive; a new runtime adopts them', async () => {

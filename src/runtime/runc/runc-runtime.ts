@@ -143,6 +143,7 @@ export class RuncRuntime implements Runtime {
   private readonly base: string;
   private readonly cache: LayerCache;
   private readonly imds = new Map<string, http.Server>();
+  private readonly closed = new AbortController();
   private initialised?: Promise<RuntimeInfo>;
 
   constructor(private readonly opts: RuncRuntimeOptions) {
@@ -436,20 +437,26 @@ export class RuncRuntime implements Runtime {
     return status;
   }
 
+  /** Resolves with the exit of the task's current run; works for tasks started by an earlier process. */
   async wait(task: Task): Promise<ExitStatus> {
     const bundle = this.bundleDir(task);
+    const closed = this.closed.signal;
     for (;;) {
+      if (closed.aborted) throw new Error('the runtime was closed while waiting for a container');
       const s = await this.exitStatus(task);
       if (s) return s;
       if (!(await exists(bundle))) throw new Error(`container ${task.name} of group ${task.groupId} was deleted`);
+      // Woken by any change in the bundle directory (the shim writes `exit` there), else every second.
       await new Promise<void>((res) => {
         let w: ReturnType<typeof watch> | undefined;
         const done = () => {
           clearTimeout(t);
           w?.close();
+          closed.removeEventListener('abort', done);
           res();
         };
         const t = setTimeout(done, 1000);
+        closed.addEventListener('abort', done);
         try {
           w = watch(bundle, done);
           w.on('error', done);
@@ -543,8 +550,12 @@ export class RuncRuntime implements Runtime {
     return out;
   }
 
-  /** Releases what lives in this process (metadata endpoints); containers and ports keep running. */
+  /**
+   * Releases what lives in this process — metadata endpoints, pending wait() calls (they reject) — for a
+   * server shutdown; containers, logs and published ports keep running for the next process to adopt.
+   */
   async close(): Promise<void> {
+    this.closed.abort();
     for (const g of [...this.imds.keys()]) await this.closeImds(g);
   }
 }
