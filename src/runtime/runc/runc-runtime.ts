@@ -425,7 +425,7 @@ export class RuncRuntime implements Runtime {
     } else {
       const exitCode = Number((await readFile(join(bundle, 'exit'), 'utf8')).trim());
       let reason = exitCode === 0 ? 'Completed' : 'Error';
-      if (await exists(join(bundle, 'killed'))) reason = 'Killed';
+      if (exitCode !== 0 && (await exists(join(bundle, 'killed')))) reason = 'Killed';
       const state = await readJson<{ cgroup_paths?: Record<string, string> }>(join(this.runc.root, rec.runcId, 'state.json'));
       const memcg = state?.cgroup_paths?.memory ?? state?.cgroup_paths?.[''];
       if (memcg && (await oomKills(memcg)) > 0) reason = 'OOMKilled';
