@@ -11,8 +11,10 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
+import { createHash as hash } from 'node:crypto';
 import { pack, type Header as Headers } from 'tar-stream';
 import { applyLayer, LayerError } from '../src/runtime/rootfs/apply-layer.js';
+import { LayerCache } from '../src/runtime/rootfs/layer-cache.js';
 import { resolveInRoot } from '../src/runtime/rootfs/resolve.js';
 
 type Entry = Partial<Headers> & { name: string; body?: string };
@@ -280,5 +282,23 @@ describe('ordinary layers', () => {
   test('zstd layers are refused with a clear message', async () => {
     const f = await fixture();
     await assert.rejects(applyLayer(f.root, Readable.from([Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0])]), { whiteouts: 'apply' }), /zstd/);
+  });
+});
+
+describe('layer cache', () => {
+  test('extracts once into <dir>/<hex>, shares concurrent requests, refuses a blob that does not match its digest', async () => {
+    const f = await fixture();
+    const blob = gzipSync(await tarOf([{ name: 'hello', body: 'world' }]));
+    const path = join(f.base, 'blob.tgz');
+    await writeFile(path, blob);
+    const digest = `sha256:${hash('sha256').update(blob).digest('hex')}`;
+    const cache = new LayerCache(join(f.root, 'layers'));
+    const [a, b] = await Promise.all([cache.ensure({ digest, path }), cache.ensure({ digest, path })]);
+    assert.equal(a, b);
+    assert.equal(a, join(f.root, 'layers', digest.slice(7)));
+    assert.equal(await readFile(join(a, 'hello'), 'utf8'), 'world');
+    const wrong = `sha256:${'a'.repeat(64)}`;
+    await assert.rejects(cache.ensure({ digest: wrong, path }), /does not match its digest/);
+    assert.deepEqual((await readdir(join(f.root, 'layers'))).sort(), [digest.slice(7)], 'nothing half-extracted is left');
   });
 });

@@ -2,10 +2,11 @@
 // into <dataDir>/layers/<hex>/ — into a temp directory first, renamed into place when complete, so a
 // crash never leaves a half-extracted layer that looks finished. Concurrent requests for the same
 // layer share one extraction.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Transform } from 'node:stream';
 import { applyLayer } from './apply-layer.js';
 
 export interface LayerBlob {
@@ -47,7 +48,15 @@ export class LayerCache {
     const tmp = join(this.dir, `.tmp-${key.slice(0, 12)}-${randomBytes(4).toString('hex')}`);
     await mkdir(tmp, { mode: 0o755 });
     try {
-      await applyLayer(tmp, createReadStream(layer.path), { whiteouts: 'overlay', signal });
+      // The blob is hashed on the way through: a cache entry is only ever named by the digest of what filled it.
+      const [alg] = layer.digest.split(':');
+      const h = createHash(alg === 'sha512' ? 'sha512' : 'sha256');
+      const hashing = new Transform({ transform(chunk: Buffer, _e, cb) { h.update(chunk); cb(null, chunk); } });
+      const blob = createReadStream(layer.path);
+      blob.on('error', (e) => hashing.destroy(e));
+      await applyLayer(tmp, blob.pipe(hashing), { whiteouts: 'overlay', signal });
+      const got = `${alg}:${h.digest('hex')}`;
+      if (got !== layer.digest) throw new Error(`layer blob ${layer.path} does not match its digest ${layer.digest} (it hashes to ${got}); pull the image again`);
       await rename(tmp, final);
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
