@@ -17,6 +17,9 @@ const run = promisify(execFile);
 
 export type RootfsMode = 'overlay' | 'copy';
 
+/** 64-hex relative lowerdirs: 60 of them stay well inside the kernel's 4096-byte mount options. */
+const MAX_OVERLAY_LAYERS = 60;
+
 /** True when an overlay mount works in `workDir` (it is mounted and unmounted again). */
 export async function overlayWorks(workDir: string): Promise<boolean> {
   await mkdir(workDir, { recursive: true });
@@ -45,7 +48,8 @@ export function rootfsPaths(bundleDir: string) {
 export async function buildRootfs(mode: RootfsMode, cache: LayerCache, layers: LayerBlob[], bundleDir: string, signal?: AbortSignal): Promise<string> {
   const p = rootfsPaths(bundleDir);
   await mkdir(p.rootfs, { recursive: true, mode: 0o755 });
-  if (mode === 'copy') {
+  // Mount options are limited to one page: an image with very many layers is copied instead.
+  if (mode === 'copy' || layers.length > MAX_OVERLAY_LAYERS) {
     for (const l of layers) await applyLayer(p.rootfs, createReadStream(l.path), { whiteouts: 'apply', signal });
     return p.rootfs;
   }
