@@ -12,6 +12,8 @@ import { registerAdCommands } from './commands/ad.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerRoleCommands } from './commands/role.js';
 import { registerLoginCommands } from './commands/login.js';
+import { registerCaCommand } from './commands/ca.js';
+import { trustBerthCa } from './trust.js';
 
 export function buildProgram(): Command {
   const program = new Command('berth')
@@ -28,10 +30,12 @@ export function buildProgram(): Command {
   registerIdentityCommands(program, getClient);
   registerRoleCommands(program, getClient);
   registerLoginCommands(program, getClient);
+  registerCaCommand(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
+  trustBerthCa();
   const code = await runProgram(buildProgram(), argv);
   process.exitCode = code;
 }

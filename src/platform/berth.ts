@@ -22,6 +22,7 @@ import { RegistryListeners, freeLoopbackPort } from './listeners.js';
 import { dataPaths } from './data-dir.js';
 import { writeFileAtomic } from './fs-atomic.js';
 import { createLogger, type Level, type Logger } from './logger.js';
+import { ensureTls, serverNames, type TlsMaterial } from './tls.js';
 
 export interface BerthOptions {
   dataDir: string;
@@ -32,10 +33,19 @@ export interface BerthOptions {
   logSink?: (line: string) => void;
   /** Garbage collection every this many ms (0 disables the timer; `berth acr gc` still works). */
   gcIntervalMs?: number;
+  /** An extra DNS name (or IP address) the server certificate covers, besides localhost, 127.0.0.1 and ::1. */
+  domain?: string;
+  /** false: plain HTTP only, no CA or certificate (default true: HTTPS and HTTP on every port). */
+  tls?: boolean;
 }
 
 export interface RunningBerth {
+  /** Plain HTTP on loopback: http://127.0.0.1:<port>. */
   url: string;
+  /** HTTPS with Berth's CA: https://localhost:<port> (undefined with tls: false). */
+  httpsUrl: string | undefined;
+  /** TLS material (CA path and certificate); undefined with tls: false. */
+  tls: TlsMaterial | undefined;
   port: number;
   dataDir: string;
   db: Db;
@@ -55,6 +65,9 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const log: Logger = createLogger(o.logLevel ?? 'info', o.logSink);
   const paths = dataPaths(o.dataDir);
   await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
+  if (o.tls === false && o.domain) throw new Error('--domain names a host for the TLS certificate; it cannot be used with --no-tls.');
+  const tls = o.tls === false ? undefined
+    : await ensureTls(paths.tls, serverNames(o.domain), (msg, fields) => log.info(msg, fields));
   const db = openDatabase(paths.db);
   const blobs = new FsBlobStore(o.dataDir);
   await blobs.init();
@@ -73,19 +86,20 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const workloads = new WorkloadIdentities(identity, managedIdentities);
   const auth = new RegistryAuth(registries, identity, tokens, repoTokens);
   const registryHttp = new RegistryHttp({ registries, service: registryService, auth, log });
-  const listeners = new RegistryListeners(registries, registryHttp, host, log);
+  const listeners = new RegistryListeners(registries, registryHttp, host, log, tls);
   registries.onChange({ opened: (r) => listeners.open(r), closed: (r) => listeners.close(r) });
 
-  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, log, baseUrl: () => baseUrl });
+  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, log, baseUrl: () => baseUrl, tls });
   await api.listen({ port: o.port, host });
   const port = (api.server.address() as { port: number }).port;
   baseUrl = `http://${host}:${port}`;
+  const httpsUrl = tls ? `https://localhost:${port}` : undefined;
 
   const cred = await identity.ensureOwner(existsSync(paths.ownerCredential));
   if (cred) await writeFileAtomic(paths.ownerCredential, JSON.stringify(cred, null, 2) + '\n', 0o600);
 
   for (const r of registries.list()) await listeners.open(r);
-  await writeFileAtomic(paths.serverInfo, JSON.stringify({ url: baseUrl, pid: process.pid }) + '\n', 0o644);
+  await writeFileAtomic(paths.serverInfo, JSON.stringify({ url: baseUrl, ...(httpsUrl ? { httpsUrl, ca: tls!.caPath } : {}), pid: process.pid }) + '\n', 0o644);
 
   let timer: NodeJS.Timeout | undefined;
   if (o.gcIntervalMs) {
@@ -98,7 +112,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   }
 
   return {
-    url: baseUrl, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads,
+    url: baseUrl, httpsUrl, tls, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads,
     async stop() {
       if (timer) clearInterval(timer);
       await listeners.closeAll();
