@@ -207,7 +207,7 @@ test('the berth CLI talks HTTPS to BERTH_SERVER with the CA from the data direct
   assert.match(none.stderr, /^ERROR: There is no CA in .*berth serve/);
 });
 
-test('the CA survives restarts; the server certificate is kept, re-issued when deleted, expiring or missing a name', async () => {
+test('the CA survives restarts; the server certificate is kept, re-issued when deleted, expiring or missing a name', { timeout: 120_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'berth-tls-restart-'));
   const p = dataPaths(dir).tls;
   try {
@@ -232,6 +232,8 @@ test('the CA survives restarts; the server certificate is kept, re-issued when d
     const r = await undiciFetch(`https://localhost:${s.port}/${s.identity.ids.tenantId}/v2.0/.well-known/openid-configuration`, { dispatcher: agent });
     assert.equal(r.status, 200);
     await agent.close();
+    // a client that refuses the certificate mid-handshake does not keep the server from stopping
+    await assert.rejects(fetch(`https://localhost:${s.port}/`));
     await s.stop();
 
     const logs: string[] = [];

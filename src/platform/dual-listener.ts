@@ -25,6 +25,9 @@ export function createDualServer(handler: RequestListener, tls: TlsMaterial | un
   // The https server never listens; it only receives the connections handed to it below. Its errors
   // (a client that aborts the handshake, say) concern one connection only.
   secure.on('tlsClientError', (_e, socket) => socket.destroy());
+  // An http server tracks its connections (for timeouts and closeIdleConnections) from its 'listening'
+  // event on; the https server never listens itself, so it starts tracking when the plain one does.
+  plain.on('listening', () => secure.emit('listening'));
 
   const httpConnection = plain.listeners('connection') as Array<(s: Socket) => void>;
   plain.removeAllListeners('connection');
@@ -43,6 +46,9 @@ export function createDualServer(handler: RequestListener, tls: TlsMaterial | un
       socket.unshift(first);
       if (first[0] === TLS_HANDSHAKE) {
         // The TLS socket reads what is already buffered (the ClientHello byte put back above) first.
+        // The http server accepts half-open sockets (it ends them itself); a TLS socket must not be
+        // half-open, or it never notices a client that went away and the server never finishes closing.
+        socket.allowHalfOpen = false;
         secure.emit('connection', socket);
       } else {
         for (const l of httpConnection) l.call(plain, socket);
@@ -59,6 +65,11 @@ export function createDualServer(handler: RequestListener, tls: TlsMaterial | un
     socket.on('readable', dispatch);
   });
 
+  const close = plain.close.bind(plain);
+  plain.close = (cb?: (err?: Error) => void) => {
+    secure.close();
+    return close(cb);
+  };
   const closeAll = plain.closeAllConnections.bind(plain);
   const closeIdle = plain.closeIdleConnections.bind(plain);
   const dropUndecided = () => {
