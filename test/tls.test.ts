@@ -11,6 +11,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
+import { createConnection } from 'node:net';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { startTestBerth, adminRegistry, which, REPO_ROOT, type TestBerth } from './helpers/berth.js';
 import { busyboxLayout, haveImageTools } from './helpers/images.js';
@@ -66,6 +67,11 @@ test('one port speaks HTTPS and plain HTTP; realms and discovery follow the sche
   assert.ok(doc.issuer.startsWith('https://localhost:') && doc.jwks_uri.startsWith('https://localhost:'));
   const plain = (await (await fetch(`http://127.0.0.1:${b.port}${docPath}`)).json()) as { token_endpoint: string };
   assert.equal(plain.token_endpoint, `http://127.0.0.1:${b.port}/${tenant}/oauth2/v2.0/token`);
+
+  // ARM's challenge points at the identity endpoint on the same scheme
+  const arm = await undiciFetch(`https://localhost:${b.port}/subscriptions?api-version=2022-12-01`, { dispatcher: trusting });
+  assert.equal(arm.status, 401);
+  assert.match(arm.headers.get('www-authenticate') ?? '', new RegExp(`authorization_uri="https://localhost:${b.port}/${tenant}"`));
 
   // a registry's login server
   const s = await undiciFetch(`https://localhost:${regPort()}/v2/`, { dispatcher: trusting });
@@ -232,9 +238,14 @@ test('the CA survives restarts; the server certificate is kept, re-issued when d
     const r = await undiciFetch(`https://localhost:${s.port}/${s.identity.ids.tenantId}/v2.0/.well-known/openid-configuration`, { dispatcher: agent });
     assert.equal(r.status, 200);
     await agent.close();
-    // a client that refuses the certificate mid-handshake does not keep the server from stopping
+    // neither a client that refuses the certificate mid-handshake nor one that connects and sends
+    // nothing keeps the server from stopping
     await assert.rejects(fetch(`https://localhost:${s.port}/`));
+    const silent = createConnection(s.port, '127.0.0.1');
+    silent.on('error', () => undefined);
+    await new Promise((res) => silent.once('connect', res));
     await s.stop();
+    silent.destroy();
 
     const logs: string[] = [];
     s = await startBerth({ dataDir: dir, port: 0, domain: 'berth.example.test', logSink: (l) => logs.push(l) });
