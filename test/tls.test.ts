@@ -263,6 +263,16 @@ test('the CA survives restarts; the server certificate is kept, re-issued when d
     // a CA key that does not belong to the CA certificate is an error that says what to do, not a new CA
     await copyFile(p.key, p.caKey);
     await assert.rejects(startBerth({ dataDir: dir, port: 0, logSink: () => undefined }), /ca-key\.pem is not the key of .*ca\.pem/);
+    await rm(p.caKey);
+    await assert.rejects(startBerth({ dataDir: dir, port: 0, logSink: () => undefined }), /ca-key\.pem is missing/);
+    // a CA key without its certificate (a crash while the CA was created) is replaced by a new CA
+    await rm(p.ca);
+    await copyFile(p.key, p.caKey);
+    s = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined });
+    const ca2 = await readFile(p.ca, 'utf8');
+    assert.notEqual(ca2, ca1);
+    assert.equal(whyReissue(await readFile(p.cert, 'utf8'), ca2, serverNames()), undefined, 'the server certificate is issued by the new CA');
+    await s.stop();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -76,9 +76,11 @@ async function ensureCa(paths: TlsPaths): Promise<{ cert: string; key: string }>
     if (Date.parse(x.validTo) <= Date.now()) throw new Error(`Berth's CA ${paths.ca} expired on ${x.validTo}. Move it and ${paths.caKey} away to create a new one, then trust it again (berth ca).`);
     return { cert, key };
   }
-  if (existsSync(paths.ca) !== existsSync(paths.caKey)) {
-    throw new Error(`Only one of ${paths.ca} and ${paths.caKey} exists. Restore the missing file, or move the other away to create a new CA.`);
+  if (existsSync(paths.ca)) {
+    throw new Error(`${paths.caKey} is missing, so Berth cannot issue certificates from ${paths.ca}. Restore the key, or move ${paths.ca} away to create a new CA (clients must then trust the new one).`);
   }
+  // A key without its certificate is what a crash between the two writes below leaves: no client can
+  // trust a CA whose certificate was never written, so a new CA replaces it.
   const keys = await rsaKeyPair();
   const c = forge.pki.createCertificate();
   c.publicKey = forge.pki.publicKeyFromPem(keys.publicKey);
