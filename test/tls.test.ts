@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { createConnection } from 'node:net';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { Agent, fetch as undiciFetch, request } from 'undici';
 import { startTestBerth, adminRegistry, which, REPO_ROOT, type TestBerth } from './helpers/berth.js';
 import { busyboxLayout, haveImageTools } from './helpers/images.js';
 import { startBerth } from '../src/platform/berth.js';
@@ -65,8 +65,24 @@ test('one port speaks HTTPS and plain HTTP; realms and discovery follow the sche
   const doc = (await secure.json()) as { issuer: string; token_endpoint: string; jwks_uri: string };
   assert.equal(doc.token_endpoint, `https://localhost:${b.port}/${tenant}/oauth2/v2.0/token`);
   assert.ok(doc.issuer.startsWith('https://localhost:') && doc.jwks_uri.startsWith('https://localhost:'));
-  const plain = (await (await fetch(`http://127.0.0.1:${b.port}${docPath}`)).json()) as { token_endpoint: string };
+  const plain = (await (await fetch(`http://127.0.0.1:${b.port}${docPath}`)).json()) as { issuer: string; token_endpoint: string };
   assert.equal(plain.token_endpoint, `http://127.0.0.1:${b.port}/${tenant}/oauth2/v2.0/token`);
+  // a token's issuer is the one of the discovery document its client read; either is accepted everywhere
+  const owner = JSON.parse(await readFile(dataPaths(b.dataDir).ownerCredential, 'utf8')) as { clientId: string; clientSecret: string };
+  const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: owner.clientId, client_secret: owner.clientSecret, scope: 'https://management.azure.com/.default' }).toString();
+  const formHeaders = { 'content-type': 'application/x-www-form-urlencoded' };
+  const sTok = (await (await undiciFetch(doc.token_endpoint, { method: 'POST', headers: formHeaders, body: form, dispatcher: trusting })).json()) as { access_token: string };
+  const pTok = (await (await fetch(plain.token_endpoint, { method: 'POST', headers: formHeaders, body: form })).json()) as { access_token: string };
+  const iss = (t: string) => (JSON.parse(Buffer.from(t.split('.')[1]!, 'base64url').toString()) as { iss: string }).iss;
+  assert.equal(iss(sTok.access_token), doc.issuer);
+  assert.equal(iss(pTok.access_token), plain.issuer);
+  const subs = `/subscriptions?api-version=2022-12-01`;
+  assert.equal((await fetch(`http://127.0.0.1:${b.port}${subs}`, { headers: { authorization: `Bearer ${sTok.access_token}` } })).status, 200);
+  assert.equal((await undiciFetch(`https://localhost:${b.port}${subs}`, { headers: { authorization: `Bearer ${pTok.access_token}` }, dispatcher: trusting })).status, 200);
+  // a Host the server does not answer to gets the canonical issuer, not an echo of the header
+  const odd = (await (await request(`http://127.0.0.1:${b.port}${docPath}`, { headers: { host: 'evil.example' } })).body.json()) as { issuer: string; token_endpoint: string };
+  assert.equal(odd.token_endpoint, `http://evil.example/${tenant}/oauth2/v2.0/token`, 'the Host header reached the server');
+  assert.equal(odd.issuer, `http://127.0.0.1:${b.port}/${tenant}/v2.0`);
 
   // ARM's challenge points at the identity endpoint on the same scheme
   const arm = await undiciFetch(`https://localhost:${b.port}/subscriptions?api-version=2022-12-01`, { dispatcher: trusting });

@@ -76,7 +76,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   const oidc = (req: FastifyRequest) => {
     const base = `${requestBase(req)}/${d.identity.ids.tenantId}`;
     return {
-      issuer: `${base}/v2.0`,
+      issuer: d.identity.issuer(requestBase(req)),
       token_endpoint: `${base}/oauth2/v2.0/token`,
       authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
       device_authorization_endpoint: `${base}/oauth2/v2.0/devicecode`,
@@ -118,7 +118,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     if (!('principal' in res)) return fail(401, 'invalid_client', res.error);
     const scope = body.scope ?? (body.resource ? `${body.resource}/.default` : `${ARM_AUDIENCE}/.default`);
     const resource = scope.split(' ')[0]!.replace(/\/\.default$/, '') || ARM_AUDIENCE;
-    const token = await d.identity.issueAccessToken(res.principal, resource.endsWith('core.windows.net') ? ARM_AUDIENCE : resource);
+    const token = await d.identity.issueAccessToken(res.principal, resource.endsWith('core.windows.net') ? ARM_AUDIENCE : resource, undefined, requestBase(req));
     return reply.header('Cache-Control', 'no-store').send({ token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: token });
   };
   app.post('/:tenant/oauth2/v2.0/token', tokenHandler);

@@ -1,6 +1,7 @@
 // The composition root: opens the data directory and wires every service together. `berth serve`
 // and the tests both start Berth through startBerth().
 import { existsSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import { mkdir, rm } from 'node:fs/promises';
 import { openDatabase, type Db } from '../storage/sqlite.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
@@ -75,7 +76,8 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const tokens = await TokenService.load(paths.signingKey);
   const ids = IdentityService.platformIds(db);
   let baseUrl = '';
-  const identity = new IdentityService(db, tokens, ids, () => baseUrl);
+  let otherBases: string[] = [];
+  const identity = new IdentityService(db, tokens, ids, () => baseUrl, () => otherBases);
   const groups = new ResourceGroups(db, ids.subscriptionId);
   const registries = new Registries(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host), 'localhost');
   const meta = new SqliteRegistryMetadata(db);
@@ -94,6 +96,8 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const port = (api.server.address() as { port: number }).port;
   baseUrl = `http://${host}:${port}`;
   const httpsUrl = tls ? `https://localhost:${port}` : undefined;
+  otherBases = (tls ? ['http', 'https'] : ['http']).flatMap((scheme) =>
+    serverNames(o.domain).map((n) => `${scheme}://${isIPv6(n) ? `[${n}]` : n}:${port}`)).filter((b) => b !== baseUrl);
 
   const cred = await identity.ensureOwner(existsSync(paths.ownerCredential));
   if (cred) await writeFileAtomic(paths.ownerCredential, JSON.stringify(cred, null, 2) + '\n', 0o600);
