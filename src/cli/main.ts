@@ -31,11 +31,14 @@ export function buildProgram(): Command {
   registerRoleCommands(program, getClient);
   registerLoginCommands(program, getClient);
   registerCaCommand(program);
+  // Client commands trust Berth's CA; the server itself does not change its process-wide TLS trust.
+  program.hook('preAction', (_program, action) => {
+    if (action.name() !== 'serve') trustBerthCa();
+  });
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  trustBerthCa();
   const code = await runProgram(buildProgram(), argv);
   process.exitCode = code;
 }

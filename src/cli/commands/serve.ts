@@ -16,6 +16,7 @@ export function registerServeCommand(program: Command): void {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`argument --port: invalid value '${o.port}'`, 2);
       if (!['debug', 'info', 'warn', 'error'].includes(o.logLevel)) throw new CliError(`argument --log-level: invalid choice '${o.logLevel}'`, 2);
+      if (o.domain && !o.tls) throw new CliError('usage error: --domain names a host for the TLS certificate; it cannot be used with --no-tls', 2);
       const dataDir = o.dataDir ?? defaultDataDir();
       let b;
       try {
