@@ -54,6 +54,15 @@ test('the CA and the server certificate are in the data directory with the right
   assert.ok(cert.checkIP('::1') && cert.checkIP('127.0.0.1') && cert.checkHost('localhost'));
   assert.equal(cert.checkHost('example.com'), undefined);
   assert.match(cert.keyUsage?.join(',') ?? '', /1\.3\.6\.1\.5\.5\.7\.3\.1/, 'extended key usage: serverAuth');
+  for (const x of [ca, cert]) {
+    assert.equal(x.publicKey.asymmetricKeyType, 'ec');
+    assert.equal(x.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+  }
+  // OpenSSL (curl) accepts the chain as well as Go (skopeo, podman) and Node do below
+  if (which('curl')) {
+    const { stdout } = await run('curl', ['-sSf', '--cacert', p.ca, `https://localhost:${b.port}/${b.identity.ids.tenantId}/v2.0/.well-known/openid-configuration`]);
+    assert.match(stdout, /"token_endpoint":"https:\/\/localhost:/);
+  }
 });
 
 test('one port speaks HTTPS and plain HTTP; realms and discovery follow the scheme the client used', async () => {
