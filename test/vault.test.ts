@@ -28,7 +28,7 @@ async function kv(method: string, path: string, opts: { body?: unknown; token?: 
   const token = opts.token === undefined ? officerToken : opts.token;
   const sep = path.includes('?') ? '&' : '?';
   const url = /^https?:/.test(path) ? path : `${uri.replace(/\/$/, '')}${path}${path.includes('api-version') ? '' : `${sep}api-version=7.4`}`;
-  const res = await fetch(url, {
+  const res = await b.fetch(url, {
     method,
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(opts.body !== undefined || opts.raw !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : opts.raw !== undefined ? { body: opts.raw } : {}),
@@ -50,7 +50,7 @@ test('vault names follow Azure\'s rules, each violation with its own message; na
   // over the management API: 400 with the code, and 409 for a name taken in another group
   const owner = JSON.parse(readFileSync(join(b.dataDir, 'owner-credential.json'), 'utf8')) as { clientId: string; clientSecret: string; subscriptionId: string };
   const arm = (await tokenFor(b, { appId: owner.clientId, secret: owner.clientSecret }, 'https://management.core.windows.net//.default')).token;
-  const put = (rg: string, name: string) => fetch(`${b.url}/subscriptions/${owner.subscriptionId}/resourcegroups/${rg}/providers/Microsoft.KeyVault/vaults/${name}?api-version=2023-07-01`, {
+  const put = (rg: string, name: string) => b.fetch(`${b.url}/subscriptions/${owner.subscriptionId}/resourcegroups/${rg}/providers/Microsoft.KeyVault/vaults/${name}?api-version=2023-07-01`, {
     method: 'PUT', headers: { authorization: `Bearer ${arm}`, 'content-type': 'application/json' }, body: JSON.stringify({ location: 'westus', properties: { sku: { family: 'A', name: 'standard' } } }) });
   const bad = await put('rg', 'my--vault');
   assert.equal(bad.status, 400);
@@ -65,7 +65,7 @@ test('challenge: an unauthenticated request, even a PUT with no body, gets 401 a
   for (const [method, path] of [['PUT', '/secrets/x'], ['GET', '/secrets'], ['DELETE', '/deletedsecrets/x']] as const) {
     const r = await kv(method, path, { token: null });
     assert.equal(r.status, 401, `${method} ${path}`);
-    assert.equal(r.headers.get('www-authenticate'), `Bearer authorization="${b.url}/${b.identity.ids.tenantId}", resource="https://vault.azure.net"`);
+    assert.equal(r.headers.get('www-authenticate'), `Bearer authorization="${b.httpsUrl ?? b.url}/${b.identity.ids.tenantId}", resource="https://vault.azure.net"`);
     assert.deepEqual(r.body, { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } });
   }
   // a token for another audience (the management API) is refused the same way
@@ -153,7 +153,7 @@ test('errors: SecretNotFound, BadParameter (name, body, nbf>exp, api-version, ma
   const window = await kv('PUT', '/secrets/w', { body: { value: 'x', attributes: { nbf: 200, exp: 100 } } });
   assert.equal(window.status, 400);
   assert.match(window.body.error.message, /'nbf'/);
-  const noVersion = await fetch(`${uri}secrets`, { headers: { authorization: `Bearer ${officerToken}` } });
+  const noVersion = await b.fetch(`${uri}secrets`, { headers: { authorization: `Bearer ${officerToken}` } });
   assert.equal(noVersion.status, 400);
   assert.match(((await noVersion.json()) as { error: { message: string } }).error.message, /api-version/);
   const old = await kv('GET', '/secrets?api-version=7.2');
@@ -174,7 +174,7 @@ test('paging: maxresults and an absolute nextLink with $skiptoken, over secrets 
   const { uri: u2 } = await testVault(b, 'paging-vault');
   b.identity.assignRole(officer.objectId, (await import('../src/identity/roles.js')).findRole('Key Vault Secrets Officer')!, `/subscriptions/${b.identity.ids.subscriptionId}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/paging-vault`);
   const call = async (method: string, url: string, body?: unknown) => {
-    const res = await fetch(url, { method, headers: { authorization: `Bearer ${officerToken}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    const res = await b.fetch(url, { method, headers: { authorization: `Bearer ${officerToken}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
     return (await res.json()) as { value: Array<{ id: string }>; nextLink: string | null };
   };
   for (let i = 0; i < 7; i++) await call('PUT', `${u2}secrets/s${i}?api-version=7.4`, { value: `v${i}` });
@@ -375,7 +375,7 @@ test('ARM: vault resource shape, list by group and subscription, delete closes t
   const arm = (await tokenFor(b, { appId: owner.clientId, secret: owner.clientSecret }, 'https://management.core.windows.net//.default')).token;
   const base = `${b.url}/subscriptions/${owner.subscriptionId}`;
   const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}?api-version=2023-07-01`, { method, headers: { authorization: `Bearer ${arm}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    const res = await b.fetch(`${base}${path}?api-version=2023-07-01`, { method, headers: { authorization: `Bearer ${arm}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   };
@@ -399,12 +399,12 @@ test('ARM: vault resource shape, list by group and subscription, delete closes t
   assert.match(ap.body.error.message, /RBAC only/);
   // the creator gets Key Vault Administrator on the vault, so it can use secrets at once
   const ownerVault = await tokenFor(b, { appId: owner.clientId, secret: owner.clientSecret });
-  const put = await fetch(`${p.vaultUri}secrets/by-creator?api-version=7.4`, { method: 'PUT', headers: { authorization: `Bearer ${ownerVault.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ value: 'x' }) });
+  const put = await b.fetch(`${p.vaultUri}secrets/by-creator?api-version=7.4`, { method: 'PUT', headers: { authorization: `Bearer ${ownerVault.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ value: 'x' }) });
   assert.equal(put.status, 200);
   assert.equal((await call('DELETE', '/resourcegroups/rg/providers/Microsoft.KeyVault/vaults/arm-vault')).status, 200);
   assert.equal((await call('GET', '/resourcegroups/rg/providers/Microsoft.KeyVault/vaults/arm-vault')).status, 404);
   assert.equal((await call('DELETE', '/resourcegroups/rg/providers/Microsoft.KeyVault/vaults/arm-vault')).status, 204);
-  await assert.rejects(fetch(`${p.vaultUri}secrets?api-version=7.4`), 'the data plane port is closed');
+  await assert.rejects(b.fetch(`${p.vaultUri}secrets?api-version=7.4`), 'the data plane port is closed');
   assert.equal((b.db.prepare('SELECT count(*) AS n FROM vault_secret_versions WHERE vault_id NOT IN (SELECT id FROM vaults)').get() as { n: number }).n, 0);
 });
 
@@ -421,7 +421,7 @@ test('a managed identity\'s token (workload endpoint, resource https://vault.azu
   const { identity } = b.managedIdentities.createOrUpdate('rg', 'vault-reader-mi', {});
   const binding = b.workloads.bind('vault-test-group', [identity.principalId]);
   const get = async () => {
-    const tok = await fetch(`${b.url}/msi/token?api-version=2019-08-01&resource=${encodeURIComponent('https://vault.azure.net')}`, { headers: { 'X-IDENTITY-HEADER': binding.secret } });
+    const tok = await b.fetch(`${b.url}/msi/token?api-version=2019-08-01&resource=${encodeURIComponent('https://vault.azure.net')}`, { headers: { 'X-IDENTITY-HEADER': binding.secret } });
     assert.equal(tok.status, 200);
     return kv('GET', '/secrets/for-mi', { token: ((await tok.json()) as { access_token: string }).access_token });
   };
@@ -458,10 +458,10 @@ test('KEK rotation with BERTH_KEK takes the new key from BERTH_KEK_NEW; deleting
   const owner = JSON.parse(readFileSync(join(b.dataDir, 'owner-credential.json'), 'utf8')) as { clientId: string; clientSecret: string; subscriptionId: string };
   const arm = (await tokenFor(b, { appId: owner.clientId, secret: owner.clientSecret }, 'https://management.core.windows.net//.default')).token;
   const { uri: doomed } = await testVault(b, 'doomed-vault', 'doomed');
-  const del = await fetch(`${b.url}/subscriptions/${owner.subscriptionId}/resourcegroups/doomed?api-version=2023-07-01`, { method: 'DELETE', headers: { authorization: `Bearer ${arm}` } });
+  const del = await b.fetch(`${b.url}/subscriptions/${owner.subscriptionId}/resourcegroups/doomed?api-version=2023-07-01`, { method: 'DELETE', headers: { authorization: `Bearer ${arm}` } });
   assert.equal(del.status, 200);
   assert.equal(b.vaults.byName('doomed-vault'), undefined);
-  await assert.rejects(fetch(`${doomed}secrets?api-version=7.4`));
+  await assert.rejects(b.fetch(`${doomed}secrets?api-version=7.4`));
 });
 
 test('VaultSecretReader (for the keychain): the value, undefined for missing/deleted/disabled, an error for an unknown vault or a bad name', async () => {

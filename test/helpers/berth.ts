@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { startBerth, type RunningBerth } from '../../src/platform/berth.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..', '..');
@@ -13,6 +14,8 @@ export interface TestBerth extends RunningBerth {
   logs: string[];
   env: NodeJS.ProcessEnv;
   cli(args: string[], opts?: { input?: string; env?: NodeJS.ProcessEnv }): Promise<CliResult>;
+  /** fetch that trusts this server's CA (for https:// URLs of Berth's listeners). */
+  fetch: typeof fetch;
   restart(): Promise<TestBerth>;
   cleanup(): Promise<void>;
 }
@@ -40,9 +43,13 @@ export async function startTestBerth(dataDir?: string, logs: string[] = []): Pro
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
   const b = await startBerth({ dataDir: dir, port: 0, logSink: (l) => logs.push(l) });
   const env = { ...process.env, BERTH_SERVER: b.url, BERTH_DATA_DIR: dir };
+  const dispatcher = b.tls ? new Agent({ connect: { ca: b.tls.ca } }) : undefined;
+  const trustingFetch = ((url: string | URL, init?: RequestInit) =>
+    undiciFetch(url, { ...(init as object), ...(dispatcher ? { dispatcher } : {}) })) as unknown as typeof fetch;
   const t: TestBerth = Object.assign(b, {
     logs,
     env,
+    fetch: trustingFetch,
     cli: (args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) => runCli(args, { ...env, ...opts.env }, opts.input),
     restart: async () => {
       await b.stop();
