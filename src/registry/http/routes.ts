@@ -37,8 +37,8 @@ const V2 = [
 export function matchRoute(pathname: string): Route | undefined {
   let p: string;
   try {
-    // The JS SDK sends repository names with %2F on /acr/v1 paths.
-    p = pathname.startsWith('/acr/') ? decodeURIComponent(pathname) : pathname;
+    // The Azure SDKs send repository names with %2F (on /v2 and /acr/v1 paths alike).
+    p = pathname.includes('%') ? decodeURIComponent(pathname) : pathname;
   } catch {
     return undefined;
   }
