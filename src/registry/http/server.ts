@@ -342,7 +342,13 @@ export class RegistryHttp {
         principal = await this.d.auth.verifyRefreshToken(r, form.get('refresh_token') ?? '');
         if (!principal) return oauthError(401, 'the refresh token is invalid or expired; get a new one with /oauth2/exchange');
       } else if (grant === 'password') {
-        const a = await this.d.auth.checkPassword(r, form.get('username') ?? '', form.get('password') ?? '');
+        const username = form.get('username') ?? '';
+        const password = form.get('password') ?? '';
+        // The Azure SDKs' anonymous clients ask for a token with no credentials at all.
+        if (!username && !password) {
+          return oauthError(401, `authentication required: registry ${r.name} does not allow anonymous access; authenticate with a credential (a service principal, managed identity, token or the admin user)`);
+        }
+        const a = await this.d.auth.checkPassword(r, username, password);
         if (!a.ok) return oauthError(401, `authentication failed: ${a.reason}`);
         principal = a.principal;
       } else {
