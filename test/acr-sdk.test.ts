@@ -122,7 +122,6 @@ async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
 }
 
 const isRestError = (status: number[]) => (e: unknown) => {
-  if (process.env.PROBE) console.log('PROBE', (e as RestError).statusCode, (e as RestError).code, (e as Error).message);
   assert.ok(e instanceof RestError, `expected a RestError, got ${String(e)}`);
   assert.ok(status.includes(e.statusCode ?? 0), `expected status ${status.join('/')}, got ${e.statusCode}: ${e.message}`);
   return true;
@@ -266,6 +265,37 @@ test('registry client: repositories (paged), properties, manifests (ordered), ta
   await rc.deleteRepository('sdk/gamma');
   assert.ok(!(await collect(rc.listRepositoryNames())).includes('sdk/gamma'));
   await assert.rejects(rc.getRepository('sdk/gamma').getProperties(), isRestError([404]));
+});
+
+test('a multi-platform index: its references (relatedArtifacts), and a read lock refuses pulls', async () => {
+  const c = contentClient('sdk/multi', owner);
+  const amd = await pushImage(c, undefined, 'amd64');
+  const arm = await pushImage(c, undefined, 'arm64');
+  const size = async (d: string) => (await c.getManifest(d)).content.length;
+  const index = {
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [
+      { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: amd.digest, size: await size(amd.digest), platform: { architecture: 'amd64', os: 'linux' } },
+      { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: arm.digest, size: await size(arm.digest), platform: { architecture: 'arm64', os: 'linux' } },
+    ],
+  };
+  const set = await c.setManifest(Buffer.from(JSON.stringify(index)), { tag: 'latest', mediaType: 'application/vnd.oci.image.index.v1+json' });
+  const got = await c.getManifest('latest');
+  assert.equal(got.digest, set.digest);
+  assert.equal(got.mediaType, 'application/vnd.oci.image.index.v1+json');
+  const art = registryClient(owner).getArtifact('sdk/multi', 'latest');
+  const props = await art.getManifestProperties();
+  assert.deepEqual(props.relatedArtifacts.map((r) => [r.digest, r.architecture, r.operatingSystem]), [[amd.digest, 'amd64', 'linux'], [arm.digest, 'arm64', 'linux']]);
+  const listed = await collect(registryClient(owner).getRepository('sdk/multi').listManifestProperties());
+  assert.equal(listed.find((m) => m.digest === set.digest)?.relatedArtifacts.length, 2);
+  // readEnabled=false: the manifest cannot be pulled, and listEnabled=false hides it from listings
+  await registryClient(owner).getArtifact('sdk/multi', amd.digest).updateManifestProperties({ canRead: false, canList: false });
+  await assert.rejects(c.getManifest(amd.digest), isRestError([403, 405]));
+  const visible = await collect(registryClient(owner).getRepository('sdk/multi').listManifestProperties());
+  assert.ok(!visible.some((m) => m.digest === amd.digest));
+  assert.equal((await registryClient(owner).getArtifact('sdk/multi', amd.digest).getManifestProperties()).canRead, false);
+  await registryClient(owner).getArtifact('sdk/multi', amd.digest).updateManifestProperties({ canRead: true, canList: true });
+  assert.equal((await c.getManifest(amd.digest)).digest, amd.digest);
 });
 
 test('anonymous client: refused, since Berth has no anonymous pull', async () => {

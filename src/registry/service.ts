@@ -413,6 +413,13 @@ export class RegistryService {
     return r;
   }
 
+  /** The manifests an index lists, with their platforms (ACR's `references`); empty for an image manifest. */
+  async indexReferences(m: ManifestRecord): Promise<Array<{ digest: Digest; architecture?: string; os?: string }>> {
+    if (!isIndexMediaType(m.mediaType)) return [];
+    const parsed = parseManifest(await this.readSmall(m.digest), m.mediaType);
+    return parsed.manifests.map((d) => ({ digest: d.digest, ...(d.platform ? { architecture: d.platform.architecture, os: d.platform.os } : {}) }));
+  }
+
   /** Changes some of the changeable attributes of a repository, manifest or tag; returns them all. */
   async updateAttributes(registryId: string, repo: string, target: AttributeTarget, change: Partial<ChangeableAttributes>): Promise<ChangeableAttributes> {
     const current = await this.attributesOf(registryId, repo, target);

@@ -78,7 +78,8 @@ export async function handleAcr(s: RegistryService, q: AcrRequest, route: AcrRou
       const p = pageOf(sortByTime(list, order), (m) => m.digest, n, last);
       const headers: Record<string, string> = {};
       if (p.more) headers.Link = nextLink(`/acr/v1/${route.name}/_manifests`, n!, p.items[p.items.length - 1]!.digest, order);
-      return { status: 200, headers, body: { registry: q.loginServer, imageName: route.name, manifests: p.items.map(manifestJson) } };
+      const manifests = await Promise.all(p.items.map(async (m) => manifestJson(m, await s.indexReferences(m))));
+      return { status: 200, headers, body: { registry: q.loginServer, imageName: route.name, manifests } };
     }
     case 'acrManifest': {
       if (!isDigest(route.digest)) throw new RegistryError('DIGEST_INVALID', `"${route.digest.slice(0, 200)}" is not a digest; the manifest API takes digests (use _tags for tags)`);
@@ -89,7 +90,7 @@ export async function handleAcr(s: RegistryService, q: AcrRequest, route: AcrRou
       if (q.method === 'PATCH') await s.updateAttributes(rid, route.name, { kind: 'manifest', digest: route.digest as Digest }, await readAttributes(q));
       const m = (await s.listManifests(rid, route.name)).find((x) => x.digest === route.digest);
       if (!m) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${route.digest.slice(0, 200)} is not in repository ${route.name}`, { name: route.name, digest: route.digest });
-      return { status: 200, body: { registry: q.loginServer, imageName: route.name, manifest: manifestJson(m) } };
+      return { status: 200, body: { registry: q.loginServer, imageName: route.name, manifest: manifestJson(m, await s.indexReferences(m)) } };
     }
   }
 }
@@ -98,10 +99,11 @@ function tagJson(t: { name: string; digest: string; createdAt: string; updatedAt
   return { name: t.name, digest: t.digest, createdTime: t.createdAt, lastUpdateTime: t.updatedAt, signed: false, changeableAttributes: t.attributes };
 }
 
-function manifestJson(m: ManifestRecord & { tags: string[] }) {
+function manifestJson(m: ManifestRecord & { tags: string[] }, references: object[]) {
   return {
     digest: m.digest, imageSize: m.imageSize, createdTime: m.createdAt, lastUpdateTime: m.updatedAt,
     ...(m.platform ? { architecture: m.platform.architecture, os: m.platform.os } : {}),
+    ...(references.length ? { references } : {}),
     mediaType: m.mediaType, tags: m.tags, changeableAttributes: m.attributes,
   };
 }
