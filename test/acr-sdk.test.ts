@@ -267,7 +267,7 @@ test('registry client: repositories (paged), properties, manifests (ordered), ta
   await assert.rejects(rc.getRepository('sdk/gamma').getProperties(), isRestError([404]));
 });
 
-test('a multi-platform index: its references (relatedArtifacts), and a read lock refuses pulls', async () => {
+test('a multi-platform index: its references (relatedArtifacts); read and list locks', async () => {
   const c = contentClient('sdk/multi', owner);
   const amd = await pushImage(c, undefined, 'amd64');
   const arm = await pushImage(c, undefined, 'arm64');
@@ -296,6 +296,13 @@ test('a multi-platform index: its references (relatedArtifacts), and a read lock
   assert.equal((await registryClient(owner).getArtifact('sdk/multi', amd.digest).getManifestProperties()).canRead, false);
   await registryClient(owner).getArtifact('sdk/multi', amd.digest).updateManifestProperties({ canRead: true, canList: true });
   assert.equal((await c.getManifest(amd.digest)).digest, amd.digest);
+  // a repository with listEnabled=false is left out of the catalog, and still answers by name
+  const repo = registryClient(owner).getRepository('sdk/multi');
+  await repo.updateProperties({ canList: false });
+  assert.ok(!(await collect(registryClient(owner).listRepositoryNames())).includes('sdk/multi'));
+  assert.equal((await repo.getProperties()).canList, false);
+  await repo.updateProperties({ canList: true });
+  assert.ok((await collect(registryClient(owner).listRepositoryNames())).includes('sdk/multi'));
 });
 
 test('anonymous client: refused, since Berth has no anonymous pull', async () => {

@@ -193,9 +193,11 @@ export class SqliteRegistryMetadata implements RegistryMetadataStore {
 
   async listRepositories(registryId: string, n: number | undefined, last: string | undefined): Promise<Page<string>> {
     const limit = n === undefined ? -1 : n + 1;
-    // A repository is listed once it holds a manifest (blobs alone are an upload in progress).
+    // A repository is listed once it holds a manifest (blobs alone are an upload in progress), unless
+    // its listEnabled attribute is false.
     const rows = this.db.prepare(
-      `SELECT name FROM repositories r WHERE registry_id = ? AND name > ? AND EXISTS
+      `SELECT name FROM repositories r WHERE registry_id = ? AND name > ?
+         AND (r.attributes IS NULL OR json_extract(r.attributes, '$.listEnabled') = 1) AND EXISTS
          (SELECT 1 FROM manifests m WHERE m.registry_id = r.registry_id AND m.repo = r.name)
        ORDER BY name COLLATE BINARY LIMIT ?`,
     ).all(registryId, last ?? '', limit) as Array<{ name: string }>;
