@@ -25,6 +25,7 @@ import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import { startTestBerth, type TestBerth } from './helpers/berth.js';
 import { principalWithRole, tokenFor, type TestPrincipal } from './helpers/vault.js';
 import { armId } from '../src/registry/registries.js';
+import { RegistryClient } from '../src/client/registry-client.js';
 
 const AUDIENCE = 'https://management.azure.com';
 let b: TestBerth;
@@ -303,6 +304,31 @@ test('a multi-platform index: its references (relatedArtifacts); read and list l
   assert.equal((await repo.getProperties()).canList, false);
   await repo.updateProperties({ canList: true });
   assert.ok((await collect(registryClient(owner).listRepositoryNames())).includes('sdk/multi'));
+});
+
+test('/acr/v1 directly: tags filtered by digest, bad orderby and bad PATCH bodies are 400 with a reason', async () => {
+  const c = contentClient('sdk/raw', owner);
+  const a = await pushImage(c, 'a');
+  await c.setManifest(a.manifest, { tag: 'b' });
+  await pushImage(c, 'c');
+  const rc = new RegistryClient(loginServer, { kind: 'basic', username: owner.appId, password: owner.secret });
+  const scope = 'repository:sdk/raw:metadata_read,metadata_write';
+  const { body } = await rc.getJson<{ tags: Array<{ name: string }> }>(`/acr/v1/sdk%2Fraw/_tags?digest=${encodeURIComponent(a.digest)}`, scope);
+  assert.deepEqual(body.tags.map((t) => t.name), ['a', 'b']);
+  const bad = await rc.send('GET', '/acr/v1/sdk/raw/_tags?orderby=sideways', scope);
+  assert.equal(bad.status, 400);
+  assert.match(await bad.body.text(), /orderby must be timeasc or timedesc/);
+  for (const [payload, why] of [['{"writeEnabled":"no"}', /writeEnabled must be true or false/], ['not json', /not JSON/], ['[1]', /JSON object/]] as const) {
+    const res = await rc.send('PATCH', '/acr/v1/sdk/raw/_tags/a', scope, { headers: { 'content-type': 'application/json' }, body: payload });
+    assert.equal(res.status, 400);
+    assert.match(await res.body.text(), why);
+  }
+  const notDigest = await rc.send('GET', '/acr/v1/sdk/raw/_manifests/latest', scope);
+  assert.equal(notDigest.status, 400);
+  assert.match(await notDigest.body.text(), /DIGEST_INVALID.*use _tags for tags/);
+  const paged = await rc.send('GET', '/acr/v1/sdk/raw/_tags?n=1&orderby=timedesc', scope);
+  assert.equal(paged.headers.link, '</acr/v1/sdk/raw/_tags?last=c&n=1&orderby=timedesc>; rel="next"');
+  await paged.body.dump();
 });
 
 test('anonymous client: refused, since Berth has no anonymous pull', async () => {
