@@ -263,6 +263,11 @@ test('registry client: repositories (paged), properties, manifests (ordered), ta
   // delete a manifest through the artifact (resolved from its tag), then the repository
   await rc.getArtifact('sdk/beta', 'two').delete();
   assert.deepEqual((await collect(rc.getRepository('sdk/beta').listManifestProperties())).map((m) => m.digest).sort(), [digests['sdk/beta']![0], digests['sdk/beta']![2]].sort());
+  // without an audience the SDK asks Entra for https://containerregistry.azure.net/.default; the exchange takes that too
+  const before = aadScopes.length;
+  const noAudience = new ContainerRegistryClient(endpoint, credential(owner), transport());
+  assert.equal((await noAudience.getRepository('sdk/gamma').getProperties()).manifestCount, 3);
+  assert.deepEqual([...new Set(aadScopes.slice(before))], ['https://containerregistry.azure.net/.default']);
   await rc.deleteRepository('sdk/gamma');
   assert.ok(!(await collect(rc.listRepositoryNames())).includes('sdk/gamma'));
   await assert.rejects(rc.getRepository('sdk/gamma').getProperties(), isRestError([404]));
