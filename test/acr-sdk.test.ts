@@ -6,9 +6,10 @@
 // The SDK's bearerTokenAuthenticationPolicy refuses plain http outright, whatever the client options
 // ("Bearer token authentication is not permitted for non-TLS protected (non-https) URLs."). When the
 // data directory holds Berth's CA (the TLS listener), the SDK talks https to the registry, trusting that
-// CA through an https.Agent. Until then (the coordinator drops this once TLS is merged) the SDK is given
-// an https:// endpoint and an HttpClient that sends the same requests over plain http to the same port,
-// with allowInsecureConnection: the SDK's own code, policies and parsing run exactly as over https.
+// CA through an https.Agent (checked against the tls branch: all tests pass that way). Until TLS is
+// merged the SDK is given an https:// endpoint and an HttpClient that sends the same requests over plain
+// http to the same port, with allowInsecureConnection: the SDK's own code, policies and parsing run as
+// over https. After the TLS merge that fallback is dead code and can be deleted.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
