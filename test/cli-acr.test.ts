@@ -119,6 +119,19 @@ test('acr repository commands read the registry with the CLI identity (exchange 
   assert.equal(mans.length, 1);
   assert.deepEqual(mans[0].tags, ['v1', 'v2']);
   assert.equal(mans[0].digest, sha(m));
+  // lock the image: a delete is refused until it is unlocked
+  const locked = await cliJson(b, ['acr', 'repository', 'update', '-n', 'reporegistry', '--image', 'hello:v1', '--write-enabled', 'false']);
+  assert.deepEqual(locked.tag.changeableAttributes, { deleteEnabled: true, writeEnabled: false, readEnabled: true, listEnabled: true });
+  assert.equal((await cliJson(b, ['acr', 'repository', 'show', '-n', 'reporegistry', '--image', 'hello:v1'])).changeableAttributes.writeEnabled, false);
+  const refused = await b.cli(['acr', 'repository', 'delete', '-n', 'reporegistry', '--image', 'hello:v1', '--yes']);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /^ERROR: .*disallowed.*tag v1 has writeEnabled set to false/);
+  const repoAttrs = await cliJson(b, ['acr', 'repository', 'update', '-n', 'reporegistry', '--repository', 'hello', '--list-enabled', 'true']);
+  assert.equal(repoAttrs.imageName, 'hello');
+  const usage = await b.cli(['acr', 'repository', 'update', '-n', 'reporegistry', '--repository', 'hello']);
+  assert.equal(usage.code, 2);
+  await cliJson(b, ['acr', 'repository', 'update', '-n', 'reporegistry', '--image', `hello@${sha(m)}`, '--delete-enabled', 'true']);
+  await cliJson(b, ['acr', 'repository', 'update', '-n', 'reporegistry', '--image', 'hello:v1', '--write-enabled', 'true']);
   const del = await b.cli(['acr', 'repository', 'delete', '-n', 'reporegistry', '--image', 'hello:v1', '--yes']);
   assert.equal(del.code, 0, del.stderr);
   assert.equal((await b.cli(['acr', 'repository', 'list', '-n', 'reporegistry', '-o', 'tsv'])).stdout, '');

@@ -12,6 +12,8 @@ export const NULL_GUID = '00000000-0000-0000-0000-000000000000';
 const ISSUER = 'Berth Container Registry';
 export const ACCESS_TOKEN_TTL = 3600;
 export const REFRESH_TOKEN_TTL = 3 * 3600;
+/** The built-in role that grants each data-plane action, for DENIED messages. */
+const ROLE_FOR: Record<string, string> = { pull: 'AcrPull', metadataRead: 'AcrPull', push: 'AcrPush', metadataWrite: 'AcrPush', delete: 'AcrDelete' };
 
 export type AuthResult =
   | { ok: true; principal: Principal; /** Set for bearer tokens: what the token grants. */ granted?: AccessRequest[] }
@@ -130,7 +132,8 @@ export class RegistryAuth {
       return `token ${t.name} (scope map ${t.scopeMap}) has no '${SCOPE_ACTION_FOR[action] ?? action}' action for repository ${req.name} (needed to ${action} it)`;
     }
     const rbac = req.type === 'registry' ? RBAC_ACTION_FOR.catalog : RBAC_ACTION_FOR[action];
-    return `${principal.displayName} (${principal.appId ?? principal.id}) has no role assignment granting '${rbac}' on ${armId(r)} (needed to ${action} ${req.type === 'registry' ? 'the catalog' : `repository ${req.name}`}); assign AcrPull (pull) or AcrPush (push) there`;
+    const role = req.type === 'registry' ? 'Reader' : ROLE_FOR[action] ?? 'AcrPull (pull) or AcrPush (push)';
+    return `${principal.displayName} (${principal.appId ?? principal.id}) has no role assignment granting '${rbac}' on ${armId(r)} (needed to ${action} ${req.type === 'registry' ? 'the catalog' : `repository ${req.name}`}); assign ${role} there`;
   }
 
   async issueAccessToken(r: RegistryRecord, principal: Principal, requests: AccessRequest[]): Promise<{ token: string; expiresIn: number }> {

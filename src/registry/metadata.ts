@@ -3,6 +3,19 @@
 // would implement the same interface.
 import type { Digest } from '../oci/digest.js';
 
+/** ACR's changeable attributes of a repository, manifest or tag (all true unless changed). */
+export interface ChangeableAttributes {
+  deleteEnabled: boolean;
+  writeEnabled: boolean;
+  readEnabled: boolean;
+  listEnabled: boolean;
+}
+
+export const DEFAULT_ATTRIBUTES: Readonly<ChangeableAttributes> = Object.freeze({ deleteEnabled: true, writeEnabled: true, readEnabled: true, listEnabled: true });
+
+/** What a set of changeable attributes belongs to, inside one repository. */
+export type AttributeTarget = { kind: 'repository' } | { kind: 'manifest'; digest: Digest } | { kind: 'tag'; tag: string };
+
 export interface ManifestRecord {
   repo: string;
   digest: Digest;
@@ -15,6 +28,7 @@ export interface ManifestRecord {
   /** Total bytes of config and layers (for ACR's imageSize). */
   imageSize: number;
   platform?: { os: string; architecture: string };
+  attributes: ChangeableAttributes;
   createdAt: string;
   updatedAt: string;
 }
@@ -36,6 +50,7 @@ export interface NewManifest {
 export interface TagRecord {
   name: string;
   digest: Digest;
+  attributes: ChangeableAttributes;
   createdAt: string;
   updatedAt: string;
 }
@@ -46,6 +61,7 @@ export interface RepositoryRecord {
   updatedAt: string;
   manifestCount: number;
   tagCount: number;
+  attributes: ChangeableAttributes;
 }
 
 export interface Page<T> {
@@ -79,6 +95,8 @@ export interface RegistryMetadataStore {
   listTags(registryId: string, repo: string, n: number | undefined, last: string | undefined): Promise<Page<TagRecord>>;
 
   getRepository(registryId: string, repo: string): Promise<RepositoryRecord | undefined>;
+  /** Replaces the changeable attributes of a repository, manifest or tag; false when it does not exist. */
+  setAttributes(registryId: string, repo: string, target: AttributeTarget, attributes: ChangeableAttributes): Promise<boolean>;
   listRepositories(registryId: string, n: number | undefined, last: string | undefined): Promise<Page<string>>;
   deleteRepository(registryId: string, repo: string): Promise<{ manifests: Digest[]; tags: string[] } | undefined>;
 

@@ -10,7 +10,9 @@ import {
   DigestMismatchError, UploadOffsetError, UploadTooLargeError,
   type BlobStore, type ByteRange,
 } from '../storage/blob-store.js';
-import type { ManifestRecord, RegistryMetadataStore, TagRecord, Page } from './metadata.js';
+import type {
+  AttributeTarget, ChangeableAttributes, ManifestRecord, RegistryMetadataStore, RepositoryRecord, TagRecord, Page,
+} from './metadata.js';
 import { Readable as ReadableStream } from 'node:stream';
 
 export interface BlobHandle {
@@ -36,6 +38,22 @@ export interface RegistryServiceOptions {
   uploadTtlMs?: number;
   /** Blobs younger than this are never collected (a push may be about to reference them). */
   gcGraceMs?: number;
+}
+
+type Lockable = 'writeEnabled' | 'deleteEnabled' | 'readEnabled';
+const ATTRIBUTE_FLAG: Record<Lockable, string> = { writeEnabled: '--write-enabled', deleteEnabled: '--delete-enabled', readEnabled: '--read-enabled' };
+
+/** ACR's answer to an operation its changeable attributes (a lock) forbid. */
+function locked(what: string, attr: Lockable): RegistryError {
+  return new RegistryError('UNSUPPORTED',
+    `The operation is disallowed on this registry, repository or image: ${what} has ${attr} set to false; set it to true first (acr repository update ${ATTRIBUTE_FLAG[attr]} true, or the SDK's update*Properties)`,
+    { attribute: attr });
+}
+
+/** A write lock forbids deletes too (ACR: a locked image cannot be updated or deleted). */
+function checkDeletable(what: string, a: ChangeableAttributes): void {
+  if (!a.writeEnabled) throw locked(what, 'writeEnabled');
+  if (!a.deleteEnabled) throw locked(what, 'deleteEnabled');
 }
 
 function parseRefDigest(s: string): Digest {
@@ -209,6 +227,12 @@ export class RegistryService {
 
   async getManifest(registryId: string, repo: string, reference: string): Promise<ManifestHandle> {
     const record = await this.resolve(registryId, repo, reference);
+    const r = await this.meta.getRepository(registryId, repo);
+    if (r && !r.attributes.readEnabled) throw locked(`repository ${repo}`, 'readEnabled');
+    if (!record.attributes.readEnabled) throw locked(`manifest ${record.digest}`, 'readEnabled');
+    if (isTag(reference) && !(await this.meta.resolveTag(registryId, repo, reference))?.attributes.readEnabled) {
+      throw locked(`tag ${reference}`, 'readEnabled');
+    }
     return { record, body: await this.readSmall(record.digest) };
   }
 
@@ -236,6 +260,7 @@ export class RegistryService {
     } else {
       throw new RegistryError('TAG_INVALID', `"${reference.slice(0, 200)}" is neither a valid tag nor a digest`);
     }
+    await this.checkWritable(registryId, repo, digest, [...(tag === undefined ? [] : [tag]), ...extraTags]);
     const parsed = parseManifest(body, contentType);
     let imageSize = 0;
     const missing: Descriptor[] = [];
@@ -277,6 +302,16 @@ export class RegistryService {
     return parsed.subject ? { digest, subject: parsed.subject.digest } : { digest };
   }
 
+  /** A push may not move a write-locked tag, nor write into a write-locked repository. */
+  private async checkWritable(registryId: string, repo: string, digest: Digest, tags: string[]): Promise<void> {
+    const r = await this.meta.getRepository(registryId, repo);
+    if (r && !r.attributes.writeEnabled) throw locked(`repository ${repo}`, 'writeEnabled');
+    for (const t of tags) {
+      const cur = await this.meta.resolveTag(registryId, repo, t);
+      if (cur && cur.digest !== digest && !cur.attributes.writeEnabled) throw locked(`tag ${t}`, 'writeEnabled');
+    }
+  }
+
   private async readPlatform(config: Digest, size: number): Promise<{ os: string; architecture: string } | undefined> {
     if (size > 1024 * 1024) return undefined;
     try {
@@ -310,11 +345,23 @@ export class RegistryService {
   }
 
   async deleteManifest(registryId: string, repo: string, reference: string): Promise<void> {
+    const r = await this.meta.getRepository(registryId, repo);
+    if (r) checkDeletable(`repository ${repo}`, r.attributes);
     if (isTag(reference) || !reference.includes(':')) {
-      if (!isTag(reference) || !(await this.meta.deleteTag(registryId, repo, reference))) throw await this.manifestUnknown(registryId, repo, reference);
+      const t = isTag(reference) ? await this.meta.resolveTag(registryId, repo, reference) : undefined;
+      if (t) checkDeletable(`tag ${reference}`, t.attributes);
+      if (!t || !(await this.meta.deleteTag(registryId, repo, reference))) throw await this.manifestUnknown(registryId, repo, reference);
       return;
     }
     const digest = parseRefDigest(reference);
+    const m = await this.meta.getManifest(registryId, repo, digest);
+    if (m) {
+      checkDeletable(`manifest ${digest}`, m.attributes);
+      // Deleting a manifest deletes its tags: a locked tag protects it.
+      for (const t of (await this.meta.listTags(registryId, repo, undefined, undefined)).items) {
+        if (t.digest === digest) checkDeletable(`tag ${t.name}`, t.attributes);
+      }
+    }
     if (!(await this.meta.deleteManifest(registryId, repo, digest))) throw await this.manifestUnknown(registryId, repo, reference);
   }
 
@@ -360,10 +407,41 @@ export class RegistryService {
 
   // ---- ACR metadata
 
-  async repository(registryId: string, repo: string) {
+  async repository(registryId: string, repo: string): Promise<RepositoryRecord> {
     const r = await this.meta.getRepository(registryId, repo);
     if (!r) throw new RegistryError('NAME_UNKNOWN', `repository ${repo} is not known to this registry`, { name: repo });
     return r;
+  }
+
+  /** The manifests an index lists, with their platforms (ACR's `references`); empty for an image manifest. */
+  async indexReferences(m: ManifestRecord): Promise<Array<{ digest: Digest; architecture?: string; os?: string }>> {
+    if (!isIndexMediaType(m.mediaType)) return [];
+    const parsed = parseManifest(await this.readSmall(m.digest), m.mediaType);
+    return parsed.manifests.map((d) => ({ digest: d.digest, ...(d.platform ? { architecture: d.platform.architecture, os: d.platform.os } : {}) }));
+  }
+
+  /** Changes some of the changeable attributes of a repository, manifest or tag; returns them all. */
+  async updateAttributes(registryId: string, repo: string, target: AttributeTarget, change: Partial<ChangeableAttributes>): Promise<ChangeableAttributes> {
+    const current = await this.attributesOf(registryId, repo, target);
+    const next: ChangeableAttributes = { ...current };
+    for (const k of ['deleteEnabled', 'writeEnabled', 'readEnabled', 'listEnabled'] as const) {
+      const v = change[k];
+      if (v !== undefined) next[k] = v;
+    }
+    await this.meta.setAttributes(registryId, repo, target, next);
+    return next;
+  }
+
+  private async attributesOf(registryId: string, repo: string, target: AttributeTarget): Promise<ChangeableAttributes> {
+    if (target.kind === 'repository') return (await this.repository(registryId, repo)).attributes;
+    if (target.kind === 'tag') {
+      const t = await this.meta.resolveTag(registryId, repo, target.tag);
+      if (!t) throw await this.manifestUnknown(registryId, repo, target.tag);
+      return t.attributes;
+    }
+    const m = await this.meta.getManifest(registryId, repo, target.digest);
+    if (!m) throw await this.manifestUnknown(registryId, repo, target.digest);
+    return m.attributes;
   }
 
   async listManifests(registryId: string, repo: string) {
@@ -372,6 +450,12 @@ export class RegistryService {
   }
 
   async deleteRepository(registryId: string, repo: string) {
+    const cur = await this.meta.getRepository(registryId, repo);
+    if (cur) {
+      checkDeletable(`repository ${repo}`, cur.attributes);
+      for (const m of await this.meta.listManifests(registryId, repo)) checkDeletable(`manifest ${m.digest}`, m.attributes);
+      for (const t of (await this.meta.listTags(registryId, repo, undefined, undefined)).items) checkDeletable(`tag ${t.name}`, t.attributes);
+    }
     const r = await this.meta.deleteRepository(registryId, repo);
     if (!r) throw new RegistryError('NAME_UNKNOWN', `repository ${repo} is not known to this registry`, { name: repo });
     return r;

@@ -1,19 +1,32 @@
 import type { Digest } from '../oci/digest.js';
-import type {
-  ManifestRecord, NewManifest, Page, RegistryMetadataStore, RepositoryRecord, TagRecord,
+import {
+  DEFAULT_ATTRIBUTES,
+  type AttributeTarget, type ChangeableAttributes, type ManifestRecord, type NewManifest, type Page,
+  type RegistryMetadataStore, type RepositoryRecord, type TagRecord,
 } from '../registry/metadata.js';
 import { nowIso, type Db } from './sqlite.js';
 
 interface ManifestRow {
   repo: string; digest: string; media_type: string; size: number; artifact_type: string | null;
   subject: string | null; annotations: string | null; config_digest: string | null; image_size: number;
-  platform: string | null; created_at: string; updated_at: string;
+  platform: string | null; attributes: string | null; created_at: string; updated_at: string;
+}
+
+interface TagRow { tag: string; digest: string; attributes: string | null; created_at: string; updated_at: string }
+
+/** Stored as JSON, NULL while every attribute is still at its default. */
+function attributes(json: string | null): ChangeableAttributes {
+  return json ? { ...DEFAULT_ATTRIBUTES, ...(JSON.parse(json) as Partial<ChangeableAttributes>) } : { ...DEFAULT_ATTRIBUTES };
+}
+
+function toTag(r: TagRow): TagRecord {
+  return { name: r.tag, digest: r.digest as Digest, attributes: attributes(r.attributes), createdAt: r.created_at, updatedAt: r.updated_at };
 }
 
 function toManifest(r: ManifestRow): ManifestRecord {
   const m: ManifestRecord = {
     repo: r.repo, digest: r.digest as Digest, mediaType: r.media_type, size: r.size, imageSize: r.image_size,
-    createdAt: r.created_at, updatedAt: r.updated_at,
+    attributes: attributes(r.attributes), createdAt: r.created_at, updatedAt: r.updated_at,
   };
   if (r.artifact_type) m.artifactType = r.artifact_type;
   if (r.subject) m.subject = r.subject as Digest;
@@ -129,7 +142,7 @@ export class SqliteRegistryMetadata implements RegistryMetadataStore {
   async listManifests(registryId: string, repo: string) {
     const rows = this.db.prepare('SELECT * FROM manifests WHERE registry_id = ? AND repo = ? ORDER BY created_at, digest')
       .all(registryId, repo) as ManifestRow[];
-    const tagRows = this.db.prepare('SELECT tag, digest FROM tags WHERE registry_id = ? AND repo = ? ORDER BY tag')
+    const tagRows = this.db.prepare('SELECT tag, digest FROM tags WHERE registry_id = ? AND repo = ? ORDER BY tag COLLATE BINARY')
       .all(registryId, repo) as Array<{ tag: string; digest: string }>;
     return rows.map((r) => ({ ...toManifest(r), tags: tagRows.filter((t) => t.digest === r.digest).map((t) => t.tag) }));
   }
@@ -140,9 +153,9 @@ export class SqliteRegistryMetadata implements RegistryMetadataStore {
   }
 
   async resolveTag(registryId: string, repo: string, tag: string): Promise<TagRecord | undefined> {
-    const r = this.db.prepare('SELECT tag, digest, created_at, updated_at FROM tags WHERE registry_id = ? AND repo = ? AND tag = ?')
-      .get(registryId, repo, tag) as { tag: string; digest: string; created_at: string; updated_at: string } | undefined;
-    return r && { name: r.tag, digest: r.digest as Digest, createdAt: r.created_at, updatedAt: r.updated_at };
+    const r = this.db.prepare('SELECT tag, digest, attributes, created_at, updated_at FROM tags WHERE registry_id = ? AND repo = ? AND tag = ?')
+      .get(registryId, repo, tag) as TagRow | undefined;
+    return r && toTag(r);
   }
 
   async deleteTag(registryId: string, repo: string, tag: string): Promise<boolean> {
@@ -152,27 +165,39 @@ export class SqliteRegistryMetadata implements RegistryMetadataStore {
   async listTags(registryId: string, repo: string, n: number | undefined, last: string | undefined): Promise<Page<TagRecord>> {
     const limit = n === undefined ? -1 : n + 1;
     const rows = this.db.prepare(
-      `SELECT tag, digest, created_at, updated_at FROM tags WHERE registry_id = ? AND repo = ? AND tag > ?
+      `SELECT tag, digest, attributes, created_at, updated_at FROM tags WHERE registry_id = ? AND repo = ? AND tag > ?
        ORDER BY tag COLLATE BINARY LIMIT ?`,
-    ).all(registryId, repo, last ?? '', limit) as Array<{ tag: string; digest: string; created_at: string; updated_at: string }>;
-    return page(rows.map((r) => ({ name: r.tag, digest: r.digest as Digest, createdAt: r.created_at, updatedAt: r.updated_at })), n);
+    ).all(registryId, repo, last ?? '', limit) as TagRow[];
+    return page(rows.map(toTag), n);
   }
 
   async getRepository(registryId: string, repo: string): Promise<RepositoryRecord | undefined> {
     const r = this.db.prepare(
-      `SELECT name, created_at, updated_at,
+      `SELECT name, attributes, created_at, updated_at,
          (SELECT COUNT(*) FROM manifests m WHERE m.registry_id = r.registry_id AND m.repo = r.name) AS mc,
          (SELECT COUNT(*) FROM tags t WHERE t.registry_id = r.registry_id AND t.repo = r.name) AS tc
        FROM repositories r WHERE registry_id = ? AND name = ?`,
-    ).get(registryId, repo) as { name: string; created_at: string; updated_at: string; mc: number; tc: number } | undefined;
-    return r && { name: r.name, createdAt: r.created_at, updatedAt: r.updated_at, manifestCount: r.mc, tagCount: r.tc };
+    ).get(registryId, repo) as { name: string; attributes: string | null; created_at: string; updated_at: string; mc: number; tc: number } | undefined;
+    return r && { name: r.name, createdAt: r.created_at, updatedAt: r.updated_at, manifestCount: r.mc, tagCount: r.tc, attributes: attributes(r.attributes) };
+  }
+
+  async setAttributes(registryId: string, repo: string, target: AttributeTarget, attrs: ChangeableAttributes): Promise<boolean> {
+    const json = JSON.stringify({ deleteEnabled: attrs.deleteEnabled, writeEnabled: attrs.writeEnabled, readEnabled: attrs.readEnabled, listEnabled: attrs.listEnabled });
+    const stmt = target.kind === 'repository'
+      ? this.db.prepare('UPDATE repositories SET attributes = ? WHERE registry_id = ? AND name = ?').bind(json, registryId, repo)
+      : target.kind === 'manifest'
+        ? this.db.prepare('UPDATE manifests SET attributes = ? WHERE registry_id = ? AND repo = ? AND digest = ?').bind(json, registryId, repo, target.digest)
+        : this.db.prepare('UPDATE tags SET attributes = ? WHERE registry_id = ? AND repo = ? AND tag = ?').bind(json, registryId, repo, target.tag);
+    return stmt.run().changes > 0;
   }
 
   async listRepositories(registryId: string, n: number | undefined, last: string | undefined): Promise<Page<string>> {
     const limit = n === undefined ? -1 : n + 1;
-    // A repository is listed once it holds a manifest (blobs alone are an upload in progress).
+    // A repository is listed once it holds a manifest (blobs alone are an upload in progress), unless
+    // its listEnabled attribute is false.
     const rows = this.db.prepare(
-      `SELECT name FROM repositories r WHERE registry_id = ? AND name > ? AND EXISTS
+      `SELECT name FROM repositories r WHERE registry_id = ? AND name > ?
+         AND (r.attributes IS NULL OR json_extract(r.attributes, '$.listEnabled') = 1) AND EXISTS
          (SELECT 1 FROM manifests m WHERE m.registry_id = r.registry_id AND m.repo = r.name)
        ORDER BY name COLLATE BINARY LIMIT ?`,
     ).all(registryId, last ?? '', limit) as Array<{ name: string }>;

@@ -91,6 +91,11 @@ const MIGRATIONS: string[] = [
     FOREIGN KEY (vault_id, name_lower) REFERENCES vault_secrets(vault_id, name_lower) ON DELETE CASCADE);
   CREATE INDEX vault_secret_versions_seq ON vault_secret_versions (vault_id, name_lower, seq);
   `,
+  `
+  ALTER TABLE repositories ADD COLUMN attributes TEXT;
+  ALTER TABLE manifests ADD COLUMN attributes TEXT;
+  ALTER TABLE tags ADD COLUMN attributes TEXT;
+  `,
 ];
 
 export function openDatabase(path: string): Db {

@@ -225,6 +225,36 @@ export function registerAcrCommands(program: Command, client: () => ArmClient): 
       });
     });
 
+  type Attrs = { deleteEnabled?: boolean; listEnabled?: boolean; readEnabled?: boolean; writeEnabled?: boolean };
+  leaf<{ name: string; repository?: string; image?: string } & Attrs>(repo, 'update', 'Update the attributes of a repository or image (lock it against writes, deletes, reads or listing).',
+    (c) => withRegistry(c).option('--repository <repo>', 'The name of the repository.').option('--image <image>', 'An image: repository:tag or repository@digest.')
+      .option('--delete-enabled <bool>', 'Whether it may be deleted.', parseBool('--delete-enabled'))
+      .option('--list-enabled <bool>', 'Whether it is listed.', parseBool('--list-enabled'))
+      .option('--read-enabled <bool>', 'Whether it may be read (pulled).', parseBool('--read-enabled'))
+      .option('--write-enabled <bool>', 'Whether it may be written (pushed over, or deleted).', parseBool('--write-enabled')),
+    async (o) => {
+      if (!o.repository && !o.image) throw new CliError('Usage error: specify --repository or --image.', 2);
+      const attrs: Attrs = {};
+      for (const k of ['deleteEnabled', 'listEnabled', 'readEnabled', 'writeEnabled'] as const) if (o[k] !== undefined) attrs[k] = o[k];
+      if (Object.keys(attrs).length === 0) throw new CliError('Usage error: specify at least one of --delete-enabled, --list-enabled, --read-enabled, --write-enabled.', 2);
+      const { rc } = await session(o);
+      return dataPlane(async () => {
+        let path: string;
+        let rp: string;
+        if (o.image) {
+          const img = parseImage(o.image);
+          rp = img.repo;
+          path = `/acr/v1/${encodeURIComponent(rp)}/${img.ref.includes(':') ? '_manifests' : '_tags'}/${img.ref}`;
+        } else {
+          rp = o.repository!;
+          path = `/acr/v1/${encodeURIComponent(rp)}`;
+        }
+        const res = await rc.send('PATCH', path, `repository:${rp}:metadata_read,metadata_write`, { headers: { 'content-type': 'application/json' }, body: JSON.stringify(attrs) });
+        await expectOk(res, rc.loginServer);
+        return res.body.json();
+      });
+    });
+
   leaf<{ name: string; repository?: string; image?: string; yes?: boolean }>(repo, 'delete', 'Delete a repository or image in a container registry.',
     (c) => withRegistry(c).option('--repository <repo>', 'The name of the repository to delete.').option('--image <image>', 'The image to delete: repository:tag or repository@digest (deletes the manifest and every tag on it).')
       .option('-y, --yes', 'Do not prompt for confirmation.'),

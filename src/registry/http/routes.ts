@@ -35,12 +35,12 @@ const V2 = [
 ] as Array<[RegExp, (m: string[]) => Route]>;
 
 export function matchRoute(pathname: string): Route | undefined {
-  let p: string;
+  let p = pathname;
   try {
-    // The JS SDK sends repository names with %2F on /acr/v1 paths.
-    p = pathname.startsWith('/acr/') ? decodeURIComponent(pathname) : pathname;
+    // The Azure SDKs send repository names with %2F (on /v2 and /acr/v1 paths alike).
+    if (pathname.includes('%')) p = decodeURIComponent(pathname);
   } catch {
-    return undefined;
+    // Not valid percent-encoding: matched as sent, so a bad name is NAME_INVALID, not a missing API.
   }
   for (const [re, f] of V2) {
     const m = re.exec(p);

@@ -15,6 +15,7 @@ import { formatScope, parseScopes, type AccessRequest } from '../access.js';
 import type { RegistryAuth } from '../auth.js';
 import { matchRoute, requiredAccess, type Route } from './routes.js';
 import { writeResponse, type Response } from './response.js';
+import { handleAcr, isAcrRoute, pageParams } from './acr-metadata.js';
 import type { Logger } from '../../platform/logger.js';
 
 const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
@@ -181,7 +182,11 @@ export class RegistryHttp {
         };
       }
       default:
-        return this.acr(c, route, method);
+        if (!isAcrRoute(route)) throw new RegistryError('UNSUPPORTED', 'unsupported route');
+        return handleAcr(s, {
+          registryId: rid, loginServer: this.d.registries.loginServer(c.registry), url: c.url, method,
+          body: (limit) => readLimited(c.req, limit, () => new RegistryError('SIZE_INVALID', `request body is larger than ${limit} bytes`, undefined, 413)),
+        }, route);
     }
   }
 
@@ -315,71 +320,6 @@ export class RegistryHttp {
     }
   }
 
-  private async acr(c: Ctx, route: Route, method: string): Promise<Response> {
-    const s = this.d.service;
-    const rid = c.registry.id;
-    const login = this.d.registries.loginServer(c.registry);
-    const attrs = { deleteEnabled: true, writeEnabled: true, readEnabled: true, listEnabled: true };
-    switch (route.kind) {
-      case 'acrCatalog': {
-        const { n, last } = pageParams(c.url);
-        const p = await s.catalog(rid, n, last);
-        return { status: 200, body: { repositories: p.items } };
-      }
-      case 'acrRepository': {
-        if (method === 'DELETE') {
-          const r = await s.deleteRepository(rid, route.name);
-          return { status: 202, body: { manifestsDeleted: r.manifests, tagsDeleted: r.tags } };
-        }
-        const r = await s.repository(rid, route.name);
-        return { status: 200, body: { registry: login, imageName: r.name, createdTime: r.createdAt, lastUpdateTime: r.updatedAt, manifestCount: r.manifestCount, tagCount: r.tagCount, changeableAttributes: attrs } };
-      }
-      case 'acrTags': {
-        const { n, last } = pageParams(c.url);
-        await s.repository(rid, route.name);
-        const p = await s.listTags(rid, route.name, undefined, undefined);
-        let items = p.items;
-        const order = c.url.searchParams.get('orderby');
-        if (order === 'timedesc') items = [...items].sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
-        else if (order === 'timeasc') items = [...items].sort((a, b) => a.updatedAt.localeCompare(b.updatedAt));
-        if (last) items = items.slice(items.findIndex((t) => t.name === last) + 1);
-        const more = n !== undefined && items.length > n;
-        if (n !== undefined) items = items.slice(0, n);
-        const headers: Record<string, string> = {};
-        if (more) headers.Link = `</acr/v1/${route.name}/_tags?n=${n}&last=${encodeURIComponent(items[items.length - 1]!.name)}${order ? `&orderby=${order}` : ''}>; rel="next"`;
-        return { status: 200, headers, body: { registry: login, imageName: route.name, tags: items.map((t) => ({ name: t.name, digest: t.digest, createdTime: t.createdAt, lastUpdateTime: t.updatedAt, signed: false, changeableAttributes: attrs })) } };
-      }
-      case 'acrTag': {
-        if (method === 'DELETE') {
-          await s.deleteManifest(rid, route.name, route.tag);
-          return { status: 202 };
-        }
-        const m = await s.resolve(rid, route.name, route.tag);
-        const tags = await s.listTags(rid, route.name, undefined, undefined);
-        const t = tags.items.find((x) => x.name === route.tag)!;
-        return { status: 200, body: { registry: login, imageName: route.name, tag: { name: t.name, digest: m.digest, createdTime: t.createdAt, lastUpdateTime: t.updatedAt, signed: false, changeableAttributes: attrs } } };
-      }
-      case 'acrManifests': {
-        const list = await s.listManifests(rid, route.name);
-        const order = c.url.searchParams.get('orderby');
-        if (order === 'timedesc') list.reverse();
-        return { status: 200, body: { registry: login, imageName: route.name, manifests: list.map((m) => acrManifest(m, attrs)) } };
-      }
-      case 'acrManifest': {
-        if (method === 'DELETE') {
-          await s.deleteManifest(rid, route.name, route.digest);
-          return { status: 202 };
-        }
-        const list = await s.listManifests(rid, route.name);
-        const m = list.find((x) => x.digest === route.digest);
-        if (!m) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${route.digest.slice(0, 200)} is not in repository ${route.name}`);
-        return { status: 200, body: { registry: login, imageName: route.name, manifest: acrManifest(m, attrs) } };
-      }
-      default:
-        throw new RegistryError('UNSUPPORTED', 'unsupported route');
-    }
-  }
-
   // ---- token endpoints
 
   private async tokenEndpoint(req: IncomingMessage, url: URL, r: RegistryRecord): Promise<Response> {
@@ -402,7 +342,13 @@ export class RegistryHttp {
         principal = await this.d.auth.verifyRefreshToken(r, form.get('refresh_token') ?? '');
         if (!principal) return oauthError(401, 'the refresh token is invalid or expired; get a new one with /oauth2/exchange');
       } else if (grant === 'password') {
-        const a = await this.d.auth.checkPassword(r, form.get('username') ?? '', form.get('password') ?? '');
+        const username = form.get('username') ?? '';
+        const password = form.get('password') ?? '';
+        // The Azure SDKs' anonymous clients ask for a token with no credentials at all.
+        if (!username && !password) {
+          return oauthError(401, `authentication required: registry ${r.name} does not allow anonymous access; authenticate with a credential (a service principal, managed identity, token or the admin user)`);
+        }
+        const a = await this.d.auth.checkPassword(r, username, password);
         if (!a.ok) return oauthError(401, `authentication failed: ${a.reason}`);
         principal = a.principal;
       } else {
@@ -431,24 +377,6 @@ export class RegistryHttp {
     if (!rt) return { status: 401, body: { errors: [{ code: 'UNAUTHORIZED', message: 'authentication required: the access token is invalid, expired or not for the management audience' }] } };
     return { status: 200, headers: { 'Cache-Control': 'no-store' }, body: { refresh_token: rt } };
   }
-}
-
-function acrManifest(m: { digest: string; imageSize: number; createdAt: string; updatedAt: string; platform?: { os: string; architecture: string }; mediaType: string; tags: string[]; configDigest?: string }, attrs: object) {
-  return {
-    digest: m.digest, imageSize: m.imageSize, createdTime: m.createdAt, lastUpdateTime: m.updatedAt,
-    ...(m.platform ? { architecture: m.platform.architecture, os: m.platform.os } : {}),
-    mediaType: m.mediaType, ...(m.configDigest ? { configMediaType: undefined } : {}), tags: m.tags, changeableAttributes: attrs,
-  };
-}
-
-function pageParams(url: URL): { n: number | undefined; last: string | undefined } {
-  const nStr = url.searchParams.get('n');
-  let n: number | undefined;
-  if (nStr !== null) {
-    n = Number(nStr);
-    if (!Number.isInteger(n) || n < 0) throw new RegistryError('UNSUPPORTED', `n must be a non-negative integer, not "${nStr.slice(0, 20)}"`, undefined, 400);
-  }
-  return { n, last: url.searchParams.get('last') ?? undefined };
 }
 
 /** The Content-Range of an upload chunk (`<start>-<end>`, inclusive), if the client sent one. */
