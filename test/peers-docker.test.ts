@@ -173,3 +173,24 @@ test('seed 004 with docker: a repository-scoped token pulls myimage only and can
   await d!.ok(['logout', reg.loginServer]);
   await forgetImages();
 });
+
+test('docker login with the null GUID and a refresh token from ACR exchange (az acr login --expose-token)', { skip: skip ?? false }, async (t) => {
+  if (skip) return t.skip(skip);
+  const ACR_ID = await berth('acr', 'show', '--name', 'dockerreg01', '--query', 'id', '--output', 'tsv');
+  const sp = JSON.parse(await berth('ad', 'sp', 'create-for-rbac', '--name', 'exchange-sp', '--scopes', ACR_ID, '--role', 'AcrPull')) as { appId: string; password: string; tenant: string };
+  const form = (o: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(o) });
+  const aad = await fetch(`${b.url}/${sp.tenant}/oauth2/v2.0/token`, form({ grant_type: 'client_credentials', client_id: sp.appId, client_secret: sp.password, scope: 'https://management.azure.com/.default' }));
+  assert.equal(aad.status, 200);
+  const { access_token } = await aad.json() as { access_token: string };
+  const ex = await fetch(`${reg.base}/oauth2/exchange`, form({ grant_type: 'access_token', service: reg.loginServer, tenant: sp.tenant, access_token }));
+  assert.equal(ex.status, 200);
+  const { refresh_token } = await ex.json() as { refresh_token: string };
+  const li = await login('00000000-0000-0000-0000-000000000000', refresh_token);
+  assert.equal(li.code, 0, li.stderr);
+  await d!.ok(['pull', `${reg.loginServer}/myimage:v1`]);
+  const refused = await pushAs('myimage', 'from-exchange');
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /push\/write/);
+  await d!.ok(['logout', reg.loginServer]);
+  await forgetImages();
+});
