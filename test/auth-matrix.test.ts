@@ -60,6 +60,16 @@ async function attempt(cred: RegistryCredential, action: Action, repo: string): 
   return false;
 }
 
+// The registry actions each built-in role allows, from its real permissions (pull/read, push/write, artifacts/delete, */read, *).
+const SP_ROLES: Array<[string, Action[]]> = [
+  ['AcrPull', ['pull', 'listTags', 'referrers']],
+  ['AcrPush', ['pull', 'push', 'listTags', 'referrers']],
+  ['AcrDelete', ['delete']],
+  ['Reader', ['pull', 'listTags', 'catalog', 'referrers']],
+  ['Contributor', [...ACTIONS]],
+  ['Owner', [...ACTIONS]],
+];
+
 interface Row { name: string; cred: () => Promise<RegistryCredential>; allow: { inside: Action[]; outside: Action[] } }
 const both = (a: Action[]) => ({ inside: a, outside: a });
 
@@ -106,15 +116,16 @@ test('authorization matrix: principal × action × repository in and out of scop
   const rows: Row[] = [
     { name: 'admin user', cred: async () => ({ kind: 'basic', username: reg.username, password: reg.password }), allow: both(all) },
     { name: 'token _repositories_pull', cred: () => tokenCred('tokpull', '_repositories_pull'), allow: both(['pull', 'referrers']) },
+    { name: 'token _repositories_pull_metadata_read', cred: () => tokenCred('tokpullmeta', '_repositories_pull_metadata_read'), allow: both(['pull', 'listTags', 'catalog', 'referrers']) },
     { name: 'token _repositories_push', cred: () => tokenCred('tokpush', '_repositories_push'), allow: both(['pull', 'push', 'referrers']) },
+    { name: 'token _repositories_push_metadata_write', cred: () => tokenCred('tokpushmeta', '_repositories_push_metadata_write'), allow: both(['pull', 'push', 'listTags', 'catalog', 'referrers']) },
     { name: 'token _repositories_admin', cred: () => tokenCred('tokadmin', '_repositories_admin'), allow: both(all) },
     { name: 'token custom (inside/app read)', cred: () => tokenCred('tokinside', 'inside-only'), allow: { inside: ['pull', 'listTags', 'referrers'], outside: [] } },
-    { name: 'SP AcrPull @registry', cred: () => spCred('AcrPull', regScope), allow: both(['pull', 'listTags', 'referrers']) },
-    { name: 'SP AcrPush @group', cred: () => spCred('AcrPush', rgScope), allow: both(['pull', 'push', 'listTags', 'referrers']) },
-    { name: 'SP AcrDelete @subscription', cred: () => spCred('AcrDelete', subScope), allow: both(['delete']) },
-    { name: 'SP Reader @registry', cred: () => spCred('Reader', regScope), allow: both(['pull', 'listTags', 'catalog', 'referrers']) },
-    { name: 'SP Contributor @group', cred: () => spCred('Contributor', rgScope), allow: both(all) },
-    { name: 'SP Owner @subscription', cred: () => spCred('Owner', subScope), allow: both(all) },
+    // every registry-relevant built-in role at every scope level: scopes inherit downwards
+    ...SP_ROLES.flatMap(([role, allowed]) => ([['registry', regScope], ['group', rgScope], ['subscription', subScope]] as const)
+      .map(([level, scope]): Row => ({ name: `SP ${role} @${level}`, cred: () => spCred(role, scope), allow: both(allowed) }))),
+    { name: 'SP Key Vault Secrets User @reg', cred: () => spCred('Key Vault Secrets User', regScope), allow: both([]) },
+    { name: 'SP Key Vault Secrets Officer @reg', cred: () => spCred('Key Vault Secrets Officer', regScope), allow: both([]) },
     { name: 'SP no role', cred: () => spCred(undefined, regScope), allow: both([]) },
     { name: 'SP AcrPull @other group', cred: async () => { b.groups.createOrUpdate('elsewhere', 'westus'); return spCred('AcrPull', `/subscriptions/${r.subscription}/resourceGroups/elsewhere`); }, allow: both([]) },
     { name: 'managed identity AcrPull', cred: () => miCred('AcrPull'), allow: both(['pull', 'listTags', 'referrers']) },
@@ -122,7 +133,7 @@ test('authorization matrix: principal × action × repository in and out of scop
   ];
 
   const lines: string[] = [];
-  const header = ['principal'.padEnd(32), ...ACTIONS.flatMap((a) => [`${a}:in`, `${a}:out`])].join(' ');
+  const header = ['principal'.padEnd(40), ...ACTIONS.flatMap((a) => [`${a}:in`, `${a}:out`])].join(' ');
   lines.push(header);
   const failures: string[] = [];
   for (const row of rows) {
@@ -136,7 +147,7 @@ test('authorization matrix: principal × action × repository in and out of scop
         if (got !== want) failures.push(`${row.name}: ${action} on ${repo} was ${got ? 'allowed' : 'denied'}, expected ${want ? 'allow' : 'deny'}`);
       }
     }
-    lines.push([row.name.padEnd(32), ...cells].join(' '));
+    lines.push([row.name.padEnd(40), ...cells].join(' '));
   }
   console.log(lines.join('\n'));
   assert.deepEqual(failures, []);
