@@ -17,7 +17,7 @@ import { Applications } from '../identity/applications.js';
 import { ManagedIdentities } from '../identity/managed-identities.js';
 import { WorkloadIdentities } from '../identity/workload-identity.js';
 import { RegistryHttp } from '../registry/http/server.js';
-import { buildApi } from '../api/server.js';
+import { apiRoutes, buildApi, type ApiRoute } from '../api/server.js';
 import { RegistryListeners, freeLoopbackPort } from './listeners.js';
 import { dataPaths } from './data-dir.js';
 import { writeFileAtomic } from './fs-atomic.js';
@@ -47,6 +47,8 @@ export interface RunningBerth {
   applications: Applications;
   managedIdentities: ManagedIdentities;
   workloads: WorkloadIdentities;
+  /** The management API's routes (method and URL pattern). */
+  apiRoutes(): ApiRoute[];
   stop(): Promise<void>;
 }
 
@@ -99,6 +101,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
 
   return {
     url: baseUrl, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads,
+    apiRoutes: () => apiRoutes(api),
     async stop() {
       if (timer) clearInterval(timer);
       await listeners.closeAll();
