@@ -216,3 +216,56 @@ test('the managed-identity endpoint gives a workload tokens for its own identiti
   const gone = await fetch(url(''), { headers: { 'X-IDENTITY-HEADER': binding.secret } });
   assert.equal(gone.status, 401);
 });
+
+test('Basic auth straight on the data plane works for every principal kind, with the same allow/deny', async () => {
+  const r = b.registries.get('rg', 'matrixreg01');
+  const manifest = await seed(INSIDE, 'basic-src');
+  const basicFor = async (kind: string): Promise<{ user: string; pass: string; canPush: boolean; canPull: boolean }> => {
+    switch (kind) {
+      case 'admin user': return { user: reg.username, pass: reg.password, canPull: true, canPush: true };
+      case 'token _repositories_pull': {
+        b.repoTokens.createOrUpdateToken(r, 'tokbasic', { scopeMap: '_repositories_pull' });
+        return { user: 'tokbasic', pass: (await b.repoTokens.generateCredentials(r, 'tokbasic', { name: 'password1' })).passwords[0]!.value, canPull: true, canPush: false };
+      }
+      case 'SP AcrPush': case 'SP AcrPull': case 'SP no role': {
+        const app = b.applications.createApplication(`basic-${kind.replace(/ /g, '-')}`);
+        b.applications.createServicePrincipal(app.appId);
+        const pass = (await b.applications.addPassword(app.id, {})).secretText;
+        const role = kind.split(' ')[1]!;
+        if (role !== 'no') b.identity.assignRole(app.id, findRole(role)!, armId(r));
+        return { user: app.appId, pass, canPull: role !== 'no', canPush: role === 'AcrPush' };
+      }
+      default: { // managed identity AcrPull: ACR exchange's refresh token as the password of the null GUID
+        const { identity } = b.managedIdentities.createOrUpdate('rg', 'mi-basic', {});
+        b.identity.assignRole(identity.principalId, findRole('AcrPull')!, armId(r));
+        const binding = b.workloads.bind('group-basic', [identity.principalId]);
+        const tok = await fetch(`${b.url}/msi/token?api-version=2019-08-01&resource=${encodeURIComponent('https://management.azure.com/')}`, { headers: { 'X-IDENTITY-HEADER': binding.secret } });
+        const access = ((await tok.json()) as { access_token: string }).access_token;
+        const ex = await fetch(`${reg.base}/oauth2/exchange`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ grant_type: 'access_token', service: reg.loginServer, tenant: b.identity.ids.tenantId, access_token: access }) });
+        b.workloads.unbind('group-basic');
+        return { user: '00000000-0000-0000-0000-000000000000', pass: ((await ex.json()) as { refresh_token: string }).refresh_token, canPull: true, canPush: false };
+      }
+    }
+  };
+  const lines: string[] = [];
+  for (const kind of ['admin user', 'token _repositories_pull', 'SP AcrPush', 'SP AcrPull', 'SP no role', 'managed identity AcrPull']) {
+    const c = await basicFor(kind);
+    const auth = 'Basic ' + Buffer.from(`${c.user}:${c.pass}`).toString('base64');
+    const ping = await fetch(`${reg.base}/v2/`, { headers: { authorization: auth } });
+    await ping.body?.cancel();
+    assert.equal(ping.status, 200, `${kind}: /v2/ with Basic`);
+    const pull = await fetch(`${reg.base}/v2/${INSIDE}/manifests/basic-src`, { headers: { authorization: auth, accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const pullBody = await pull.text();
+    assert.equal(pull.status, c.canPull ? 200 : 403, `${kind}: pull with Basic: ${pullBody}`);
+    const push = await fetch(`${reg.base}/v2/${INSIDE}/manifests/basic-${seq++}`, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest.body });
+    const pushBody = await push.text();
+    assert.equal(push.status, c.canPush ? 201 : 403, `${kind}: push with Basic: ${pushBody}`);
+    if (!c.canPush) assert.match(pushBody, /"DENIED".*(content\/write|push\/write)/, `${kind}: the denial names the missing permission`);
+    const wrong = await fetch(`${reg.base}/v2/`, { headers: { authorization: 'Basic ' + Buffer.from(`${c.user}:not-${c.pass.slice(0, 3)}`).toString('base64') } });
+    await wrong.body?.cancel();
+    assert.equal(wrong.status, 401, `${kind}: a wrong password is refused`);
+    lines.push(`${kind.padEnd(26)} ping ${ping.status}  pull ${pull.status}  push ${push.status}  wrong password ${wrong.status}`);
+  }
+  console.log(lines.join('\n'));
+});
