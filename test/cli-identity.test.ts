@@ -158,6 +158,12 @@ test('seed 003: create-for-rbac --role acrpull logs in and pulls, cannot push; a
   assert.equal(again.appId, SP_ID);
   await assert.rejects(pull(creds, 'myimage'), (e: { stderr: string }) => deniedRe.test(e.stderr), 'the old password stops working at once');
   await push(`${SP_ID}:${again.password}`, 'myimage');
+  // the appId/password pair logs in with podman too
+  const authfile = join(configDir, 'podman-sp-auth.json');
+  const login = await runAsync('podman', ['login', '--authfile', authfile, '--tls-verify=false', '-u', SP_ID, '--password-stdin', ACR_SERVER], again.password);
+  assert.equal(login.status, 0, login.stderr);
+  const pulled = await runAsync('podman', ['pull', '--authfile', authfile, '--tls-verify=false', `${ACR_SERVER}/myimage:v1`]);
+  assert.equal(pulled.status, 0, pulled.stderr);
   const roles = JSON.parse(await get('role', 'assignment', 'list', '--assignee', SP_ID, '--scope', ACR_ID));
   assert.deepEqual(roles.map((x: { roleDefinitionName: string }) => x.roleDefinitionName).sort(), ['AcrPull', 'AcrPush']);
   // credential reset gives a new password and invalidates the old one
