@@ -110,3 +110,22 @@ test('a Reader at the subscription reads every ARM route and changes nothing', a
   assert.deepEqual(bad, []);
   assert.equal(snapshot(), before, 'a Reader changed nothing');
 });
+
+test('a Contributor manages resources but cannot assign roles; only an Owner can', async () => {
+  const contributor = await principalToken('Contributor');
+  const owner = await principalToken('Owner');
+  const api = (token: string, method: string, path: string, body?: unknown) => fetch(`${b.url}${path}?api-version=2023-07-01`, {
+    method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const reg = await api(contributor, 'PUT', `/subscriptions/${sub}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/contribreg01`, { location: 'westus', sku: { name: 'Basic' } });
+  assert.ok([200, 201].includes(reg.status), await reg.text());
+  const target = b.applications.createApplication('authz-target');
+  b.applications.createServicePrincipal(target.appId);
+  const assignment = (id: string) => `/subscriptions/${sub}/resourceGroups/rg/providers/Microsoft.Authorization/roleAssignments/${id}`;
+  const body = { properties: { roleDefinitionId: `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/7f951dda-4ed3-4680-a7ca-43fe172d538d`, principalId: target.id } };
+  const refused = await api(contributor, 'PUT', assignment('3f0b8b8e-1111-4222-8333-944455556666'), body);
+  assert.equal(refused.status, 403);
+  assert.match(await refused.text(), /Microsoft\.Authorization\/roleAssignments\/write/);
+  const allowed = await api(owner, 'PUT', assignment('3f0b8b8e-1111-4222-8333-944455556667'), body);
+  assert.equal(allowed.status, 201, await allowed.text());
+});
