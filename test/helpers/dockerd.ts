@@ -107,8 +107,9 @@ async function startOnce(dir: string, storageDriver: string | undefined): Promis
   const configDir = join(dir, 'client');
   await mkdir(configDir, { recursive: true });
   await writeFile(join(configDir, 'config.json'), '{"auths":{}}\n', { mode: 0o600 });
-  // An empty daemon config of its own: /etc/docker/daemon.json (if any) must not leak in.
-  await writeFile(join(dir, 'daemon.json'), '{}\n');
+  // A daemon config of its own: /etc/docker/daemon.json (if any) must not leak in, and dockerd 20.10's
+  // trust key goes here rather than to /etc/docker/key.json (a daemon.json-only setting).
+  await writeFile(join(dir, 'daemon.json'), JSON.stringify({ 'deprecated-key-path': join(dir, 'key.json') }) + '\n');
   const args = [
     '--iptables=false', '--ip-forward=false', '--ip-masq=false', '--bridge=none',
     '--host', host,
