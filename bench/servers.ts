@@ -124,7 +124,10 @@ export const reference: ServerKind = {
     const htpasswdFile = join(dataDir, 'htpasswd');
     await writeFile(htpasswdFile, htpasswd.trim() + '\n');
     const port = await freePort();
-    const registry = `127.0.0.1:${port}`;
+    // Clients address it as `localhost:<port>`, as they address Berth's registries, so both pay the same
+    // name resolution (::1 first, refused, then 127.0.0.1); it listens on 127.0.0.1 like Berth.
+    const listen = `127.0.0.1:${port}`;
+    const registry = `localhost:${port}`;
     const config = join(dataDir, 'config.yml');
     // JSON is YAML: no quoting surprises in paths.
     await writeFile(config, JSON.stringify({
@@ -136,7 +139,7 @@ export const reference: ServerKind = {
         cache: { blobdescriptor: 'inmemory' },
         maintenance: { uploadpurging: { enabled: false } },
       },
-      http: { addr: registry, secret: 'berth-bench-not-a-secret' },
+      http: { addr: listen, secret: 'berth-bench-not-a-secret' },
       auth: { htpasswd: { realm: 'berth-bench', path: htpasswdFile } },
     }, null, 2) + '\n');
     const { p, tail, stop } = spawnServer('docker-registry', ['serve', config], process.env, cleanup, 'docker-registry');

@@ -60,6 +60,16 @@ async function attempt(cred: RegistryCredential, action: Action, repo: string): 
   return false;
 }
 
+// The registry actions each built-in role allows, from its real permissions (pull/read, push/write, artifacts/delete, */read, *).
+const SP_ROLES: Array<[string, Action[]]> = [
+  ['AcrPull', ['pull', 'listTags', 'referrers']],
+  ['AcrPush', ['pull', 'push', 'listTags', 'referrers']],
+  ['AcrDelete', ['delete']],
+  ['Reader', ['pull', 'listTags', 'catalog', 'referrers']],
+  ['Contributor', [...ACTIONS]],
+  ['Owner', [...ACTIONS]],
+];
+
 interface Row { name: string; cred: () => Promise<RegistryCredential>; allow: { inside: Action[]; outside: Action[] } }
 const both = (a: Action[]) => ({ inside: a, outside: a });
 
@@ -106,15 +116,16 @@ test('authorization matrix: principal × action × repository in and out of scop
   const rows: Row[] = [
     { name: 'admin user', cred: async () => ({ kind: 'basic', username: reg.username, password: reg.password }), allow: both(all) },
     { name: 'token _repositories_pull', cred: () => tokenCred('tokpull', '_repositories_pull'), allow: both(['pull', 'referrers']) },
+    { name: 'token _repositories_pull_metadata_read', cred: () => tokenCred('tokpullmeta', '_repositories_pull_metadata_read'), allow: both(['pull', 'listTags', 'catalog', 'referrers']) },
     { name: 'token _repositories_push', cred: () => tokenCred('tokpush', '_repositories_push'), allow: both(['pull', 'push', 'referrers']) },
+    { name: 'token _repositories_push_metadata_write', cred: () => tokenCred('tokpushmeta', '_repositories_push_metadata_write'), allow: both(['pull', 'push', 'listTags', 'catalog', 'referrers']) },
     { name: 'token _repositories_admin', cred: () => tokenCred('tokadmin', '_repositories_admin'), allow: both(all) },
     { name: 'token custom (inside/app read)', cred: () => tokenCred('tokinside', 'inside-only'), allow: { inside: ['pull', 'listTags', 'referrers'], outside: [] } },
-    { name: 'SP AcrPull @registry', cred: () => spCred('AcrPull', regScope), allow: both(['pull', 'listTags', 'referrers']) },
-    { name: 'SP AcrPush @group', cred: () => spCred('AcrPush', rgScope), allow: both(['pull', 'push', 'listTags', 'referrers']) },
-    { name: 'SP AcrDelete @subscription', cred: () => spCred('AcrDelete', subScope), allow: both(['delete']) },
-    { name: 'SP Reader @registry', cred: () => spCred('Reader', regScope), allow: both(['pull', 'listTags', 'catalog', 'referrers']) },
-    { name: 'SP Contributor @group', cred: () => spCred('Contributor', rgScope), allow: both(all) },
-    { name: 'SP Owner @subscription', cred: () => spCred('Owner', subScope), allow: both(all) },
+    // every registry-relevant built-in role at every scope level: scopes inherit downwards
+    ...SP_ROLES.flatMap(([role, allowed]) => ([['registry', regScope], ['group', rgScope], ['subscription', subScope]] as const)
+      .map(([level, scope]): Row => ({ name: `SP ${role} @${level}`, cred: () => spCred(role, scope), allow: both(allowed) }))),
+    { name: 'SP Key Vault Secrets User @reg', cred: () => spCred('Key Vault Secrets User', regScope), allow: both([]) },
+    { name: 'SP Key Vault Secrets Officer @reg', cred: () => spCred('Key Vault Secrets Officer', regScope), allow: both([]) },
     { name: 'SP no role', cred: () => spCred(undefined, regScope), allow: both([]) },
     { name: 'SP AcrPull @other group', cred: async () => { b.groups.createOrUpdate('elsewhere', 'westus'); return spCred('AcrPull', `/subscriptions/${r.subscription}/resourceGroups/elsewhere`); }, allow: both([]) },
     { name: 'managed identity AcrPull', cred: () => miCred('AcrPull'), allow: both(['pull', 'listTags', 'referrers']) },
@@ -122,7 +133,7 @@ test('authorization matrix: principal × action × repository in and out of scop
   ];
 
   const lines: string[] = [];
-  const header = ['principal'.padEnd(32), ...ACTIONS.flatMap((a) => [`${a}:in`, `${a}:out`])].join(' ');
+  const header = ['principal'.padEnd(40), ...ACTIONS.flatMap((a) => [`${a}:in`, `${a}:out`])].join(' ');
   lines.push(header);
   const failures: string[] = [];
   for (const row of rows) {
@@ -136,7 +147,7 @@ test('authorization matrix: principal × action × repository in and out of scop
         if (got !== want) failures.push(`${row.name}: ${action} on ${repo} was ${got ? 'allowed' : 'denied'}, expected ${want ? 'allow' : 'deny'}`);
       }
     }
-    lines.push([row.name.padEnd(32), ...cells].join(' '));
+    lines.push([row.name.padEnd(40), ...cells].join(' '));
   }
   console.log(lines.join('\n'));
   assert.deepEqual(failures, []);
@@ -204,4 +215,57 @@ test('the managed-identity endpoint gives a workload tokens for its own identiti
   b.workloads.unbind('group-a');
   const gone = await fetch(url(''), { headers: { 'X-IDENTITY-HEADER': binding.secret } });
   assert.equal(gone.status, 401);
+});
+
+test('Basic auth straight on the data plane works for every principal kind, with the same allow/deny', async () => {
+  const r = b.registries.get('rg', 'matrixreg01');
+  const manifest = await seed(INSIDE, 'basic-src');
+  const basicFor = async (kind: string): Promise<{ user: string; pass: string; canPush: boolean; canPull: boolean }> => {
+    switch (kind) {
+      case 'admin user': return { user: reg.username, pass: reg.password, canPull: true, canPush: true };
+      case 'token _repositories_pull': {
+        b.repoTokens.createOrUpdateToken(r, 'tokbasic', { scopeMap: '_repositories_pull' });
+        return { user: 'tokbasic', pass: (await b.repoTokens.generateCredentials(r, 'tokbasic', { name: 'password1' })).passwords[0]!.value, canPull: true, canPush: false };
+      }
+      case 'SP AcrPush': case 'SP AcrPull': case 'SP no role': {
+        const app = b.applications.createApplication(`basic-${kind.replace(/ /g, '-')}`);
+        b.applications.createServicePrincipal(app.appId);
+        const pass = (await b.applications.addPassword(app.id, {})).secretText;
+        const role = kind.split(' ')[1]!;
+        if (role !== 'no') b.identity.assignRole(app.id, findRole(role)!, armId(r));
+        return { user: app.appId, pass, canPull: role !== 'no', canPush: role === 'AcrPush' };
+      }
+      default: { // managed identity AcrPull: ACR exchange's refresh token as the password of the null GUID
+        const { identity } = b.managedIdentities.createOrUpdate('rg', 'mi-basic', {});
+        b.identity.assignRole(identity.principalId, findRole('AcrPull')!, armId(r));
+        const binding = b.workloads.bind('group-basic', [identity.principalId]);
+        const tok = await fetch(`${b.url}/msi/token?api-version=2019-08-01&resource=${encodeURIComponent('https://management.azure.com/')}`, { headers: { 'X-IDENTITY-HEADER': binding.secret } });
+        const access = ((await tok.json()) as { access_token: string }).access_token;
+        const ex = await fetch(`${reg.base}/oauth2/exchange`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ grant_type: 'access_token', service: reg.loginServer, tenant: b.identity.ids.tenantId, access_token: access }) });
+        b.workloads.unbind('group-basic');
+        return { user: '00000000-0000-0000-0000-000000000000', pass: ((await ex.json()) as { refresh_token: string }).refresh_token, canPull: true, canPush: false };
+      }
+    }
+  };
+  const lines: string[] = [];
+  for (const kind of ['admin user', 'token _repositories_pull', 'SP AcrPush', 'SP AcrPull', 'SP no role', 'managed identity AcrPull']) {
+    const c = await basicFor(kind);
+    const auth = 'Basic ' + Buffer.from(`${c.user}:${c.pass}`).toString('base64');
+    const ping = await fetch(`${reg.base}/v2/`, { headers: { authorization: auth } });
+    await ping.body?.cancel();
+    assert.equal(ping.status, 200, `${kind}: /v2/ with Basic`);
+    const pull = await fetch(`${reg.base}/v2/${INSIDE}/manifests/basic-src`, { headers: { authorization: auth, accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const pullBody = await pull.text();
+    assert.equal(pull.status, c.canPull ? 200 : 403, `${kind}: pull with Basic: ${pullBody}`);
+    const push = await fetch(`${reg.base}/v2/${INSIDE}/manifests/basic-${seq++}`, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest.body });
+    const pushBody = await push.text();
+    assert.equal(push.status, c.canPush ? 201 : 403, `${kind}: push with Basic: ${pushBody}`);
+    if (!c.canPush) assert.match(pushBody, /"DENIED".*(content\/write|push\/write)/, `${kind}: the denial names the missing permission`);
+    const wrong = await fetch(`${reg.base}/v2/`, { headers: { authorization: 'Basic ' + Buffer.from(`${c.user}:not-${c.pass.slice(0, 3)}`).toString('base64') } });
+    await wrong.body?.cancel();
+    assert.equal(wrong.status, 401, `${kind}: a wrong password is refused`);
+    lines.push(`${kind.padEnd(26)} ping ${ping.status}  pull ${pull.status}  push ${push.status}  wrong password ${wrong.status}`);
+  }
+  console.log(lines.join('\n'));
 });

@@ -8,7 +8,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestBerth, adminRegistry, which, type TestBerth } from './helpers/berth.js';
-import { busyboxLayout, haveImageTools } from './helpers/images.js';
+import { busyboxLayout, haveImageTools, pushMultiPlatform } from './helpers/images.js';
 
 const run = promisify(execFile);
 let b: TestBerth;
@@ -53,31 +53,12 @@ test('skopeo with a wrong password is refused with unauthorized', { skip }, asyn
 });
 
 test('a multi-platform index pushes and resolves per platform', { skip }, async () => {
-  await run('skopeo', ['copy', '--dest-tls-verify=false', '--dest-creds', creds(), `oci:${layout}:v1`, `docker://${reg.loginServer}/multi/busybox:amd64`]);
-  const arm = await busyboxLayout('v1');
-  const { execFileSync } = await import('node:child_process');
-  execFileSync('umoci', ['config', '--image', `${arm}:v1`, '--architecture', 'arm64']);
-  await run('skopeo', ['copy', '--dest-tls-verify=false', '--dest-creds', creds(), `oci:${arm}:v1`, `docker://${reg.loginServer}/multi/busybox:arm64`]);
-  const base = `http://${reg.loginServer}/v2/multi/busybox/manifests/`;
-  const h = { Authorization: reg.auth };
-  const get = async (tag: string) => {
-    const r = await fetch(base + tag, { headers: { ...h, Accept: 'application/vnd.oci.image.manifest.v1+json' } });
-    const body = await r.text();
-    return { digest: r.headers.get('docker-content-digest')!, size: Buffer.byteLength(body) };
-  };
-  const a = await get('amd64');
-  const r64 = await get('arm64');
-  const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [
-    { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...a, platform: { architecture: 'amd64', os: 'linux' } },
-    { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...r64, platform: { architecture: 'arm64', os: 'linux' } },
-  ] });
-  const put = await fetch(base + 'latest', { method: 'PUT', headers: { ...h, 'Content-Type': 'application/vnd.oci.image.index.v1+json' }, body: index });
-  assert.equal(put.status, 201);
-  for (const [arch, want] of [['amd64', a.digest], ['arm64', r64.digest]] as const) {
+  const { platforms } = await pushMultiPlatform(reg, creds(), 'multi/busybox');
+  for (const { arch, manifestDigest } of platforms) {
     const out = join(await mkdtemp(join(tmpdir(), 'berth-mp-')), 'o');
     await run('skopeo', ['copy', '--override-arch', arch, '--src-tls-verify=false', '--src-creds', creds(), `docker://${reg.loginServer}/multi/busybox:latest`, `oci:${out}:x`]);
     const idx = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
-    assert.equal(idx.manifests[0]!.digest, want, `skopeo picks the ${arch} manifest from the index`);
+    assert.equal(idx.manifests[0]!.digest, manifestDigest, `skopeo picks the ${arch} manifest from the index`);
   }
 });
 

@@ -140,11 +140,11 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
     if (req.method === 'PUT') {
       if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(name)) throw invalid('InvalidRoleAssignmentId', `The role assignment ID '${name}' is not valid. The role assignment ID must be a GUID.`);
       requirePermission(d, req, 'Microsoft.Authorization/roleAssignments/write', scope);
-      const body = (req.body ?? {}) as { properties?: { roleDefinitionId?: string; principalId?: string } };
+      const body = (req.body ?? {}) as { properties?: { roleDefinitionId?: string; principalId?: string; principalType?: string } };
       const role = findRole(body.properties?.roleDefinitionId ?? '');
       if (!role) throw invalid('RoleDefinitionDoesNotExist', `The specified role definition with ID '${body.properties?.roleDefinitionId ?? ''}' does not exist.`);
       if (!body.properties?.principalId) throw invalid('InvalidPrincipalId', 'properties.principalId is required.');
-      const a = d.identity.assignRole(body.properties.principalId, role, scope, name.toLowerCase());
+      const a = d.identity.assignRole(body.properties.principalId, role, scope, name.toLowerCase(), body.properties.principalType);
       d.log.info('role assigned', { role: role.roleName, principalId: a.principalId, scope: a.scope });
       return reply.status(201).send(roleAssignmentResource(sub, a));
     }

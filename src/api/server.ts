@@ -53,8 +53,25 @@ declare module 'fastify' {
   }
 }
 
+export interface ApiRoute {
+  method: string;
+  url: string;
+}
+
+const ROUTES = Symbol('berth.routes');
+
+/** Every route the API serves (HEAD twins of GETs left out), for tests that walk the whole surface. */
+export function apiRoutes(app: FastifyInstance): ApiRoute[] {
+  return [...((app as unknown as { [ROUTES]?: ApiRoute[] })[ROUTES] ?? [])];
+}
+
 export function buildApi(d: ApiDeps): FastifyInstance {
   const app = Fastify({ logger: false, serverFactory: (handler) => createDualServer(handler, d.tls), routerOptions: { caseSensitive: false, ignoreTrailingSlash: true }, bodyLimit: 4 * 1024 * 1024 });
+  const routes: ApiRoute[] = [];
+  (app as unknown as { [ROUTES]: ApiRoute[] })[ROUTES] = routes;
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url });
+  });
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
@@ -153,10 +170,14 @@ function registerArmRoutes(app: FastifyInstance, d: ApiDeps): void {
   const sub = d.identity.ids.subscriptionId;
   const subObj = () => ({ id: `/subscriptions/${sub}`, subscriptionId: sub, tenantId: d.identity.ids.tenantId, displayName: 'Berth local subscription', state: 'Enabled', authorizationSource: 'RoleBased' });
   // Only subscriptions where the caller holds some role are visible to it (az login relies on this).
-  app.get('/subscriptions', async (req) => ({ value: d.identity.listAssignments().some((a) => a.principalId === req.principal!.id) ? [subObj()] : [] }));
+  const seesSubscription = (p: Principal) => d.identity.listAssignments().some((a) => a.principalId === p.id);
+  app.get('/subscriptions', async (req) => ({ value: seesSubscription(req.principal!) ? [subObj()] : [] }));
   app.get('/tenants', async () => ({ value: [{ id: `/tenants/${d.identity.ids.tenantId}`, tenantId: d.identity.ids.tenantId }] }));
   app.get('/subscriptions/:sub', async (req) => {
-    checkSub(d, (req.params as { sub: string }).sub);
+    const { sub: s } = req.params as { sub: string };
+    checkSub(d, s);
+    // As the list: a principal with no role anywhere in the subscription does not see it.
+    if (!seesSubscription(req.principal!)) throw new BerthError('notFound', 'SubscriptionNotFound', `The subscription '${s}' could not be found.`);
     return subObj();
   });
 
@@ -197,6 +218,8 @@ function registerArmRoutes(app: FastifyInstance, d: ApiDeps): void {
   const regScope = (rg: string, name: string) => `${rgScope(rg)}/providers/Microsoft.ContainerRegistry/registries/${name}`;
   const shape = (r: Parameters<typeof registryResource>[0]) => registryResource(r, d.registries.loginServer(r));
   app.post('/subscriptions/:sub/providers/Microsoft.ContainerRegistry/checkNameAvailability', async (req) => {
+    checkSub(d, (req.params as { sub: string }).sub);
+    requirePermission(d, req, 'Microsoft.ContainerRegistry/checkNameAvailability/read', `/subscriptions/${sub}`);
     const body = (req.body ?? {}) as { name?: string };
     return d.registries.nameAvailable(body.name ?? '');
   });

@@ -159,9 +159,13 @@ export class IdentityService {
    * Creates a role assignment after checking the principal exists. A second identical assignment is a
    * conflict, as in ARM.
    */
-  assignRole(principalId: string, role: RoleDefinition, scope: string, name?: string): RoleAssignment {
+  assignRole(principalId: string, role: RoleDefinition, scope: string, name?: string, principalType?: string): RoleAssignment {
     const p = this.principalById(principalId.toLowerCase());
     if (!p) throw invalid('PrincipalNotFound', `Principal ${principalId} does not exist in the directory ${this.ids.tenantId}. Check that you have the correct principal ID.`);
+    // ARM checks a stated principal type against the directory (az sends it with --assignee-principal-type).
+    if (principalType && principalType.toLowerCase() !== this.principalType(p).toLowerCase()) {
+      throw invalid('UnmatchedPrincipalType', `The PrincipalId '${p.id}' has type '${this.principalType(p)}' , which is different from specified PrincipalType '${principalType}'.`);
+    }
     const dup = this.db.prepare('SELECT id FROM role_assignments WHERE principal_id = ? AND role_definition_id = ? AND scope_lower = ?')
       .get(p.id, role.id, scope.toLowerCase().replace(/\/+$/, ''));
     if (dup) throw conflict('RoleAssignmentExists', 'The role assignment already exists.');

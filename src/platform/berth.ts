@@ -21,7 +21,7 @@ import { Applications } from '../identity/applications.js';
 import { ManagedIdentities } from '../identity/managed-identities.js';
 import { WorkloadIdentities } from '../identity/workload-identity.js';
 import { RegistryHttp } from '../registry/http/server.js';
-import { buildApi } from '../api/server.js';
+import { apiRoutes, buildApi, type ApiRoute } from '../api/server.js';
 import { PortListeners, RegistryListeners, freeLoopbackPort } from './listeners.js';
 import { dataPaths } from './data-dir.js';
 import { writeFileAtomic } from './fs-atomic.js';
@@ -65,6 +65,8 @@ export interface RunningBerth {
   secrets: Secrets;
   /** Re-seals every sealed value under a new key-encryption key (see src/storage/kek.ts). */
   rotateKek(): Promise<{ keyId: string; resealed: number }>;
+  /** The management API's routes (method and URL pattern). */
+  apiRoutes(): ApiRoute[];
   stop(): Promise<void>;
 }
 
@@ -134,6 +136,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   return {
     url: baseUrl, httpsUrl, tls, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, vaults, secrets,
     rotateKek: () => rotateKek(db, paths.kek, sealer),
+    apiRoutes: () => apiRoutes(api),
     async stop() {
       if (timer) clearInterval(timer);
       await listeners.closeAll();

@@ -21,6 +21,8 @@ interface HashState {
   offset: number;
 }
 
+/** Blob reads in 1 MiB chunks: a sixteenth of the syscalls and stream callbacks of the 64 KiB default. */
+const READ_CHUNK = 1 << 20;
 const UPLOAD_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
 export class FsBlobStore implements BlobStore {
@@ -62,7 +64,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   open(d: Digest, range?: ByteRange): Readable {
-    return createReadStream(this.blobPath(d), range ? { start: range.start, end: range.end } : {});
+    return createReadStream(this.blobPath(d), { highWaterMark: READ_CHUNK, ...(range ? { start: range.start, end: range.end } : {}) });
   }
 
   async delete(d: Digest): Promise<void> {

@@ -16,7 +16,8 @@ export interface TestBerth extends RunningBerth {
   cli(args: string[], opts?: { input?: string; env?: NodeJS.ProcessEnv }): Promise<CliResult>;
   /** fetch that trusts this server's CA (for https:// URLs of Berth's listeners). */
   fetch: typeof fetch;
-  restart(): Promise<TestBerth>;
+  /** Stops and starts again on the same data; `samePort` keeps the URL (the identity issuer) too. */
+  restart(samePort?: boolean): Promise<TestBerth>;
   cleanup(): Promise<void>;
 }
 
@@ -39,9 +40,9 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, input?: string): 
   });
 }
 
-export async function startTestBerth(dataDir?: string, logs: string[] = []): Promise<TestBerth> {
+export async function startTestBerth(dataDir?: string, logs: string[] = [], port = 0): Promise<TestBerth> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
-  const b = await startBerth({ dataDir: dir, port: 0, logSink: (l) => logs.push(l) });
+  const b = await startBerth({ dataDir: dir, port, logSink: (l) => logs.push(l) });
   const env = { ...process.env, BERTH_SERVER: b.url, BERTH_DATA_DIR: dir };
   const dispatcher = b.tls ? new Agent({ connect: { ca: b.tls.ca } }) : undefined;
   const trustingFetch = ((url: string | URL, init?: RequestInit) =>
@@ -51,9 +52,9 @@ export async function startTestBerth(dataDir?: string, logs: string[] = []): Pro
     env,
     fetch: trustingFetch,
     cli: (args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) => runCli(args, { ...env, ...opts.env }, opts.input),
-    restart: async () => {
+    restart: async (samePort = false) => {
       await b.stop();
-      return startTestBerth(dir, logs);
+      return startTestBerth(dir, logs, samePort ? b.port : 0);
     },
     cleanup: async () => {
       await b.stop().catch(() => undefined);

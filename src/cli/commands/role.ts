@@ -27,6 +27,8 @@ function findRoleDef(defs: RoleDef[], role: string): RoleDef {
   return r;
 }
 
+const PRINCIPAL_TYPES = ['User', 'Group', 'ServicePrincipal', 'ForeignGroup', 'Device'];
+
 const table = (v: unknown) => (v as Array<Record<string, unknown>>).map((a) => ({ Principal: a.principalName ?? a.principalId, Role: a.roleDefinitionName, Scope: a.scope }));
 
 export function registerRoleCommands(program: Command, client: () => ArmClient): void {
@@ -44,8 +46,12 @@ export function registerRoleCommands(program: Command, client: () => ArmClient):
       const c = client();
       if (!o.assignee && !o.assigneeObjectId) throw new CliError('usage error: --assignee STRING | --assignee-object-id GUID', 2);
       if (o.assignee && o.assigneeObjectId) throw new CliError('usage error: --assignee STRING | --assignee-object-id GUID', 2);
+      if (o.assigneePrincipalType && !o.assigneeObjectId) throw new CliError('usage error: --assignee-principal-type is only used with --assignee-object-id', 2);
+      const type = o.assigneePrincipalType === undefined ? undefined : PRINCIPAL_TYPES.find((t) => t.toLowerCase() === o.assigneePrincipalType!.toLowerCase());
+      if (o.assigneePrincipalType !== undefined && !type) {
+        throw new CliError(`argument --assignee-principal-type: invalid choice: '${o.assigneePrincipalType}' (choose from ${PRINCIPAL_TYPES.map((t) => `'${t}'`).join(', ')})`, 2);
+      }
       const principalId = o.assignee ? (await resolveAssignee(c, o.assignee)).id : o.assigneeObjectId!;
-      const type = o.assigneePrincipalType ?? 'ServicePrincipal';
       const scope = o.scope ?? c.sub();
       const r = await assignRole(c, principalId, o.role, scope, io.warn, type);
       if (!r) throw new CliError('The role assignment already exists.');
