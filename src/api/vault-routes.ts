@@ -56,6 +56,7 @@ export function registerVaultRoutes(app: FastifyInstance, d: VaultRouteDeps): vo
 
   app.post('/subscriptions/:sub/providers/Microsoft.KeyVault/checkNameAvailability', async (req) => {
     checkSub(d, (req.params as { sub: string }).sub);
+    requirePermission(d, req, 'Microsoft.KeyVault/checkNameAvailability/read', `/subscriptions/${sub}`);
     return d.vaults.nameAvailable(((req.body ?? {}) as { name?: string }).name ?? '');
   });
   app.get('/subscriptions/:sub/providers/Microsoft.KeyVault/vaults', async (req) => {

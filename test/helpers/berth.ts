@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { Agent, fetch as undiciFetch } from 'undici';
 import { startBerth, type RunningBerth } from '../../src/platform/berth.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..', '..');
@@ -44,9 +43,14 @@ export async function startTestBerth(dataDir?: string, logs: string[] = [], port
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
   const b = await startBerth({ dataDir: dir, port, logSink: (l) => logs.push(l) });
   const env = { ...process.env, BERTH_SERVER: b.url, BERTH_DATA_DIR: dir };
-  const dispatcher = b.tls ? new Agent({ connect: { ca: b.tls.ca } }) : undefined;
-  const trustingFetch = ((url: string | URL, init?: RequestInit) =>
-    undiciFetch(url, { ...(init as object), ...(dispatcher ? { dispatcher } : {}) })) as unknown as typeof fetch;
+  // undici is imported only when a test uses this fetch: importing it installs its own dispatcher behind
+  // Node's global fetch for the whole process, which changes how other tests' fetches reuse connections.
+  let dispatcher: unknown;
+  const trustingFetch = (async (url: string | URL, init?: RequestInit) => {
+    const undici = await import('undici');
+    dispatcher ??= b.tls ? new undici.Agent({ connect: { ca: b.tls.ca } }) : undefined;
+    return undici.fetch(url, { ...(init as object), ...(dispatcher ? { dispatcher } : {}) } as Parameters<typeof undici.fetch>[1]);
+  }) as unknown as typeof fetch;
   const t: TestBerth = Object.assign(b, {
     logs,
     env,
