@@ -79,13 +79,20 @@ export class RegistryPuller implements ImagePuller {
     const session = this.sessionFor(r.reference, opts);
     const blobs = r.layerDescriptors;
     let next = 0;
+    let failed: { e: unknown } | undefined;
     const worker = async () => {
-      while (next < blobs.length) {
+      while (next < blobs.length && !failed) {
         const d = blobs[next++]!;
-        await this.fetchBlob(session, d, opts);
+        try {
+          await this.fetchBlob(session, d, opts);
+        } catch (e) {
+          failed ??= { e };
+        }
       }
     };
+    // Every worker finishes before the pull returns or fails: no download runs on behind a failed pull.
     await Promise.all(Array.from({ length: Math.min(this.opts.concurrency ?? 3, blobs.length) }, worker));
+    if (failed) throw failed.e;
     return r;
   }
 

@@ -181,7 +181,15 @@ export class RegistrySession {
       let auth: string | undefined;
       let res: RegistryResponse;
       try {
-        auth = await this.authorization(scopes);
+        auth = await this.authorization(scopes).catch(async (e: unknown) => {
+          // The token server refused the credential: let the source refresh it and try once more.
+          if (!(e instanceof PullError) || e.code !== 'UNAUTHORIZED' || challenged >= 2) throw e;
+          const cred = await this.cred();
+          if (cred.kind === 'anonymous') throw e;
+          this.refused(cred);
+          challenged = 2;
+          return this.authorization(scopes);
+        });
         res = await this.follow(method, new URL(path, this.base), { ...headers, ...(auth ? { authorization: auth } : {}) });
       } catch (e) {
         const pe = networkPullError(e, this.registry, { ...(this.t.opts.caFile ? { caFile: this.t.opts.caFile } : {}) });
@@ -205,13 +213,14 @@ export class RegistrySession {
         }
         if (auth) {
           // The registry refused what we sent: let the source refresh it, then try once more.
-          if (challenged >= 1 || cred.kind === 'anonymous') throw await this.unauthorized(res);
-          this.keychain.invalidate?.(this.target, cred);
-          this.t.tokens.forget(this.registry, cred);
-          this.credential = undefined;
+          if (challenged >= 2 || cred.kind === 'anonymous') throw await this.unauthorized(res);
+          this.refused(cred);
+          challenged = 2;
         }
-        challenged++;
-        if (challenged > 2) throw await this.unauthorized(res);
+        if (!auth) {
+          if (challenged >= 1) throw await this.unauthorized(res);
+          challenged = 1;
+        }
         await res.body.dump().catch(() => undefined);
         this.t.challenges.set(this.registry, ch);
         attempt--;
@@ -236,6 +245,13 @@ export class RegistrySession {
       }
       return res;
     }
+  }
+
+  /** The registry refused `cred`: the keychain may refresh it; its tokens are dropped. */
+  private refused(cred: RegistryCredential): void {
+    this.keychain.invalidate?.(this.target, cred);
+    this.t.tokens.forget(this.registry, cred);
+    this.credential = undefined;
   }
 
   private delay(base: number, attempt: number): number {

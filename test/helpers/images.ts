@@ -1,6 +1,7 @@
 // Builds small test images from busybox-static with umoci (Debian packages), as OCI layouts.
 import { execFileSync } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { which } from './berth.js';
@@ -20,5 +21,16 @@ export async function busyboxLayout(tag = 'v1', cmd: string[] = ['/bin/busybox',
   const busybox = execFileSync('sh', ['-c', 'command -v busybox']).toString().trim();
   run('insert', '--image', `${dir}:${tag}`, busybox, '/bin/busybox');
   run('config', '--image', `${dir}:${tag}`, '--architecture', 'amd64', '--os', 'linux', ...cmd.flatMap((c) => ['--config.cmd', c]));
+  return dir;
+}
+
+/** A busybox layout with `extraLayers` more layers of random (incompressible) bytes, `layerBytes` each. */
+export async function multiLayerLayout(tag = 'v1', extraLayers = 2, layerBytes = 512 * 1024): Promise<string> {
+  const dir = await busyboxLayout(tag);
+  for (let i = 0; i < extraLayers; i++) {
+    const f = join(dir, '..', `random-${i}.bin`);
+    await writeFile(f, randomBytes(layerBytes));
+    execFileSync('umoci', ['insert', '--image', `${dir}:${tag}`, f, `/data/random-${i}.bin`], { stdio: 'pipe' });
+  }
   return dir;
 }
