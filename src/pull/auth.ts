@@ -51,13 +51,13 @@ export class TokenCache {
   constructor(private readonly dispatcher: Dispatcher, private readonly opts: { caFile?: string; insecure?: boolean } = {}) {}
 
   /** The bearer token for `scopes` on `registry` with `cred`, from the cache or one shared fetch. */
-  async token(registry: string, challenge: Challenge, scopes: string[], cred: RegistryCredential, signal?: AbortSignal): Promise<string> {
+  async token(registry: string, challenge: Challenge, scopes: string[], cred: RegistryCredential, opts: { registryIsPlainHttp: boolean; signal?: AbortSignal | undefined }): Promise<string> {
     const key = `${registry}|${challenge.params.realm ?? ''}|${challenge.params.service ?? ''}|${[...scopes].sort().join(' ')}|${credentialKey(cred)}`;
     const t = this.tokens.get(key);
     if (t && t.refreshAt > Date.now()) return t.value;
     let p = this.inflight.get(key);
     if (!p) {
-      p = this.fetch(registry, challenge, scopes, cred, signal).then((tok) => {
+      p = this.fetch(registry, challenge, scopes, cred, opts).then((tok) => {
         this.tokens.set(key, tok);
         return tok.value;
       }).finally(() => this.inflight.delete(key));
@@ -72,7 +72,7 @@ export class TokenCache {
     for (const k of this.tokens.keys()) if (k.startsWith(`${registry}|`) && k.endsWith(suffix)) this.tokens.delete(k);
   }
 
-  private realmUrl(registry: string, realm: string | undefined): URL {
+  private realmUrl(registry: string, realm: string | undefined, registryIsPlainHttp: boolean): URL {
     let url: URL;
     try {
       url = new URL(realm ?? '');
@@ -83,10 +83,11 @@ export class TokenCache {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') {
       throw new PullError('UNAUTHORIZED', `${registry} sent a token realm with scheme ${url.protocol}`, 'Only http(s) token realms are supported.');
     }
-    // Credentials travel over plain HTTP only to loopback, to the registry itself, or with --insecure.
-    if (url.protocol === 'http:' && !isLoopbackHost(url.host) && url.host !== registry && !this.opts.insecure) {
+    // Credentials travel over plain HTTP only with --insecure, or when the registry itself is a plain-HTTP
+    // loopback registry and the realm is on loopback too; never as a downgrade from an https registry.
+    if (url.protocol === 'http:' && !this.opts.insecure && !(registryIsPlainHttp && isLoopbackHost(url.host))) {
       throw new PullError('UNAUTHORIZED', `${registry} asks for credentials at ${url.origin} over plain HTTP`,
-        'Berth does not send credentials to a token server over plain HTTP; use --insecure only if you trust the network.');
+        'Berth does not send credentials to a token server over plain HTTP (nor downgrade from https); use --insecure only if you trust the network.');
     }
     if (url.username || url.password) {
       throw new PullError('UNAUTHORIZED', `${registry} sent a token realm with embedded credentials`, 'The token realm is refused.');
@@ -94,9 +95,10 @@ export class TokenCache {
     return url;
   }
 
-  private async fetch(registry: string, ch: Challenge, scopes: string[], cred: RegistryCredential, signal?: AbortSignal): Promise<Token> {
+  private async fetch(registry: string, ch: Challenge, scopes: string[], cred: RegistryCredential, opts: { registryIsPlainHttp: boolean; signal?: AbortSignal | undefined }): Promise<Token> {
     this.fetches++;
-    const url = this.realmUrl(registry, ch.params.realm);
+    const signal = opts.signal;
+    const url = this.realmUrl(registry, ch.params.realm, opts.registryIsPlainHttp);
     const service = ch.params.service ?? '';
     let res: Dispatcher.ResponseData;
     try {

@@ -149,7 +149,7 @@ export class RegistrySession {
     if (!ch) return undefined;
     const cred = await this.cred();
     if (ch.scheme === 'basic') return basicHeader(cred);
-    if (ch.scheme === 'bearer') return `Bearer ${await this.t.tokens.token(this.registry, ch, scopes, cred, this.signal)}`;
+    if (ch.scheme === 'bearer') return `Bearer ${await this.t.tokens.token(this.registry, ch, scopes, cred, { registryIsPlainHttp: this.base.protocol === 'http:', signal: this.signal })}`;
     return undefined;
   }
 

@@ -84,6 +84,9 @@ export async function startFaultProxy(upstream: string, opts: { tls?: { key: str
       return;
     }
     forward(upstream, req, res, seen.path, req.headers, (up) => {
+      // Terminating TLS like a reverse proxy: the registry behind it names its token realm with http.
+      const wa = up.headers['www-authenticate'];
+      if (opts.tls && typeof wa === 'string') up.headers['www-authenticate'] = wa.replace('realm="http://', 'realm="https://');
       res.writeHead(up.statusCode ?? 502, up.headers);
       if (fault?.kind === 'drop') {
         let sent = 0;
