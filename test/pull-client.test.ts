@@ -311,3 +311,71 @@ test('no secret in the CLI output or errors', { skip }, async () => {
   const ok = await b.cli(['pull', `${reg.loginServer}/tools/busybox:v1`, '--print', '--creds', `${reg.username}:${reg.password}`]);
   assert.ok(!ok.stdout.includes(reg.password) && !ok.stderr.includes(reg.password));
 });
+
+test('token cache: one fetch for parallel requests, reuse until near expiry, issued_at honoured, realm validated', async () => {
+  const { createServer: createHttpServer } = await import('node:http');
+  const { TokenCache } = await import('../src/pull/auth.js');
+  const { Agent } = await import('undici');
+  let issuedAgo = 0;
+  let hits = 0;
+  const seenAuth: Array<string | undefined> = [];
+  const srv = createHttpServer((req, res) => {
+    hits++;
+    seenAuth.push(req.headers.authorization);
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ token: `t${hits}`, expires_in: 300, issued_at: new Date(Date.now() - issuedAgo * 1000).toISOString() }));
+    }, 20);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const realm = `http://127.0.0.1:${(srv.address() as { port: number }).port}/token`;
+  const agent = new Agent();
+  const cache = new TokenCache(agent);
+  const ch = { scheme: 'bearer', params: { realm, service: 'svc' } };
+  const cred = { kind: 'basic' as const, username: 'u', password: 'p', source: 'test' };
+  const opts = { registryIsPlainHttp: true };
+  try {
+    const tokens = await Promise.all(Array.from({ length: 10 }, () => cache.token('127.0.0.1:1', ch, ['repository:a:pull'], cred, opts)));
+    assert.equal(new Set(tokens).size, 1);
+    assert.equal(hits, 1, 'ten parallel requests share one token fetch');
+    assert.equal(seenAuth[0], 'Basic ' + Buffer.from('u:p').toString('base64'), 'a password goes to the realm as Basic');
+    await cache.token('127.0.0.1:1', ch, ['repository:a:pull'], cred, opts);
+    assert.equal(hits, 1, 'a fresh token is reused');
+    await cache.token('127.0.0.1:1', ch, ['repository:b:pull'], cred, opts);
+    assert.equal(hits, 2, 'another scope gets its own token');
+    await cache.token('127.0.0.1:1', ch, ['repository:a:pull'], { ...cred, password: 'rotated' }, opts);
+    assert.equal(hits, 3, 'another credential gets its own token');
+    issuedAgo = 290; // issued 290 s ago with 300 s to live: too close to expiry to keep
+    await cache.token('127.0.0.1:1', ch, ['repository:c:pull'], cred, opts);
+    await cache.token('127.0.0.1:1', ch, ['repository:c:pull'], cred, opts);
+    assert.equal(hits, 5, 'a token near its expiry is fetched again');
+    await assert.rejects(cache.token('127.0.0.1:1', { scheme: 'bearer', params: { realm: 'ftp://x/token' } }, [], cred, opts), /scheme ftp/);
+    await assert.rejects(cache.token('reg.example.com', ch, [], cred, { registryIsPlainHttp: false }), /over plain HTTP/);
+    await assert.rejects(cache.token('127.0.0.1:1', { scheme: 'bearer', params: { realm: 'not a url' } }, [], cred, opts), /invalid realm/);
+    assert.equal(hits, 5, 'no credential went to a refused realm');
+  } finally {
+    srv.close();
+    await agent.close();
+  }
+});
+
+test('an oversized manifest is refused while it streams', async () => {
+  const { createServer: createHttpServer } = await import('node:http');
+  const srv = createHttpServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
+    const chunk = Buffer.alloc(1 << 20, 32);
+    let n = 0;
+    const write = () => { while (n++ < 8) if (!res.write(chunk)) return void res.once('drain', write); res.end(); };
+    write();
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const p = await puller();
+  try {
+    const e = await failure(p.resolve(`127.0.0.1:${(srv.address() as { port: number }).port}/big/manifest:v1`, { keychain: new MultiKeychain([]) }), 'UNSUPPORTED');
+    assert.match(e.message, /larger than 4194304 bytes/);
+  } finally {
+    srv.closeAllConnections();
+    srv.close();
+    await p.close();
+  }
+});

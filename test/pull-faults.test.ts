@@ -194,3 +194,21 @@ test('a refused credential is invalidated and resolved again once; a second refu
     await p.close();
   }
 });
+
+test('a corrupted manifest fails with DIGEST_MISMATCH and is not stored', { skip }, async () => {
+  proxy.reset();
+  proxy.rule = (r) => (r.path.includes('/manifests/') ? { kind: 'corrupt', at: 20 } : undefined);
+  const p = await newPuller();
+  try {
+    const byTag = await p.pull(ref(), { keychain: keychain() }).then(() => undefined, (x) => x);
+    assert.ok(byTag instanceof PullError, String(byTag));
+    assert.equal(byTag.code, 'DIGEST_MISMATCH', byTag.message);
+    const byDigest = await p.pull(`${proxy.host}/app/faulty@${image.digest}`, { keychain: keychain() }).then(() => undefined, (x) => x);
+    assert.equal(byDigest?.code, 'DIGEST_MISMATCH');
+    assert.ok(byDigest.message.includes(image.digest));
+    assert.equal(await p.store.has(image.digest as never), false);
+  } finally {
+    proxy.rule = () => undefined;
+    await p.close();
+  }
+});
