@@ -20,7 +20,15 @@ export function haveReferenceRegistry(): string | undefined {
   return undefined;
 }
 
-export async function startReferenceRegistry(): Promise<ReferenceRegistry> {
+/** Token auth instead of htpasswd: the registry trusts JWTs from `realm` signed by the cert in `rootCertBundle`. */
+export interface TokenAuth {
+  realm: string;
+  service: string;
+  issuer: string;
+  rootCertBundle: string;
+}
+
+export async function startReferenceRegistry(opts: { token?: TokenAuth } = {}): Promise<ReferenceRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-refreg-'));
   const port = await freeLoopbackPort();
   const username = 'refuser';
@@ -31,7 +39,9 @@ export async function startReferenceRegistry(): Promise<ReferenceRegistry> {
     'log: { level: error }',
     `storage: { filesystem: { rootdirectory: ${join(dir, 'data')} }, delete: { enabled: true } }`,
     `http: { addr: 127.0.0.1:${port} }`,
-    `auth: { htpasswd: { realm: reference, path: ${join(dir, 'htpasswd')} } }`,
+    opts.token
+      ? `auth: { token: { realm: "${opts.token.realm}", service: ${opts.token.service}, issuer: ${opts.token.issuer}, rootcertbundle: ${opts.token.rootCertBundle} } }`
+      : `auth: { htpasswd: { realm: reference, path: ${join(dir, 'htpasswd')} } }`,
     '',
   ].join('\n'));
   const child: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
