@@ -41,7 +41,7 @@ after(async () => {
   await b?.cleanup();
 });
 
-const keychain = () => new InlineKeychain(proxy.host, reg.username, reg.password);
+const keychain = () => new InlineKeychain({ server: proxy.host, username: reg.username, password: reg.password });
 async function newPuller(extra: Partial<ConstructorParameters<typeof RegistryPuller>[0]> = {}) {
   const contentDir = await mkdtemp(join(tmpdir(), 'berth-content-'));
   return new RegistryPuller({ contentDir, backoffMs: 20, ...extra });

@@ -104,10 +104,10 @@ test('token auth: a password gets a token with GET + Basic; parallel pulls share
   const p = await puller();
   try {
     tokenRequests.length = 0;
-    const kc = new InlineKeychain(reg!.host, 'reader', 'read-pw', 'inline');
+    const kc = new InlineKeychain({ server: reg!.host, username: 'reader', password: 'read-pw' }, 'inline');
     const imgs = await Promise.all(Array.from({ length: 5 }, () => p.pull(`${reg!.host}/private/busybox:v1`, { keychain: kc })));
     assert.equal(new Set(imgs.map((i) => i.digest)).size, 1);
-    assert.equal(imgs[0]!.credentialSource, 'inline');
+    assert.match(imgs[0]!.credentialSource, /^inline/);
     assert.equal(tokenRequests.length, 1, 'one token for five parallel pulls');
     assert.deepEqual(tokenRequests[0], { method: 'GET', user: 'reader', scopes: ['repository:private/busybox:pull'] });
   } finally {
@@ -145,13 +145,13 @@ test('token auth: anonymous tokens pull a public repository; a private one says 
 test('token auth: wrong password is UNAUTHORIZED naming the user; a user without pull is DENIED', { skip }, async () => {
   const p = await puller();
   try {
-    const wrong = await pullErr(p.resolve(`${reg!.host}/private/busybox:v1`, { keychain: new InlineKeychain(reg!.host, 'reader', 'nope', 'inline') }));
+    const wrong = await pullErr(p.resolve(`${reg!.host}/private/busybox:v1`, { keychain: new InlineKeychain({ server: reg!.host, username: 'reader', password: 'nope' }, 'inline') }));
     assert.equal(wrong.code, 'UNAUTHORIZED');
     assert.match(wrong.message, /incorrect username or password/);
-    assert.match(wrong.diagnosis, /user "reader"/);
-    const denied = await pullErr(p.resolve(`${reg!.host}/private/busybox:v1`, { keychain: new InlineKeychain(reg!.host, 'nobody', 'nobody-pw', 'inline') }));
+    assert.match(wrong.diagnosis, /user "?reader/);
+    const denied = await pullErr(p.resolve(`${reg!.host}/private/busybox:v1`, { keychain: new InlineKeychain({ server: reg!.host, username: 'nobody', password: 'nobody-pw' }, 'inline') }));
     assert.equal(denied.code, 'DENIED');
-    assert.match(denied.diagnosis, /user "nobody"/);
+    assert.match(denied.diagnosis, /user "?nobody/);
   } finally {
     await p.close();
   }

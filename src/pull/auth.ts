@@ -38,8 +38,9 @@ export function basicHeader(c: RegistryCredential): string | undefined {
 
 export function describeCredential(c: RegistryCredential): string {
   if (c.kind === 'anonymous') return 'no credential (anonymous)';
-  const user = c.kind === 'basic' ? c.username : c.username;
-  return `the credential from ${c.source}${user ? ` (user "${user}")` : ''}${c.kind === 'refreshToken' ? ' (refresh token)' : ''}`;
+  const user = c.username;
+  const named = user && c.source.includes(user);
+  return `the credential from ${c.source}${user && !named ? ` (user "${user}")` : ''}${c.kind === 'refreshToken' ? ' (refresh token)' : ''}`;
 }
 
 export class TokenCache {

@@ -13,7 +13,7 @@ import { defaultDataDir } from '../../platform/data-dir.js';
 import { RegistryPuller } from '../../pull/puller.js';
 import { writeOciLayout } from '../../pull/layout.js';
 import { PullError, type PullErrorCode } from '../../pull/types.js';
-import { InlineKeychain, normaliseServer } from '../../keychain/inline.js';
+import { InlineKeychain } from '../../keychain/inline.js';
 import { MultiKeychain, type Keychain, type KeychainTarget, type RegistryCredential } from '../../keychain/keychain.js';
 import { parseReference } from '../../oci/reference.js';
 
@@ -33,7 +33,7 @@ class BerthCliKeychain implements Keychain {
   constructor(private readonly client: () => ArmClient) {}
 
   async resolve(target: KeychainTarget): Promise<RegistryCredential | undefined> {
-    const host = normaliseServer(target.registry);
+    const host = target.registry.toLowerCase();
     let p = this.cache.get(host);
     if (!p) this.cache.set(host, (p = this.exchange(host)));
     const refreshToken = await p;
@@ -42,7 +42,7 @@ class BerthCliKeychain implements Keychain {
   }
 
   invalidate(target: KeychainTarget): void {
-    this.cache.delete(normaliseServer(target.registry));
+    this.cache.delete(target.registry.toLowerCase());
   }
 
   private clientId = '';
@@ -97,7 +97,7 @@ export function registerPullCommand(program: Command, client: () => ArmClient): 
       if (o.creds !== undefined) {
         const i = o.creds.indexOf(':');
         if (i <= 0 || i === o.creds.length - 1) throw new CliError('--creds must be USER:PASSWORD', 2);
-        chain.push(new InlineKeychain(ref.registry, o.creds.slice(0, i), o.creds.slice(i + 1), '--creds'));
+        chain.push(InlineKeychain.fromUserPass(ref.registry, o.creds, '--creds'));
       } else {
         chain.push(new BerthCliKeychain(client));
       }
