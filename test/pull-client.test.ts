@@ -379,3 +379,11 @@ test('an oversized manifest is refused while it streams', async () => {
     await p.close();
   }
 });
+
+test('the server\'s own puller (RunningBerth.puller) stores layers under <dataDir>/content', { skip }, async () => {
+  const img = await b.puller.pull(`${reg.loginServer}/tools/busybox:v1`, { keychain: admin() });
+  assert.ok(img.layers[0]!.path.startsWith(join(b.dataDir, 'content', 'blobs', 'sha256') + '/'), img.layers[0]!.path);
+  assert.equal(sha(await readFile(img.layers[0]!.path)), img.layers[0]!.digest);
+  assert.deepEqual(img.config.cmd, ['/bin/busybox', 'echo', 'hello']);
+  assert.match(img.configDigest, /^sha256:/);
+});

@@ -22,6 +22,7 @@ import { RegistryListeners, freeLoopbackPort } from './listeners.js';
 import { dataPaths } from './data-dir.js';
 import { writeFileAtomic } from './fs-atomic.js';
 import { createLogger, type Level, type Logger } from './logger.js';
+import { RegistryPuller } from '../pull/puller.js';
 
 export interface BerthOptions {
   dataDir: string;
@@ -47,6 +48,8 @@ export interface RunningBerth {
   applications: Applications;
   managedIdentities: ManagedIdentities;
   workloads: WorkloadIdentities;
+  /** The pull client for container groups: one content store (<dataDir>/content) shared by all pulls. */
+  puller: RegistryPuller;
   stop(): Promise<void>;
 }
 
@@ -97,10 +100,12 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
     timer.unref();
   }
 
+  const puller = new RegistryPuller({ contentDir: paths.content });
   return {
-    url: baseUrl, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads,
+    url: baseUrl, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, puller,
     async stop() {
       if (timer) clearInterval(timer);
+      await puller.close();
       await listeners.closeAll();
       await api.close();
       db.close();

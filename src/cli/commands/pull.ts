@@ -2,14 +2,13 @@
 // --print` (what the reference resolves to, and which credential source was used).
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { leaf } from '../command.js';
 import { flatten, type ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
 import { resolveContext } from '../context.js';
 import { pullProgress, formatBytes } from '../progress.js';
 import { exchangeForRefreshToken } from './acr.js';
-import { defaultDataDir } from '../../platform/data-dir.js';
+import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
 import { RegistryPuller } from '../../pull/puller.js';
 import { writeOciLayout } from '../../pull/layout.js';
 import { PullError, type PullErrorCode } from '../../pull/types.js';
@@ -102,7 +101,7 @@ export function registerPullCommand(program: Command, client: () => ArmClient): 
         chain.push(new BerthCliKeychain(client));
       }
       if (o.caFile && !existsSync(o.caFile)) throw new CliError(`--ca-file ${o.caFile}: no such file`, 2);
-      const puller = new RegistryPuller({ contentDir: join(defaultDataDir(), 'content'), ...(o.insecure ? { insecure: true } : {}), ...(o.caFile ? { caFile: o.caFile } : {}) });
+      const puller = new RegistryPuller({ contentDir: dataPaths(defaultDataDir()).content, ...(o.insecure ? { insecure: true } : {}), ...(o.caFile ? { caFile: o.caFile } : {}) });
       const keychain = new MultiKeychain(chain);
       const started = Date.now();
       try {
