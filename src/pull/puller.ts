@@ -3,7 +3,9 @@
 // verified against its digest while it streams to disk, in parallel (bounded), resuming a dropped
 // download with Range. Classifies every failure into a PullError (SPEC §5).
 import { createHash, type Hash } from 'node:crypto';
-import { open, readFile, truncate } from 'node:fs/promises';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { digestAlgorithm, type Digest } from '../oci/digest.js';
 import { parseManifest, MAX_MANIFEST_BYTES, type Descriptor } from '../oci/manifest.js';
 import { MANIFEST_MEDIA_TYPES, isIndexMediaType } from '../oci/media-types.js';
@@ -216,7 +218,10 @@ export class RegistryPuller implements ImagePuller {
     const scopes = [`repository:${session.repository}:pull`];
     const tmp = await this.store.tempPath(d.digest);
     const alg = digestAlgorithm(d.digest);
-    const fh = await open(tmp, 'w', 0o644);
+    // Write-behind: the network keeps reading while earlier chunks go to disk; every byte handed to the
+    // file is hashed first, so after a dropped connection the download resumes at `written` with the
+    // hash state it has.
+    let file = new BlobFile(tmp);
     let hash: Hash = createHash(alg);
     let written = 0;
     let committed = false;
@@ -229,8 +234,9 @@ export class RegistryPuller implements ImagePuller {
         if (res.status !== 200 && res.status !== 206) throw await this.classify(session, res, { blob: d.digest });
         if (written > 0 && res.status === 200) {
           // The server ignored Range: start over.
+          await file.close();
+          file = new BlobFile(tmp);
           hash = createHash(alg);
-          await truncate(tmp, 0);
           written = 0;
         }
         try {
@@ -242,12 +248,12 @@ export class RegistryPuller implements ImagePuller {
                 `The download of ${d.digest} was discarded; nothing was stored.`);
             }
             hash.update(c);
-            await fh.write(c, 0, c.length, written);
+            await file.write(c);
             written += c.length;
             opts.progress?.layerProgress?.(layer, c.length);
           }
         } catch (e) {
-          if (e instanceof PullError) throw e;
+          if (e instanceof PullError || file.failed) throw file.failed ?? e;
           if (isTransientNetworkError(e) && attempt < maxAttempts) {
             await sleep(Math.min(4000, 100 * 2 ** attempt), opts.signal);
             continue;
@@ -257,17 +263,17 @@ export class RegistryPuller implements ImagePuller {
         if (written < d.size && attempt < maxAttempts) continue; // the body ended early: resume
         break;
       }
+      await file.close();
       const got = `${alg}:${hash.digest('hex')}`;
       if (written !== d.size || got !== d.digest) {
         throw new PullError('DIGEST_MISMATCH', `blob ${d.digest}: downloaded ${written} bytes with digest ${got}, expected ${d.size} bytes with digest ${d.digest}`,
           `The download of ${d.digest} from ${session.registry}/${session.repository} was discarded; nothing was stored. A proxy or the registry's storage corrupted it.`);
       }
-      await fh.close();
       await this.store.commit(tmp, d.digest);
       committed = true;
     } finally {
       if (!committed) {
-        await fh.close().catch(() => undefined);
+        await file.close().catch(() => undefined);
         await this.store.discard(tmp);
       }
     }
@@ -318,5 +324,33 @@ export class RegistryPuller implements ImagePuller {
     } catch {
       return undefined;
     }
+  }
+}
+
+/** A temp file written behind the network: write() waits only when a few MB are queued. */
+class BlobFile {
+  private readonly ws: WriteStream;
+  failed: Error | undefined;
+  private closed: Promise<void> | undefined;
+
+  constructor(path: string) {
+    this.ws = createWriteStream(path, { flags: 'w', mode: 0o644, highWaterMark: 4 << 20 });
+    this.ws.on('error', (e) => { this.failed ??= e; });
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failed) throw this.failed;
+    if (!this.ws.write(chunk)) await Promise.race([once(this.ws, 'drain'), once(this.ws, 'close')]);
+    if (this.failed) throw this.failed;
+  }
+
+  /** Flushes and closes; throws the first write error. */
+  close(): Promise<void> {
+    this.closed ??= new Promise<void>((res, rej) => {
+      if (this.ws.closed) return this.failed ? rej(this.failed) : res();
+      this.ws.end(() => undefined);
+      this.ws.once('close', () => (this.failed ? rej(this.failed) : res()));
+    });
+    return this.closed;
   }
 }
