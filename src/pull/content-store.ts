@@ -48,9 +48,10 @@ export class ContentStore {
    * Makes sure the store holds `digest`: already there → 'cached'; a download of it in progress →
    * waits for that one; otherwise runs `download` (which must verify and commit) → 'downloaded'.
    */
-  ensure(digest: Digest, size: number, download: () => Promise<void>): Promise<'downloaded' | 'cached'> {
+  ensure(digest: Digest, size: number, download: () => Promise<void>, retry = true): Promise<'downloaded' | 'cached'> {
     const running = this.inflight.get(digest);
-    if (running) return running.then(() => 'downloaded');
+    // A waiter whose shared download failed tries once more (its own credential and connection).
+    if (running) return running.then(() => 'downloaded' as const, (e: unknown) => (retry ? this.ensure(digest, size, download, false) : Promise.reject(e)));
     const p = (async () => {
       if (await this.has(digest, size)) return 'cached' as const;
       await download();

@@ -146,7 +146,6 @@ export class RegistryPuller implements ImagePuller {
     }
     // parseManifest lists the config first, then the layers (foreign layers left out).
     const layerDescriptors = manifest.parsed.blobs.slice(1);
-    await session.cred();
     return {
       reference: normalised,
       digest: manifest.digest,
@@ -155,7 +154,7 @@ export class RegistryPuller implements ImagePuller {
       config,
       configDigest: configDesc.digest,
       layers: layerDescriptors.map((l) => ({ digest: l.digest, mediaType: l.mediaType, size: l.size, path: this.store.path(l.digest) })),
-      credentialSource: session.resolved?.source ?? 'anonymous',
+      credentialSource: session.used?.source ?? 'anonymous',
       manifest: { mediaType: manifest.parsed.mediaType, digest: manifest.digest, size: manifest.bytes.length },
       layerDescriptors,
       configDescriptor: configDesc,

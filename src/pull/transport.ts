@@ -119,8 +119,10 @@ export class Transport {
 export class RegistrySession {
   readonly base: URL;
   private credential: Promise<RegistryCredential> | undefined;
-  /** The credential last used, for diagnoses. */
+  /** The credential the keychain gave, for diagnoses. */
   resolved: RegistryCredential | undefined;
+  /** The credential actually sent (undefined while the registry has asked for none). */
+  used: RegistryCredential | undefined;
 
   constructor(private readonly t: Transport, readonly registry: string, readonly repository: string,
     private readonly keychain: Keychain, private readonly signal?: AbortSignal) {
@@ -148,6 +150,7 @@ export class RegistrySession {
     const ch = this.t.challenges.get(this.registry);
     if (!ch) return undefined;
     const cred = await this.cred();
+    this.used = cred;
     if (ch.scheme === 'basic') return basicHeader(cred);
     if (ch.scheme === 'bearer') return `Bearer ${await this.t.tokens.token(this.registry, ch, scopes, cred, { registryIsPlainHttp: this.base.protocol === 'http:', signal: this.signal })}`;
     return undefined;
