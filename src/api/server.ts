@@ -17,6 +17,8 @@ import type { WorkloadIdentities } from '../identity/workload-identity.js';
 import { registerIdentityRoutes, registerWorkloadIdentityRoutes } from './identity-routes.js';
 import { registerRegistryAccessRoutes } from './registry-access-routes.js';
 import { requirePermission, checkSub } from './common.js';
+import { registerVaultRoutes } from './vault-routes.js';
+import type { Vaults } from '../vault/vaults.js';
 
 export interface ApiDeps {
   identity: IdentityService;
@@ -28,6 +30,7 @@ export interface ApiDeps {
   applications: Applications;
   managedIdentities: ManagedIdentities;
   workloads: WorkloadIdentities;
+  vaults: Vaults;
   log: Logger;
   /** Base URL clients reach this server at (for issuer and discovery documents). */
   baseUrl: () => string;
@@ -133,6 +136,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     registerArmRoutes(scope, d);
     registerRegistryAccessRoutes(scope, d);
     registerIdentityRoutes(scope, d);
+    registerVaultRoutes(scope, d);
   };
   void app.register(arm);
   return app;
@@ -176,6 +180,7 @@ function registerArmRoutes(app: FastifyInstance, d: ApiDeps): void {
     const g = d.groups.get(rg, false);
     if (!g) return reply.status(204).send();
     for (const r of d.registries.list(g.name)) await d.registries.delete(g.name, r.name);
+    for (const v of d.vaults.list(g.name)) await d.vaults.delete(g.name, v.name);
     d.groups.delete(g.name);
     return reply.status(200).send();
   });

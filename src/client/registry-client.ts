@@ -31,7 +31,11 @@ export class RegistryClient {
   private challenge: Challenge | undefined;
   private basicOnly = false;
 
-  constructor(readonly loginServer: string, private readonly credential: RegistryCredential, opts: { scheme?: 'http' | 'https' } = {}) {
+  private readonly realmHosts: string[];
+
+  /** `realmHosts`: token realms on other hosts (`host:port`) that may also receive the credentials. */
+  constructor(readonly loginServer: string, private readonly credential: RegistryCredential, opts: { scheme?: 'http' | 'https'; realmHosts?: string[] } = {}) {
+    this.realmHosts = opts.realmHosts ?? [];
     const scheme = opts.scheme ?? (/^(localhost|127\.|\[::1\])/.test(loginServer) ? 'http' : 'https');
     this.base = `${scheme}://${loginServer}`;
   }
@@ -71,7 +75,11 @@ export class RegistryClient {
   }
 
   private async token(scope: string): Promise<string> {
-    const cred = { ...this.credential, source: `credentials for ${this.loginServer}` };
+    // Credentials go to a realm on the registry's own host or one of `realmHosts`; elsewhere the token is asked for anonymously.
+    let realmHost = '';
+    try { realmHost = new URL(this.challenge!.params.realm ?? '').host; } catch { /* TokenCache names the bad realm */ }
+    const trusted = realmHost === new URL(this.base).host || this.realmHosts.includes(realmHost);
+    const cred = trusted ? { ...this.credential, source: `credentials for ${this.loginServer}` } : { kind: 'anonymous' as const, source: 'anonymous' };
     try {
       return await this.tokens.token(this.loginServer, this.challenge!, [scope], cred, { registryIsPlainHttp: this.base.startsWith('http:') });
     } catch (e) {

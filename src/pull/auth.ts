@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { request, type Dispatcher } from 'undici';
 import type { Challenge } from '../client/challenge.js';
-import type { RegistryCredential } from '../keychain/keychain.js';
+import { describeCredential, type RegistryCredential } from '../keychain/keychain.js';
 import { PullError } from './types.js';
 import { networkPullError } from './net-errors.js';
 
@@ -26,7 +26,7 @@ export function isLoopbackHost(host: string): boolean {
 /** A key that changes when the secret changes, without holding the secret. */
 export function credentialKey(c: RegistryCredential): string {
   if (c.kind === 'anonymous') return 'anonymous';
-  const secret = c.kind === 'basic' ? `${c.username}\0${c.password}` : `${c.username ?? ''}\0${c.refreshToken}`;
+  const secret = c.kind === 'basic' ? `${c.username}\0${c.password}` : c.kind === 'refreshToken' ? `${c.username ?? ''}\0${c.refreshToken}` : c.token;
   return `${c.kind}:${createHash('sha256').update(secret).digest('hex').slice(0, 24)}`;
 }
 
@@ -34,13 +34,6 @@ export function basicHeader(c: RegistryCredential): string | undefined {
   if (c.kind === 'basic') return 'Basic ' + Buffer.from(`${c.username}:${c.password}`).toString('base64');
   if (c.kind === 'refreshToken') return 'Basic ' + Buffer.from(`${c.username ?? ACR_NULL_USER}:${c.refreshToken}`).toString('base64');
   return undefined;
-}
-
-export function describeCredential(c: RegistryCredential): string {
-  if (c.kind === 'anonymous') return 'no credential (anonymous)';
-  const user = c.username;
-  const named = user && c.source.includes(user);
-  return `the credential from ${c.source}${user && !named ? ` (user "${user}")` : ''}${c.kind === 'refreshToken' ? ' (refresh token)' : ''}`;
 }
 
 export class TokenCache {

@@ -7,9 +7,9 @@ import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
 import { parseChallenge, type Challenge } from '../client/challenge.js';
-import { KeychainError, type Keychain, type KeychainTarget, type RegistryCredential } from '../keychain/keychain.js';
+import { KeychainError, describeCredential, type Keychain, type KeychainTarget, type RegistryCredential } from '../keychain/keychain.js';
 import { PullError } from './types.js';
-import { TokenCache, basicHeader, describeCredential, isLoopbackHost } from './auth.js';
+import { TokenCache, basicHeader, isLoopbackHost } from './auth.js';
 import { isTransientNetworkError, networkPullError } from './net-errors.js';
 
 export interface TransportOptions {
@@ -151,6 +151,8 @@ export class RegistrySession {
     if (!ch) return undefined;
     const cred = await this.cred();
     this.used = cred;
+    // A registry token (docker config `registrytoken`) goes to the registry as is, never to a realm.
+    if (cred.kind === 'registryToken') return `Bearer ${cred.token}`;
     if (ch.scheme === 'basic') return basicHeader(cred);
     if (ch.scheme === 'bearer') return `Bearer ${await this.t.tokens.token(this.registry, ch, scopes, cred, { registryIsPlainHttp: this.base.protocol === 'http:', signal: this.signal })}`;
     return undefined;
@@ -211,7 +213,7 @@ export class RegistrySession {
         if (ch.scheme === 'bearer' && ch.params.error === 'insufficient_scope' && auth && cred.kind !== 'anonymous') {
           const w = await readRegistryError(res);
           throw new PullError('DENIED', `denied: ${w.message || 'insufficient scope'}`,
-            `${describeCredential(cred)} authenticated, but has no pull permission on ${this.registry}/${this.repository} (or the repository does not exist). Grant it AcrPull (or a scope map with content/read) on the registry.`,
+            `The credential (${describeCredential(cred)}) authenticated, but has no pull permission on ${this.registry}/${this.repository} (or the repository does not exist). Grant it AcrPull (or a scope map with content/read) on the registry.`,
             { credentialSource: cred.source });
         }
         if (auth) {

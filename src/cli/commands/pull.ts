@@ -13,6 +13,7 @@ import { RegistryPuller } from '../../pull/puller.js';
 import { writeOciLayout } from '../../pull/layout.js';
 import { PullError, type PullErrorCode } from '../../pull/types.js';
 import { InlineKeychain } from '../../keychain/inline.js';
+import { DockerConfigKeychain } from '../../keychain/docker-config.js';
 import { MultiKeychain, type Keychain, type KeychainTarget, type RegistryCredential } from '../../keychain/keychain.js';
 import { parseReference } from '../../oci/reference.js';
 
@@ -21,6 +22,7 @@ interface PullOpts {
   print?: boolean;
   platform?: string;
   creds?: string;
+  registryConfig?: string;
   insecure?: boolean;
   caFile?: string;
 }
@@ -79,6 +81,7 @@ export function registerPullCommand(program: Command, client: () => ArmClient): 
       .option('--print', 'Resolve the reference and print the manifest digest, platform, layers and credential source; download no layers.')
       .option('--platform <os/arch[/variant]>', 'Platform to pick from a multi-platform image.', 'linux/amd64')
       .option('--creds <user:password>', 'Username and password (or token) for the registry.')
+      .option('--registry-config <file>', 'A Docker config.json or podman auth.json to take credentials from (auths, credHelpers, credsStore).')
       .option('--insecure', 'Allow plain HTTP to a registry that is not on loopback.')
       .option('--ca-file <file>', 'PEM file with the CA certificate(s) of a self-hosted registry (also makes loopback registries use https).')
       .addHelpText('after', '\nExamples:\n  berth pull localhost:5001/tools/busybox:v1 --to ./busybox\n  berth pull myreg.example.com/app:1 --creds "$USER:$TOKEN" --ca-file ca.pem --print\n  berth pull busybox --platform linux/arm64 --print --query layers[].digest'),
@@ -92,14 +95,18 @@ export function registerPullCommand(program: Command, client: () => ArmClient): 
       } catch (e) {
         throw new CliError((e as Error).message, 2);
       }
+      // Order: --creds, --registry-config, the CLI's identity for Berth registries, docker's and podman's default files.
       const chain: Keychain[] = [];
-      if (o.creds !== undefined) {
-        const i = o.creds.indexOf(':');
-        if (i <= 0 || i === o.creds.length - 1) throw new CliError('--creds must be USER:PASSWORD', 2);
-        chain.push(InlineKeychain.fromUserPass(ref.registry, o.creds, '--creds'));
-      } else {
-        chain.push(new BerthCliKeychain(client));
+      try {
+        if (o.creds !== undefined) chain.push(InlineKeychain.fromUserPass(ref.registry, o.creds, '--creds'));
+      } catch (e) {
+        throw new CliError((e as Error).message, 2);
       }
+      if (o.registryConfig) {
+        if (!existsSync(o.registryConfig)) throw new CliError(`--registry-config ${o.registryConfig}: no such file`, 2);
+        chain.push(new DockerConfigKeychain({ path: o.registryConfig }));
+      }
+      chain.push(new BerthCliKeychain(client), ...DockerConfigKeychain.defaults());
       if (o.caFile && !existsSync(o.caFile)) throw new CliError(`--ca-file ${o.caFile}: no such file`, 2);
       const puller = new RegistryPuller({ contentDir: dataPaths(defaultDataDir()).content, ...(o.insecure ? { insecure: true } : {}), ...(o.caFile ? { caFile: o.caFile } : {}) });
       const keychain = new MultiKeychain(chain);
