@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { startTestBerth, adminRegistry, type TestBerth } from './helpers/berth.js';
+import { startTestBerth, adminRegistry, runCli, type TestBerth } from './helpers/berth.js';
 import { busyboxLayout, haveImageTools } from './helpers/images.js';
 import { haveReferenceRegistry, startReferenceRegistry, type ReferenceRegistry } from './helpers/reference-registry.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
@@ -221,6 +221,14 @@ test('the reference registry with htpasswd: pull, wrong password, no credential,
     const tag = await failure(p.resolve(`${rr.host}/lib/busybox:v3`, { keychain: kc(rr.password) }), 'MANIFEST_UNKNOWN');
     assert.deepEqual(tag.opts.existingTags?.sort(), ['stable', 'v1']);
     await failure(p.resolve(`${rr.host}/lib/nothing:v1`, { keychain: kc(rr.password) }), 'NAME_UNKNOWN');
+    // berth pull --registry-config takes the credential from a docker config.json
+    const cfg = join(work, 'config.json');
+    await writeFile(cfg, JSON.stringify({ auths: { [`https://${rr.host}/v1/`]: { auth: Buffer.from(`${rr.username}:${rr.password}`).toString('base64') } } }));
+    const viaConfig = await runCli(['pull', `${rr.host}/lib/busybox:v1`, '--print', '--registry-config', cfg], { ...process.env, HOME: work, BERTH_DATA_DIR: work });
+    assert.equal(viaConfig.code, 0, viaConfig.stderr);
+    assert.match(JSON.parse(viaConfig.stdout).credentialSource, /config\.json/);
+    const missing = await runCli(['pull', `${rr.host}/lib/busybox:v1`, '--print', '--registry-config', join(work, 'nope.json')], { ...process.env, HOME: work });
+    assert.equal(missing.code, 2);
     // the skopeo comparison against a non-Berth registry too
     const sk = join(work, 'ref-skopeo');
     await run('skopeo', ['copy', '--src-tls-verify=false', '--src-creds', `${rr.username}:${rr.password}`, `docker://${rr.host}/lib/busybox:v1`, `oci:${sk}:v1`]);
