@@ -4,7 +4,6 @@
 // download with Range. Classifies every failure into a PullError (SPEC §5).
 import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { digestAlgorithm, type Digest } from '../oci/digest.js';
 import { parseManifest, MAX_MANIFEST_BYTES, type Descriptor } from '../oci/manifest.js';
@@ -339,7 +338,13 @@ class BlobFile {
 
   async write(chunk: Buffer): Promise<void> {
     if (this.failed) throw this.failed;
-    if (!this.ws.write(chunk)) await Promise.race([once(this.ws, 'drain'), once(this.ws, 'close')]);
+    if (!this.ws.write(chunk)) {
+      await new Promise<void>((res) => {
+        const done = () => { this.ws.off('drain', done); this.ws.off('close', done); res(); };
+        this.ws.on('drain', done);
+        this.ws.on('close', done);
+      });
+    }
     if (this.failed) throw this.failed;
   }
 
