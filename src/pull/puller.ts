@@ -181,7 +181,7 @@ export class RegistryPuller implements ImagePuller {
         chunks.push(c as Buffer);
       }
     } catch (e) {
-      throw networkPullError(e, session.registry, {}) ?? e;
+      throw networkPullError(e, session.base.host, {}) ?? e;
     }
     const bytes = Buffer.concat(chunks);
     const served = res.headers['docker-content-digest'];
@@ -256,7 +256,7 @@ export class RegistryPuller implements ImagePuller {
             await sleep(Math.min(4000, 100 * 2 ** attempt), opts.signal);
             continue;
           }
-          throw networkPullError(e, session.registry, {}) ?? e;
+          throw networkPullError(e, session.base.host, {}) ?? e;
         }
         if (written < d.size && attempt < maxAttempts) continue; // the body ended early: resume
         break;

@@ -197,8 +197,8 @@ export class RegistrySession {
         });
         res = await this.follow(method, new URL(path, this.base), { ...headers, ...(auth ? { authorization: auth } : {}) });
       } catch (e) {
-        const pe = networkPullError(e, this.registry, { ...(this.t.opts.caFile ? { caFile: this.t.opts.caFile } : {}) });
-        if (pe && pe.code === 'UNKNOWN' && isTransientNetworkError(e) && attempt < maxAttempts) {
+        const pe = networkPullError(e, this.base.host, { ...(this.t.opts.caFile ? { caFile: this.t.opts.caFile } : {}) });
+        if (pe && pe.code === 'UNKNOWN' && isTransientNetworkError(pe) && attempt < maxAttempts) {
           await sleep(this.delay(backoff, attempt), this.signal);
           continue;
         }
@@ -271,7 +271,13 @@ export class RegistrySession {
       const sameOrigin = url.origin === this.base.origin;
       const h: Record<string, string> = { ...ua };
       for (const [k, v] of Object.entries(headers)) if (sameOrigin || k.toLowerCase() !== 'authorization') h[k] = v;
-      const r = await request(url, { method, headers: h, dispatcher: this.t.dispatcher, ...(this.signal ? { signal: this.signal } : {}) });
+      let r: Dispatcher.ResponseData;
+      try {
+        r = await request(url, { method, headers: h, dispatcher: this.t.dispatcher, ...(this.signal ? { signal: this.signal } : {}) });
+      } catch (e) {
+        // Name the host that failed: after a redirect it is not the registry.
+        throw networkPullError(e, url.host, { ...(this.t.opts.caFile ? { caFile: this.t.opts.caFile } : {}) }) ?? e;
+      }
       const loc = header(r.headers, 'location');
       if ([301, 302, 303, 307, 308].includes(r.statusCode) && loc) {
         await r.body.dump().catch(() => undefined);
