@@ -395,3 +395,29 @@ test('the server\'s own puller (RunningBerth.puller) stores layers under <dataDi
   assert.deepEqual(img.config.cmd, ['/bin/busybox', 'echo', 'hello']);
   assert.match(img.configDigest, /^sha256:/);
 });
+
+test('import rules: the pull client depends only on oci, keychain, the challenge parser, platform helpers and undici', async () => {
+  const { readdir: ls } = await import('node:fs/promises');
+  const dir = join(import.meta.dirname, '..', '..', 'src', 'pull');
+  const allowed = [/^node:/, /^undici$/, /^\.\//, /^\.\.\/oci\//, /^\.\.\/keychain\/keychain\.js$/, /^\.\.\/client\/challenge\.js$/, /^\.\.\/platform\/fs-atomic\.js$/];
+  for (const f of (await ls(dir)).filter((x) => x.endsWith('.ts'))) {
+    const text = await readFile(join(dir, f), 'utf8');
+    for (const m of text.matchAll(/^import[^'"]*['"]([^'"]+)['"]/gm)) {
+      assert.ok(allowed.some((re) => re.test(m[1]!)), `src/pull/${f} imports ${m[1]} (the pull client must not depend on the CLI, the server or storage)`);
+    }
+  }
+});
+
+test('the content store sweeps downloads a crashed process left behind, but not fresh ones', async () => {
+  const { ContentStore } = await import('../src/pull/content-store.js');
+  const { utimes, mkdir: mk, readdir: ls } = await import('node:fs/promises');
+  const root = await mkdtemp(join(tmpdir(), 'berth-content-'));
+  await mk(join(root, 'tmp'), { recursive: true });
+  await writeFile(join(root, 'tmp', 'old.partial'), 'x');
+  await writeFile(join(root, 'tmp', 'fresh.partial'), 'y');
+  const old = new Date(Date.now() - 2 * 24 * 3600_000);
+  await utimes(join(root, 'tmp', 'old.partial'), old, old);
+  const store = new ContentStore(root);
+  await store.tempPath(sha('z') as never);
+  assert.deepEqual((await ls(join(root, 'tmp'))).sort(), ['fresh.partial']);
+});

@@ -2,7 +2,7 @@
 // that only ever appear there verified (downloads go to <root>/tmp and are renamed in when their digest
 // matched). One download per digest at a time however many pulls want it (single-flight).
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestAlgorithm, digestHex, digestOf, type Digest } from '../oci/digest.js';
 import { writeFileAtomic } from '../platform/fs-atomic.js';
@@ -26,6 +26,7 @@ export class ContentStore {
   async tempPath(digest: Digest): Promise<string> {
     const dir = join(this.root, 'tmp');
     await mkdir(dir, { recursive: true });
+    await (this.swept ??= this.sweep(dir));
     return join(dir, `${digestHex(digest).slice(0, 16)}.${randomBytes(6).toString('hex')}`);
   }
 
@@ -59,6 +60,20 @@ export class ContentStore {
     })().finally(() => this.inflight.delete(digest));
     this.inflight.set(digest, p);
     return p;
+  }
+
+  private swept: Promise<void> | undefined;
+
+  /**
+   * Removes downloads a crashed process left behind. Only old ones: another process (the server and a
+   * CLI pull share the store) may be writing a fresh one right now.
+   */
+  private async sweep(dir: string, maxAgeMs = 24 * 3600_000): Promise<void> {
+    const now = Date.now();
+    for (const f of await readdir(dir).catch(() => [] as string[])) {
+      const st = await stat(join(dir, f)).catch(() => undefined);
+      if (st && now - st.mtimeMs > maxAgeMs) await rm(join(dir, f), { force: true });
+    }
   }
 
   async discard(tmp: string): Promise<void> {
