@@ -25,7 +25,7 @@ import { PortListeners, RegistryListeners, freeLoopbackPort } from './listeners.
 import { dataPaths } from './data-dir.js';
 import { writeFileAtomic } from './fs-atomic.js';
 import { createLogger, type Level, type Logger } from './logger.js';
-import { RegistryPuller } from '../pull/puller.js';
+import { LazyPuller } from '../pull/lazy-puller.js';
 
 export interface BerthOptions {
   dataDir: string;
@@ -52,7 +52,7 @@ export interface RunningBerth {
   managedIdentities: ManagedIdentities;
   workloads: WorkloadIdentities;
   /** The pull client for container groups: one content store (<dataDir>/content) shared by all pulls. */
-  puller: RegistryPuller;
+  puller: LazyPuller;
   vaults: Vaults;
   secrets: Secrets;
   /** Re-seals every sealed value under a new key-encryption key (see src/storage/kek.ts). */
@@ -116,7 +116,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
     timer.unref();
   }
 
-  const puller = new RegistryPuller({ contentDir: paths.content });
+  const puller = new LazyPuller({ contentDir: paths.content });
   return {
     url: baseUrl, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, vaults, secrets, puller,
     rotateKek: () => rotateKek(db, paths.kek, sealer),
