@@ -294,12 +294,24 @@ test('TLS: a registry behind TLS pulls with --ca-file; an untrusted certificate 
     } finally {
       await wrongCa.close();
     }
+    // TLS to a port that speaks only plain HTTP (Berth's own ports speak both, so a plain proxy in front)
+    const plainProxy = await startFaultProxy(reg.loginServer);
     const plain = await puller({ caFile: certs.ca });
     try {
-      const e = await failure(plain.resolve(`${reg.loginServer}/tools/busybox:v1`, { keychain: admin() }), 'TLS');
+      const e = await failure(plain.resolve(`${plainProxy.host}/tools/busybox:v1`, { keychain: admin() }), 'TLS');
       assert.match(e.diagnosis, /does not speak TLS/);
     } finally {
       await plain.close();
+      await plainProxy.stop();
+    }
+    // Berth's registry itself over https, trusting Berth's CA with --ca-file
+    assert.ok(b.tls, 'the test Berth serves TLS');
+    const viaBerthCa = await puller({ caFile: b.tls.caPath });
+    try {
+      const img = await viaBerthCa.resolve(`${reg.loginServer}/tools/busybox:v1`, { keychain: admin() });
+      assert.equal(img.layers.length, 1);
+    } finally {
+      await viaBerthCa.close();
     }
     // the CLI names the CA option when the certificate is not trusted
     const r = await b.cli(['pull', ref, '--print', '--creds', `${reg.username}:${reg.password}`, '--ca-file', certs.otherCa]);

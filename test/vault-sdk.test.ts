@@ -125,7 +125,7 @@ test('SecretClient: a principal with only Reader is refused with 403 Forbidden',
 test('ClientSecretCredential pointed at Berth\'s identity endpoint (authorityHost) with SecretClient', async (t) => {
   const why = notHttps();
   if (why) return t.skip(why);
-  const cred = new ClientSecretCredential(b.identity.ids.tenantId, officer.appId, officer.secret, { authorityHost: b.url, disableInstanceDiscovery: true, ...transport() });
+  const cred = new ClientSecretCredential(b.identity.ids.tenantId, officer.appId, officer.secret, { authorityHost: b.httpsUrl ?? b.url, disableInstanceDiscovery: true, ...transport() });
   const c = client(cred);
   await c.setSecret('via-identity', 'v');
   assert.equal((await c.getSecret('via-identity')).value, 'v');

@@ -19,6 +19,8 @@ import { registerRegistryAccessRoutes } from './registry-access-routes.js';
 import { requirePermission, checkSub } from './common.js';
 import { registerVaultRoutes } from './vault-routes.js';
 import type { Vaults } from '../vault/vaults.js';
+import { createDualServer } from '../platform/dual-listener.js';
+import type { TlsMaterial } from '../platform/tls.js';
 
 export interface ApiDeps {
   identity: IdentityService;
@@ -34,6 +36,13 @@ export interface ApiDeps {
   log: Logger;
   /** Base URL clients reach this server at (for issuer and discovery documents). */
   baseUrl: () => string;
+  /** Serve HTTPS (and plain HTTP) on the same port with this certificate; plain HTTP only when absent. */
+  tls?: TlsMaterial;
+}
+
+/** The scheme and host this request came in on: discovery documents point clients back there. */
+export function requestBase(req: FastifyRequest): string {
+  return `${req.protocol}://${req.host}`;
 }
 
 export const STATUS: Record<BerthError['kind'], number> = { invalid: 400, unauthenticated: 401, forbidden: 403, notFound: 404, conflict: 409, internal: 500 };
@@ -45,7 +54,7 @@ declare module 'fastify' {
 }
 
 export function buildApi(d: ApiDeps): FastifyInstance {
-  const app = Fastify({ logger: false, routerOptions: { caseSensitive: false, ignoreTrailingSlash: true }, bodyLimit: 4 * 1024 * 1024 });
+  const app = Fastify({ logger: false, serverFactory: (handler) => createDualServer(handler, d.tls), routerOptions: { caseSensitive: false, ignoreTrailingSlash: true }, bodyLimit: 4 * 1024 * 1024 });
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
@@ -67,10 +76,10 @@ export function buildApi(d: ApiDeps): FastifyInstance {
 
   // ---- identity endpoints (no auth)
   const tenantOk = (t: string) => t.toLowerCase() === d.identity.ids.tenantId || ['organizations', 'common'].includes(t.toLowerCase());
-  const oidc = (tenant: string) => {
-    const base = `${d.baseUrl()}/${d.identity.ids.tenantId}`;
+  const oidc = (req: FastifyRequest) => {
+    const base = `${requestBase(req)}/${d.identity.ids.tenantId}`;
     return {
-      issuer: d.identity.issuer(),
+      issuer: d.identity.issuer(requestBase(req)),
       token_endpoint: `${base}/oauth2/v2.0/token`,
       authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
       device_authorization_endpoint: `${base}/oauth2/v2.0/devicecode`,
@@ -82,14 +91,12 @@ export function buildApi(d: ApiDeps): FastifyInstance {
       grant_types_supported: ['client_credentials'],
       tenant_region_scope: 'NA',
       cloud_instance_name: 'berth.local',
-      _tenant_requested: tenant,
     };
   };
   app.get('/:tenant/v2.0/.well-known/openid-configuration', async (req, reply) => {
     const { tenant } = req.params as { tenant: string };
     if (!tenantOk(tenant)) return reply.status(400).send({ error: 'invalid_tenant', error_description: `Tenant '${tenant}' not found.` });
-    const { _tenant_requested: _, ...doc } = oidc(tenant);
-    return doc;
+    return oidc(req);
   });
   app.get('/:tenant/discovery/v2.0/keys', async () => ({ keys: [d.tokens.publicJwk] }));
   app.get('/:tenant/discovery/keys', async () => ({ keys: [d.tokens.publicJwk] }));
@@ -114,7 +121,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     if (!('principal' in res)) return fail(401, 'invalid_client', res.error);
     const scope = body.scope ?? (body.resource ? `${body.resource}/.default` : `${ARM_AUDIENCE}/.default`);
     const resource = scope.split(' ')[0]!.replace(/\/\.default$/, '') || ARM_AUDIENCE;
-    const token = await d.identity.issueAccessToken(res.principal, resource.endsWith('core.windows.net') ? ARM_AUDIENCE : resource);
+    const token = await d.identity.issueAccessToken(res.principal, resource.endsWith('core.windows.net') ? ARM_AUDIENCE : resource, undefined, requestBase(req));
     return reply.header('Cache-Control', 'no-store').send({ token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: token });
   };
   app.post('/:tenant/oauth2/v2.0/token', tokenHandler);
@@ -126,7 +133,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     scope.addHook('onRequest', async (req, reply) => {
       const h = req.headers.authorization;
       const unauth = (msg: string) => reply.status(401)
-        .header('WWW-Authenticate', `Bearer authorization_uri="${d.baseUrl()}/${d.identity.ids.tenantId}", error="invalid_token", error_description="${msg}"`)
+        .header('WWW-Authenticate', `Bearer authorization_uri="${requestBase(req)}/${d.identity.ids.tenantId}", error="invalid_token", error_description="${msg}"`)
         .send({ error: { code: 'AuthenticationFailed', message: msg } });
       if (!h || !h.toLowerCase().startsWith('bearer ')) return unauth('Authentication failed. The Authorization header is missing.');
       const p = await d.identity.verifyAccessToken(h.slice(7).trim(), [ARM_AUDIENCE, ARM_AUDIENCE.replace(/\/$/, ''), 'https://management.azure.com', 'https://management.azure.com/', 'https://graph.microsoft.com', 'https://graph.microsoft.com/']);

@@ -1,5 +1,6 @@
 // The CLI's client for the management API: gets an Entra-style token with the client credential, then
 // calls ARM paths. Errors become CliError with az's wording and exit codes.
+import { fetch, type RequestInit, type Response } from 'undici';
 import { CliError } from './errors.js';
 import type { CliContext } from './context.js';
 

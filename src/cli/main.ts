@@ -15,6 +15,8 @@ import { registerLoginCommands } from './commands/login.js';
 import { registerPullCommand } from './commands/pull.js';
 import { registerKeyvaultCommands } from './commands/keyvault.js';
 import { registerVaultAdminCommands } from './commands/vault-admin.js';
+import { registerCaCommand } from './commands/ca.js';
+import { trustBerthCa } from './trust.js';
 
 export function buildProgram(): Command {
   const program = new Command('berth')
@@ -36,6 +38,11 @@ export function buildProgram(): Command {
   registerPullCommand(program, getClient);
   registerKeyvaultCommands(program, getClient);
   registerVaultAdminCommands(program);
+  registerCaCommand(program);
+  // Client commands trust Berth's CA; the server itself does not change its process-wide TLS trust.
+  program.hook('preAction', (_program, action) => {
+    if (action.name() !== 'serve') trustBerthCa();
+  });
   return program;
 }
 

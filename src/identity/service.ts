@@ -36,8 +36,13 @@ export interface OwnerCredential {
 export const ARM_AUDIENCE = 'https://management.core.windows.net/';
 
 export class IdentityService {
+  /**
+   * `issuerBase`: the canonical base URL of the identity endpoint; `otherIssuerBases`: the other base
+   * URLs it answers on (https, localhost, ...). A token carries the base its client used, so that the
+   * issuer in the token matches the discovery document that client reads.
+   */
   constructor(private readonly db: Db, private readonly tokens: TokenService, readonly ids: PlatformIds,
-    private readonly issuerBase: () => string) {}
+    private readonly issuerBase: () => string, private readonly otherIssuerBases: () => string[] = () => []) {}
 
   static platformIds(db: Db): PlatformIds {
     const get = (k: string) => (db.prepare('SELECT value FROM settings WHERE key = ?').get(k) as { value: string } | undefined)?.value;
@@ -53,8 +58,10 @@ export class IdentityService {
     return `/subscriptions/${this.ids.subscriptionId}`;
   }
 
-  issuer(): string {
-    return `${this.issuerBase()}/${this.ids.tenantId}/v2.0`;
+  /** The issuer for clients that reach the identity endpoint at `base` (the canonical one when unknown). */
+  issuer(base?: string): string {
+    const b = base !== undefined && this.otherIssuerBases().includes(base) ? base : this.issuerBase();
+    return `${b}/${this.ids.tenantId}/v2.0`;
   }
 
   /**
@@ -120,16 +127,17 @@ export class IdentityService {
   }
 
   /** An Entra-style access token for `principal`, for `resource` (its audience). */
-  async issueAccessToken(principal: Principal, resource: string, ttlSeconds = 3600): Promise<string> {
+  async issueAccessToken(principal: Principal, resource: string, ttlSeconds = 3600, issuerBase?: string): Promise<string> {
     return this.tokens.sign(
       { tid: this.ids.tenantId, oid: principal.id, ...(principal.appId ? { appid: principal.appId, azp: principal.appId } : {}), idtyp: 'app', ver: '2.0' },
-      { issuer: this.issuer(), audience: resource, subject: principal.id, ttlSeconds },
+      { issuer: this.issuer(issuerBase), audience: resource, subject: principal.id, ttlSeconds },
     );
   }
 
   /** Verifies an Entra-style access token issued by Berth for one of `audiences`. */
   async verifyAccessToken(token: string, audiences: string[]): Promise<Principal | undefined> {
-    const payload = await this.tokens.verify(token, { issuer: this.issuer(), audience: audiences });
+    const issuers = [this.issuerBase(), ...this.otherIssuerBases()].map((b) => `${b}/${this.ids.tenantId}/v2.0`);
+    const payload = await this.tokens.verify(token, { issuer: issuers, audience: audiences });
     if (!payload || typeof payload.oid !== 'string') return undefined;
     return this.principalById(payload.oid);
   }

@@ -39,7 +39,7 @@ export class TokenService {
   }
 
   /** Verifies signature, expiry, issuer and audience; returns the payload or undefined. */
-  async verify(token: string, opts: { issuer?: string; audience?: string | string[] }): Promise<JWTPayload | undefined> {
+  async verify(token: string, opts: { issuer?: string | string[]; audience?: string | string[] }): Promise<JWTPayload | undefined> {
     try {
       const { payload } = await jwtVerify(token, this.publicKey, {
         algorithms: ['ES256'],

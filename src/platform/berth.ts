@@ -1,6 +1,7 @@
 // The composition root: opens the data directory and wires every service together. `berth serve`
 // and the tests both start Berth through startBerth().
 import { existsSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import { mkdir, rm } from 'node:fs/promises';
 import { openDatabase, type Db } from '../storage/sqlite.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
@@ -26,6 +27,7 @@ import { dataPaths } from './data-dir.js';
 import { writeFileAtomic } from './fs-atomic.js';
 import { createLogger, type Level, type Logger } from './logger.js';
 import { LazyPuller } from '../pull/lazy-puller.js';
+import { ensureTls, serverNames, type TlsMaterial } from './tls.js';
 
 export interface BerthOptions {
   dataDir: string;
@@ -36,10 +38,19 @@ export interface BerthOptions {
   logSink?: (line: string) => void;
   /** Garbage collection every this many ms (0 disables the timer; `berth acr gc` still works). */
   gcIntervalMs?: number;
+  /** An extra DNS name (or IP address) the server certificate covers, besides localhost, 127.0.0.1 and ::1. */
+  domain?: string;
+  /** false: plain HTTP only, no CA or certificate (default true: HTTPS and HTTP on every port). */
+  tls?: boolean;
 }
 
 export interface RunningBerth {
+  /** Plain HTTP on loopback: http://127.0.0.1:<port>. */
   url: string;
+  /** HTTPS with Berth's CA: https://localhost:<port> (undefined with tls: false). */
+  httpsUrl: string | undefined;
+  /** TLS material (CA path and certificate); undefined with tls: false. */
+  tls: TlsMaterial | undefined;
   port: number;
   dataDir: string;
   db: Db;
@@ -65,6 +76,9 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const log: Logger = createLogger(o.logLevel ?? 'info', o.logSink);
   const paths = dataPaths(o.dataDir);
   await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
+  if (o.tls === false && o.domain) throw new Error('--domain names a host for the TLS certificate; it cannot be used with --no-tls.');
+  const tls = o.tls === false ? undefined
+    : await ensureTls(paths.tls, serverNames(o.domain), (msg, fields) => log.info(msg, fields));
   const db = openDatabase(paths.db);
   const blobs = new FsBlobStore(o.dataDir);
   await blobs.init();
@@ -72,7 +86,8 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const tokens = await TokenService.load(paths.signingKey);
   const ids = IdentityService.platformIds(db);
   let baseUrl = '';
-  const identity = new IdentityService(db, tokens, ids, () => baseUrl);
+  let otherBases: string[] = [];
+  const identity = new IdentityService(db, tokens, ids, () => baseUrl, () => otherBases);
   const groups = new ResourceGroups(db, ids.subscriptionId);
   const registries = new Registries(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host), 'localhost');
   const meta = new SqliteRegistryMetadata(db);
@@ -83,28 +98,31 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const workloads = new WorkloadIdentities(identity, managedIdentities);
   const auth = new RegistryAuth(registries, identity, tokens, repoTokens);
   const registryHttp = new RegistryHttp({ registries, service: registryService, auth, log });
-  const listeners = new RegistryListeners(registries, registryHttp, host, log);
+  const listeners = new RegistryListeners(registries, registryHttp, host, log, tls);
   registries.onChange({ opened: (r) => listeners.open(r), closed: (r) => listeners.close(r) });
   // Every vault's data plane on a loopback port of its own (the SDK wants /secrets/... at the path root).
   // The scheme comes from here only.
-  const dataPlaneScheme = 'http';
+  const dataPlaneScheme = tls ? 'https' : 'http';
   const vaults = new Vaults(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host), (p) => `${dataPlaneScheme}://localhost:${p}/`);
   const secrets = new Secrets(db, vaults);
-  const vaultHttp = new VaultHttp({ vaults, secrets, identity, log, identityBase: () => baseUrl });
-  const vaultListeners = new PortListeners('vault', (p) => (req, res) => void vaultHttp.handle(req, res, vaults.byPort(p)), host, log);
+  const vaultHttp = new VaultHttp({ vaults, secrets, identity, log, identityBase: () => (tls ? `https://localhost:${port}` : baseUrl) });
+  const vaultListeners = new PortListeners('vault', (p) => (req, res) => void vaultHttp.handle(req, res, vaults.byPort(p)), host, log, tls);
   vaults.onChange({ opened: (v) => vaultListeners.open(v, vaults.vaultUri(v)), closed: (v) => vaultListeners.close(v) });
 
-  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, log, baseUrl: () => baseUrl });
+  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, log, baseUrl: () => baseUrl, tls });
   await api.listen({ port: o.port, host });
   const port = (api.server.address() as { port: number }).port;
   baseUrl = `http://${host}:${port}`;
+  const httpsUrl = tls ? `https://localhost:${port}` : undefined;
+  otherBases = (tls ? ['http', 'https'] : ['http']).flatMap((scheme) =>
+    serverNames(o.domain).map((n) => `${scheme}://${isIPv6(n) ? `[${n}]` : n}:${port}`)).filter((b) => b !== baseUrl);
 
   const cred = await identity.ensureOwner(existsSync(paths.ownerCredential));
   if (cred) await writeFileAtomic(paths.ownerCredential, JSON.stringify(cred, null, 2) + '\n', 0o600);
 
   for (const r of registries.list()) await listeners.open(r);
   for (const v of vaults.list()) await vaultListeners.open(v, vaults.vaultUri(v));
-  await writeFileAtomic(paths.serverInfo, JSON.stringify({ url: baseUrl, pid: process.pid }) + '\n', 0o644);
+  await writeFileAtomic(paths.serverInfo, JSON.stringify({ url: baseUrl, ...(httpsUrl ? { httpsUrl, ca: tls!.caPath } : {}), pid: process.pid }) + '\n', 0o644);
 
   let timer: NodeJS.Timeout | undefined;
   if (o.gcIntervalMs) {
@@ -118,7 +136,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
 
   const puller = new LazyPuller({ contentDir: paths.content });
   return {
-    url: baseUrl, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, vaults, secrets, puller,
+    url: baseUrl, httpsUrl, tls, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, vaults, secrets, puller,
     rotateKek: () => rotateKek(db, paths.kek, sealer),
     async stop() {
       if (timer) clearInterval(timer);

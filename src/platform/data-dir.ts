@@ -7,6 +7,10 @@
 //   keys/signing.jwk          ES256 key that signs tokens (0600)
 //   owner-credential.json     the local CLI's owner credential (0600)
 //   server.json               where the running server listens (written at start)
+//   tls/ca.pem                Berth's local CA certificate: clients trust this one (0644)
+//   tls/ca-key.pem            the CA's private key (0600)
+//   tls/server.pem            server certificate issued by the CA (0644; re-issued when needed)
+//   tls/server-key.pem        its private key (0600)
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -25,5 +29,11 @@ export function dataPaths(dir: string) {
     ownerCredential: join(dir, 'owner-credential.json'),
     serverInfo: join(dir, 'server.json'),
     content: join(dir, 'content'),
+    tls: {
+      ca: join(dir, 'tls', 'ca.pem'),
+      caKey: join(dir, 'tls', 'ca-key.pem'),
+      cert: join(dir, 'tls', 'server.pem'),
+      key: join(dir, 'tls', 'server-key.pem'),
+    },
   };
 }

@@ -1,9 +1,12 @@
-// One loopback listener per registry: each registry's login server is localhost:<its own port>.
-import { createServer, type RequestListener, type Server } from 'node:http';
+// One loopback listener per registry: each registry's login server is localhost:<its own port>. Every
+// listener speaks HTTPS (with Berth's server certificate) and plain HTTP on the same port.
+import type { RequestListener, Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import type { RegistryRecord, Registries } from '../registry/registries.js';
 import type { RegistryHttp } from '../registry/http/server.js';
 import type { Logger } from './logger.js';
+import { createDualServer } from './dual-listener.js';
+import type { TlsMaterial } from './tls.js';
 
 export async function freeLoopbackPort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -16,27 +19,36 @@ export async function freeLoopbackPort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/**
+ * Listens on host:port with `handler`, over HTTPS and plain HTTP on the same port (plain HTTP only when
+ * `tls` is undefined). Bodies are streamed, so there is no overall request timeout; headers must
+ * arrive within a minute. Rejects with `describeInUse()` when the port is taken.
+ */
+export async function listenLoopback(port: number, host: string, handler: RequestListener, tls: TlsMaterial | undefined,
+  describeInUse?: () => string): Promise<Server> {
+  const server = createDualServer(handler, tls, { keepAlive: true, requestTimeout: 0 });
+  server.headersTimeout = 60_000;
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      reject(e.code === 'EADDRINUSE' && describeInUse ? new Error(describeInUse()) : e);
+    });
+    server.listen(port, host, () => resolveListen());
+  });
+  return server;
+}
+
 export class RegistryListeners {
   private readonly servers = new Map<string, Server>();
 
   constructor(private readonly registries: Registries, private readonly http: RegistryHttp,
-    private readonly host: string, private readonly log: Logger) {}
+    private readonly host: string, private readonly log: Logger, private readonly tls?: TlsMaterial) {}
 
   async open(r: RegistryRecord): Promise<void> {
     if (this.servers.has(r.id)) return;
-    const server = createServer({ keepAlive: true, requestTimeout: 0 }, (req, res) => {
+    const server = await listenLoopback(r.port, this.host, (req, res) => {
       // Look the registry up per request: it may have been updated (admin user) since the listener opened.
       void this.http.handle(req, res, this.registries.byPort(r.port));
-    });
-    server.headersTimeout = 60_000;
-    await new Promise<void>((resolveListen, reject) => {
-      server.once('error', (e: NodeJS.ErrnoException) => {
-        reject(e.code === 'EADDRINUSE'
-          ? new Error(`registry ${r.name} cannot listen on ${this.host}:${r.port}: the port is in use by another program. Stop that program, or delete and recreate the registry to get a new port.`)
-          : e);
-      });
-      server.listen(r.port, this.host, () => resolveListen());
-    });
+    }, this.tls, () => `registry ${r.name} cannot listen on ${this.host}:${r.port}: the port is in use by another program. Stop that program, or delete and recreate the registry to get a new port.`);
     this.servers.set(r.id, server);
     this.log.info('registry listening', { registry: r.name, loginServer: this.registries.loginServer(r) });
   }
@@ -55,7 +67,7 @@ export class RegistryListeners {
   }
 }
 
-function closeServer(s: Server): Promise<void> {
+export function closeServer(s: Server): Promise<void> {
   return new Promise((resolveClose) => {
     s.close(() => resolveClose());
     s.closeAllConnections();
@@ -70,19 +82,12 @@ export class PortListeners<R extends { id: string; name: string; port: number }>
   private readonly servers = new Map<string, Server>();
 
   constructor(private readonly kind: string, private readonly handler: (port: number) => RequestListener,
-    private readonly host: string, private readonly log: Logger) {}
+    private readonly host: string, private readonly log: Logger, private readonly tls?: TlsMaterial) {}
 
   async open(r: R, url: string): Promise<void> {
     if (this.servers.has(r.id)) return;
-    const server = createServer({ keepAlive: true }, this.handler(r.port));
-    await new Promise<void>((resolveListen, reject) => {
-      server.once('error', (e: NodeJS.ErrnoException) => {
-        reject(e.code === 'EADDRINUSE'
-          ? new Error(`${this.kind} ${r.name} cannot listen on ${this.host}:${r.port}: the port is in use by another program. Stop that program, or delete and recreate the ${this.kind} to get a new port.`)
-          : e);
-      });
-      server.listen(r.port, this.host, () => resolveListen());
-    });
+    const server = await listenLoopback(r.port, this.host, this.handler(r.port), this.tls,
+      () => `${this.kind} ${r.name} cannot listen on ${this.host}:${r.port}: the port is in use by another program. Stop that program, or delete and recreate the ${this.kind} to get a new port.`);
     this.servers.set(r.id, server);
     this.log.info(`${this.kind} listening`, { [this.kind]: r.name, url });
   }

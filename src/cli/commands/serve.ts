@@ -9,22 +9,27 @@ export function registerServeCommand(program: Command): void {
     .option('--port <port>', 'Port of the management API on 127.0.0.1.', '8080')
     .option('--log-level <level>', 'debug, info, warn or error.', 'info')
     .option('--gc-interval <minutes>', 'Collect unreferenced blobs every N minutes (0 = never).', '60')
-    .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string }) => {
+    .option('--domain <name>', 'An extra DNS name or IP address for the server certificate (it always covers localhost, 127.0.0.1 and ::1).')
+    .option('--no-tls', 'Plain HTTP only: no local CA, no HTTPS (Azure SDK clients then cannot send tokens).')
+    .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string; domain?: string; tls: boolean }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`argument --port: invalid value '${o.port}'`, 2);
       if (!['debug', 'info', 'warn', 'error'].includes(o.logLevel)) throw new CliError(`argument --log-level: invalid choice '${o.logLevel}'`, 2);
+      if (o.domain && !o.tls) throw new CliError('usage error: --domain names a host for the TLS certificate; it cannot be used with --no-tls', 2);
       const dataDir = o.dataDir ?? defaultDataDir();
       let b;
       try {
         // Loaded here, not at the top: the server (fastify, every service) costs every other command ~0.3 s of start-up.
         const { startBerth } = await import('../../platform/berth.js');
-        b = await startBerth({ dataDir, port, logLevel: o.logLevel as 'info', gcIntervalMs: Number(o.gcInterval) * 60_000 });
+        b = await startBerth({ dataDir, port, logLevel: o.logLevel as 'info', gcIntervalMs: Number(o.gcInterval) * 60_000,
+          ...(o.domain ? { domain: o.domain } : {}), tls: o.tls });
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         if (err.code === 'EADDRINUSE') throw new CliError(`Port ${port} is already in use. Stop the program using it or pick another with --port.`);
         throw new CliError((e as Error).message);
       }
-      process.stdout.write(`Berth is ready at ${b.url} (data directory ${dataDir}; CLI: export BERTH_SERVER=${b.url} BERTH_DATA_DIR=${dataDir})\n`);
+      process.stdout.write(`Berth is ready at ${b.url}${b.httpsUrl ? ` and ${b.httpsUrl} (CA: ${b.tls!.caPath}; see berth ca)` : ''} ` +
+        `(data directory ${dataDir}; CLI: export BERTH_SERVER=${b.url} BERTH_DATA_DIR=${dataDir})\n`);
       const stop = async () => {
         await b.stop();
         process.exit(0);

@@ -1,0 +1,90 @@
+// One port, two protocols: each new connection's first byte decides whether it is TLS (0x16, a
+// handshake record: the ClientHello) or plain HTTP. TLS connections go to an https server, the rest to
+// the http server, and both call the same request handler. So `https://localhost:<port>` works for
+// clients that trust Berth's CA, and `http://127.0.0.1:<port>` keeps working for tools and tests that
+// use plain HTTP on loopback.
+import { createServer as createHttpServer, type RequestListener, type Server, type ServerOptions } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import type { TlsMaterial } from './tls.js';
+
+const TLS_HANDSHAKE = 0x16;
+/** A client that opens a connection and sends nothing for this long is dropped. */
+const FIRST_BYTE_TIMEOUT_MS = 30_000;
+
+/**
+ * An http.Server that also speaks TLS on the same port when `tls` is given. It is the server that
+ * listens, so `listen`, `address`, `close` and the http timeouts work as usual (fastify's
+ * `serverFactory` can return it); `closeAllConnections` and `closeIdleConnections` cover TLS
+ * connections too.
+ */
+export function createDualServer(handler: RequestListener, tls: TlsMaterial | undefined, options: ServerOptions = {}): Server {
+  const plain = createHttpServer(options, handler);
+  if (!tls) return plain;
+  const secure = createHttpsServer({ ...options, key: tls.key, cert: tls.cert, ALPNProtocols: ['http/1.1'] }, handler);
+  // The https server never listens; it only receives the connections handed to it below. Its errors
+  // (a client that aborts the handshake, say) concern one connection only.
+  secure.on('tlsClientError', (_e, socket) => socket.destroy());
+  // An http server tracks its connections (for timeouts and closeIdleConnections) from its 'listening'
+  // event on; the https server never listens itself, so it starts tracking when the plain one does.
+  plain.on('listening', () => secure.emit('listening'));
+
+  const httpConnection = plain.listeners('connection') as Array<(s: Socket) => void>;
+  plain.removeAllListeners('connection');
+  const undecided = new Set<Socket>();
+  plain.on('connection', (socket: Socket) => {
+    secure.headersTimeout = plain.headersTimeout;
+    secure.requestTimeout = plain.requestTimeout;
+    secure.keepAliveTimeout = plain.keepAliveTimeout;
+    const dispatch = () => {
+      const first = socket.read(1) as Buffer | null;
+      if (first === null) return; // not yet: wait for the next 'readable'
+      undecided.delete(socket);
+      socket.removeListener('readable', dispatch);
+      socket.removeListener('error', dropped);
+      socket.setTimeout(0);
+      socket.unshift(first);
+      if (first[0] === TLS_HANDSHAKE) {
+        // The TLS socket reads what is already buffered (the ClientHello byte put back above) first.
+        // The http server accepts half-open sockets (it ends them itself); a TLS socket must not be
+        // half-open, or it never notices a client that went away and the server never finishes closing.
+        socket.allowHalfOpen = false;
+        secure.emit('connection', socket);
+      } else {
+        for (const l of httpConnection) l.call(plain, socket);
+      }
+    };
+    const dropped = () => {
+      undecided.delete(socket);
+      socket.destroy();
+    };
+    undecided.add(socket);
+    socket.once('close', () => undecided.delete(socket));
+    socket.on('error', dropped);
+    socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, dropped);
+    socket.on('readable', dispatch);
+  });
+
+  const close = plain.close.bind(plain);
+  plain.close = (cb?: (err?: Error) => void) => {
+    secure.close();
+    return close(cb);
+  };
+  const closeAll = plain.closeAllConnections.bind(plain);
+  const closeIdle = plain.closeIdleConnections.bind(plain);
+  const dropUndecided = () => {
+    for (const s of undecided) s.destroy();
+    undecided.clear();
+  };
+  plain.closeAllConnections = () => {
+    dropUndecided();
+    closeAll();
+    secure.closeAllConnections();
+  };
+  plain.closeIdleConnections = () => {
+    dropUndecided();
+    closeIdle();
+    secure.closeIdleConnections();
+  };
+  return plain;
+}
