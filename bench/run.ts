@@ -8,7 +8,8 @@
 // servers alternate (B R, R B, B R …) so drift on the machine does not favour either.
 //
 // Environment: BENCH_LAYER_MB (default 60; MB = 10^6 bytes of random data per layer), BENCH_LAYERS
-// (default 5), BENCH_RUNS (default 3, runs per server; the median is reported).
+// (default 5), BENCH_RUNS (default 3, runs per server; the median is reported), BENCH_PULL=0 skips the
+// pull-client section (berth pull vs skopeo copy, bench/pull.ts).
 // The image, the servers' data and the pulled copies live under $TMPDIR (default /tmp), so disk speed
 // counts, as it does in production; TMPDIR=/dev/shm takes the disk out of the measurement.
 // Flags: --json  prints only a JSON summary on stdout (the table and progress go to stderr), e.g.
@@ -19,6 +20,7 @@ import { join } from 'node:path';
 import { LAYER_MEDIA_TYPE, writeBenchImage, type BenchImage } from './image.js';
 import { Cleanup, RssSampler, procCpuSeconds, procStatusKb, run, sleep, which } from './proc.js';
 import { berth, reference, referenceVersion, type ServerKind } from './servers.js';
+import { pullBench, pullBenchSkipReason, type PullBenchResult } from './pull.js';
 
 interface RunRecord {
   round: number;
@@ -236,8 +238,28 @@ async function main(): Promise<number> {
     out(`Berth RSS: ${verdict(b)}`);
     out(`Reference RSS: ${verdict(ref)}`);
 
+    // The pull client: berth pull vs skopeo copy of the same image from the same (reference) registry.
+    let pullClient: PullBenchResult | undefined;
+    const pullSkip = process.env.BENCH_PULL === '0' ? 'BENCH_PULL=0' : pullBenchSkipReason();
+    if (pullSkip) {
+      out(`Pull client: skipped (${pullSkip}).`);
+    } else {
+      pullClient = await pullBench(image, tmp, cleanup, runs, progress);
+      out();
+      out(`Pull client: berth pull --to vs skopeo copy docker://… oci:… of the same ${f1(image.totalBytes / MB)} MB image from docker-registry, ` +
+        `median of ${runs}, CPU = user + system s of the client process, peak RSS = its maxrss.`);
+      const crow = (c: PullBenchResult['berth']) => [c.label, f2(c.seconds), f1(c.MBps), f2(c.cpuSeconds), f1(c.peakRssMB)];
+      out(table([
+        ['', 'seconds', 'MB/s', 'CPU s', 'peak RSS MB'],
+        crow(pullClient.berth),
+        crow(pullClient.skopeo),
+        ['berth / skopeo', '', `${f2(pullClient.ratio)}×`, `${f2(pullClient.berth.cpuSeconds / pullClient.skopeo.cpuSeconds)}×`, `${f2(pullClient.berth.peakRssMB / pullClient.skopeo.peakRssMB)}×`],
+      ]));
+    }
+
     if (json) {
       process.stdout.write(JSON.stringify({
+        ...(pullClient ? { pullClient } : {}),
         image: { layers: layerCount, layerMB, layerMediaType: LAYER_MEDIA_TYPE, gzipLevel: 0, totalBytes: image.totalBytes },
         runsPerServer: runs,
         skopeo: skopeoVersion,

@@ -12,6 +12,7 @@ import { registerAdCommands } from './commands/ad.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerRoleCommands } from './commands/role.js';
 import { registerLoginCommands } from './commands/login.js';
+import { registerPullCommand } from './commands/pull.js';
 import { registerKeyvaultCommands } from './commands/keyvault.js';
 import { registerVaultAdminCommands } from './commands/vault-admin.js';
 import { registerCaCommand } from './commands/ca.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerIdentityCommands(program, getClient);
   registerRoleCommands(program, getClient);
   registerLoginCommands(program, getClient);
+  registerPullCommand(program, getClient);
   registerKeyvaultCommands(program, getClient);
   registerVaultAdminCommands(program);
   registerCaCommand(program);

@@ -3,6 +3,7 @@
 import cliProgress from 'cli-progress';
 import type { Descriptor } from '../oci/manifest.js';
 import type { PushProgress } from '../image/push.js';
+import type { PullProgress } from '../pull/types.js';
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -13,7 +14,7 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
-const short = (d: Descriptor) => d.digest.slice(d.digest.indexOf(':') + 1, d.digest.indexOf(':') + 13);
+const short = (d: { digest: string }) => d.digest.slice(d.digest.indexOf(':') + 1, d.digest.indexOf(':') + 13);
 
 export function pushProgress(write: (s: string) => void, opts: { tty: boolean; quiet: boolean }): PushProgress & { stop(): void } {
   if (opts.quiet) return { blobStart() {}, blobProgress() {}, blobDone() {}, stop() {} };
@@ -25,15 +26,7 @@ export function pushProgress(write: (s: string) => void, opts: { tty: boolean; q
       stop() {},
     };
   }
-  const multi = new cliProgress.MultiBar({
-    format: '{id}: {bar} {value_h}/{total_h} {status}',
-    hideCursor: true,
-    clearOnComplete: false,
-    stopOnComplete: false,
-    barsize: 30,
-    stream: process.stderr,
-    formatValue: (v, _o, type) => (type === 'value' || type === 'total' ? formatBytes(v) : String(v)),
-  }, cliProgress.Presets.shades_classic);
+  const multi = multiBar();
   const bars = new Map<string, cliProgress.SingleBar>();
   const sizes = new Map<string, number>();
   return {
@@ -48,6 +41,50 @@ export function pushProgress(write: (s: string) => void, opts: { tty: boolean; q
     },
     blobDone(d, how) {
       bars.get(d.digest)?.update(d.size, { status: how === 'exists' ? 'Layer already exists' : 'Pushed', value_h: formatBytes(d.size) });
+    },
+    stop() { multi.stop(); },
+  };
+}
+
+function multiBar(): cliProgress.MultiBar {
+  return new cliProgress.MultiBar({
+    format: '{id}: {bar} {value_h}/{total_h} {status}',
+    hideCursor: true,
+    clearOnComplete: false,
+    stopOnComplete: false,
+    barsize: 30,
+    stream: process.stderr,
+    formatValue: (v, _o, type) => (type === 'value' || type === 'total' ? formatBytes(v) : String(v)),
+  }, cliProgress.Presets.shades_classic);
+}
+
+/** One bar per layer while `berth pull` downloads (a line per finished layer without a terminal). */
+export function pullProgress(write: (s: string) => void, opts: { tty: boolean; quiet: boolean }): PullProgress & { stop(): void; bytes: number } {
+  const state = { bytes: 0 };
+  if (opts.quiet || !opts.tty) {
+    return {
+      get bytes() { return state.bytes; },
+      layerProgress(_l, n) { state.bytes += n; },
+      layerDone(l, how) { if (!opts.quiet) write(`${short(l)}: ${how === 'cached' ? 'Already exists' : `Pull complete ${formatBytes(l.size)}`}\n`); },
+      stop() {},
+    };
+  }
+  const multi = multiBar();
+  const bars = new Map<string, cliProgress.SingleBar>();
+  const done = new Map<string, number>();
+  return {
+    get bytes() { return state.bytes; },
+    layerStart(l) {
+      if (!bars.has(l.digest)) bars.set(l.digest, multi.create(l.size, 0, { id: short(l), status: 'Waiting', value_h: formatBytes(0), total_h: formatBytes(l.size) }));
+    },
+    layerProgress(l, n) {
+      state.bytes += n;
+      const v = (done.get(l.digest) ?? 0) + n;
+      done.set(l.digest, v);
+      bars.get(l.digest)?.update(v, { status: 'Downloading', value_h: formatBytes(v) });
+    },
+    layerDone(l, how) {
+      bars.get(l.digest)?.update(l.size, { status: how === 'cached' ? 'Already exists' : 'Pull complete', value_h: formatBytes(l.size) });
     },
     stop() { multi.stop(); },
   };

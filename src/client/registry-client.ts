@@ -1,9 +1,12 @@
-// A small OCI distribution client with challenge-driven auth (Basic, or Bearer tokens fetched from the
-// realm with Basic credentials or a refresh token). Credentials are sent only to the registry host
-// they were given for, and to a token realm on that same host.
-import { request, type Dispatcher } from 'undici';
+// A small OCI distribution client for pushes and management calls, with challenge-driven auth (Basic,
+// or Bearer tokens from the realm). Tokens come from the pull client's TokenCache (one fetch per scope
+// shared by parallel requests, refreshed before expiry, realm validated: no credentials over plain HTTP
+// except to a loopback realm of a plain-HTTP loopback registry).
+import { getGlobalDispatcher, request, type Dispatcher } from 'undici';
 import type { Readable } from 'node:stream';
-import { parseChallenge } from './challenge.js';
+import { parseChallenge, type Challenge } from './challenge.js';
+import { TokenCache, basicHeader } from '../pull/auth.js';
+import { PullError } from '../pull/types.js';
 
 export type RegistryCredential =
   | { kind: 'anonymous' }
@@ -24,7 +27,8 @@ export interface RegistryResponse {
 
 export class RegistryClient {
   readonly base: string;
-  private readonly tokens = new Map<string, string>();
+  private readonly tokens = new TokenCache(getGlobalDispatcher());
+  private challenge: Challenge | undefined;
   private basicOnly = false;
 
   private readonly realmHosts: string[];
@@ -37,20 +41,14 @@ export class RegistryClient {
   }
 
   private basicHeader(): string | undefined {
-    if (this.credential.kind === 'basic') {
-      return 'Basic ' + Buffer.from(`${this.credential.username}:${this.credential.password}`).toString('base64');
-    }
-    if (this.credential.kind === 'refreshToken') {
-      return 'Basic ' + Buffer.from(`00000000-0000-0000-0000-000000000000:${this.credential.refreshToken}`).toString('base64');
-    }
-    return undefined;
+    return basicHeader({ ...this.credential, source: '' });
   }
 
   /** Sends a request; on a 401 challenge gets a token for `scope` and retries once. */
   async send(method: string, path: string, scope: string, init: { headers?: Record<string, string>; body?: Buffer | string | Readable | (() => Readable) } = {}): Promise<RegistryResponse> {
     const attempt = async (): Promise<RegistryResponse> => {
       const headers: Record<string, string> = { ...init.headers };
-      const auth = this.basicOnly ? this.basicHeader() : this.tokens.get(scope) ? `Bearer ${this.tokens.get(scope)}` : undefined;
+      const auth = this.basicOnly ? this.basicHeader() : this.challenge ? `Bearer ${await this.token(scope)}` : undefined;
       if (auth) headers.authorization = auth;
       const body = typeof init.body === 'function' ? init.body() : init.body;
       const res = await request(`${this.base}${path}`, { method: method as Dispatcher.HttpMethod, headers, ...(body !== undefined ? { body } : {}) });
@@ -65,7 +63,9 @@ export class RegistryClient {
     if (ch.scheme === 'basic') {
       this.basicOnly = true;
     } else if (ch.scheme === 'bearer') {
-      this.tokens.set(scope, await this.fetchToken(ch.params.realm ?? '', ch.params.service ?? '', scope));
+      // A token we sent was refused (expired early, or a stale scope): fetch fresh ones.
+      if (this.challenge) this.tokens.forget(this.loginServer, { ...this.credential, source: '' });
+      this.challenge = ch;
     }
     if (typeof init.body !== 'function' && init.body !== undefined && typeof init.body !== 'string' && !Buffer.isBuffer(init.body)) {
       throw new RegistryHttpError(401, 'UNAUTHORIZED', 'authentication required after a streamed body was sent; retry');
@@ -74,37 +74,18 @@ export class RegistryClient {
     return res;
   }
 
-  private async fetchToken(realm: string, service: string, scope: string): Promise<string> {
-    let realmUrl: URL;
+  private async token(scope: string): Promise<string> {
+    // Credentials go to a realm on the registry's own host or one of `realmHosts`; elsewhere the token is asked for anonymously.
+    let realmHost = '';
+    try { realmHost = new URL(this.challenge!.params.realm ?? '').host; } catch { /* TokenCache names the bad realm */ }
+    const trusted = realmHost === new URL(this.base).host || this.realmHosts.includes(realmHost);
+    const cred = trusted ? { ...this.credential, source: `credentials for ${this.loginServer}` } : { kind: 'anonymous' as const, source: 'anonymous' };
     try {
-      realmUrl = new URL(realm);
-    } catch {
-      throw new RegistryHttpError(401, 'UNAUTHORIZED', `${this.loginServer} sent an invalid token realm`);
+      return await this.tokens.token(this.loginServer, this.challenge!, [scope], cred, { registryIsPlainHttp: this.base.startsWith('http:') });
+    } catch (e) {
+      if (e instanceof PullError) throw new RegistryHttpError(401, 'UNAUTHORIZED', `${this.loginServer}: ${e.registryMessage}`);
+      throw e;
     }
-    const sameHost = realmUrl.host === new URL(this.base).host || this.realmHosts.includes(realmUrl.host);
-    let res;
-    if (this.credential.kind === 'refreshToken') {
-      res = await request(realmUrl.toString(), {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'refresh_token', service, scope, refresh_token: this.credential.refreshToken }).toString(),
-      });
-    } else {
-      realmUrl.searchParams.set('service', service);
-      if (scope) realmUrl.searchParams.set('scope', scope);
-      const basic = this.basicHeader();
-      // Credentials go to the realm only when it is on the registry's own host.
-      res = await request(realmUrl.toString(), { method: 'GET', headers: basic && sameHost ? { authorization: basic } : {} });
-    }
-    const text = await res.body.text();
-    let json: { token?: string; access_token?: string; errors?: Array<{ code: string; message: string }> } = {};
-    try { json = JSON.parse(text); } catch { /* not JSON */ }
-    const token = json.access_token ?? json.token;
-    if (res.statusCode !== 200 || !token) {
-      const e = json.errors?.[0];
-      throw new RegistryHttpError(res.statusCode, e?.code ?? 'UNAUTHORIZED', `${this.loginServer}: ${e?.message ?? `token request failed with HTTP ${res.statusCode}`}`);
-    }
-    return token;
   }
 
   /** GETs JSON or throws RegistryHttpError with the registry's own error code and message. */

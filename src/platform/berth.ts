@@ -26,6 +26,7 @@ import { PortListeners, RegistryListeners, freeLoopbackPort } from './listeners.
 import { dataPaths } from './data-dir.js';
 import { writeFileAtomic } from './fs-atomic.js';
 import { createLogger, type Level, type Logger } from './logger.js';
+import { LazyPuller } from '../pull/lazy-puller.js';
 import { ensureTls, serverNames, type TlsMaterial } from './tls.js';
 
 export interface BerthOptions {
@@ -61,6 +62,8 @@ export interface RunningBerth {
   applications: Applications;
   managedIdentities: ManagedIdentities;
   workloads: WorkloadIdentities;
+  /** The pull client for container groups: one content store (<dataDir>/content) shared by all pulls. */
+  puller: LazyPuller;
   vaults: Vaults;
   secrets: Secrets;
   /** Re-seals every sealed value under a new key-encryption key (see src/storage/kek.ts). */
@@ -133,12 +136,14 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
     timer.unref();
   }
 
+  const puller = new LazyPuller({ contentDir: paths.content });
   return {
-    url: baseUrl, httpsUrl, tls, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, vaults, secrets,
+    url: baseUrl, httpsUrl, tls, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, vaults, secrets, puller,
     rotateKek: () => rotateKek(db, paths.kek, sealer),
     apiRoutes: () => apiRoutes(api),
     async stop() {
       if (timer) clearInterval(timer);
+      await puller.close();
       await listeners.closeAll();
       await vaultListeners.closeAll();
       await api.close();

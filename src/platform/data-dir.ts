@@ -2,6 +2,7 @@
 //   berth.db                  SQLite metadata (registries, repositories, principals, ...)
 //   blobs/<alg>/<2>/<hex>     content-addressed blobs (shared by all registries)
 //   uploads/<id>              blob upload sessions in progress
+//   content/blobs/<alg>/<hex> the pull client's verified content store (content/tmp: downloads in progress)
 //   keys/kek                  key-encryption key for sealed values (0600)
 //   keys/signing.jwk          ES256 key that signs tokens (0600)
 //   owner-credential.json     the local CLI's owner credential (0600)
@@ -27,6 +28,7 @@ export function dataPaths(dir: string) {
     signingKey: join(dir, 'keys', 'signing.jwk'),
     ownerCredential: join(dir, 'owner-credential.json'),
     serverInfo: join(dir, 'server.json'),
+    content: join(dir, 'content'),
     tls: {
       ca: join(dir, 'tls', 'ca.pem'),
       caKey: join(dir, 'tls', 'ca-key.pem'),

@@ -1,6 +1,7 @@
 // Builds small test images from busybox-static with umoci (Debian packages), as OCI layouts.
 import { execFileSync } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { which } from './berth.js';
@@ -62,4 +63,15 @@ export async function pushMultiPlatform(
   const put = await fetch(base + indexTag, { method: 'PUT', headers: { Authorization: reg.auth, 'Content-Type': 'application/vnd.oci.image.index.v1+json' }, body: index });
   if (put.status !== 201) throw new Error(`PUT ${base}${indexTag}: HTTP ${put.status} ${await put.text()}`);
   return { indexDigest: put.headers.get('docker-content-digest')!, platforms };
+}
+
+/** A busybox layout with `extraLayers` more layers of random (incompressible) bytes, `layerBytes` each. */
+export async function multiLayerLayout(tag = 'v1', extraLayers = 2, layerBytes = 512 * 1024): Promise<string> {
+  const dir = await busyboxLayout(tag);
+  for (let i = 0; i < extraLayers; i++) {
+    const f = join(dir, '..', `random-${i}.bin`);
+    await writeFile(f, randomBytes(layerBytes));
+    execFileSync('umoci', ['insert', '--image', `${dir}:${tag}`, f, `/data/random-${i}.bin`], { stdio: 'pipe' });
+  }
+  return dir;
 }

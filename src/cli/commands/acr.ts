@@ -26,6 +26,13 @@ function regPath(r: Reg, suffix = ''): string {
 
 /** A data-plane session with the CLI's own identity: Entra token → /oauth2/exchange → refresh token. */
 export async function registrySession(c: ArmClient, r: Reg): Promise<RegistryClient> {
+  const scheme = /^(localhost|127\.)/.test(r.loginServer) ? 'http' : 'https';
+  return new RegistryClient(r.loginServer, { kind: 'refreshToken', refreshToken: await exchangeForRefreshToken(c, r.loginServer) }, { scheme });
+}
+
+/** The CLI identity's Entra token exchanged at the registry's /oauth2/exchange for a registry refresh token. */
+export async function exchangeForRefreshToken(c: ArmClient, loginServer: string): Promise<string> {
+  const r = { loginServer };
   const aad = await c.accessToken();
   const scheme = /^(localhost|127\.)/.test(r.loginServer) ? 'http' : 'https';
   let res;
@@ -40,7 +47,7 @@ export async function registrySession(c: ArmClient, r: Reg): Promise<RegistryCli
   }
   const body = (await res.body.json().catch(() => ({}))) as { refresh_token?: string };
   if (res.statusCode !== 200 || !body.refresh_token) throw new CliError(`Could not get a registry token from ${r.loginServer} (HTTP ${res.statusCode}).`);
-  return new RegistryClient(r.loginServer, { kind: 'refreshToken', refreshToken: body.refresh_token }, { scheme });
+  return body.refresh_token;
 }
 
 async function dataPlane<T>(f: () => Promise<T>): Promise<T> {

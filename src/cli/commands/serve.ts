@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { startBerth } from '../../platform/berth.js';
 import { defaultDataDir } from '../../platform/data-dir.js';
 import { CliError } from '../errors.js';
 
@@ -20,6 +19,8 @@ export function registerServeCommand(program: Command): void {
       const dataDir = o.dataDir ?? defaultDataDir();
       let b;
       try {
+        // Loaded here, not at the top: the server (fastify, every service) costs every other command ~0.3 s of start-up.
+        const { startBerth } = await import('../../platform/berth.js');
         b = await startBerth({ dataDir, port, logLevel: o.logLevel as 'info', gcIntervalMs: Number(o.gcInterval) * 60_000,
           ...(o.domain ? { domain: o.domain } : {}), tls: o.tls });
       } catch (e) {

@@ -1,0 +1,162 @@
+// `berth pull REF --to DIR` (an OCI image layout, with a progress bar per layer) and `berth pull REF
+// --print` (what the reference resolves to, and which credential source was used).
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { leaf } from '../command.js';
+import { flatten, type ArmClient } from '../arm-client.js';
+import { CliError } from '../errors.js';
+import { resolveContext } from '../context.js';
+import { pullProgress, formatBytes } from '../progress.js';
+import { exchangeForRefreshToken } from './acr.js';
+import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
+import { RegistryPuller } from '../../pull/puller.js';
+import { writeOciLayout } from '../../pull/layout.js';
+import { PullError, type PullErrorCode } from '../../pull/types.js';
+import { InlineKeychain } from '../../keychain/inline.js';
+import { DockerConfigKeychain } from '../../keychain/docker-config.js';
+import { MultiKeychain, type Keychain, type KeychainTarget, type RegistryCredential } from '../../keychain/keychain.js';
+import { parseReference } from '../../oci/reference.js';
+
+interface PullOpts {
+  to?: string;
+  print?: boolean;
+  platform?: string;
+  creds?: string;
+  registryConfig?: string;
+  insecure?: boolean;
+  caFile?: string;
+}
+
+/** The CLI's own identity for the registries of the configured Berth server (as `berth image push`). */
+class BerthCliKeychain implements Keychain {
+  readonly description = 'berth CLI identity';
+  private readonly cache = new Map<string, Promise<string | undefined>>();
+  constructor(private readonly client: () => ArmClient) {}
+
+  async resolve(target: KeychainTarget): Promise<RegistryCredential | undefined> {
+    const host = target.registry.toLowerCase();
+    let p = this.cache.get(host);
+    if (!p) this.cache.set(host, (p = this.exchange(host)));
+    const refreshToken = await p;
+    if (!refreshToken) return undefined;
+    return { kind: 'refreshToken', refreshToken, source: `berth CLI identity (${this.clientId})` };
+  }
+
+  invalidate(target: KeychainTarget): void {
+    this.cache.delete(target.registry.toLowerCase());
+  }
+
+  private clientId = '';
+  private async exchange(host: string): Promise<string | undefined> {
+    let c: ArmClient;
+    try {
+      resolveContext();
+      c = this.client();
+    } catch {
+      return undefined; // no Berth configured: not our registry
+    }
+    let regs: Array<Record<string, unknown>>;
+    try {
+      regs = (await c.request<{ value: Array<Record<string, unknown>> }>('GET', c.sub('/providers/Microsoft.ContainerRegistry/registries')))!.value.map(flatten);
+    } catch {
+      return undefined;
+    }
+    if (!regs.some((r) => String(r.loginServer).toLowerCase() === host)) return undefined;
+    this.clientId = resolveContext().credential.clientId;
+    return exchangeForRefreshToken(c, host);
+  }
+}
+
+const NOT_FOUND: PullErrorCode[] = ['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'PLATFORM_NOT_FOUND'];
+
+function cliError(e: unknown): never {
+  if (e instanceof PullError) throw new CliError(`${e.message} [${e.code}]`, NOT_FOUND.includes(e.code) ? 3 : e.code === 'INVALID_REFERENCE' ? 2 : 1);
+  throw e;
+}
+
+export function registerPullCommand(program: Command, client: () => ArmClient): void {
+  leaf<PullOpts>(program, 'pull', 'Pull an image from any OCI/Docker registry into an OCI image layout, or print what it resolves to (Berth).',
+    (c) => c.argument('<ref>', 'The image: [registry[:port]/]repository[:tag][@digest]; busybox means docker.io/library/busybox:latest.')
+      .option('--to <dir>', 'Write the image as an OCI image layout into this new directory.')
+      .option('--print', 'Resolve the reference and print the manifest digest, platform, layers and credential source; download no layers.')
+      .option('--platform <os/arch[/variant]>', 'Platform to pick from a multi-platform image.', 'linux/amd64')
+      .option('--creds <user:password>', 'Username and password (or token) for the registry.')
+      .option('--registry-config <file>', 'A Docker config.json or podman auth.json to take credentials from (auths, credHelpers, credsStore).')
+      .option('--insecure', 'Allow plain HTTP to a registry that is not on loopback.')
+      .option('--ca-file <file>', 'PEM file with the CA certificate(s) of a self-hosted registry (also makes loopback registries use https).')
+      .addHelpText('after', '\nExamples:\n  berth pull localhost:5001/tools/busybox:v1 --to ./busybox\n  berth pull myreg.example.com/app:1 --creds "$USER:$TOKEN" --ca-file ca.pem --print\n  berth pull busybox --platform linux/arm64 --print --query layers[].digest'),
+    async (o, io, args) => {
+      const [refText] = args as [string];
+      if (!o.print && !o.to) throw new CliError('Say what to do: --to DIR writes an OCI layout, --print shows what the reference resolves to.', 2);
+      if (o.print && o.to) throw new CliError('--print and --to cannot be used together.', 2);
+      let ref;
+      try {
+        ref = parseReference(refText, { defaultTag: 'latest' });
+      } catch (e) {
+        throw new CliError((e as Error).message, 2);
+      }
+      // Order: --creds, --registry-config, the CLI's identity for Berth registries, docker's and podman's default files.
+      const chain: Keychain[] = [];
+      try {
+        if (o.creds !== undefined) chain.push(InlineKeychain.fromUserPass(ref.registry, o.creds, '--creds'));
+      } catch (e) {
+        throw new CliError((e as Error).message, 2);
+      }
+      if (o.registryConfig) {
+        if (!existsSync(o.registryConfig)) throw new CliError(`--registry-config ${o.registryConfig}: no such file`, 2);
+        chain.push(new DockerConfigKeychain({ path: o.registryConfig }));
+      }
+      chain.push(new BerthCliKeychain(client), ...DockerConfigKeychain.defaults());
+      if (o.caFile && !existsSync(o.caFile)) throw new CliError(`--ca-file ${o.caFile}: no such file`, 2);
+      const puller = new RegistryPuller({ contentDir: dataPaths(defaultDataDir()).content, ...(o.insecure ? { insecure: true } : {}), ...(o.caFile ? { caFile: o.caFile } : {}) });
+      const keychain = new MultiKeychain(chain);
+      const started = Date.now();
+      try {
+        if (o.print) {
+          const r = await puller.resolve(refText, { keychain, platform: o.platform! }).catch(cliError);
+          return {
+            reference: r.reference,
+            digest: r.digest,
+            mediaType: r.manifest.mediaType,
+            ...(r.indexDigest ? { indexDigest: r.indexDigest } : {}),
+            platform: r.platform,
+            configDigest: r.configDigest,
+            config: r.config,
+            layers: r.layers.map(({ path: _p, ...l }) => l),
+            size: r.layers.reduce((a, l) => a + l.size, 0),
+            credentialSource: r.credentialSource,
+          };
+        }
+        const progress = pullProgress(io.stderr, { tty: Boolean(process.stderr.isTTY), quiet: io.onlyShowErrors });
+        let r;
+        try {
+          r = await puller.download(await puller.resolve(refText, { keychain, platform: o.platform! }), { keychain, platform: o.platform!, progress });
+        } catch (e) {
+          cliError(e);
+        } finally {
+          progress.stop();
+        }
+        await writeOciLayout(o.to!, puller.store, {
+          manifest: r.manifest,
+          blobs: [r.configDescriptor.digest, ...r.layerDescriptors.map((l) => l.digest)],
+          ...(ref.tag && !ref.digest ? { tag: ref.tag } : {}),
+        }).catch(cliError);
+        const seconds = (Date.now() - started) / 1000;
+        const total = r.layers.reduce((a, l) => a + l.size, 0);
+        if (!io.onlyShowErrors) io.stderr(`Pulled ${r.reference} (${r.digest}): ${r.layers.length} layers, ${formatBytes(total)}, ${formatBytes(progress.bytes)} downloaded in ${seconds.toFixed(1)} s\n`);
+        return {
+          reference: r.reference,
+          digest: r.digest,
+          platform: r.platform,
+          to: o.to,
+          layers: r.layers.length,
+          size: total,
+          bytesDownloaded: progress.bytes,
+          seconds: Math.round(seconds * 10) / 10,
+          credentialSource: r.credentialSource,
+        };
+      } finally {
+        await puller.close();
+      }
+    });
+}

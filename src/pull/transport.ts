@@ -1,0 +1,296 @@
+// The HTTP transport to registries: one undici Agent (TLS CA option, timeouts), plain HTTP only for
+// loopback or with `insecure`, challenge-driven auth (auth.ts), bounded retries with exponential
+// back-off honouring Retry-After on 429/5xx, redirects followed by hand so that the Authorization
+// header never leaves the registry's origin, and one re-challenge on 401 after asking the keychain to
+// drop the refused credential.
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { Agent, request, type Dispatcher } from 'undici';
+import { parseChallenge, type Challenge } from '../client/challenge.js';
+import { KeychainError, describeCredential, type Keychain, type KeychainTarget, type RegistryCredential } from '../keychain/keychain.js';
+import { PullError } from './types.js';
+import { TokenCache, basicHeader, isLoopbackHost } from './auth.js';
+import { isTransientNetworkError, networkPullError } from './net-errors.js';
+
+export interface TransportOptions {
+  /** Allow plain HTTP to any registry (default: only loopback registries speak plain HTTP). */
+  insecure?: boolean;
+  /** PEM file with CA certificates to trust besides the system's (self-hosted registries). With it, loopback registries are reached over https too. */
+  caFile?: string;
+  /** Connect/headers/body timeouts in ms (default 15 s connect, 60 s headers and idle body). */
+  timeoutMs?: number;
+  /** Attempts per request on 429/5xx/dropped connections (default 5). */
+  maxAttempts?: number;
+  /** Base back-off in ms (default 250), doubled per attempt, capped at 8 s. */
+  backoffMs?: number;
+  /** Longest Retry-After Berth waits for before giving up with TOOMANYREQUESTS (default 60 s). */
+  maxRetryAfterSeconds?: number;
+  userAgent?: string;
+}
+
+export interface RegistryResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+  /** The URL that answered (after redirects). */
+  url: URL;
+}
+
+const header = (h: RegistryResponse['headers'], name: string): string | undefined => {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+export const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((res, rej) => {
+  if (signal?.aborted) return rej(signal.reason);
+  const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); res(); }, ms);
+  const onAbort = () => { clearTimeout(t); rej(signal!.reason); };
+  signal?.addEventListener('abort', onAbort, { once: true });
+});
+
+/** Seconds from a Retry-After header (delta-seconds or HTTP date). */
+export function parseRetryAfter(v: string | undefined, now = Date.now()): number | undefined {
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim());
+  const t = Date.parse(v);
+  return Number.isFinite(t) ? Math.max(0, Math.ceil((t - now) / 1000)) : undefined;
+}
+
+/** The registry's own error, from a distribution-spec error body. */
+export async function readRegistryError(res: RegistryResponse): Promise<{ code?: string; message: string }> {
+  let text = '';
+  try {
+    for await (const c of res.body) {
+      text += (c as Buffer).toString('utf8');
+      if (text.length > 65536) break;
+    }
+  } catch { /* body dropped: use the status */ }
+  try {
+    const j = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }>; message?: string };
+    const e = j.errors?.[0];
+    if (e) return { ...(e.code ? { code: e.code } : {}), message: e.message ?? '' };
+  } catch { /* not JSON */ }
+  return { message: text.trim().slice(0, 300) || `HTTP ${res.status}` };
+}
+
+/** One registry transport per puller: the agent, the token cache and what each registry's challenge said. */
+export class Transport {
+  readonly dispatcher: Dispatcher;
+  readonly tokens: TokenCache;
+  readonly challenges = new Map<string, Challenge>();
+
+  constructor(readonly opts: TransportOptions = {}) {
+    const t = opts.timeoutMs ?? 60_000;
+    let ca: string | undefined;
+    if (opts.caFile) {
+      try {
+        ca = readFileSync(opts.caFile, 'utf8');
+      } catch (e) {
+        throw new PullError('TLS', `cannot read the CA file ${opts.caFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Pass a readable PEM file with --ca-file.');
+      }
+    }
+    this.dispatcher = new Agent({
+      connect: { timeout: Math.min(t, 15_000), ...(ca ? { ca: [ca, ...rootCertificates] } : {}) },
+      headersTimeout: t,
+      bodyTimeout: t,
+      connections: 16,
+    });
+    this.tokens = new TokenCache(this.dispatcher, { ...(opts.caFile ? { caFile: opts.caFile } : {}), ...(opts.insecure ? { insecure: true } : {}) });
+  }
+
+  /** The base URL of a registry: docker.io is served by registry-1.docker.io. */
+  baseUrl(registry: string): string {
+    const host = registry === 'docker.io' ? 'registry-1.docker.io' : registry;
+    const plain = !this.opts.caFile && (isLoopbackHost(host) || this.opts.insecure);
+    return `${plain ? 'http' : 'https'}://${host}`;
+  }
+
+  session(registry: string, repository: string, keychain: Keychain, signal?: AbortSignal): RegistrySession {
+    return new RegistrySession(this, registry, repository, keychain, signal);
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+}
+
+
+/** Requests for one repository of one registry with one keychain; learns the challenge from 401s. */
+export class RegistrySession {
+  readonly base: URL;
+  private credential: Promise<RegistryCredential> | undefined;
+  /** The credential the keychain gave, for diagnoses. */
+  resolved: RegistryCredential | undefined;
+  /** The credential actually sent (undefined while the registry has asked for none). */
+  used: RegistryCredential | undefined;
+
+  constructor(private readonly t: Transport, readonly registry: string, readonly repository: string,
+    private readonly keychain: Keychain, private readonly signal?: AbortSignal) {
+    this.base = new URL(t.baseUrl(registry));
+  }
+
+  private get target(): KeychainTarget {
+    return { registry: this.registry, repository: this.repository };
+  }
+
+  /** The keychain's credential for this registry (resolved once; again after an invalidate). */
+  cred(): Promise<RegistryCredential> {
+    this.credential ??= this.keychain.resolve(this.target, this.signal).then((c) => {
+      this.resolved = c ?? { kind: 'anonymous', source: 'anonymous' };
+      return this.resolved;
+    }, (e) => {
+      this.credential = undefined;
+      if (e instanceof KeychainError) throw new PullError('CREDENTIAL_SOURCE', `${e.source}: ${e.message}`, `The credential source "${e.source}" failed; fix it or remove it from the keychain.`, { credentialSource: e.source });
+      throw e;
+    });
+    return this.credential;
+  }
+
+  private async authorization(scopes: string[]): Promise<string | undefined> {
+    const ch = this.t.challenges.get(this.registry);
+    if (!ch) return undefined;
+    const cred = await this.cred();
+    this.used = cred;
+    // A registry token (docker config `registrytoken`) goes to the registry as is, never to a realm.
+    if (cred.kind === 'registryToken') return `Bearer ${cred.token}`;
+    if (ch.scheme === 'basic') return basicHeader(cred);
+    if (ch.scheme === 'bearer') return `Bearer ${await this.t.tokens.token(this.registry, ch, scopes, cred, { registryIsPlainHttp: this.base.protocol === 'http:', signal: this.signal })}`;
+    return undefined;
+  }
+
+  private noCredentialHint(): string {
+    return `No credential was found for ${this.registry} (keychain: ${this.keychain.description || 'none'}). Pass --creds USER:PASS to berth pull, or set the group's imageRegistryCredentials.`;
+  }
+
+  /** The error for a refused credential, with the source and the user that were tried. */
+  async unauthorized(res: RegistryResponse | undefined, words?: { code?: string; message: string }): Promise<PullError> {
+    const w = words ?? (res ? await readRegistryError(res) : { message: 'authentication required' });
+    const cred = this.resolved ?? { kind: 'anonymous', source: 'anonymous' };
+    const registryMessage = `${(w.code ?? 'UNAUTHORIZED').toLowerCase()}: ${w.message || 'authentication required'}`;
+    const diagnosis = cred.kind === 'anonymous'
+      ? this.noCredentialHint()
+      : `${this.registry} refused ${describeCredential(cred)}: the password or token is wrong, expired or revoked.`;
+    return new PullError('UNAUTHORIZED', registryMessage, diagnosis, { credentialSource: cred.source });
+  }
+
+  /**
+   * Sends a request to `path` (relative to the registry) or an absolute URL on the registry's origin,
+   * with auth for `scopes`. Returns the final response for the caller to judge (2xx, 404, ...); throws
+   * a PullError for network failures, refused credentials and exhausted retries.
+   */
+  async send(method: 'GET' | 'HEAD', path: string, scopes: string[], headers: Record<string, string> = {}): Promise<RegistryResponse> {
+    const maxAttempts = this.t.opts.maxAttempts ?? 5;
+    const backoff = this.t.opts.backoffMs ?? 250;
+    let challenged = 0;
+    for (let attempt = 1; ; attempt++) {
+      let auth: string | undefined;
+      let res: RegistryResponse;
+      try {
+        auth = await this.authorization(scopes).catch(async (e: unknown) => {
+          // The token server refused the credential: let the source refresh it and try once more.
+          if (!(e instanceof PullError) || e.code !== 'UNAUTHORIZED' || challenged >= 2) throw e;
+          const cred = await this.cred();
+          if (cred.kind === 'anonymous') throw e;
+          this.refused(cred);
+          challenged = 2;
+          return this.authorization(scopes);
+        });
+        res = await this.follow(method, new URL(path, this.base), { ...headers, ...(auth ? { authorization: auth } : {}) });
+      } catch (e) {
+        const pe = networkPullError(e, this.base.host, { ...(this.t.opts.caFile ? { caFile: this.t.opts.caFile } : {}) });
+        if (pe && pe.code === 'UNKNOWN' && isTransientNetworkError(pe) && attempt < maxAttempts) {
+          await sleep(this.delay(backoff, attempt), this.signal);
+          continue;
+        }
+        throw pe ?? e;
+      }
+      if (res.status === 401 && res.url.origin === this.base.origin) {
+        const ch = parseChallenge(header(res.headers, 'www-authenticate') ?? '');
+        if (!ch || (ch.scheme !== 'basic' && ch.scheme !== 'bearer')) {
+          throw await this.unauthorized(res);
+        }
+        const cred = await this.cred();
+        if (ch.scheme === 'bearer' && ch.params.error === 'insufficient_scope' && auth && cred.kind !== 'anonymous') {
+          const w = await readRegistryError(res);
+          throw new PullError('DENIED', `denied: ${w.message || 'insufficient scope'}`,
+            `The credential (${describeCredential(cred)}) authenticated, but has no pull permission on ${this.registry}/${this.repository} (or the repository does not exist). Grant it AcrPull (or a scope map with content/read) on the registry.`,
+            { credentialSource: cred.source });
+        }
+        if (auth) {
+          // The registry refused what we sent: let the source refresh it, then try once more.
+          if (challenged >= 2 || cred.kind === 'anonymous') throw await this.unauthorized(res);
+          this.refused(cred);
+          challenged = 2;
+        }
+        if (!auth) {
+          if (challenged >= 1) throw await this.unauthorized(res);
+          challenged = 1;
+        }
+        await res.body.dump().catch(() => undefined);
+        this.t.challenges.set(this.registry, ch);
+        attempt--;
+        continue;
+      }
+      if (res.status === 429 || res.status >= 500) {
+        const retryAfter = parseRetryAfter(header(res.headers, 'retry-after'));
+        const maxWait = this.t.opts.maxRetryAfterSeconds ?? 60;
+        if (attempt < maxAttempts && (retryAfter === undefined || retryAfter <= maxWait)) {
+          await res.body.dump().catch(() => undefined);
+          await sleep(retryAfter !== undefined ? retryAfter * 1000 : this.delay(backoff, attempt), this.signal);
+          continue;
+        }
+        const w = await readRegistryError(res);
+        if (res.status === 429) {
+          throw new PullError('TOOMANYREQUESTS', `toomanyrequests: ${w.message || 'rate limit exceeded'}`,
+            `${this.registry} limits the request rate${retryAfter !== undefined ? `; it asks to retry after ${retryAfter} s (at ${new Date(Date.now() + retryAfter * 1000).toISOString()})` : ''}. Berth tried ${attempt} times. Authenticate to get a higher limit, or use a mirror.`,
+            { temporary: true, ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}) });
+        }
+        throw new PullError('UNKNOWN', `${w.code ? `${w.code.toLowerCase()}: ` : ''}${w.message} (HTTP ${res.status})`,
+          `${this.registry} failed with a server error ${attempt} times in a row; try again later.`, { temporary: true });
+      }
+      return res;
+    }
+  }
+
+  /** The registry refused `cred`: the keychain may refresh it; its tokens are dropped. */
+  private refused(cred: RegistryCredential): void {
+    this.keychain.invalidate?.(this.target, cred);
+    this.t.tokens.forget(this.registry, cred);
+    this.credential = undefined;
+  }
+
+  private delay(base: number, attempt: number): number {
+    const d = Math.min(8000, base * 2 ** (attempt - 1));
+    return d / 2 + Math.random() * (d / 2);
+  }
+
+  /** One request, following redirects itself; Authorization only goes to the registry's own origin. */
+  private async follow(method: 'GET' | 'HEAD', url: URL, headers: Record<string, string>): Promise<RegistryResponse> {
+    const ua = { 'user-agent': this.t.opts.userAgent ?? 'berth/0.1' };
+    for (let hop = 0; ; hop++) {
+      const sameOrigin = url.origin === this.base.origin;
+      const h: Record<string, string> = { ...ua };
+      for (const [k, v] of Object.entries(headers)) if (sameOrigin || k.toLowerCase() !== 'authorization') h[k] = v;
+      let r: Dispatcher.ResponseData;
+      try {
+        r = await request(url, { method, headers: h, dispatcher: this.t.dispatcher, ...(this.signal ? { signal: this.signal } : {}) });
+      } catch (e) {
+        // Name the host that failed: after a redirect it is not the registry.
+        throw networkPullError(e, url.host, { ...(this.t.opts.caFile ? { caFile: this.t.opts.caFile } : {}) }) ?? e;
+      }
+      const loc = header(r.headers, 'location');
+      if ([301, 302, 303, 307, 308].includes(r.statusCode) && loc) {
+        await r.body.dump().catch(() => undefined);
+        if (hop >= 5) throw new PullError('UNKNOWN', `${this.registry}: too many redirects`, `The registry redirected ${url.pathname} more than 5 times.`);
+        const next = new URL(loc, url);
+        if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new PullError('UNKNOWN', `${this.registry} redirected to ${next.protocol}`, 'Only http(s) redirects are followed.');
+        if (url.protocol === 'https:' && next.protocol === 'http:' && !isLoopbackHost(next.host) && !this.t.opts.insecure) {
+          throw new PullError('UNKNOWN', `${this.registry} redirected from https to plain http (${next.host})`, 'Berth does not downgrade to plain HTTP; use --insecure if you trust the network.');
+        }
+        url = next;
+        continue;
+      }
+      return { status: r.statusCode, headers: r.headers, body: r.body, url };
+    }
+  }
+}
