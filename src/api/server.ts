@@ -17,6 +17,8 @@ import type { WorkloadIdentities } from '../identity/workload-identity.js';
 import { registerIdentityRoutes, registerWorkloadIdentityRoutes } from './identity-routes.js';
 import { registerRegistryAccessRoutes } from './registry-access-routes.js';
 import { requirePermission, checkSub } from './common.js';
+import type { ContainerGroups } from '../instances/service.js';
+import { registerContainerRoutes, registerExecSessionRoutes, type ExecSession } from './container-routes.js';
 
 export interface ApiDeps {
   identity: IdentityService;
@@ -28,6 +30,7 @@ export interface ApiDeps {
   applications: Applications;
   managedIdentities: ManagedIdentities;
   workloads: WorkloadIdentities;
+  containerGroups: ContainerGroups;
   log: Logger;
   /** Base URL clients reach this server at (for issuer and discovery documents). */
   baseUrl: () => string;
@@ -117,6 +120,8 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   app.post('/:tenant/oauth2/v2.0/token', tokenHandler);
   app.post('/:tenant/oauth2/token', tokenHandler);
   registerWorkloadIdentityRoutes(app, d);
+  const execSessions = new Map<string, ExecSession>();
+  registerExecSessionRoutes(app, d, execSessions);
 
   // ---- ARM (authenticated)
   const arm = async (scope: FastifyInstance) => {
@@ -133,6 +138,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     registerArmRoutes(scope, d);
     registerRegistryAccessRoutes(scope, d);
     registerIdentityRoutes(scope, d);
+    registerContainerRoutes(scope, d, execSessions);
   };
   void app.register(arm);
   return app;
@@ -176,6 +182,7 @@ function registerArmRoutes(app: FastifyInstance, d: ApiDeps): void {
     const g = d.groups.get(rg, false);
     if (!g) return reply.status(204).send();
     for (const r of d.registries.list(g.name)) await d.registries.delete(g.name, r.name);
+    for (const c of d.containerGroups.list(g.name)) await d.containerGroups.delete(g.name, c.name);
     d.groups.delete(g.name);
     return reply.status(200).send();
   });

@@ -22,6 +22,10 @@ import { RegistryListeners, freeLoopbackPort } from './listeners.js';
 import { dataPaths } from './data-dir.js';
 import { writeFileAtomic } from './fs-atomic.js';
 import { createLogger, type Level, type Logger } from './logger.js';
+import type { Runtime } from '../runtime/runtime.js';
+import type { ImagePuller } from '../pull/types.js';
+import type { KeychainFactory } from '../instances/keychains.js';
+import { ContainerGroups, type ContainerGroupsOptions } from '../instances/service.js';
 
 export interface BerthOptions {
   dataDir: string;
@@ -32,6 +36,14 @@ export interface BerthOptions {
   logSink?: (line: string) => void;
   /** Garbage collection every this many ms (0 disables the timer; `berth acr gc` still works). */
   gcIntervalMs?: number;
+  /** Container runtime for container groups (runc by default at merge); undefined: creates are refused. */
+  runtime?: Runtime;
+  /** Image puller for container groups; undefined: creates are refused. */
+  puller?: ImagePuller;
+  /** Makes the credential sources of a group's keychain (inline, managed identity, platform defaults). */
+  keychainFactory?: KeychainFactory;
+  /** Reconciler back-off/sleep overrides (tests). */
+  reconciler?: ContainerGroupsOptions['reconciler'];
 }
 
 export interface RunningBerth {
@@ -47,6 +59,7 @@ export interface RunningBerth {
   applications: Applications;
   managedIdentities: ManagedIdentities;
   workloads: WorkloadIdentities;
+  containerGroups: ContainerGroups;
   stop(): Promise<void>;
 }
 
@@ -76,7 +89,11 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const listeners = new RegistryListeners(registries, registryHttp, host, log);
   registries.onChange({ opened: (r) => listeners.open(r), closed: (r) => listeners.close(r) });
 
-  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, log, baseUrl: () => baseUrl });
+  const containerGroups = new ContainerGroups({ db, subscriptionId: ids.subscriptionId, tenantId: ids.tenantId, sealer, groups, managedIdentities, workloads, log,
+    ...(o.runtime ? { runtime: o.runtime } : {}), ...(o.puller ? { puller: o.puller } : {}), ...(o.keychainFactory ? { keychainFactory: o.keychainFactory } : {}),
+    ...(o.reconciler ? { reconciler: o.reconciler } : {}) });
+
+  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, containerGroups, log, baseUrl: () => baseUrl });
   await api.listen({ port: o.port, host });
   const port = (api.server.address() as { port: number }).port;
   baseUrl = `http://${host}:${port}`;
@@ -85,6 +102,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   if (cred) await writeFileAtomic(paths.ownerCredential, JSON.stringify(cred, null, 2) + '\n', 0o600);
 
   for (const r of registries.list()) await listeners.open(r);
+  await containerGroups.recover();
   await writeFileAtomic(paths.serverInfo, JSON.stringify({ url: baseUrl, pid: process.pid }) + '\n', 0o644);
 
   let timer: NodeJS.Timeout | undefined;
@@ -98,9 +116,10 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   }
 
   return {
-    url: baseUrl, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads,
+    url: baseUrl, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, containerGroups,
     async stop() {
       if (timer) clearInterval(timer);
+      await containerGroups.detach();
       await listeners.closeAll();
       await api.close();
       db.close();
