@@ -47,13 +47,15 @@ export class ArmClient {
     }
   }
 
-  async request<T = unknown>(method: string, path: string, body?: unknown, opts: { notFoundOk?: boolean } = {}): Promise<T | undefined> {
+  async request<T = unknown>(method: string, path: string, body?: unknown,
+    opts: { notFoundOk?: boolean; apiVersion?: string; onHeaders?: (h: Headers) => void } = {}): Promise<T | undefined> {
     const sep = path.includes('?') ? '&' : '?';
-    const res = await this.fetch(`${this.ctx.server}${path}${sep}api-version=${API_VERSION}`, {
+    const res = await this.fetch(`${this.ctx.server}${path}${sep}api-version=${opts.apiVersion ?? API_VERSION}`, {
       method,
       headers: { Authorization: `Bearer ${await this.accessToken()}`, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
+    opts.onHeaders?.(res.headers);
     const text = await res.text();
     let json: unknown;
     try {

@@ -12,6 +12,7 @@ import { registerAdCommands } from './commands/ad.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerRoleCommands } from './commands/role.js';
 import { registerLoginCommands } from './commands/login.js';
+import { registerContainerCommands } from './commands/container.js';
 
 export function buildProgram(): Command {
   const program = new Command('berth')
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerIdentityCommands(program, getClient);
   registerRoleCommands(program, getClient);
   registerLoginCommands(program, getClient);
+  registerContainerCommands(program, getClient);
   return program;
 }
 
