@@ -39,6 +39,9 @@ export function editDistance(a: string, b: string): number {
 
 /** The known name nearest to `word`, when it is close enough to be a likely misspelling. */
 export function suggest(word: string, known: string[]): string | undefined {
+  const w = word.toLowerCase();
+  const prefix = w.length >= 3 ? known.filter((k) => k.toLowerCase().startsWith(w) || w.startsWith(k.toLowerCase())) : [];
+  if (prefix.length === 1) return prefix[0];
   let best: string | undefined;
   let bestD = Infinity;
   for (const k of known) {
@@ -116,11 +119,13 @@ export function walk(node: Node, value: unknown, path: string, errors: string[])
       const byLower = new Map(known.map((k) => [k.toLowerCase(), k]));
       const readOnly = new Set((node.readOnly ?? []).map((k) => k.toLowerCase()));
       const out: Record<string, unknown> = {};
+      const suggested = new Set<string>();
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
         if (readOnly.has(k.toLowerCase())) continue;
         const canon = byLower.get(k.toLowerCase());
         if (!canon) {
           const s = suggest(k, known);
+          if (s) suggested.add(s);
           errors.push(`${childPath(path, k)} is not a known field${s ? `; did you mean ${s}?` : `; known fields here: ${known.join(', ')}`}`);
           continue;
         }
@@ -132,7 +137,8 @@ export function walk(node: Node, value: unknown, path: string, errors: string[])
         if (w !== undefined) out[canon] = w;
       }
       for (const r of node.required ?? []) {
-        if (out[r] === undefined && !errors.some((e) => e.startsWith(childPath(path, r)))) errors.push(`${childPath(path, r)} is required`);
+        // A missing required field that a misspelling stands for is reported once, as the misspelling.
+        if (out[r] === undefined && !suggested.has(r) && !errors.some((e) => e.startsWith(childPath(path, r)))) errors.push(`${childPath(path, r)} is required`);
       }
       return out;
     }

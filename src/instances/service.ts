@@ -162,8 +162,8 @@ export class ContainerGroups {
   async createOrUpdate(rg: string, name: string, body: unknown): Promise<{ group: StoredGroup; created: boolean; operation: Operation }> {
     const reconciler = this.requireRuntime();
     const rgRec = this.o.groups.get(rg)!;
-    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) {
-      throw invalid('InvalidContainerGroupName', `The container group name '${name}' is invalid: use 1-63 lower-case letters, digits and '-', not starting or ending with '-'.`);
+    if (!/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/.test(name)) {
+      throw invalid('InvalidContainerGroupName', `The container group name '${name}' is invalid: use 1-63 letters, digits and '-', not starting or ending with '-'.`);
     }
     const spec = parseGroupSpec(body);
     if (spec.name !== undefined && spec.name.toLowerCase() !== name.toLowerCase()) {
