@@ -193,7 +193,7 @@ test('recover after a server restart: adopts running tasks, recreates lost group
   const r2 = new Reconciler(r.o);
   await r2.recover([{ ...live, state: liveState }, lost]);
   assert.ok(runtime.calls.includes('deleteSandbox orphan'));
-  await until(lost, (x) => x.containers.app!.currentState?.state === 'Running' && x.provisioningState === 'Succeeded');
+  await until(lost, (x) => x.containers.app!.events.some((e) => e.name === 'Started') && x.containers.app!.currentState?.state === 'Running');
   assert.equal(runtime.calls.filter((c) => c === 'create app').length, 1, 'only the lost group creates its container again');
   assert.equal(runtime.calls.filter((c) => c.startsWith('sandbox')).length, 1);
   // The adopted container is watched: its exit restarts it per policy.
