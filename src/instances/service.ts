@@ -280,10 +280,12 @@ export class ContainerGroups {
     const reconciler = this.requireRuntime();
     await this.exclusive(`${rg}/${name}`, async () => {
       await reconciler.halt(g, { deleteSandbox: true });
-      g.state.stopped = true;
-      g.state.state = 'Stopped';
+      const now = this.store.byId(g.id)!;
+      now.state.stopped = true;
+      now.state.state = 'Stopped';
+      delete now.state.sandbox;
       for (const op of this.store.pendingOperations(g.id)) this.store.finishOperation(op.id, 'Failed', { code: 'Canceled', message: 'The container group was stopped.' });
-      this.store.saveState(g.id, g.state);
+      this.store.saveState(g.id, now.state);
     });
   }
 
@@ -292,7 +294,10 @@ export class ContainerGroups {
     const g = this.get(rg, name);
     const reconciler = this.requireRuntime();
     if (!g.state.stopped && reconciler.runner(g.id)) return undefined;
-    return this.exclusive(`${rg}/${name}`, async () => this.rerun(g));
+    return this.exclusive(`${rg}/${name}`, async () => {
+      await reconciler.halt(g, { deleteSandbox: false });
+      return this.rerun(this.store.byId(g.id)!);
+    });
   }
 
   /** Restarts every container in place; images are pulled again. */
@@ -301,7 +306,7 @@ export class ContainerGroups {
     const reconciler = this.requireRuntime();
     return this.exclusive(`${rg}/${name}`, async () => {
       await reconciler.halt(g, { deleteSandbox: true });
-      return this.rerun(g);
+      return this.rerun(this.store.byId(g.id)!);
     });
   }
 
