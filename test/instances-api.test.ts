@@ -312,3 +312,41 @@ test('a server without a runtime answers creates with a clear error', async () =
   }
 });
 
+
+test('groups survive a server restart: running containers are adopted, orphans removed, exited ones restarted per policy', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
+  const rt = new FakeRuntime(dir);
+  const opts = { dataDir: dir, port: 0, logSink: () => undefined, runtime: rt, puller: new FakePuller(), keychainFactory, reconciler: { sleep: async () => undefined } };
+  let s = await startBerth(opts);
+  try {
+    s.groups.createOrUpdate('rg', 'westus');
+    const body = (image: string, restartPolicy: string) => ({ location: 'westus', properties: { osType: 'Linux', restartPolicy,
+      containers: [{ name: 'app', properties: { image, resources: { requests: { cpu: 1, memoryInGB: 1 } } } }] } });
+    for (const [name, policy] of [['keeps', 'Always'], ['crashes', 'OnFailure']] as const) {
+      const { operation } = await s.containerGroups.createOrUpdate('rg', name, body('r.io/app:1', policy));
+      while (s.containerGroups.operation(operation.id)!.status === 'InProgress') await new Promise((r) => setTimeout(r, 10));
+    }
+    const keeps = s.containerGroups.get('rg', 'keeps').id;
+    const crashes = s.containerGroups.get('rg', 'crashes').id;
+    await s.stop(); // the containers keep running while the server is down
+    rt.exit('app', 1, 'Error', crashes); // one exits meanwhile
+    await rt.createSandbox({ groupId: 'orphan-from-a-deleted-group', ports: [] });
+    rt.calls = [];
+    s = await startBerth({ ...opts, port: 0 });
+    assert.ok(rt.calls.includes('deleteSandbox orphan-from-a-deleted-group'));
+    await rt.running('app', 1);
+    const waitFor = async (pred: () => boolean) => { while (!pred()) await new Promise((r) => setTimeout(r, 10)); };
+    await waitFor(() => rt.calls.includes('create app'));
+    // The running one was adopted (no new container), the exited one was run again.
+    assert.equal(rt.calls.filter((c) => c === 'create app').length, 1);
+    assert.ok([...rt.tasks.values()].some((t) => t.task.groupId === keeps && t.status === 'running'));
+    await waitFor(() => [...rt.tasks.values()].some((t) => t.task.groupId === crashes && t.status === 'running'));
+    assert.equal(s.containerGroups.get('rg', 'keeps').state.state, 'Running');
+    // The adopted container is still watched: a kill through stop works.
+    await s.containerGroups.stop('rg', 'keeps');
+    assert.equal(rt.sandboxes.has(keeps), false);
+  } finally {
+    await s.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -152,24 +152,13 @@ export class GroupRunner {
     let adopted = this.adopt.get(c.name);
     while (!signal.aborted) {
       let task: Task;
-      if (adopted === 'running' || adopted === 'created') {
+      let adoptedStopped = false;
+      if (adopted) {
         task = { groupId: this.group.id, name: c.name, logPath: cs.logPath ?? '' };
         if (adopted === 'created') await o.runtime.start(task);
+        adoptedStopped = adopted === 'stopped';
         adopted = undefined;
       } else {
-        if (adopted === 'stopped') {
-          // The container exited while the server was down; its exit code is gone with the old process.
-          adopted = undefined;
-          await o.runtime.delete({ groupId: this.group.id, name: c.name, logPath: cs.logPath ?? '' }).catch(() => undefined);
-          this.containerStarted(c.name);
-          if (this.group.spec.restartPolicy !== 'Always') {
-            cs.currentState = { state: 'Terminated', ...(cs.currentState?.startTime ? { startTime: cs.currentState.startTime } : {}), finishTime: aciTime(),
-              detailStatus: 'Unknown: the container exited while Berth was not running' };
-            this.save();
-            return;
-          }
-          cs.restartCount += 1;
-        }
         // ---- pull
         if (!image) {
           this.event(cs, 'Pulling', `pulling image "${c.image}"`);
@@ -226,7 +215,15 @@ export class GroupRunner {
       const startedAt = Date.now();
 
       // ---- wait for the exit (or for the runner to be halted)
-      const exit: ExitStatus | undefined = await untilAborted(o.runtime.wait(task), signal);
+      // A container that exited while the server was down: its runtime should still know the exit status;
+      // if it cannot say within a few seconds, the exit is recorded as unknown.
+      const waited = adoptedStopped
+        ? Promise.race([o.runtime.wait(task), new Promise<ExitStatus>((res) => {
+          const t: NodeJS.Timeout = setTimeout(() => res({ exitCode: -1, reason: 'Unknown: exited while Berth was not running', finishedAt: new Date() }), 5000);
+          t.unref();
+        })])
+        : o.runtime.wait(task);
+      const exit: ExitStatus | undefined = await untilAborted(waited, signal);
       if (!exit) {
         if (this.haltMode === 'kill') await this.killAndRecord(c.name, task, cs);
         break;
