@@ -296,6 +296,31 @@ test('CLI: --file - (stdin) with the seed\'s YAML, name checks, parse errors; st
   assert.equal((await b.cli(['container', 'show', '-g', 'rg', '-n', 'multi-registry-app'])).code, 3);
 });
 
+test('CLI: logs --follow and attach on a run-to-completion group end when the group does', async () => {
+  const put = await arm('PUT', groupUrl('rg', 'job1'), groupBody('r.io/job:1', { restartPolicy: 'Never' }));
+  await pollOperation(put.headers.get('azure-asyncoperation')!);
+  const g = b.containerGroups.store.find('rg', 'job1')!;
+  const t = [...runtime.tasks.values()].find((x) => x.task.groupId === g.id)!;
+  appendFileSync(t.task.logPath, 'working\n');
+  const follow = b.cli(['container', 'logs', '-g', 'rg', '-n', 'job1', '--follow']);
+  const attach = b.cli(['container', 'attach', '-g', 'rg', '-n', 'job1']);
+  await new Promise((r) => setTimeout(r, 300));
+  appendFileSync(t.task.logPath, 'done\n');
+  runtime.exit('app', 0, 'Completed', g.id);
+  const [f, a] = await Promise.all([follow, attach]);
+  assert.equal(f.code, 0, f.stderr);
+  assert.equal(f.stdout, 'working\ndone\n');
+  assert.equal(a.code, 0, a.stderr);
+  assert.match(a.stdout, /^Container 'app' is in state '(Running|Terminated)'\.\.\.\n\(count: 1\) \(last timestamp: [^)]+\) pulling image "r\.io\/job:1"\n/);
+  assert.match(a.stdout, /\(count: 1\) \(last timestamp: [^)]+\) Started container\n\nStart streaming logs:\nworking\n/);
+  const shown = JSON.parse((await b.cli(['container', 'show', '-g', 'rg', '-n', 'job1'])).stdout);
+  assert.equal(shown.instanceView.state, 'Succeeded');
+  assert.deepEqual({ ...shown.containers[0].instanceView.currentState, startTime: undefined, finishTime: undefined },
+    { state: 'Terminated', exitCode: 0, detailStatus: 'Completed', startTime: undefined, finishTime: undefined });
+  // Logs stay readable after the exit.
+  assert.equal((await b.cli(['container', 'logs', '-g', 'rg', '-n', 'job1'])).stdout, 'working\ndone\n');
+});
+
 test('a server without a runtime answers creates with a clear error', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
   const other = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined });

@@ -4,6 +4,9 @@
 // fail, and the sleep records the back-off delays instead of waiting them out.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MultiKeychain } from '../src/keychain/keychain.js';
 import { PullError } from '../src/pull/types.js';
 import { FakePuller, FakeRuntime } from './helpers/fake-runtime.js';
@@ -19,8 +22,8 @@ function group(restartPolicy: string, containers = ['app'], extra: Record<string
   return { id: `g-${Math.random().toString(16).slice(2)}`, resourceGroup: 'rg', name: 'grp', location: 'westus', spec, state: initialState(containers), createdAt: '' };
 }
 
-function setup() {
-  const runtime = new FakeRuntime();
+function setup(logDir?: string) {
+  const runtime = new FakeRuntime(logDir);
   const puller = new FakePuller();
   const delays: number[] = [];
   const saved = new Map<string, GroupState>();
@@ -69,6 +72,27 @@ test('OnFailure: failed exits restart with 10 s, 20 s back-off; a clean exit end
   assert.equal(s.state, 'Succeeded');
   assert.equal(s.provisioningState, 'Succeeded');
   assert.equal(runtime.calls.filter((x) => x.startsWith('sandbox')).length, 1);
+});
+
+test('a failed exit\'s last output lines stay in the BackOff event, and the log file stays readable', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-fake-logs-'));
+  try {
+    const { r, until, delays, runtime } = setup(dir);
+    const g = group('OnFailure');
+    await r.run(g).provisioned;
+    const t = await runtime.running('app');
+    appendFileSync(t.task.logPath, 'starting\nconnecting to db:5432\nFATAL: password authentication failed\n');
+    runtime.exit('app', 2);
+    const s = await until(g, (x) => x.containers.app!.events.some((e) => e.name === 'BackOff'));
+    assert.equal(s.containers.app!.events.find((e) => e.name === 'BackOff')!.message,
+      'Back-off restarting failed container app; last error: exited with code 2 (Error); last output: starting | connecting to db:5432 | FATAL: password authentication failed');
+    assert.deepEqual(delays, [10_000]);
+    await runtime.running('app', 2);
+    await r.halt(g, { deleteSandbox: false });
+    assert.match(readFileSync(t.task.logPath, 'utf8'), /FATAL/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('Never: a failed exit stays terminated and the group is Failed', async () => {

@@ -7,6 +7,7 @@ import { PullError } from '../pull/types.js';
 import type { ContainerSpec, ExitStatus, Runtime, Sandbox, SandboxSpec, Task } from '../runtime/runtime.js';
 import type { Logger } from '../platform/logger.js';
 import type { ContainerDef } from './spec.js';
+import { lastLines, readLogTail } from './log-tail.js';
 import type { StoredGroup } from './store.js';
 import { aciTime, backoffDelay, groupRunState, recordEvent, shouldRestart, type ContainerStatus, type GroupState } from './state.js';
 
@@ -242,8 +243,15 @@ export class GroupRunner {
       cs.restartCount += 1;
       cs.currentState = { state: 'Waiting', detailStatus: 'CrashLoopBackOff: Back-off restarting failed' };
       this.save();
-      await backOff('restart', `exited with code ${exit.exitCode} (${exit.reason})`);
+      await backOff('restart', `exited with code ${exit.exitCode} (${exit.reason})${exit.exitCode !== 0 ? await this.lastOutput(cs) : ''}`);
     }
+  }
+
+  /** The container's last output lines, for the BackOff event of a failed exit (Kubernetes loses them). */
+  private async lastOutput(cs: ContainerStatus): Promise<string> {
+    if (!cs.logPath) return '';
+    const text = lastLines(await readLogTail(cs.logPath, 2048).catch(() => ''), 3).trim();
+    return text ? `; last output: ${text.replace(/\s*\n\s*/g, ' | ').slice(-300)}` : '';
   }
 
   private async killAndRecord(name: string, task: Task, cs: ContainerStatus): Promise<void> {

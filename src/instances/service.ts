@@ -1,7 +1,6 @@
 // Container groups, the domain core behind the ACI-shaped API: create/update with ACI's synchronous
 // image check (InaccessibleImage with Berth's diagnosis, nothing left behind), long-running operations,
 // stop/start/restart/delete, logs and exec. No HTTP in here.
-import { open, stat } from 'node:fs/promises';
 import type { Db } from '../storage/sqlite.js';
 import type { Sealer } from '../storage/sealer.js';
 import type { ImagePuller, PulledImage } from '../pull/types.js';
@@ -18,6 +17,7 @@ import { initialState, recordEvent } from './state.js';
 import { Reconciler, type ReconcilerOptions } from './reconciler.js';
 import { groupKeychain, type GroupIdentity, type KeychainFactory } from './keychains.js';
 import { groupArmId, groupResource, type IdentityView } from './shapes.js';
+import { lastLines, readLogTail } from './log-tail.js';
 
 export interface ContainerGroupsOptions {
   db: Db;
@@ -336,28 +336,8 @@ export class ContainerGroups {
     this.container(g, container);
     const path = g.state.containers[container]?.logPath;
     if (!path) return '';
-    const MAX = 4 * 1024 * 1024;
-    let text: string;
-    try {
-      const { size } = await stat(path);
-      const fh = await open(path, 'r');
-      try {
-        const len = Math.min(size, MAX);
-        const buf = Buffer.alloc(len);
-        await fh.read(buf, 0, len, size - len);
-        text = buf.toString('utf8');
-      } finally {
-        await fh.close();
-      }
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return '';
-      throw e;
-    }
-    if (tail === undefined) return text;
-    const lines = text.split('\n');
-    const endsWithNl = text.endsWith('\n');
-    if (endsWithNl) lines.pop();
-    return lines.slice(Math.max(0, lines.length - tail)).join('\n') + (endsWithNl && lines.length ? '\n' : '');
+    const text = await readLogTail(path, 4 * 1024 * 1024);
+    return tail === undefined ? text : lastLines(text, tail);
   }
 
   async exec(rg: string, name: string, container: string, argv: string[], io: Parameters<Runtime['exec']>[2]): Promise<number> {
