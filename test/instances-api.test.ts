@@ -321,6 +321,49 @@ test('CLI: logs --follow and attach on a run-to-completion group end when the gr
   assert.equal((await b.cli(['container', 'logs', '-g', 'rg', '-n', 'job1'])).stdout, 'working\ndone\n');
 });
 
+test('PUT with a changed spec updates in place (new containers, same id); deleting the resource group deletes its groups', async () => {
+  const first = await arm('PUT', groupUrl('rg', 'upd1'), groupBody('r.io/app:1'));
+  await pollOperation(first.headers.get('azure-asyncoperation')!);
+  const id = b.containerGroups.store.find('rg', 'upd1')!.id;
+  const second = await arm('PUT', groupUrl('rg', 'upd1'), groupBody('r.io/app:2'));
+  assert.equal(second.status, 200, second.text);
+  assert.equal((await pollOperation(second.headers.get('azure-asyncoperation')!)).status, 'Succeeded');
+  const g = (await arm('GET', groupUrl('rg', 'upd1'))).json;
+  assert.equal(g.properties.containers[0].properties.image, 'r.io/app:2');
+  assert.equal(b.containerGroups.store.find('rg', 'upd1')!.id, id);
+  const running = [...runtime.tasks.values()].filter((t) => t.task.groupId === id && t.status === 'running');
+  assert.deepEqual(running.map((t) => t.spec.image.reference), ['r.io/app:2']);
+
+  b.groups.createOrUpdate('rg2', 'westus');
+  const other = await arm('PUT', groupUrl('rg2', 'inrg2'), groupBody('r.io/app:1'));
+  await pollOperation(other.headers.get('azure-asyncoperation')!);
+  const otherId = b.containerGroups.store.find('rg2', 'inrg2')!.id;
+  const del = await b.cli(['group', 'delete', '-n', 'rg2', '--yes']);
+  assert.equal(del.code, 0, del.stderr);
+  assert.equal(runtime.sandboxes.has(otherId), false);
+  assert.equal(b.containerGroups.store.byId(otherId), undefined);
+});
+
+test('a puller that can check access without downloading keeps the PUT light; the reconciler pulls', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
+  const checks: string[] = [];
+  const p = Object.assign(new FakePuller(), { check: async (ref: string) => { checks.push(ref); if (ref.endsWith(':missing')) throw new PullError('MANIFEST_UNKNOWN', 'manifest unknown', 'tag missing not found'); } });
+  const s = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime: new FakeRuntime(dir), puller: p, keychainFactory, reconciler: { sleep: async () => undefined } });
+  try {
+    s.groups.createOrUpdate('rg', 'westus');
+    await assert.rejects(s.containerGroups.createOrUpdate('rg', 'c1', groupBody('r.io/app:missing')), /InaccessibleImage|is not accessible/);
+    assert.deepEqual(p.pulls, []);
+    const { operation } = await s.containerGroups.createOrUpdate('rg', 'c2', groupBody('r.io/app:1'));
+    while (s.containerGroups.operation(operation.id)!.status === 'InProgress') await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(checks, ['r.io/app:missing', 'r.io/app:1']);
+    assert.deepEqual(p.pulls, ['r.io/app:1']);
+    assert.deepEqual(s.containerGroups.get('rg', 'c2').state.containers.app!.events.map((e) => e.name), ['Pulling', 'Pulled', 'Created', 'Started']);
+  } finally {
+    await s.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('a server without a runtime answers creates with a clear error', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
   const other = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined });

@@ -3,7 +3,7 @@
 // stop/start/restart/delete, logs and exec. No HTTP in here.
 import type { Db } from '../storage/sqlite.js';
 import type { Sealer } from '../storage/sealer.js';
-import type { ImagePuller, PulledImage } from '../pull/types.js';
+import type { ImagePuller, PulledImage, PullOptions } from '../pull/types.js';
 import { PullError } from '../pull/types.js';
 import type { Runtime, SandboxSpec } from '../runtime/runtime.js';
 import type { ResourceGroups } from '../resources/groups.js';
@@ -34,6 +34,15 @@ export interface ContainerGroupsOptions {
   /** Back-off and sleep overrides (tests). */
   reconciler?: Pick<ReconcilerOptions, 'backoff' | 'sleep'>;
 }
+
+/**
+ * Optional capability of an ImagePuller: check that an image can be pulled with a keychain (resolve
+ * the manifest) without downloading its layers. Used for ACI's synchronous image check on create.
+ */
+export interface ImageAccessChecker {
+  check(reference: string, opts: PullOptions): Promise<void>;
+}
+const hasCheck = (p: ImagePuller): p is ImagePuller & ImageAccessChecker => typeof (p as Partial<ImageAccessChecker>).check === 'function';
 
 export const NO_RUNTIME = 'No container runtime configured: this Berth server was started without a container runtime and image puller, so it cannot run container groups. Start `berth serve` on a machine with runc (scripts/install.sh installs it).';
 
@@ -190,12 +199,15 @@ export class ContainerGroups {
       const hadSystem = existing?.spec.identity?.type.includes('SystemAssigned') ?? false;
       const images = await this.checkImages(spec, ids, hadSystem);
       const state = initialState(spec.containers.map((c) => c.name));
+      const pulled = new Map<string, PulledImage>();
       for (const c of spec.containers) {
-        const img = images.get(c.name)!;
+        const img = images.get(c.name);
         const cs = state.containers[c.name]!;
+        cs.currentState = { state: 'Waiting', detailStatus: '' };
+        if (!img) continue;
         recordEvent(cs.events, 'Pulling', `pulling image "${c.image}"`, 'Normal', img.started);
         recordEvent(cs.events, 'Pulled', `Successfully pulled image "${c.image}"`, 'Normal', img.finished);
-        cs.currentState = { state: 'Waiting', detailStatus: '' };
+        pulled.set(c.name, img.image);
       }
       if (existing) {
         await reconciler.halt(existing, { deleteSandbox: true });
@@ -203,7 +215,7 @@ export class ContainerGroups {
         if (hadSystem && !spec.identity?.type.includes('SystemAssigned')) this.o.managedIdentities.deleteSystemAssigned(this.armId(existing.resourceGroup, existing.name));
       }
       const g = this.store.save({ ...(existing ? { id: existing.id } : {}), resourceGroup: existing?.resourceGroup ?? rgRec.name, name: existing?.name ?? name, location, spec, state });
-      const op = this.startRunner(g, new Map([...images].map(([k, v]) => [k, v.image])));
+      const op = this.startRunner(g, pulled);
       this.o.log.info('container group created', { group: g.name, resourceGroup: g.resourceGroup, containers: spec.containers.length, updated: Boolean(existing) });
       return { group: g, created: !existing, operation: op };
     });
@@ -223,15 +235,20 @@ export class ContainerGroups {
   private async checkImages(spec: GroupSpec, g: { resourceGroup: string; name: string }, keepSystemIdentity: boolean) {
     const puller = this.o.puller!;
     const systemWanted = spec.identity?.type.includes('SystemAssigned') ?? false;
-    const out = new Map<string, { image: PulledImage; started: Date; finished: Date }>();
+    const out = new Map<string, { image: PulledImage; started: Date; finished: Date } | undefined>();
     const failures: Array<{ image: string; error: unknown }> = [];
     try {
       const keychain = this.keychain(spec, g);
-      const byImage = new Map<string, Promise<{ image: PulledImage; started: Date; finished: Date }>>();
+      const byImage = new Map<string, Promise<{ image: PulledImage; started: Date; finished: Date } | undefined>>();
+      const checker = hasCheck(puller) ? puller : undefined;
       for (const c of spec.containers) {
         if (!byImage.has(c.image)) {
           const started = new Date();
-          byImage.set(c.image, puller.pull(c.image, { keychain }).then((image) => ({ image, started, finished: new Date() })));
+          // A puller that can check access without downloading (manifest only) keeps the PUT quick; the
+          // reconciler then pulls. Otherwise the image is pulled now and handed to the reconciler.
+          byImage.set(c.image, checker
+            ? checker.check(c.image, { keychain }).then(() => undefined)
+            : puller.pull(c.image, { keychain }).then((image) => ({ image, started, finished: new Date() })));
         }
       }
       for (const [image, p] of byImage) {
