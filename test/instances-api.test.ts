@@ -108,6 +108,10 @@ test('PUT is a long-running operation: 201 + Azure-AsyncOperation on Berth, poll
   const again = await arm('PUT', groupUrl('rg', 'lro1'), groupBody('r.io/app:1', { ipAddress: { type: 'Public', ports: [{ port: 80, protocol: 'tcp' }] } }));
   assert.equal(again.status, 200);
   assert.equal((await pollOperation(again.headers.get('azure-asyncoperation')!)).status, 'Succeeded');
+  // az's generic-resource path (empty parent path, lower-case resourcegroups) reaches the same group.
+  const generic = await arm('GET', groupUrl('rg', 'lro1').replace('/resourceGroups/', '/resourcegroups/').replace('Microsoft.ContainerInstance/', 'Microsoft.ContainerInstance//'));
+  assert.equal(generic.status, 200, generic.text);
+  assert.equal(generic.json.name, 'lro1');
   // Lists carry no instanceView, as ACI's.
   const list = await arm('GET', `${b.url}/subscriptions/${b.identity.ids.subscriptionId}/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups?api-version=2021-09-01`);
   assert.equal(list.json.value.length, 1);

@@ -68,8 +68,13 @@ test('SDK beginCreateOrUpdateAndWait, get, listByResourceGroup, listLogs, stop, 
   assert.deepEqual(names, ['sdk1']);
   const logs = await c.containers.listLogs('rg', 'sdk1', 'app', { tail: 10 });
   assert.equal(logs.content, '');
+  await c.containerGroups.beginRestartAndWait('rg', 'sdk1', { updateIntervalInMs: 20 });
+  assert.equal((await c.containerGroups.get('rg', 'sdk1')).containers[0]!.instanceView?.events?.find((e) => e.name === 'Killing')?.count, 1);
   await c.containerGroups.stop('rg', 'sdk1');
   assert.equal((await c.containerGroups.get('rg', 'sdk1')).instanceView?.state, 'Stopped');
+  await c.containerGroups.beginStartAndWait('rg', 'sdk1', { updateIntervalInMs: 20 });
+  assert.equal((await c.containerGroups.get('rg', 'sdk1')).instanceView?.state, 'Running');
+  await c.containerGroups.stop('rg', 'sdk1');
   await c.containerGroups.beginDeleteAndWait('rg', 'sdk1', { updateIntervalInMs: 20 });
   await assert.rejects(c.containerGroups.get('rg', 'sdk1'), (e: { statusCode?: number; code?: string }) => e.statusCode === 404 && e.code === 'ResourceNotFound');
 });

@@ -45,7 +45,9 @@ declare module 'fastify' {
 }
 
 export function buildApi(d: ApiDeps): FastifyInstance {
-  const app = Fastify({ logger: false, routerOptions: { caseSensitive: false, ignoreTrailingSlash: true }, bodyLimit: 4 * 1024 * 1024 });
+  const app = Fastify({ logger: false, routerOptions: { caseSensitive: false, ignoreTrailingSlash: true }, bodyLimit: 4 * 1024 * 1024,
+    // az's generic-resource path for `container create --file` has an empty parent path: providers/NS//type/name.
+    rewriteUrl: (req) => (req.url ?? '/').replace(/^([^?]*\/providers\/[^/?]+)\/\/+/i, '$1/') });
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });

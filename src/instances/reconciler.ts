@@ -102,7 +102,11 @@ export class GroupRunner {
       this.state.provisioningState = 'Creating';
       this.save();
     }
-    if (!this.state.sandbox) {
+    if (this.state.sandbox) {
+      // Adopting a sandbox after a restart: bind the group to its identities again (the runtime keeps
+      // serving the endpoint it was given; see the coordinator notes on re-registering it).
+      this.r.o.identityEndpointFor?.(g);
+    } else {
       try {
         const identityEndpoint = this.r.o.identityEndpointFor?.(g);
         this.state.sandbox = await runtime.createSandbox({ groupId: g.id, ports: g.spec.ipAddress?.ports ?? [], ...(identityEndpoint ? { identityEndpoint } : {}) });
