@@ -368,6 +368,27 @@ test('a puller that can check access without downloading keeps the PUT light; th
   }
 });
 
+test('a container that cannot start fails the operation (status Failed with the error); --no-wait returns at once', async () => {
+  runtime.startErrors.push('exec: "/app/run": no such file or directory');
+  const put = await arm('PUT', groupUrl('rg', 'nostart'), groupBody('r.io/app:1', { restartPolicy: 'Never' }));
+  assert.equal(put.status, 201);
+  const op = await pollOperation(put.headers.get('azure-asyncoperation')!);
+  assert.equal(op.status, 'Failed');
+  assert.equal(op.error.code, 'ContainerGroupDeploymentFailed');
+  assert.match(op.error.message, /Container 'app' failed to start: exec: "\/app\/run": no such file or directory/);
+  const g = (await arm('GET', groupUrl('rg', 'nostart'))).json;
+  assert.equal(g.properties.provisioningState, 'Failed');
+  assert.equal(g.properties.containers[0].properties.instanceView.currentState.detailStatus, 'StartError: exec: "/app/run": no such file or directory');
+  runtime.startErrors.push('exec: "/app/run": no such file or directory');
+  const cli = await b.cli(['container', 'create', '-g', 'rg', '-n', 'nostart2', '--image', 'r.io/app:1', '--restart-policy', 'Never']);
+  assert.equal(cli.code, 1);
+  assert.match(cli.stderr, /^ERROR: \(ContainerGroupDeploymentFailed\) Container 'nostart2' failed to start/);
+  const nowait = await b.cli(['container', 'create', '-g', 'rg', '-n', 'nowait1', '--image', 'r.io/app:1', '--no-wait']);
+  assert.equal(nowait.code, 0, nowait.stderr);
+  assert.equal(nowait.stdout, '');
+  assert.ok(b.containerGroups.store.find('rg', 'nowait1'));
+});
+
 test('a server without a runtime answers creates with a clear error', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
   const other = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined });
