@@ -378,7 +378,12 @@ export class ContainerGroups {
       if (g.state.provisioningState === 'Pending' || g.state.provisioningState === 'Creating') g.state.provisioningState = 'Succeeded';
       this.store.saveState(g.id, g.state);
     }
-    await this.reconciler.recover(groups);
+    try {
+      await this.reconciler.recover(groups);
+    } catch (e) {
+      // The server still starts: the groups show their last known state until the runtime answers again.
+      this.o.log.error('reconciling container groups after start failed', { error: String(e) });
+    }
   }
 
   async detach(): Promise<void> {
