@@ -198,6 +198,8 @@ export class ContainerGroups {
       }
       const hadSystem = existing?.spec.identity?.type.includes('SystemAssigned') ?? false;
       const images = await this.checkImages(spec, ids, hadSystem);
+      // The system-assigned identity exists from the moment the group does (role assignments can name it).
+      if (spec.identity?.type.includes('SystemAssigned')) this.systemPrincipal(ids);
       const state = initialState(spec.containers.map((c) => c.name));
       const pulled = new Map<string, PulledImage>();
       for (const c of spec.containers) {
