@@ -27,6 +27,8 @@ const identityEndpoints = new Map<string, NonNullable<SandboxSpec['identityEndpo
 const keychainFactory: KeychainFactory = {
   inline: (server, username, password) => ({ description: `inline credential for ${server}`, resolve: async () => ({ kind: 'basic', username, password, source: `inline (${username})` }) }),
   managedIdentity: (server, id) => ({ description: `managed identity ${id.clientId} for ${server}`, resolve: async () => ({ kind: 'refreshToken', refreshToken: 'rt', source: `managed identity ${id.clientId}` }) }),
+  vaultSecret: (server, ref) => ({ description: `vault secret for ${server}`, resolve: async () => ({ kind: 'basic', username: 'from-vault', password: 'x',
+    source: `vault secret ${typeof ref.password === 'string' ? '?' : ref.password.reference.secretName}` }) }),
 };
 
 async function tokenFor(clientId: string, secret: string): Promise<string> {
@@ -387,6 +389,24 @@ test('a container that cannot start fails the operation (status Failed with the 
   assert.equal(nowait.code, 0, nowait.stderr);
   assert.equal(nowait.stdout, '');
   assert.ok(b.containerGroups.store.find('rg', 'nowait1'));
+});
+
+test('S9: a Key Vault secret referenced by name is resolved at pull time, never copied; the caller must be able to read it', async () => {
+  const vaultId = `/subscriptions/${b.identity.ids.subscriptionId}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv1`;
+  const ref = { reference: { keyVault: { id: vaultId }, secretName: 'my_docker_credentials' } };
+  const body = groupBody('r.io/app:1', { imageRegistryCredentials: [{ server: 'r.io', password: ref }] });
+  const denied = await arm('PUT', groupUrl('rg', 'vault1'), body);
+  assert.equal(denied.status, 403, denied.text);
+  assert.match(denied.json.error.message, /cannot read the Key Vault secret 'my_docker_credentials'.*getSecret\/action.*\/vaults\/kv1\/secrets\/my_docker_credentials/);
+  const owner = b.identity.principalByAppId(JSON.parse(readFileSync(join(b.dataDir, 'owner-credential.json'), 'utf8')).clientId)!;
+  b.identity.assignRole(owner.id, findRole('Key Vault Secrets User')!, vaultId);
+  const put = await arm('PUT', groupUrl('rg', 'vault1'), body);
+  assert.equal(put.status, 201, put.text);
+  await pollOperation(put.headers.get('azure-asyncoperation')!);
+  assert.deepEqual(puller.credentials.at(-1), { reference: 'r.io/app:1', kind: 'basic', username: 'from-vault', source: 'vault secret my_docker_credentials' });
+  const g = (await arm('GET', groupUrl('rg', 'vault1'))).json;
+  assert.deepEqual(g.properties.imageRegistryCredentials, [{ server: 'r.io' }]);
+  assert.deepEqual(b.containerGroups.store.find('rg', 'vault1')!.spec.imageRegistryCredentials[0]!.password, ref, 'only the reference is stored');
 });
 
 test('a server without a runtime answers creates with a clear error', async () => {

@@ -87,6 +87,22 @@ test('leniency (AZURE-FACTS 1.9): memoryInGb, port as string, lower-case enums, 
   assert.equal(l.identity?.type, 'SystemAssigned, UserAssigned');
 });
 
+test('Key Vault secret references in place of username/password (ARM parameter-file form)', () => {
+  const vault = '/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv1';
+  const d = minimal() as any;
+  d.properties.imageRegistryCredentials = [
+    { server: 'a.io', username: { reference: { keyVault: { id: vault }, secretName: 'acr-pull-usr' } }, password: { Reference: { KeyVault: { Id: vault }, SecretName: 'acr-pull-pwd' } } },
+    { server: 'b.io', password: { reference: { keyVault: { id: vault }, secretName: 'my_docker_credentials' } } },
+  ];
+  const s = parseGroupSpec(d);
+  assert.deepEqual(s.imageRegistryCredentials[0]!.password, { reference: { keyVault: { id: vault }, secretName: 'acr-pull-pwd' } });
+  assert.equal(s.imageRegistryCredentials[1]!.username, undefined);
+  d.properties.imageRegistryCredentials = [{ server: 'a.io', password: { reference: { keyVault: { id: 'kv1' }, secretName: 'x' } } }];
+  assert.match(specError(() => parseGroupSpec(d)), /imageRegistryCredentials\[0\]\.password\.reference\.keyVault\.id 'kv1' is not a vault id/);
+  d.properties.imageRegistryCredentials = [{ server: 'a.io', password: { reference: { keyVault: { id: vault }, secretNme: 'x' } } }];
+  assert.match(specError(() => parseGroupSpec(d)), /password\.reference\.secretNme is not a known field; did you mean secretName\?/);
+});
+
 test('read-only fields from a GET are ignored, so a shown group can be sent back', () => {
   const doc = minimal() as any;
   doc.id = '/subscriptions/x/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/g1';

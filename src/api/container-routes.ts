@@ -51,7 +51,8 @@ export function registerContainerRoutes(app: FastifyInstance, d: ApiDeps, sessio
 
   app.put(`${base}/:name`, async (req, reply) => {
     const { rg, name } = params(req, A.write);
-    const { group, created, operation } = await cg.createOrUpdate(rg, name, req.body ?? {});
+    const { group, created, operation } = await cg.createOrUpdate(rg, name, req.body ?? {},
+      { canReadSecret: (secretScope) => d.identity.can(req.principal!, 'Microsoft.KeyVault/vaults/secrets/getSecret/action', secretScope, true) });
     asyncHeader(req, reply, group.location, operation);
     return reply.status(created ? 201 : 200).send(cg.resource(group));
   });

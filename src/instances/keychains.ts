@@ -4,7 +4,8 @@
 // sources themselves (InlineKeychain, ManagedIdentityKeychain, ...) come from the keychain module
 // through a KeychainFactory, so this file only decides which sources apply and in which order.
 import { MultiKeychain, type Keychain, type KeychainTarget, type RegistryCredential } from '../keychain/keychain.js';
-import type { GroupSpec } from './spec.js';
+import { isSecretRef, type GroupSpec, type SecretRef } from './spec.js';
+import { invalid } from '../platform/errors.js';
 
 /** A managed identity the group holds, as the keychain needs it. */
 export interface GroupIdentity {
@@ -20,6 +21,11 @@ export interface KeychainFactory {
   inline(server: string, username: string, password: string): Keychain;
   /** ManagedIdentityKeychain: identity token → /oauth2/exchange → registry refresh token. */
   managedIdentity(server: string, identity: GroupIdentity): Keychain;
+  /**
+   * VaultSecretKeychain: username and/or password from Key Vault secrets, read at pull time. With only
+   * a password reference, that secret's value is JSON {"username","password"}.
+   */
+  vaultSecret?(server: string, ref: { username?: string | SecretRef; password: string | SecretRef }): Keychain;
   /** Platform defaults (DockerConfigKeychain over the server's docker config, ...), tried last. */
   platformDefaults?(): Keychain[];
 }
@@ -56,7 +62,12 @@ export class ServerScopedKeychain implements Keychain {
 export function groupKeychain(spec: GroupSpec, factory: KeychainFactory, identities: (ref: string) => GroupIdentity | undefined): MultiKeychain {
   const chain: Keychain[] = [];
   for (const c of spec.imageRegistryCredentials) {
-    if (c.username !== undefined && c.password !== undefined) chain.push(new ServerScopedKeychain(c.server, factory.inline(c.server, c.username, c.password)));
+    if (typeof c.username === 'string' && typeof c.password === 'string') {
+      chain.push(new ServerScopedKeychain(c.server, factory.inline(c.server, c.username, c.password)));
+    } else if (isSecretRef(c.username) || isSecretRef(c.password)) {
+      if (!factory.vaultSecret) throw invalid('VaultNotConfigured', `imageRegistryCredentials for ${c.server} reference a Key Vault secret, but this Berth server has no vault to read it from.`);
+      chain.push(new ServerScopedKeychain(c.server, factory.vaultSecret(c.server, { ...(c.username !== undefined ? { username: c.username } : {}), password: c.password! })));
+    }
   }
   for (const c of spec.imageRegistryCredentials) {
     if (!c.identity) continue;

@@ -12,13 +12,16 @@ export type Node =
   | { t: 'object'; fields: Record<string, Node>; required?: string[]; readOnly?: string[] }
   | { t: 'array'; of: Node }
   | { t: 'map'; of: Node }
-  | { t: 'any' };
+  | { t: 'any' }
+  /** A string, or (when the value is an object) the object schema: e.g. a literal or a reference. */
+  | { t: 'stringOr'; obj: Node };
 
 export const str: Node = { t: 'string' };
 export const num = (min?: number): Node => ({ t: 'number', ...(min !== undefined ? { min } : {}) });
 export const int = (min?: number, max?: number): Node => ({ t: 'int', ...(min !== undefined ? { min } : {}), ...(max !== undefined ? { max } : {}) });
 export const bool: Node = { t: 'bool' };
 export const any: Node = { t: 'any' };
+export const stringOr = (o: Node): Node => ({ t: 'stringOr', obj: o });
 export const oneOf = (...values: string[]): Node => ({ t: 'enum', values });
 export const arr = (of: Node): Node => ({ t: 'array', of });
 export const map = (of: Node): Node => ({ t: 'map', of });
@@ -63,6 +66,8 @@ export function walk(node: Node, value: unknown, path: string, errors: string[])
   switch (node.t) {
     case 'any':
       return value;
+    case 'stringOr':
+      return walk(typeof value === 'object' && !Array.isArray(value) ? node.obj : str, value, path, errors);
     case 'string':
       if (typeof value === 'string') return value;
       if (typeof value === 'number' || typeof value === 'boolean') return String(value);

@@ -10,8 +10,8 @@ import type { ResourceGroups } from '../resources/groups.js';
 import type { ManagedIdentities } from '../identity/managed-identities.js';
 import type { WorkloadIdentities } from '../identity/workload-identity.js';
 import type { Logger } from '../platform/logger.js';
-import { conflict, invalid, notFound, resourceNotFound } from '../platform/errors.js';
-import { GROUP_TYPE, parseGroupSpec, type GroupSpec } from './spec.js';
+import { conflict, forbidden, invalid, notFound, resourceNotFound } from '../platform/errors.js';
+import { GROUP_TYPE, isSecretRef, parseGroupSpec, type GroupSpec } from './spec.js';
 import { GroupStore, type Operation, type StoredGroup } from './store.js';
 import { initialState, recordEvent } from './state.js';
 import { Reconciler, type ReconcilerOptions } from './reconciler.js';
@@ -168,7 +168,11 @@ export class ContainerGroups {
   }
 
   // ---- create / update
-  async createOrUpdate(rg: string, name: string, body: unknown): Promise<{ group: StoredGroup; created: boolean; operation: Operation }> {
+  /**
+   * `canReadSecret(scope)`: whether the caller may read a Key Vault secret the spec references (the
+   * group must not give its creator credentials the creator could not read).
+   */
+  async createOrUpdate(rg: string, name: string, body: unknown, opts: { canReadSecret?: (secretScope: string) => boolean } = {}): Promise<{ group: StoredGroup; created: boolean; operation: Operation }> {
     const reconciler = this.requireRuntime();
     const rgRec = this.o.groups.get(rg)!;
     if (!/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/.test(name)) {
@@ -179,6 +183,15 @@ export class ContainerGroups {
       throw invalid('InvalidContainerGroupSpec', `The name '${spec.name}' in the body does not match the name '${name}' in the path.`);
     }
     delete spec.name;
+    for (const c of spec.imageRegistryCredentials) {
+      for (const v of [c.username, c.password]) {
+        if (!isSecretRef(v)) continue;
+        const scope = `${v.reference.keyVault.id}/secrets/${v.reference.secretName}`;
+        if (opts.canReadSecret && !opts.canReadSecret(scope)) {
+          throw forbidden('AuthorizationFailed', `The caller cannot read the Key Vault secret '${v.reference.secretName}' that imageRegistryCredentials for ${c.server} reference: it needs the data action 'Microsoft.KeyVault/vaults/secrets/getSecret/action' over scope '${scope}' (role Key Vault Secrets User).`);
+        }
+      }
+    }
     const location = (spec.location ?? rgRec.location).toLowerCase().replace(/\s+/g, '');
     spec.location = location;
     return this.exclusive(`${rg}/${name}`, async () => {

@@ -54,6 +54,7 @@ export function groupResource(subscriptionId: string, g: StoredGroup, opts: { id
         };
       }),
       ...(s.imageRegistryCredentials.length ? { imageRegistryCredentials: s.imageRegistryCredentials.map((r) => ({
+        // A password is never returned, not even as a Key Vault reference; a username is (literal or reference).
         server: r.server, ...(r.username !== undefined ? { username: r.username } : {}), ...(r.identity ? { identity: r.identity } : {}),
         ...(r.identityUrl ? { identityUrl: r.identityUrl } : {}) })) } : {}),
       restartPolicy: s.restartPolicy,

@@ -43,7 +43,8 @@ export function splitSecrets(spec: GroupSpec): { bare: GroupSpec; secrets: Secre
       return { name: e.name, secureValue: '' };
     }) })),
     imageRegistryCredentials: spec.imageRegistryCredentials.map((r, i) => {
-      if (r.password === undefined) return r;
+      // A Key Vault reference is not a secret: it stays in the spec and is resolved at pull time.
+      if (typeof r.password !== 'string') return r;
       secrets.passwords[String(i)] = r.password;
       const { password: _p, ...rest } = r;
       return { ...rest, password: '' };
@@ -57,7 +58,7 @@ function joinSecrets(bare: GroupSpec, s: Secrets): GroupSpec {
     ...bare,
     containers: bare.containers.map((c) => ({ ...c, environmentVariables: c.environmentVariables.map((e) =>
       e.secureValue === undefined ? e : { name: e.name, secureValue: s.env[`${c.name}/${e.name}`] ?? '' }) })),
-    imageRegistryCredentials: bare.imageRegistryCredentials.map((r, i) => (r.password === undefined ? r : { ...r, password: s.passwords[String(i)] ?? '' })),
+    imageRegistryCredentials: bare.imageRegistryCredentials.map((r, i) => (typeof r.password !== 'string' ? r : { ...r, password: s.passwords[String(i)] ?? '' })),
   };
 }
 
