@@ -4,6 +4,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { startTestBerth, adminRegistry, type TestBerth } from './helpers/berth.js';
+import { RegistryService } from '../src/registry/service.js';
+import { SqliteRegistryMetadata } from '../src/storage/sqlite-registry-metadata.js';
+import { FsBlobStore } from '../src/storage/fs-blob-store.js';
 
 let b: TestBerth;
 let base: string;
@@ -301,4 +304,274 @@ test('garbage collection removes unreferenced blobs after the grace period, keep
   const r = await req('GET', `/v2/gc/blobs/${img.layers[0]}`);
   assert.equal(r.status, 200, 'a layer that a manifest references survives GC');
   assert.equal(await r.text(), 'keep-me');
+});
+
+test('a manifest reference that is neither a valid tag nor a digest is 404 MANIFEST_UNKNOWN (not 400) on GET, HEAD and DELETE', async () => {
+  await pushImage('badref', 'v1');
+  for (const ref of ['.INVALID_MANIFEST_NAME', '-dash', 'x'.repeat(129)]) {
+    let r = await req('GET', `/v2/badref/manifests/${ref}`);
+    assert.equal(r.status, 404, ref);
+    assert.equal(await errCode(r), 'MANIFEST_UNKNOWN');
+    r = await req('HEAD', `/v2/badref/manifests/${ref}`);
+    assert.equal(r.status, 404, ref);
+    r = await req('DELETE', `/v2/badref/manifests/${ref}`);
+    assert.equal(r.status, 404, ref);
+    assert.equal(await errCode(r), 'MANIFEST_UNKNOWN');
+  }
+  // In a repository that does not exist it is the repository that is unknown.
+  const r = await req('GET', '/v2/nosuchrepo/manifests/.INVALID');
+  assert.equal(r.status, 404);
+  assert.equal(await errCode(r), 'NAME_UNKNOWN');
+  // A malformed digest is still the client's error, and pushing to an invalid tag is TAG_INVALID.
+  assert.equal((await req('GET', '/v2/badref/manifests/sha256:short')).status, 400);
+  const put = await req('PUT', '/v2/badref/manifests/.bad', { body: '{}', headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } });
+  assert.equal(put.status, 400);
+  assert.equal(await errCode(put), 'TAG_INVALID');
+});
+
+test('the closing PUT of a chunked upload obeys Content-Range ordering: out of order is 416 and the session survives', async () => {
+  const data = Buffer.from('0123456789abcdefghij');
+  const d = sha256(data);
+  let r = await req('POST', '/v2/putrange/blobs/uploads/');
+  let loc = r.headers.get('location')!;
+  r = await req('PATCH', loc, { body: data.subarray(0, 10), headers: { 'Content-Range': '0-9', 'Content-Type': 'application/octet-stream' } });
+  assert.equal(r.status, 202);
+  loc = r.headers.get('location')!;
+  // Skips bytes 10-14: refused before anything is written, with where the upload stands.
+  r = await req('PUT', `${loc}?digest=${d}`, { body: data.subarray(15), headers: { 'Content-Range': `15-${data.length - 1}`, 'Content-Type': 'application/octet-stream' } });
+  assert.equal(r.status, 416);
+  assert.equal(await errCode(r), 'BLOB_UPLOAD_INVALID');
+  assert.equal(r.headers.get('range'), '0-9');
+  assert.equal(r.headers.get('location'), loc);
+  // A chunk going back to the start is refused the same way, by PATCH as by PUT.
+  r = await req('PATCH', loc, { body: data.subarray(0, 5), headers: { 'Content-Range': '0-4', 'Content-Type': 'application/octet-stream' } });
+  assert.equal(r.status, 416);
+  assert.equal(r.headers.get('location'), loc);
+  r = await req('GET', loc);
+  assert.equal(r.status, 204);
+  assert.equal(r.headers.get('range'), '0-9');
+  assert.equal((await req('HEAD', `/v2/putrange/blobs/${d}`)).status, 404, 'nothing was committed');
+  // The in-order closing chunk completes it.
+  r = await req('PUT', `${loc}?digest=${d}`, { body: data.subarray(10), headers: { 'Content-Range': `10-${data.length - 1}`, 'Content-Type': 'application/octet-stream' } });
+  assert.equal(r.status, 201);
+  r = await req('GET', `/v2/putrange/blobs/${d}`);
+  assert.deepEqual(Buffer.from(await r.arrayBuffer()), data);
+  // A Content-Range that is not <start>-<end> is refused too.
+  r = await req('POST', '/v2/putrange/blobs/uploads/');
+  r = await req('PATCH', r.headers.get('location')!, { body: 'abc', headers: { 'Content-Range': 'bytes 0-2/3', 'Content-Type': 'application/octet-stream' } });
+  assert.equal(r.status, 416);
+});
+
+test('referrers list artifactType as the manifest\'s, else its config media type; an index without one has none', async () => {
+  const img = await pushImage('reftype', 'v1');
+  const subject = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: img.digest, size: Buffer.byteLength(img.body) };
+  const cfg = JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } });
+  const cfgDigest = sha256(cfg);
+  // No artifactType, a standard OCI image config: listed with the config's media type.
+  const plain = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cfgDigest, size: Buffer.byteLength(cfg) }, layers: [], subject });
+  // An empty artifactType counts as missing.
+  const emptyType = JSON.stringify({ ...JSON.parse(plain), artifactType: '', annotations: { n: '2' } });
+  // An index with no artifactType: listed without one.
+  const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [], subject });
+  for (const [body, ct] of [[plain, 'application/vnd.oci.image.manifest.v1+json'], [emptyType, 'application/vnd.oci.image.manifest.v1+json'], [index, 'application/vnd.oci.image.index.v1+json']] as const) {
+    const r = await req('PUT', `/v2/reftype/manifests/${sha256(body)}`, { body, headers: { 'Content-Type': ct } });
+    assert.equal(r.status, 201, await r.text());
+    assert.equal(r.headers.get('oci-subject'), img.digest);
+  }
+  let r = await req('GET', `/v2/reftype/referrers/${img.digest}`);
+  const list = ((await r.json()) as { manifests: Array<{ digest: string; artifactType?: string }> }).manifests;
+  const byDigest = new Map(list.map((m) => [m.digest, m]));
+  assert.equal(list.length, 3);
+  assert.equal(byDigest.get(sha256(plain))!.artifactType, 'application/vnd.oci.image.config.v1+json');
+  assert.equal(byDigest.get(sha256(emptyType))!.artifactType, 'application/vnd.oci.image.config.v1+json');
+  assert.equal('artifactType' in byDigest.get(sha256(index))!, false);
+  r = await req('GET', `/v2/reftype/referrers/${img.digest}?artifactType=${encodeURIComponent('application/vnd.oci.image.config.v1+json')}`);
+  assert.equal(r.headers.get('oci-filters-applied'), 'artifactType');
+  assert.deepEqual(((await r.json()) as { manifests: Array<{ digest: string }> }).manifests.map((m) => m.digest).sort(), [sha256(plain), sha256(emptyType)].sort());
+  // A row stored by an older Berth (no artifactType kept for a standard config) is listed the same way.
+  b.db.prepare('UPDATE manifests SET artifact_type = NULL WHERE digest = ?').run(sha256(plain));
+  r = await req('GET', `/v2/reftype/referrers/${img.digest}?artifactType=${encodeURIComponent('application/vnd.oci.image.config.v1+json')}`);
+  assert.deepEqual(((await r.json()) as { manifests: Array<{ digest: string; artifactType: string }> }).manifests.map((m) => [m.digest, m.artifactType]).sort(),
+    [sha256(plain), sha256(emptyType)].sort().map((d) => [d, 'application/vnd.oci.image.config.v1+json']));
+});
+
+test('non-distributable layers with URLs need not be pushed; without a URL they are ordinary blobs', async () => {
+  const cfg = await pushBlob('foreign', JSON.stringify({ architecture: 'amd64', os: 'windows', rootfs: { type: 'layers', diff_ids: [] } }));
+  const local = await pushBlob('foreign', 'local-layer');
+  const ext = (mediaType: string, seed: string, urls?: string[]) => ({ mediaType, digest: sha256(seed), size: 12345, ...(urls ? { urls } : {}) });
+  const manifest = (layers: object[]) => JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cfg, size: Buffer.byteLength(JSON.stringify({ architecture: 'amd64', os: 'windows', rootfs: { type: 'layers', diff_ids: [] } })) },
+    layers: [...layers, { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: local, size: Buffer.byteLength('local-layer') }],
+  });
+  const body = manifest([
+    ext('application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', 'nd1', ['https://store.example.com/blobs/nd1']),
+    ext('application/vnd.oci.image.layer.nondistributable.v1.tar', 'nd2', ['https://store.example.com/blobs/nd2']),
+    ext('application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', 'nd3', ['http://mirror.example.com/nd3']),
+  ]);
+  let r = await req('PUT', '/v2/foreign/manifests/win', { body, headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } });
+  assert.equal(r.status, 201, await r.text());
+  r = await req('GET', '/v2/foreign/manifests/win', { headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  assert.equal(r.status, 200);
+  assert.equal(await r.text(), body);
+  r = await req('HEAD', `/v2/foreign/manifests/${sha256(body)}`);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('content-length'), String(Buffer.byteLength(body)));
+  assert.equal((await req('HEAD', `/v2/foreign/blobs/${sha256('nd1')}`)).status, 404, 'the registry still does not hold the external layer');
+  // Without a URL (or with one that is not http/https), or as an ordinary layer with URLs, the blob must be pushed.
+  for (const layer of [
+    ext('application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', 'nd4'),
+    ext('application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', 'nd5', ['file:///etc/passwd']),
+    ext('application/vnd.oci.image.layer.v1.tar+gzip', 'nd6', ['https://store.example.com/blobs/nd6']),
+  ]) {
+    r = await req('PUT', '/v2/foreign/manifests/broken', { body: manifest([layer]), headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } });
+    assert.equal(r.status, 400);
+    assert.equal(await errCode(r), 'MANIFEST_BLOB_UNKNOWN');
+  }
+});
+
+test('manifest Accept negotiation: by tag the stored type must be acceptable; wildcards, no Accept and digests always are', async () => {
+  const img = await pushImage('accept', 'oci');
+  const oci = 'application/vnd.oci.image.manifest.v1+json';
+  const dockerOnly = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json';
+  for (const method of ['GET', 'HEAD']) {
+    let r = await req(method, '/v2/accept/manifests/oci', { headers: { Accept: dockerOnly } });
+    assert.equal(r.status, 404, `${method} with a Docker-only Accept`);
+    if (method === 'GET') {
+      const e = ((await r.json()) as { errors: Array<{ code: string; message: string }> }).errors[0]!;
+      assert.equal(e.code, 'MANIFEST_UNKNOWN');
+      assert.match(e.message, /application\/vnd\.oci\.image\.manifest\.v1\+json.*Accept/);
+    }
+    // q=0 means "not this one".
+    r = await req(method, '/v2/accept/manifests/oci', { headers: { Accept: `${oci};q=0, application/vnd.oci.image.index.v1+json` } });
+    assert.equal(r.status, 404);
+    // Everything a real client sends, in one header or several, with parameters.
+    for (const accept of [
+      undefined, '*/*', 'application/json', 'application/*',
+      `${oci}`, `${dockerOnly}, ${oci};q=0.5`,
+      // skopeo / podman (containers/image)
+      `${oci}, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v1+prettyjws, application/vnd.docker.distribution.manifest.v1+json`,
+      // containerd / docker pull
+      `application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, */*`,
+    ]) {
+      r = await req(method, '/v2/accept/manifests/oci', accept === undefined ? {} : { headers: { Accept: accept } });
+      assert.equal(r.status, 200, `${method} Accept: ${accept}`);
+      assert.equal(r.headers.get('content-type'), oci);
+    }
+    // By digest the client named exact content: served whatever Accept says.
+    r = await req(method, `/v2/accept/manifests/${img.digest}`, { headers: { Accept: dockerOnly } });
+    assert.equal(r.status, 200);
+  }
+});
+
+test('tag query parameters on a manifest push by digest tag it too, answered with OCI-Tag', async () => {
+  const img = await pushImage('tagparam', 'base');
+  let r = await req('PUT', `/v2/tagparam/manifests/${img.digest}?tag=1.2.3&tag=1.2&tag=latest&tag=1.2`, { body: img.body, headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } });
+  assert.equal(r.status, 201);
+  assert.equal(r.headers.get('oci-tag'), '1.2.3, 1.2, latest');
+  r = await req('GET', '/v2/tagparam/tags/list');
+  assert.deepEqual(((await r.json()) as { tags: string[] }).tags, ['1.2', '1.2.3', 'base', 'latest']);
+  r = await req('HEAD', '/v2/tagparam/manifests/1.2.3');
+  assert.equal(r.headers.get('docker-content-digest'), img.digest);
+  // One invalid tag refuses the whole push; nothing is tagged.
+  r = await req('PUT', `/v2/tagparam/manifests/${img.digest}?tag=ok&tag=.bad`, { body: img.body, headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } });
+  assert.equal(r.status, 400);
+  assert.equal(await errCode(r), 'TAG_INVALID');
+  assert.equal((await req('HEAD', '/v2/tagparam/manifests/ok')).status, 404);
+  // A push without tag parameters has no OCI-Tag header.
+  r = await req('PUT', `/v2/tagparam/manifests/${img.digest}`, { body: img.body, headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } });
+  assert.equal(r.status, 201);
+  assert.equal(r.headers.get('oci-tag'), null);
+});
+
+test('garbage collection marks once and re-checks each candidate with an indexed look-up, not a full re-mark', async () => {
+  const kept = (await pushImage('gc2', 'v1', ['still-referenced'])).layers[0]!;
+  const orphans = [];
+  for (let i = 0; i < 5; i++) {
+    const d = await pushBlob('gc2', `orphan-${i}`);
+    assert.equal((await req('DELETE', `/v2/gc2/blobs/${d}`)).status, 202);
+    orphans.push(d);
+  }
+  const meta = new SqliteRegistryMetadata(b.db);
+  assert.equal(await meta.isReferenced(kept), true);
+  assert.equal(await meta.isReferenced(orphans[0]!), false);
+  const calls = { referencedDigests: 0, isReferenced: 0 };
+  const counting = new Proxy(meta, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (prop === 'referencedDigests' || prop === 'isReferenced') {
+        return (...args: unknown[]) => { calls[prop]++; return (v as (...a: unknown[]) => unknown).apply(target, args); };
+      }
+      return v;
+    },
+  });
+  const blobs = new FsBlobStore(b.dataDir);
+  await blobs.init();
+  const gc = new RegistryService(counting, blobs);
+  const rep = await gc.collectGarbage(Date.now() + 2 * 3600_000);
+  assert.ok(rep.blobsDeleted >= orphans.length);
+  assert.equal(calls.referencedDigests, 1);
+  assert.equal(calls.isReferenced, rep.blobsDeleted, 'one look-up per blob about to be deleted');
+  for (const d of orphans) assert.equal(await blobs.stat(d as never), undefined);
+  const r = await req('GET', `/v2/gc2/blobs/${kept}`);
+  assert.equal(r.status, 200);
+  assert.equal(await r.text(), 'still-referenced');
+});
+
+test('remaining corners of the API: open and suffix ranges, mount without from, digest mismatch on the closing PUT, OCI index, catalog last, DENIED', async () => {
+  const data = Buffer.from('0123456789');
+  const d = await pushBlob('corners', data);
+  let r = await req('GET', `/v2/corners/blobs/${d}`, { headers: { Range: 'bytes=7-' } });
+  assert.equal(r.status, 206);
+  assert.equal(r.headers.get('content-range'), 'bytes 7-9/10');
+  assert.equal(await r.text(), '789');
+  r = await req('GET', `/v2/corners/blobs/${d}`, { headers: { Range: 'bytes=-4' } });
+  assert.equal(r.status, 206);
+  assert.equal(await r.text(), '6789');
+  r = await req('GET', `/v2/corners/blobs/${d}`, { headers: { Range: 'bytes=5-100' } });
+  assert.equal(r.status, 206, 'an end past the blob is cut to its size');
+  assert.equal(r.headers.get('content-range'), 'bytes 5-9/10');
+  // mount without "from": Berth finds the blob in a repository the caller can read
+  r = await req('POST', `/v2/corners-dst/blobs/uploads/?mount=${d}`);
+  assert.equal(r.status, 201);
+  assert.equal(r.headers.get('docker-content-digest'), d);
+  assert.equal((await req('HEAD', `/v2/corners-dst/blobs/${d}`)).status, 200);
+  // a chunked upload whose content does not match the digest of its closing PUT
+  r = await req('POST', '/v2/corners/blobs/uploads/');
+  r = await req('PATCH', r.headers.get('location')!, { body: 'abc', headers: { 'Content-Range': '0-2', 'Content-Type': 'application/octet-stream' } });
+  const loc = r.headers.get('location')!;
+  r = await req('PUT', `${loc}?digest=${sha256('abd')}`);
+  assert.equal(r.status, 400);
+  assert.equal(await errCode(r), 'DIGEST_INVALID');
+  assert.equal((await req('HEAD', `/v2/corners/blobs/${sha256('abd')}`)).status, 404);
+  r = await req('PUT', `${loc}?digest=${sha256('abc')}`);
+  assert.equal(r.status, 404, 'the refused upload is gone');
+  assert.equal(await errCode(r), 'BLOB_UPLOAD_UNKNOWN');
+  // an OCI index over an image, by tag and by digest
+  const img = await pushImage('corners', 'amd64');
+  const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [
+    { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: img.digest, size: Buffer.byteLength(img.body), platform: { architecture: 'amd64', os: 'linux' } }] });
+  r = await req('PUT', '/v2/corners/manifests/multi', { body: index, headers: { 'Content-Type': 'application/vnd.oci.image.index.v1+json' } });
+  assert.equal(r.status, 201);
+  assert.equal(r.headers.get('location'), `/v2/corners/manifests/${sha256(index)}`);
+  r = await req('GET', '/v2/corners/manifests/multi', { headers: { Accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json' } });
+  assert.equal(r.headers.get('content-type'), 'application/vnd.oci.image.index.v1+json');
+  assert.equal(r.headers.get('docker-content-digest'), sha256(index));
+  assert.equal(await r.text(), index);
+  // the catalog resumes after "last"
+  r = await req('GET', '/v2/_catalog');
+  const all = ((await r.json()) as { repositories: string[] }).repositories;
+  r = await req('GET', `/v2/_catalog?last=${encodeURIComponent(all[0]!)}`);
+  assert.deepEqual(((await r.json()) as { repositories: string[] }).repositories, all.slice(1));
+  // a pull-only repository token may read but is DENIED a push
+  const reg = b.registries.get('rg', 'testreg01');
+  b.repoTokens.createOrUpdateToken(reg, 'pullonly', { scopeMap: '_repositories_pull' });
+  const pw = (await b.repoTokens.generateCredentials(reg, 'pullonly', { name: 'password1' })).passwords[0]!.value;
+  const tokenAuth = 'Basic ' + Buffer.from(`pullonly:${pw}`).toString('base64');
+  r = await fetch(`${base}/v2/corners/manifests/multi`, { headers: { Authorization: tokenAuth } });
+  assert.equal(r.status, 200);
+  r = await fetch(`${base}/v2/corners/blobs/uploads/`, { method: 'POST', headers: { Authorization: tokenAuth } });
+  assert.equal(r.status, 403);
+  assert.equal(await errCode(r), 'DENIED');
 });

@@ -17,6 +17,8 @@ import type { WorkloadIdentities } from '../identity/workload-identity.js';
 import { registerIdentityRoutes, registerWorkloadIdentityRoutes } from './identity-routes.js';
 import { registerRegistryAccessRoutes } from './registry-access-routes.js';
 import { requirePermission, checkSub } from './common.js';
+import { registerVaultRoutes } from './vault-routes.js';
+import type { Vaults } from '../vault/vaults.js';
 import type { ContainerGroups } from '../instances/service.js';
 import { registerContainerRoutes, registerExecSessionRoutes, type ExecSession } from './container-routes.js';
 
@@ -30,6 +32,7 @@ export interface ApiDeps {
   applications: Applications;
   managedIdentities: ManagedIdentities;
   workloads: WorkloadIdentities;
+  vaults: Vaults;
   containerGroups: ContainerGroups;
   log: Logger;
   /** Base URL clients reach this server at (for issuer and discovery documents). */
@@ -140,6 +143,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     registerArmRoutes(scope, d);
     registerRegistryAccessRoutes(scope, d);
     registerIdentityRoutes(scope, d);
+    registerVaultRoutes(scope, d);
     registerContainerRoutes(scope, d, execSessions);
   };
   void app.register(arm);
@@ -184,6 +188,7 @@ function registerArmRoutes(app: FastifyInstance, d: ApiDeps): void {
     const g = d.groups.get(rg, false);
     if (!g) return reply.status(204).send();
     for (const r of d.registries.list(g.name)) await d.registries.delete(g.name, r.name);
+    for (const v of d.vaults.list(g.name)) await d.vaults.delete(g.name, v.name);
     for (const c of d.containerGroups.list(g.name)) await d.containerGroups.delete(g.name, c.name);
     d.groups.delete(g.name);
     return reply.status(200).send();

@@ -12,12 +12,16 @@ import { registerAdCommands } from './commands/ad.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerRoleCommands } from './commands/role.js';
 import { registerLoginCommands } from './commands/login.js';
+import { registerKeyvaultCommands } from './commands/keyvault.js';
+import { registerVaultAdminCommands } from './commands/vault-admin.js';
 import { registerContainerCommands } from './commands/container.js';
 
 export function buildProgram(): Command {
   const program = new Command('berth')
     .description('Berth: run container groups from private registries. Commands mirror az.')
-    .version('0.1.0');
+    .version('0.1.0')
+    // Root options only before the subcommand, so that subcommands can have their own --version (az keyvault secret show --version).
+    .enablePositionalOptions();
   let client: ArmClient | undefined;
   const getClient = () => (client ??= new ArmClient(resolveContext()));
   registerServeCommand(program);
@@ -29,6 +33,8 @@ export function buildProgram(): Command {
   registerIdentityCommands(program, getClient);
   registerRoleCommands(program, getClient);
   registerLoginCommands(program, getClient);
+  registerKeyvaultCommands(program, getClient);
+  registerVaultAdminCommands(program);
   registerContainerCommands(program, getClient);
   return program;
 }

@@ -27,7 +27,11 @@ export class RegistryClient {
   private readonly tokens = new Map<string, string>();
   private basicOnly = false;
 
-  constructor(readonly loginServer: string, private readonly credential: RegistryCredential, opts: { scheme?: 'http' | 'https' } = {}) {
+  private readonly realmHosts: string[];
+
+  /** `realmHosts`: token realms on other hosts (`host:port`) that may also receive the credentials. */
+  constructor(readonly loginServer: string, private readonly credential: RegistryCredential, opts: { scheme?: 'http' | 'https'; realmHosts?: string[] } = {}) {
+    this.realmHosts = opts.realmHosts ?? [];
     const scheme = opts.scheme ?? (/^(localhost|127\.|\[::1\])/.test(loginServer) ? 'http' : 'https');
     this.base = `${scheme}://${loginServer}`;
   }
@@ -77,7 +81,7 @@ export class RegistryClient {
     } catch {
       throw new RegistryHttpError(401, 'UNAUTHORIZED', `${this.loginServer} sent an invalid token realm`);
     }
-    const sameHost = realmUrl.host === new URL(this.base).host;
+    const sameHost = realmUrl.host === new URL(this.base).host || this.realmHosts.includes(realmUrl.host);
     let res;
     if (this.credential.kind === 'refreshToken') {
       res = await request(realmUrl.toString(), {

@@ -13,7 +13,22 @@ export type RegistryCredential =
    * An OAuth2 refresh token for the registry's token endpoint (docker config `identitytoken`, or the
    * result of ACR's `/oauth2/exchange`). Sent as `grant_type=refresh_token` to the challenge realm.
    */
-  | { kind: 'refreshToken'; refreshToken: string; username?: string; source: string; expiresAt?: Date };
+  | { kind: 'refreshToken'; refreshToken: string; username?: string; source: string; expiresAt?: Date }
+  /**
+   * A bearer token for the registry itself (docker config `registrytoken`): sent as
+   * `Authorization: Bearer` to the registry, never to a token realm.
+   */
+  | { kind: 'registryToken'; token: string; source: string; expiresAt?: Date };
+
+/** What a diagnosis may say about a credential: its kind, user and source, never the secret. */
+export function describeCredential(c: RegistryCredential): string {
+  switch (c.kind) {
+    case 'anonymous': return 'no credentials (anonymous)';
+    case 'basic': return `user ${c.username} from ${c.source}`;
+    case 'refreshToken': return `a refresh token${c.username ? ` for ${c.username}` : ''} from ${c.source}`;
+    case 'registryToken': return `a registry token from ${c.source}`;
+  }
+}
 
 export interface KeychainTarget {
   /** Registry host as written in references: `localhost:5000`, `docker.io`, `myreg.azurecr.io`. */

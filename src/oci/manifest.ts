@@ -1,7 +1,7 @@
 // Parsing and validation of image manifests and indexes (OCI and Docker schema 2). Pure: no I/O.
 import { RegistryError } from './errors.js';
 import { parseDigest, type Digest } from './digest.js';
-import { MediaTypes, isIndexMediaType, isManifestMediaType } from './media-types.js';
+import { MediaTypes, isIndexMediaType, isManifestMediaType, isNondistributableMediaType } from './media-types.js';
 
 export interface Descriptor {
   mediaType: string;
@@ -93,7 +93,7 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
   if (doc.schemaVersion !== 2) invalid('manifest schemaVersion must be 2');
 
   const out: ParsedManifest = { mediaType, blobs: [], manifests: [] };
-  if (typeof doc.artifactType === 'string') out.artifactType = doc.artifactType;
+  if (typeof doc.artifactType === 'string' && doc.artifactType !== '') out.artifactType = doc.artifactType;
   if (isObject(doc.annotations)) out.annotations = doc.annotations as Record<string, string>;
   if (doc.subject !== undefined) out.subject = parseDescriptor(doc.subject, 'subject');
 
@@ -106,7 +106,15 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
     const layers = doc.layers ?? [];
     if (!Array.isArray(layers)) invalid('"layers" must be an array');
     const ls = layers.map((l, i) => parseDescriptor(l, `layers[${i}]`));
-    out.blobs = [out.config, ...ls.filter((l) => !(l.urls && l.urls.length && l.mediaType === MediaTypes.dockerLayerForeign))];
+    out.blobs = [out.config, ...ls.filter((l) => !isExternalLayer(l))];
   }
   return out;
+}
+
+/**
+ * A non-distributable (foreign) layer that names where to download it: clients fetch it from its URLs, so
+ * the registry does not require it to have been pushed. Without an http(s) URL it is an ordinary blob.
+ */
+export function isExternalLayer(l: Descriptor): boolean {
+  return isNondistributableMediaType(l.mediaType) && (l.urls ?? []).some((u) => /^https?:\/\/[^/]/i.test(u));
 }

@@ -11,6 +11,7 @@ export const MediaTypes = {
   dockerConfig: 'application/vnd.docker.container.image.v1+json',
   dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
   dockerLayerForeign: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+  ociLayerNondistributable: 'application/vnd.oci.image.layer.nondistributable.v1.tar',
 } as const;
 
 export const MANIFEST_MEDIA_TYPES: readonly string[] = [
@@ -26,4 +27,9 @@ export function isIndexMediaType(mt: string): boolean {
 
 export function isManifestMediaType(mt: string): boolean {
   return MANIFEST_MEDIA_TYPES.includes(mt);
+}
+
+/** Layers that may not be redistributed: Docker's foreign layers and OCI's (deprecated) nondistributable ones. */
+export function isNondistributableMediaType(mt: string): boolean {
+  return mt === MediaTypes.dockerLayerForeign || mt.startsWith(MediaTypes.ociLayerNondistributable);
 }

@@ -5,7 +5,10 @@ import { mkdir, rm } from 'node:fs/promises';
 import { openDatabase, type Db } from '../storage/sqlite.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { SqliteRegistryMetadata } from '../storage/sqlite-registry-metadata.js';
-import { Sealer } from '../storage/sealer.js';
+import { loadKek, rotateKek } from '../storage/kek.js';
+import { Vaults } from '../vault/vaults.js';
+import { Secrets } from '../vault/secrets.js';
+import { VaultHttp } from '../vault/http.js';
 import { TokenService } from '../identity/token-service.js';
 import { IdentityService } from '../identity/service.js';
 import { ResourceGroups } from '../resources/groups.js';
@@ -18,7 +21,7 @@ import { ManagedIdentities } from '../identity/managed-identities.js';
 import { WorkloadIdentities } from '../identity/workload-identity.js';
 import { RegistryHttp } from '../registry/http/server.js';
 import { buildApi } from '../api/server.js';
-import { RegistryListeners, freeLoopbackPort } from './listeners.js';
+import { PortListeners, RegistryListeners, freeLoopbackPort } from './listeners.js';
 import { dataPaths } from './data-dir.js';
 import { writeFileAtomic } from './fs-atomic.js';
 import { createLogger, type Level, type Logger } from './logger.js';
@@ -60,6 +63,10 @@ export interface RunningBerth {
   managedIdentities: ManagedIdentities;
   workloads: WorkloadIdentities;
   containerGroups: ContainerGroups;
+  vaults: Vaults;
+  secrets: Secrets;
+  /** Re-seals every sealed value under a new key-encryption key (see src/storage/kek.ts). */
+  rotateKek(): Promise<{ keyId: string; resealed: number }>;
   stop(): Promise<void>;
 }
 
@@ -71,7 +78,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const db = openDatabase(paths.db);
   const blobs = new FsBlobStore(o.dataDir);
   await blobs.init();
-  const sealer = await Sealer.load(paths.kek);
+  const sealer = await loadKek(db, paths.kek);
   const tokens = await TokenService.load(paths.signingKey);
   const ids = IdentityService.platformIds(db);
   let baseUrl = '';
@@ -88,12 +95,20 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const registryHttp = new RegistryHttp({ registries, service: registryService, auth, log });
   const listeners = new RegistryListeners(registries, registryHttp, host, log);
   registries.onChange({ opened: (r) => listeners.open(r), closed: (r) => listeners.close(r) });
+  // Every vault's data plane on a loopback port of its own (the SDK wants /secrets/... at the path root).
+  // The scheme comes from here only.
+  const dataPlaneScheme = 'http';
+  const vaults = new Vaults(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host), (p) => `${dataPlaneScheme}://localhost:${p}/`);
+  const secrets = new Secrets(db, vaults);
+  const vaultHttp = new VaultHttp({ vaults, secrets, identity, log, identityBase: () => baseUrl });
+  const vaultListeners = new PortListeners('vault', (p) => (req, res) => void vaultHttp.handle(req, res, vaults.byPort(p)), host, log);
+  vaults.onChange({ opened: (v) => vaultListeners.open(v, vaults.vaultUri(v)), closed: (v) => vaultListeners.close(v) });
 
   const containerGroups = new ContainerGroups({ db, subscriptionId: ids.subscriptionId, tenantId: ids.tenantId, sealer, groups, managedIdentities, workloads, log,
     ...(o.runtime ? { runtime: o.runtime } : {}), ...(o.puller ? { puller: o.puller } : {}), ...(o.keychainFactory ? { keychainFactory: o.keychainFactory } : {}),
     ...(o.reconciler ? { reconciler: o.reconciler } : {}) });
 
-  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, containerGroups, log, baseUrl: () => baseUrl });
+  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, containerGroups, log, baseUrl: () => baseUrl });
   await api.listen({ port: o.port, host });
   const port = (api.server.address() as { port: number }).port;
   baseUrl = `http://${host}:${port}`;
@@ -102,6 +117,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   if (cred) await writeFileAtomic(paths.ownerCredential, JSON.stringify(cred, null, 2) + '\n', 0o600);
 
   for (const r of registries.list()) await listeners.open(r);
+  for (const v of vaults.list()) await vaultListeners.open(v, vaults.vaultUri(v));
   await containerGroups.recover();
   await writeFileAtomic(paths.serverInfo, JSON.stringify({ url: baseUrl, pid: process.pid }) + '\n', 0o644);
 
@@ -116,11 +132,13 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   }
 
   return {
-    url: baseUrl, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, containerGroups,
+    url: baseUrl, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, vaults, secrets, containerGroups,
+    rotateKek: () => rotateKek(db, paths.kek, sealer),
     async stop() {
       if (timer) clearInterval(timer);
       await containerGroups.detach();
       await listeners.closeAll();
+      await vaultListeners.closeAll();
       await api.close();
       db.close();
       await rm(paths.serverInfo, { force: true });

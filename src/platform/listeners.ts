@@ -1,5 +1,5 @@
 // One loopback listener per registry: each registry's login server is localhost:<its own port>.
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import type { RegistryRecord, Registries } from '../registry/registries.js';
 import type { RegistryHttp } from '../registry/http/server.js';
@@ -60,4 +60,43 @@ function closeServer(s: Server): Promise<void> {
     s.close(() => resolveClose());
     s.closeAllConnections();
   });
+}
+
+/**
+ * One loopback listener per resource of some kind (vaults), keyed by resource id; `handler(port)` serves
+ * every request arriving on that port.
+ */
+export class PortListeners<R extends { id: string; name: string; port: number }> {
+  private readonly servers = new Map<string, Server>();
+
+  constructor(private readonly kind: string, private readonly handler: (port: number) => RequestListener,
+    private readonly host: string, private readonly log: Logger) {}
+
+  async open(r: R, url: string): Promise<void> {
+    if (this.servers.has(r.id)) return;
+    const server = createServer({ keepAlive: true }, this.handler(r.port));
+    await new Promise<void>((resolveListen, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) => {
+        reject(e.code === 'EADDRINUSE'
+          ? new Error(`${this.kind} ${r.name} cannot listen on ${this.host}:${r.port}: the port is in use by another program. Stop that program, or delete and recreate the ${this.kind} to get a new port.`)
+          : e);
+      });
+      server.listen(r.port, this.host, () => resolveListen());
+    });
+    this.servers.set(r.id, server);
+    this.log.info(`${this.kind} listening`, { [this.kind]: r.name, url });
+  }
+
+  async close(r: R): Promise<void> {
+    const s = this.servers.get(r.id);
+    if (!s) return;
+    this.servers.delete(r.id);
+    await closeServer(s);
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.servers.values()];
+    this.servers.clear();
+    await Promise.all(all.map(closeServer));
+  }
 }

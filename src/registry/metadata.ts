@@ -66,8 +66,8 @@ export interface RegistryMetadataStore {
   deleteUpload(id: string): Promise<void>;
 
   getManifest(registryId: string, repo: string, digest: Digest): Promise<ManifestRecord | undefined>;
-  /** Stores a manifest (and its repository) and, if `tag` is given, points the tag at it; one transaction. */
-  putManifest(registryId: string, repo: string, m: NewManifest, tag?: string): Promise<void>;
+  /** Stores a manifest (and its repository) and points the given tag(s) at it; one transaction. */
+  putManifest(registryId: string, repo: string, m: NewManifest, tag?: string | readonly string[]): Promise<void>;
   deleteManifest(registryId: string, repo: string, digest: Digest): Promise<boolean>;
   /** Manifests in the repository that reference `digest` as a child (an index listing it). */
   manifestParents(registryId: string, repo: string, digest: Digest): Promise<Digest[]>;
@@ -84,6 +84,8 @@ export interface RegistryMetadataStore {
 
   /** Every digest that some manifest or repository link references, across all registries (GC mark). */
   referencedDigests(): Promise<Set<string>>;
+  /** Whether one digest is referenced as `referencedDigests` would say, by indexed look-ups (GC re-check). */
+  isReferenced(digest: string): Promise<boolean>;
   /** Drops repository links to blobs no manifest references and that were linked before `before`. */
   pruneUnreferencedLinks(before: string): Promise<number>;
   /** Upload sessions created before `before`. */

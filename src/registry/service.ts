@@ -126,16 +126,19 @@ export class RegistryService {
     }
   }
 
-  /** Finishes an upload: appends the optional last chunk, verifies the digest, links the blob. */
+  /**
+   * Finishes an upload: appends the optional last chunk (whose Content-Range, if sent, is held to the same
+   * ordering rule as a PATCH), verifies the digest, links the blob.
+   */
   async completeUpload(registryId: string, repo: string, id: string, digestStr: string | undefined,
-    body?: Readable, contentLength?: number): Promise<{ digest: Digest; size: number }> {
+    body?: Readable, contentLength?: number, range?: { start: number; end: number }): Promise<{ digest: Digest; size: number }> {
     const size = await this.checkUpload(registryId, repo, id);
     if (!digestStr) {
       throw new RegistryError('DIGEST_INVALID', 'the "digest" query parameter is required to complete an upload');
     }
     const digest = parseRefDigest(digestStr);
-    if (body && (contentLength === undefined || contentLength > 0)) {
-      await this.appendChunk(registryId, repo, id, body, undefined, contentLength);
+    if (range || (body && (contentLength === undefined || contentLength > 0))) {
+      await this.appendChunk(registryId, repo, id, body ?? ReadableStream.from([]), range, contentLength);
     }
     let info;
     try {
@@ -187,6 +190,9 @@ export class RegistryService {
       const t = await this.meta.resolveTag(registryId, repo, reference);
       if (!t) throw await this.manifestUnknown(registryId, repo, reference);
       digest = t.digest;
+    } else if (!reference.includes(':')) {
+      // Not a tag any push could have made, and not a digest: no such manifest (the spec's 404).
+      throw await this.manifestUnknown(registryId, repo, reference);
     } else {
       digest = parseRefDigest(reference);
     }
@@ -203,13 +209,19 @@ export class RegistryService {
 
   async getManifest(registryId: string, repo: string, reference: string): Promise<ManifestHandle> {
     const record = await this.resolve(registryId, repo, reference);
-    const chunks: Buffer[] = [];
-    for await (const c of this.blobs.open(record.digest)) chunks.push(c as Buffer);
-    return { record, body: Buffer.concat(chunks) };
+    return { record, body: await this.readSmall(record.digest) };
   }
 
+  /**
+   * Stores a manifest pushed to `reference` (a tag or its digest). `extraTags` are the spec's optional `tag`
+   * query parameters of a push: each is pointed at the manifest too, in the same transaction.
+   */
   async putManifest(registryId: string, repo: string, reference: string, body: Buffer,
-    contentType: string | undefined): Promise<{ digest: Digest; subject?: Digest }> {
+    contentType: string | undefined, extraTags: readonly string[] = []): Promise<{ digest: Digest; subject?: Digest }> {
+    const bad = extraTags.find((t) => !isTag(t));
+    if (bad !== undefined) {
+      throw new RegistryError('TAG_INVALID', `tag parameter "${bad.slice(0, 200)}" is not a valid tag: use up to 128 of [A-Za-z0-9_.-], not starting with . or -`, { tag: bad.slice(0, 200) });
+    }
     let tag: string | undefined;
     let digest: Digest;
     if (isTag(reference)) {
@@ -246,9 +258,8 @@ export class RegistryService {
     let platform: { os: string; architecture: string } | undefined;
     let artifactType = parsed.artifactType;
     if (parsed.config && !isIndexMediaType(parsed.mediaType)) {
-      if (!artifactType && parsed.config.mediaType !== MediaTypes.ociConfig && parsed.config.mediaType !== MediaTypes.dockerConfig) {
-        artifactType = parsed.config.mediaType;
-      }
+      // What the referrers API lists: the manifest's own artifactType, else its config's media type.
+      artifactType ??= parsed.config.mediaType;
       if (parsed.config.mediaType === MediaTypes.ociConfig || parsed.config.mediaType === MediaTypes.dockerConfig) {
         platform = await this.readPlatform(parsed.config.digest, parsed.config.size);
       }
@@ -262,21 +273,26 @@ export class RegistryService {
       ...(platform ? { platform } : {}),
       imageSize,
       children: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
-    }, tag);
+    }, [...new Set([...(tag === undefined ? [] : [tag]), ...extraTags])]);
     return parsed.subject ? { digest, subject: parsed.subject.digest } : { digest };
   }
 
   private async readPlatform(config: Digest, size: number): Promise<{ os: string; architecture: string } | undefined> {
     if (size > 1024 * 1024) return undefined;
     try {
-      const chunks: Buffer[] = [];
-      for await (const c of this.blobs.open(config)) chunks.push(c as Buffer);
-      const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { os?: unknown; architecture?: unknown };
+      const doc = JSON.parse((await this.readSmall(config)).toString('utf8')) as { os?: unknown; architecture?: unknown };
       if (typeof doc.os === 'string' && typeof doc.architecture === 'string') return { os: doc.os, architecture: doc.architecture };
     } catch {
       // A config that is not JSON is an artifact's business, not ours.
     }
     return undefined;
+  }
+
+  /** Reads small stored content (a manifest or a config) whole; callers bound its size. */
+  private async readSmall(digest: Digest): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of this.blobs.open(digest)) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
   }
 
   /** Stores small in-memory content (a manifest) in the blob store. */
@@ -294,8 +310,8 @@ export class RegistryService {
   }
 
   async deleteManifest(registryId: string, repo: string, reference: string): Promise<void> {
-    if (isTag(reference)) {
-      if (!(await this.meta.deleteTag(registryId, repo, reference))) throw await this.manifestUnknown(registryId, repo, reference);
+    if (isTag(reference) || !reference.includes(':')) {
+      if (!isTag(reference) || !(await this.meta.deleteTag(registryId, repo, reference))) throw await this.manifestUnknown(registryId, repo, reference);
       return;
     }
     const digest = parseRefDigest(reference);
@@ -319,6 +335,8 @@ export class RegistryService {
   async referrers(registryId: string, repo: string, subjectStr: string, artifactType?: string): Promise<object> {
     const subject = parseRefDigest(subjectStr);
     let rows = await this.meta.referrers(registryId, repo, subject);
+    // Image manifests stored before the artifactType fallback existed: take their config's media type now.
+    rows = await Promise.all(rows.map(async (r) => (r.artifactType || isIndexMediaType(r.mediaType) ? r : { ...r, ...(await this.configArtifactType(r.digest)) })));
     if (artifactType) rows = rows.filter((r) => r.artifactType === artifactType);
     return {
       schemaVersion: 2,
@@ -329,6 +347,15 @@ export class RegistryService {
         ...(r.annotations ? { annotations: r.annotations } : {}),
       })),
     };
+  }
+
+  private async configArtifactType(manifest: Digest): Promise<{ artifactType?: string }> {
+    try {
+      const mt = parseManifest(await this.readSmall(manifest), undefined).config?.mediaType;
+      return mt ? { artifactType: mt } : {};
+    } catch {
+      return {};
+    }
   }
 
   // ---- ACR metadata
@@ -375,7 +402,7 @@ export class RegistryService {
       const info = await this.blobs.stat(d);
       if (!info || info.modifiedAt > now - this.gcGraceMs) continue;
       // Re-check just before deleting: a push may have linked it since the mark.
-      if ((await this.meta.referencedDigests()).has(d)) continue;
+      if (await this.meta.isReferenced(d)) continue;
       await this.blobs.delete(d);
       report.blobsDeleted++;
       report.bytesFreed += info.size;

@@ -1,12 +1,28 @@
 // Seals small secrets that Berth must be able to show again (registry admin passwords) with AES-256-GCM
 // under a key-encryption key that lives outside the database: a 0600 file in the data directory, or
 // BERTH_KEK (base64, 32 bytes) in the environment.
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../platform/fs-atomic.js';
 
 export class Sealer {
-  private constructor(private readonly key: Buffer) {}
+  private constructor(private key: Buffer) {}
+
+  /** A sealer over a raw 32-byte key (key rotation builds the new one this way). */
+  static fromKey(key: Buffer): Sealer {
+    if (key.length !== 32) throw new Error('a key-encryption key must be 32 bytes');
+    return new Sealer(Buffer.from(key));
+  }
+
+  /** A short public fingerprint of the key, recorded in the database to detect a wrong key at start. */
+  get keyId(): string {
+    return createHash('sha256').update('berth-kek-id').update(this.key).digest('hex').slice(0, 16);
+  }
+
+  /** Switches this sealer (shared by every service) to another key, after everything was re-sealed. */
+  rekey(to: Sealer): void {
+    this.key = Buffer.from(to.key);
+  }
 
   static async load(keyFile: string, env: NodeJS.ProcessEnv = process.env): Promise<Sealer> {
     if (env.BERTH_KEK) {

@@ -86,7 +86,8 @@ export class SqliteRegistryMetadata implements RegistryMetadataStore {
     return r && toManifest(r);
   }
 
-  async putManifest(registryId: string, repo: string, m: NewManifest, tag?: string): Promise<void> {
+  async putManifest(registryId: string, repo: string, m: NewManifest, tag?: string | readonly string[]): Promise<void> {
+    const tags = tag === undefined ? [] : typeof tag === 'string' ? [tag] : tag;
     const now = nowIso();
     this.db.transaction(() => {
       this.ensureRepo(registryId, repo, now);
@@ -100,12 +101,11 @@ export class SqliteRegistryMetadata implements RegistryMetadataStore {
         m.platform ? JSON.stringify(m.platform) : null, now, now);
       const ref = this.db.prepare('INSERT OR IGNORE INTO manifest_refs (registry_id, repo, manifest, child) VALUES (?, ?, ?, ?)');
       for (const c of m.children) ref.run(registryId, repo, m.digest, c);
-      if (tag !== undefined) {
-        this.db.prepare(
-          `INSERT INTO tags (registry_id, repo, tag, digest, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT (registry_id, repo, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
-        ).run(registryId, repo, tag, m.digest, now, now);
-      }
+      const setTag = this.db.prepare(
+        `INSERT INTO tags (registry_id, repo, tag, digest, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (registry_id, repo, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+      );
+      for (const t of tags) setTag.run(registryId, repo, t, m.digest, now, now);
     })();
   }
 
@@ -196,6 +196,13 @@ export class SqliteRegistryMetadata implements RegistryMetadataStore {
     for (const r of this.db.prepare('SELECT DISTINCT child FROM manifest_refs').iterate() as Iterable<{ child: string }>) out.add(r.child);
     for (const r of this.db.prepare('SELECT DISTINCT digest FROM repo_blobs').iterate() as Iterable<{ digest: string }>) out.add(r.digest);
     return out;
+  }
+
+  async isReferenced(digest: string): Promise<boolean> {
+    return this.db.prepare(
+      `SELECT EXISTS (SELECT 1 FROM manifests WHERE digest = ?) OR EXISTS (SELECT 1 FROM manifest_refs WHERE child = ?)
+         OR EXISTS (SELECT 1 FROM repo_blobs WHERE digest = ?) AS referenced`,
+    ).pluck().get(digest, digest, digest) === 1;
   }
 
   async pruneUnreferencedLinks(before: string): Promise<number> {

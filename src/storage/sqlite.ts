@@ -74,6 +74,24 @@ const MIGRATIONS: string[] = [
   CREATE INDEX role_assignments_principal ON role_assignments (principal_id);
   `,
   `
+  CREATE INDEX manifests_digest ON manifests (digest);
+  `,
+  `
+  CREATE TABLE vaults (
+    id TEXT PRIMARY KEY, subscription TEXT NOT NULL, resource_group TEXT NOT NULL, name TEXT NOT NULL,
+    name_lower TEXT NOT NULL UNIQUE, location TEXT NOT NULL, sku TEXT NOT NULL, port INTEGER NOT NULL UNIQUE,
+    tags TEXT NOT NULL DEFAULT '{}', wrapped_key TEXT NOT NULL, created_at TEXT NOT NULL);
+  CREATE TABLE vault_secrets (
+    vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE, name_lower TEXT NOT NULL, name TEXT NOT NULL,
+    deleted_at INTEGER, purge_at INTEGER, PRIMARY KEY (vault_id, name_lower));
+  CREATE TABLE vault_secret_versions (
+    vault_id TEXT NOT NULL, name_lower TEXT NOT NULL, version TEXT NOT NULL, seq INTEGER NOT NULL,
+    sealed TEXT NOT NULL, content_type TEXT, tags TEXT, enabled INTEGER NOT NULL, nbf INTEGER, exp INTEGER,
+    created INTEGER NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY (vault_id, name_lower, version),
+    FOREIGN KEY (vault_id, name_lower) REFERENCES vault_secrets(vault_id, name_lower) ON DELETE CASCADE);
+  CREATE INDEX vault_secret_versions_seq ON vault_secret_versions (vault_id, name_lower, seq);
+  `,
+  `
   CREATE TABLE container_groups (
     id TEXT PRIMARY KEY, subscription TEXT NOT NULL, resource_group TEXT NOT NULL, rg_lower TEXT NOT NULL,
     name TEXT NOT NULL, name_lower TEXT NOT NULL, location TEXT NOT NULL, spec TEXT NOT NULL,

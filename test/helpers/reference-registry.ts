@@ -1,17 +1,25 @@
-// Starts the reference registry (Debian's docker-registry, CNCF distribution) on loopback with htpasswd
-// auth, in a temp directory, for tests that compare Berth with it or push to a non-Berth registry.
+// Starts the reference registry (Debian's docker-registry, CNCF distribution) on loopback in a temp
+// directory, for tests that compare Berth with it or pull from a non-Berth registry: with htpasswd
+// Basic auth (startReferenceRegistry), or with token auth (startTokenAuthRegistry) backed by a small
+// loopback token server (token-server.ts) whose signing certificate is the registry's rootcertbundle.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freeLoopbackPort } from '../../src/platform/listeners.js';
 import { which } from './berth.js';
+import { startTokenServer, type TokenServer, type TokenUser } from './token-server.js';
 
 export interface ReferenceRegistry {
   host: string;
   username: string;
   password: string;
   stop(): Promise<void>;
+}
+
+export interface TokenAuthRegistry extends ReferenceRegistry {
+  /** The token server the registry's challenges point at (its realm, users and request counts). */
+  tokens: TokenServer;
 }
 
 export function haveReferenceRegistry(): string | undefined {
@@ -22,16 +30,43 @@ export function haveReferenceRegistry(): string | undefined {
 
 export async function startReferenceRegistry(): Promise<ReferenceRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-refreg-'));
-  const port = await freeLoopbackPort();
   const username = 'refuser';
   const password = 'refpass-' + Math.random().toString(36).slice(2);
   await writeFile(join(dir, 'htpasswd'), execFileSync('htpasswd', ['-Bbn', username, password]));
+  const reg = await serveRegistry(dir, `auth: { htpasswd: { realm: reference, path: ${join(dir, 'htpasswd')} } }`);
+  return { host: reg.host, username, password, stop: reg.stop };
+}
+
+/**
+ * The reference registry with `auth: token`. `users` are the token server's accounts (default: one
+ * user with pull and push everywhere, `refuser`, whose password is returned).
+ */
+export async function startTokenAuthRegistry(opts: { users?: TokenUser[]; anonymous?: (repository: string) => string[] } = {}): Promise<TokenAuthRegistry> {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-refreg-token-'));
+  const username = 'refuser';
+  const password = 'refpass-' + Math.random().toString(36).slice(2);
+  const service = 'berth-reference-registry';
+  const issuer = 'berth-test-token-server';
+  const tokens = await startTokenServer({ service, issuer, users: opts.users ?? [{ username, password, actions: () => ['pull', 'push', 'delete'] }],
+    ...(opts.anonymous ? { anonymous: opts.anonymous } : {}) });
+  await writeFile(join(dir, 'root.crt'), tokens.certificatePem);
+  try {
+    const reg = await serveRegistry(dir, `auth: { token: { realm: "${tokens.realm}", service: ${service}, issuer: ${issuer}, rootcertbundle: ${join(dir, 'root.crt')} } }`);
+    return { host: reg.host, username, password, tokens, stop: async () => { await reg.stop(); await tokens.stop(); } };
+  } catch (e) {
+    await tokens.stop();
+    throw e;
+  }
+}
+
+async function serveRegistry(dir: string, authLine: string): Promise<{ host: string; stop(): Promise<void> }> {
+  const port = await freeLoopbackPort();
   await writeFile(join(dir, 'config.yml'), [
     'version: 0.1',
     'log: { level: error }',
     `storage: { filesystem: { rootdirectory: ${join(dir, 'data')} }, delete: { enabled: true } }`,
     `http: { addr: 127.0.0.1:${port} }`,
-    `auth: { htpasswd: { realm: reference, path: ${join(dir, 'htpasswd')} } }`,
+    authLine,
     '',
   ].join('\n'));
   const child: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -43,14 +78,13 @@ export async function startReferenceRegistry(): Promise<ReferenceRegistry> {
     if (ok) break;
     if (i > 100 || child.exitCode !== null) {
       child.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
       throw new Error(`docker-registry did not start: ${stderr.slice(-500)}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
     host,
-    username,
-    password,
     stop: async () => {
       if (child.exitCode === null) {
         child.kill('SIGTERM');

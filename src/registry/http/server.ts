@@ -7,6 +7,7 @@ import { RegistryError } from '../../oci/errors.js';
 import { isRepositoryName, describeBadRepositoryName } from '../../oci/names.js';
 import { MAX_MANIFEST_BYTES } from '../../oci/manifest.js';
 import { MediaTypes } from '../../oci/media-types.js';
+import { acceptsManifest } from '../../oci/accept.js';
 import type { Principal } from '../../identity/principals.js';
 import type { RegistryRecord, Registries } from '../registries.js';
 import type { RegistryService } from '../service.js';
@@ -18,6 +19,8 @@ import type { Logger } from '../../platform/logger.js';
 
 const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 const MAX_FORM_BYTES = 64 * 1024;
+/** The spec asks for at least 10 `tag` parameters on one manifest push. */
+const MAX_TAG_PARAMS = 100;
 
 interface Ctx {
   req: IncomingMessage;
@@ -186,6 +189,13 @@ export class RegistryHttp {
     const s = this.d.service;
     if (method === 'GET' || method === 'HEAD') {
       const m = await s.getManifest(c.registry.id, name, reference);
+      // By tag the client gets whatever the tag points at, so it must be a type the client said it reads;
+      // by digest it asked for exact content it already knows the type of.
+      if (!reference.includes(':') && !acceptsManifest(c.req.headers.accept, m.record.mediaType)) {
+        throw new RegistryError('MANIFEST_UNKNOWN',
+          `manifest ${reference} is ${m.record.mediaType}, which the request's Accept header does not list; add it to Accept or pull by digest`,
+          { name, reference, mediaType: m.record.mediaType });
+      }
       return {
         status: 200,
         headers: { 'Content-Type': m.record.mediaType, 'Docker-Content-Digest': m.record.digest, 'Content-Length': m.body.length, ETag: `"${m.record.digest}"` },
@@ -195,10 +205,18 @@ export class RegistryHttp {
     if (method === 'PUT') {
       const body = await readLimited(c.req, MAX_MANIFEST_BYTES, () =>
         new RegistryError('SIZE_INVALID', `manifest is larger than the ${MAX_MANIFEST_BYTES}-byte limit`, undefined, 413));
-      const r = await s.putManifest(c.registry.id, name, reference, body, c.req.headers['content-type']);
+      const tags = [...new Set(c.url.searchParams.getAll('tag'))];
+      if (tags.length > MAX_TAG_PARAMS) {
+        throw new RegistryError('TAG_INVALID', `at most ${MAX_TAG_PARAMS} tag parameters may be pushed at once, not ${tags.length}`, undefined, 414);
+      }
+      const r = await s.putManifest(c.registry.id, name, reference, body, c.req.headers['content-type'], tags);
       return {
         status: 201,
-        headers: { Location: `/v2/${name}/manifests/${r.digest}`, 'Docker-Content-Digest': r.digest, ...(r.subject ? { 'OCI-Subject': r.subject } : {}) },
+        headers: {
+          Location: `/v2/${name}/manifests/${r.digest}`, 'Docker-Content-Digest': r.digest,
+          ...(r.subject ? { 'OCI-Subject': r.subject } : {}),
+          ...(tags.length ? { 'OCI-Tag': tags.join(', ') } : {}),
+        },
       };
     }
     await s.deleteManifest(c.registry.id, name, reference);
@@ -274,23 +292,27 @@ export class RegistryHttp {
       await s.cancelUpload(rid, name, id);
       return { status: 204 };
     }
-    if (method === 'PATCH') {
-      const cr = c.req.headers['content-range'];
-      let range: { start: number; end: number } | undefined;
-      if (cr) {
-        const m = /^(?:bytes[ =])?(\d+)-(\d+)$/.exec(cr.trim());
-        if (!m) throw new RegistryError('RANGE_INVALID', `Content-Range "${cr.slice(0, 100)}" is not of the form <start>-<end>`);
-        range = { start: Number(m[1]), end: Number(m[2]) };
-        if (range.end < range.start) throw new RegistryError('RANGE_INVALID', `Content-Range end ${range.end} is before its start ${range.start}`);
+    try {
+      const range = chunkRange(c.req.headers['content-range']);
+      if (method === 'PATCH') {
+        const size = await s.appendChunk(rid, name, id, c.req, range, contentLength(c.req));
+        return { status: 202, headers: this.uploadHeaders(name, id, size) };
       }
-      const size = await s.appendChunk(rid, name, id, c.req, range, contentLength(c.req));
-      return { status: 202, headers: this.uploadHeaders(name, id, size) };
+      // PUT: complete, with an optional last chunk.
+      const digest = c.url.searchParams.get('digest') ?? undefined;
+      const len = contentLength(c.req);
+      const done = await s.completeUpload(rid, name, id, digest, len === 0 ? undefined : c.req, len, range);
+      return { status: 201, headers: { Location: `/v2/${name}/blobs/${done.digest}`, 'Docker-Content-Digest': done.digest } };
+    } catch (e) {
+      // A refused chunk leaves the session as it was: say where it stands so the client can resume.
+      if (e instanceof RegistryError && e.code === 'RANGE_INVALID') {
+        const r = this.errorResponse(e);
+        const size = await s.uploadStatus(rid, name, id).catch(() => undefined);
+        if (size !== undefined) r.headers = { ...r.headers, ...this.uploadHeaders(name, id, size) };
+        return r;
+      }
+      throw e;
     }
-    // PUT: complete.
-    const digest = c.url.searchParams.get('digest') ?? undefined;
-    const len = contentLength(c.req);
-    const done = await s.completeUpload(rid, name, id, digest, len === 0 ? undefined : c.req, len);
-    return { status: 201, headers: { Location: `/v2/${name}/blobs/${done.digest}`, 'Docker-Content-Digest': done.digest } };
   }
 
   private async acr(c: Ctx, route: Route, method: string): Promise<Response> {
@@ -427,6 +449,16 @@ function pageParams(url: URL): { n: number | undefined; last: string | undefined
     if (!Number.isInteger(n) || n < 0) throw new RegistryError('UNSUPPORTED', `n must be a non-negative integer, not "${nStr.slice(0, 20)}"`, undefined, 400);
   }
   return { n, last: url.searchParams.get('last') ?? undefined };
+}
+
+/** The Content-Range of an upload chunk (`<start>-<end>`, inclusive), if the client sent one. */
+function chunkRange(cr: string | undefined): { start: number; end: number } | undefined {
+  if (!cr) return undefined;
+  const m = /^(?:bytes[ =])?(\d+)-(\d+)$/.exec(cr.trim());
+  if (!m) throw new RegistryError('RANGE_INVALID', `Content-Range "${cr.slice(0, 100)}" is not of the form <start>-<end>`);
+  const range = { start: Number(m[1]), end: Number(m[2]) };
+  if (range.end < range.start) throw new RegistryError('RANGE_INVALID', `Content-Range end ${range.end} is before its start ${range.start}`);
+  return range;
 }
 
 function contentLength(req: IncomingMessage): number | undefined {

@@ -1,0 +1,113 @@
+// ARM routes for Microsoft.KeyVault/vaults: create/update, show, list by group and subscription, delete,
+// name availability. The secrets themselves live on each vault's own data-plane port (src/vault/http.ts).
+import type { FastifyInstance } from 'fastify';
+import { BerthError, invalid } from '../platform/errors.js';
+import type { IdentityService } from '../identity/service.js';
+import { findRole } from '../identity/roles.js';
+import type { ResourceGroups } from '../resources/groups.js';
+import type { Logger } from '../platform/logger.js';
+import { parseVaultSku, VAULT_TYPE, vaultArmId, type VaultRecord, type Vaults } from '../vault/vaults.js';
+import { RECOVERABLE_DAYS } from '../vault/secrets.js';
+import { checkSub, requirePermission } from './common.js';
+
+export interface VaultRouteDeps {
+  identity: IdentityService;
+  groups: ResourceGroups;
+  vaults: Vaults;
+  log: Logger;
+}
+
+export function vaultResource(v: VaultRecord, vaultUri: string, tenantId: string) {
+  return {
+    id: vaultArmId(v),
+    name: v.name,
+    type: VAULT_TYPE,
+    location: v.location,
+    tags: v.tags,
+    systemData: { createdAt: v.createdAt, createdByType: 'Application', lastModifiedAt: v.createdAt, lastModifiedByType: 'Application' },
+    properties: {
+      sku: { family: 'A', name: v.sku },
+      tenantId,
+      accessPolicies: [],
+      enabledForDeployment: false,
+      enabledForDiskEncryption: false,
+      enabledForTemplateDeployment: false,
+      enableSoftDelete: true,
+      softDeleteRetentionInDays: RECOVERABLE_DAYS,
+      enableRbacAuthorization: true,
+      enablePurgeProtection: null,
+      createMode: null,
+      networkAcls: null,
+      privateEndpointConnections: null,
+      publicNetworkAccess: 'Enabled',
+      hsmPoolResourceId: null,
+      vaultUri,
+      provisioningState: 'Succeeded',
+    },
+  };
+}
+
+export function registerVaultRoutes(app: FastifyInstance, d: VaultRouteDeps): void {
+  const sub = d.identity.ids.subscriptionId;
+  const path = '/subscriptions/:sub/resourcegroups/:rg/providers/Microsoft.KeyVault/vaults';
+  const scope = (rg: string, name: string) => `/subscriptions/${sub}/resourceGroups/${rg}/providers/${VAULT_TYPE}/${name}`;
+  const shape = (v: VaultRecord) => vaultResource(v, d.vaults.vaultUri(v), d.identity.ids.tenantId);
+  const readable = (p: Parameters<IdentityService['can']>[0]) => (v: VaultRecord) => d.identity.can(p, `${VAULT_TYPE}/read`, vaultArmId(v));
+
+  app.post('/subscriptions/:sub/providers/Microsoft.KeyVault/checkNameAvailability', async (req) => {
+    checkSub(d, (req.params as { sub: string }).sub);
+    return d.vaults.nameAvailable(((req.body ?? {}) as { name?: string }).name ?? '');
+  });
+  app.get('/subscriptions/:sub/providers/Microsoft.KeyVault/vaults', async (req) => {
+    checkSub(d, (req.params as { sub: string }).sub);
+    return { value: d.vaults.list().filter(readable(req.principal!)).map(shape) };
+  });
+  app.get(path, async (req) => {
+    const { sub: s, rg } = req.params as { sub: string; rg: string };
+    checkSub(d, s);
+    d.groups.get(rg);
+    return { value: d.vaults.list(rg).filter(readable(req.principal!)).map(shape) };
+  });
+  app.put(`${path}/:name`, async (req, reply) => {
+    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
+    checkSub(d, s);
+    requirePermission(d, req, `${VAULT_TYPE}/write`, scope(rg, name));
+    const body = (req.body ?? {}) as { location?: string; tags?: Record<string, string>; properties?: { sku?: { name?: string }; enableRbacAuthorization?: boolean; accessPolicies?: unknown[] } };
+    if (body.properties?.enableRbacAuthorization === false || (body.properties?.accessPolicies?.length ?? 0) > 0) {
+      throw invalid('BadRequest', 'Berth vaults use Azure RBAC only (enableRbacAuthorization true); access policies are not supported. Grant access with role assignments such as "Key Vault Secrets User".');
+    }
+    const { vault, created } = await d.vaults.createOrUpdate(rg, name, {
+      ...(body.location ? { location: body.location } : {}), ...(body.tags ? { tags: body.tags } : {}),
+      ...(body.properties?.sku?.name ? { sku: parseVaultSku(body.properties.sku.name) } : {}),
+    });
+    if (created) {
+      // Berth vaults are RBAC-only; the creator gets Key Vault Administrator on the new vault so that it
+      // can manage secrets at once, as the creator's access policy allows on an access-policy vault.
+      try {
+        d.identity.assignRole(req.principal!.id, findRole('Key Vault Administrator')!, vaultArmId(vault));
+      } catch (e) {
+        if (!(e instanceof BerthError && e.kind === 'conflict')) throw e;
+      }
+      d.log.info('vault created', { vault: vault.name, vaultUri: d.vaults.vaultUri(vault) });
+    }
+    return reply.status(created ? 201 : 200).send(shape(vault));
+  });
+  app.get(`${path}/:name`, async (req) => {
+    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
+    checkSub(d, s);
+    requirePermission(d, req, `${VAULT_TYPE}/read`, scope(rg, name));
+    return shape(d.vaults.get(rg, name));
+  });
+  app.delete(`${path}/:name`, async (req, reply) => {
+    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
+    checkSub(d, s);
+    requirePermission(d, req, `${VAULT_TYPE}/delete`, scope(rg, name));
+    try {
+      await d.vaults.delete(rg, name);
+    } catch (e) {
+      if (e instanceof BerthError && e.kind === 'notFound' && e.code === 'ResourceNotFound') return reply.status(204).send();
+      throw e;
+    }
+    return reply.status(200).send();
+  });
+}

@@ -1,0 +1,44 @@
+// `berth vault rotate-kek`: re-seals every sealed value of a data directory under a new key-encryption key.
+// Runs against the data directory directly, with the server stopped.
+import type { Command } from 'commander';
+import { existsSync, readFileSync } from 'node:fs';
+import { leaf } from '../command.js';
+import { CliError } from '../errors.js';
+import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
+import { openDatabase } from '../../storage/sqlite.js';
+import { loadKek, rotateKek } from '../../storage/kek.js';
+
+function runningServerPid(serverInfo: string): number | undefined {
+  if (!existsSync(serverInfo)) return undefined;
+  try {
+    const pid = (JSON.parse(readFileSync(serverInfo, 'utf8')) as { pid?: number }).pid;
+    if (!pid) return undefined;
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+export function registerVaultAdminCommands(program: Command): void {
+  const vault = program.command('vault').description('Administer the vault\'s encryption at rest.');
+  leaf<{ dataDir?: string }>(vault, 'rotate-kek', 'Re-seal every vault data key and registry password under a new key-encryption key (stop berth serve first).',
+    (c) => c.option('--data-dir <dir>', 'Data directory (default: $BERTH_DATA_DIR or ~/.local/share/berth).'),
+    async (o) => {
+      const dir = o.dataDir ?? defaultDataDir();
+      const paths = dataPaths(dir);
+      if (!existsSync(paths.db)) throw new CliError(`${dir} is not a Berth data directory (no berth.db).`);
+      const pid = runningServerPid(paths.serverInfo);
+      if (pid) throw new CliError(`berth serve (pid ${pid}) is running on ${dir}. Stop it first, then run berth vault rotate-kek again.`);
+      const db = openDatabase(paths.db);
+      try {
+        const sealer = await loadKek(db, paths.kek);
+        const r = await rotateKek(db, paths.kek, sealer);
+        return { dataDir: dir, keyId: r.keyId, resealed: r.resealed, ...(process.env.BERTH_KEK ? { next: 'Set BERTH_KEK to the value of BERTH_KEK_NEW before starting berth serve.' } : {}) };
+      } catch (e) {
+        throw new CliError((e as Error).message);
+      } finally {
+        db.close();
+      }
+    });
+}

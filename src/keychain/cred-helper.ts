@@ -1,0 +1,91 @@
+// Runs a Docker credential helper (`docker-credential-<name> get`, the server URL on stdin, JSON
+// `{"ServerURL","Username","Secret"}` on stdout) the way the docker CLI does, asynchronously and with a
+// time limit. "credentials not found in native keychain" means not found; anything else that goes
+// wrong is a KeychainError naming the helper and the server, never the secret.
+import { spawn } from 'node:child_process';
+import { KeychainError } from './keychain.js';
+
+export interface HelperCredential {
+  username: string;
+  secret: string;
+}
+
+export interface RunHelperOptions {
+  /** Environment of the helper (its PATH finds it); default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** How long the helper may take; default 30 s (helpers may prompt a keyring unlock). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Where the helper was configured, for messages: `credHelpers in /root/.docker/config.json`. */
+  configuredIn: string;
+  /** The KeychainError's source. */
+  source: string;
+}
+
+const NOT_FOUND = /credentials not found in native keychain/i;
+const MAX_OUTPUT = 64 * 1024;
+export const DEFAULT_HELPER_TIMEOUT_MS = 30_000;
+
+/** A helper name must be a plain name: it becomes part of a program name looked up on PATH. */
+export function validHelperName(name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/.test(name);
+}
+
+export async function runCredentialHelper(name: string, serverUrl: string, opts: RunHelperOptions): Promise<HelperCredential | undefined> {
+  const program = `docker-credential-${name}`;
+  const fail = (what: string) => new KeychainError(opts.source, `credential helper ${program} (${opts.configuredIn}) for server ${serverUrl}: ${what}`);
+  if (!validHelperName(name)) throw fail(`invalid helper name '${name.slice(0, 100)}': a helper name is letters, digits, '.', '_' or '-'`);
+  const { code, stdout, stderr, error, timedOut } = await new Promise<{ code: number | null; stdout: string; stderr: string; error?: NodeJS.ErrnoException; timedOut: boolean }>((resolve) => {
+    const child = spawn(program, ['get'], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], ...(opts.signal ? { signal: opts.signal } : {}) });
+    let out = '';
+    let err = '';
+    let timedOut = false;
+    let settled = false;
+    const done = (r: { code: number | null; error?: NodeJS.ErrnoException }) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ ...r, stdout: out, stderr: err, timedOut });
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, opts.timeoutMs ?? DEFAULT_HELPER_TIMEOUT_MS);
+    child.stdout.on('data', (d: Buffer) => { if (out.length < MAX_OUTPUT) out += d.toString('utf8'); });
+    child.stderr.on('data', (d: Buffer) => { if (err.length < MAX_OUTPUT) err += d.toString('utf8'); });
+    child.stdin.on('error', () => undefined); // a helper that exits without reading stdin
+    child.on('error', (e: NodeJS.ErrnoException) => done({ code: null, error: e }));
+    child.on('close', (c) => done({ code: c }));
+    child.stdin.end(serverUrl);
+  });
+  if (error?.code === 'ENOENT') throw fail('not found on PATH; install it, or remove it from the configuration');
+  if (error?.name === 'AbortError') throw fail('cancelled');
+  if (error) throw fail(`could not be started (${error.code ?? error.message})`);
+  if (timedOut) throw fail(`no answer within ${formatMs(opts.timeoutMs ?? DEFAULT_HELPER_TIMEOUT_MS)}; the helper was stopped`);
+  if (code !== 0) {
+    if (NOT_FOUND.test(stdout) || NOT_FOUND.test(stderr)) return undefined;
+    throw fail(`failed with exit code ${code}${helperMessage(stdout, stderr)}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stdout);
+  } catch {
+    throw fail(`printed something that is not JSON (${stdout.length} bytes); a helper must print {"ServerURL","Username","Secret"}`);
+  }
+  const p = parsed as { Username?: unknown; Secret?: unknown };
+  if (typeof parsed !== 'object' || parsed === null || typeof p.Username !== 'string' || typeof p.Secret !== 'string') {
+    throw fail('printed JSON without the string fields Username and Secret');
+  }
+  if (p.Secret === '') return undefined;
+  return { username: p.Username, secret: p.Secret };
+}
+
+export function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+}
+
+/** What the helper said on failure, shortened; output that looks like JSON is left out (it may hold a secret). */
+function helperMessage(stdout: string, stderr: string): string {
+  const text = [stderr, stdout].map((s) => s.trim()).filter((s) => s !== '' && !s.startsWith('{')).join(' ').replace(/\s+/g, ' ');
+  return text ? `: ${text.slice(0, 300)}` : '';
+}

@@ -1,0 +1,80 @@
+// Credentials kept in a Berth vault and read at pull time, never copied into the group: either one
+// secret whose value is JSON {"username","password"} (seed 000, Meadowrun's `AzureSecret`), or a pair
+// of secrets, the registry user name and its password (seed 003: `$ACR_NAME-pull-usr` and
+// `$ACR_NAME-pull-pwd`). The vault is reached through SecretReader, so this file does not depend on the
+// vault service; the composition root hands in the real one.
+import { KeychainError, type Keychain, type KeychainTarget, type RegistryCredential } from './keychain.js';
+import { serverKey } from './server-key.js';
+
+/** Reads a secret's current value; undefined when the vault has no such (enabled) secret. */
+export interface SecretReader {
+  getSecret(vaultName: string, secretName: string): Promise<string | undefined>;
+}
+
+export type VaultSecretRef =
+  /** One secret holding JSON `{"username": "...", "password": "..."}`. */
+  | { server: string; vault: string; secret: string }
+  /** Two secrets: the user name and the password (seed 003's `NAME-usr` / `NAME-pwd`). */
+  | { server: string; vault: string; usernameSecret: string; passwordSecret: string };
+
+/** The pair seed 003 creates for a prefix: `myregistry-pull` → `myregistry-pull-usr`, `myregistry-pull-pwd`. */
+export function secretPair(server: string, vault: string, prefix: string): VaultSecretRef {
+  return { server, vault, usernameSecret: `${prefix}-usr`, passwordSecret: `${prefix}-pwd` };
+}
+
+export class VaultSecretKeychain implements Keychain {
+  readonly description: string;
+  private readonly server: string;
+
+  constructor(private readonly ref: VaultSecretRef, private readonly reader: SecretReader) {
+    this.server = serverKey(ref.server);
+    this.description = 'secret' in ref
+      ? `vault secret ${ref.vault}/${ref.secret} for ${this.server}`
+      : `vault secrets ${ref.vault}/${ref.usernameSecret} and ${ref.vault}/${ref.passwordSecret} for ${this.server}`;
+  }
+
+  async resolve(target: KeychainTarget): Promise<RegistryCredential | undefined> {
+    if (serverKey(target.registry) !== this.server) return undefined;
+    if ('secret' in this.ref) {
+      const { username, password } = parseUsernamePassword(await this.read(this.ref.secret), this.ref.vault, this.ref.secret, this.description);
+      return { kind: 'basic', username, password, source: this.description };
+    }
+    const [username, password] = await Promise.all([this.read(this.ref.usernameSecret), this.read(this.ref.passwordSecret)]);
+    if (username.trim() === '') throw new KeychainError(this.description, `secret ${this.ref.usernameSecret} in vault ${this.ref.vault} is empty: it should hold the registry user name`);
+    if (password === '') throw new KeychainError(this.description, `secret ${this.ref.passwordSecret} in vault ${this.ref.vault} is empty: it should hold the registry password`);
+    // `az keyvault secret show --query value -o tsv` drops a trailing newline; a user name never has one.
+    return { kind: 'basic', username: username.trim(), password, source: this.description };
+  }
+
+  private async read(name: string): Promise<string> {
+    let value: string | undefined;
+    try {
+      value = await this.reader.getSecret(this.ref.vault, name);
+    } catch (e) {
+      throw new KeychainError(this.description, `cannot read secret ${name} from vault ${this.ref.vault}: ${(e as Error).message}`);
+    }
+    if (value === undefined) {
+      throw new KeychainError(this.description, `secret ${name} was not found in vault ${this.ref.vault} (or is disabled): create it with berth keyvault secret set --vault-name ${this.ref.vault} --name ${name} --value ...`);
+    }
+    return value;
+  }
+}
+
+/** Parses seed 000's JSON secret value. Errors name vault and secret, never the value. */
+export function parseUsernamePassword(value: string, vault: string, secret: string, source = `vault secret ${vault}/${secret}`): { username: string; password: string } {
+  const bad = (what: string) => new KeychainError(source, `secret ${secret} in vault ${vault} ${what}; its value must be JSON like {"username": "janedoe1", "password": "..."}`);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(value);
+  } catch {
+    throw bad('is not JSON');
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw bad('is JSON but not an object');
+  const o = doc as Record<string, unknown>;
+  const missing = ['username', 'password'].filter((k) => typeof o[k] !== 'string' || o[k] === '');
+  if (missing.length) {
+    const keys = Object.keys(o).slice(0, 10).map((k) => JSON.stringify(k.slice(0, 40)));
+    throw bad(`has no ${missing.join(' and ')} (string) field${keys.length ? ` (its fields: ${keys.join(', ')})` : ''}`);
+  }
+  return { username: o.username as string, password: o.password as string };
+}

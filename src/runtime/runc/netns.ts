@@ -1,0 +1,56 @@
+// A group's network namespace, kept alive by a bind mount of its nsfs file inside the data directory
+// (`unshare --net=<file>`), not in the global /run/netns: Berth's namespaces are its own and go away
+// with its data. Loopback is brought up.
+// For a group holding a managed identity, the metadata address lives in a second namespace of the
+// group's own (the "metadata namespace"), joined to the group's by a veth pair with link-local
+// addresses that exist only inside these two namespaces: 169.254.169.254 is routed out of the group
+// like a real cloud's metadata service, so a container of the group can still listen on 0.0.0.0:80.
+import { execFile } from 'node:child_process';
+import { rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { mountsUnder } from '../rootfs/rootfs.js';
+
+const run = promisify(execFile);
+
+export const IMDS_ADDRESS = '169.254.169.254';
+
+export async function netnsMounted(path: string): Promise<boolean> {
+  return (await mountsUnder(path)).includes(path);
+}
+
+/** Runs a command inside the namespace (for setup: `ip`, never a long-lived process). */
+export async function inNetns(path: string, argv: string[]): Promise<string> {
+  return (await run('nsenter', [`--net=${path}`, '--', ...argv])).stdout;
+}
+
+export async function createNetns(path: string): Promise<void> {
+  if (!(await netnsMounted(path))) {
+    await writeFile(path, '', { mode: 0o600 });
+    await run('unshare', [`--net=${path}`, 'true']);
+  }
+  await inNetns(path, ['ip', 'link', 'set', 'lo', 'up']);
+}
+
+const GROUP_SIDE = { dev: 'imds0', address: '169.254.169.253' };
+const METADATA_SIDE = { dev: 'imds1' };
+
+/** Creates (or keeps) the group's metadata namespace at `mdPath`, linked to the group's namespace. */
+export async function createMetadataLink(groupNs: string, mdPath: string): Promise<void> {
+  await createNetns(mdPath);
+  const links = await inNetns(groupNs, ['ip', '-o', 'link', 'show']);
+  if (links.includes(` ${GROUP_SIDE.dev}@`)) return;
+  await inNetns(groupNs, ['ip', 'link', 'add', GROUP_SIDE.dev, 'type', 'veth', 'peer', 'name', METADATA_SIDE.dev, 'netns', mdPath]);
+  await inNetns(groupNs, ['ip', 'addr', 'add', `${GROUP_SIDE.address}/32`, 'dev', GROUP_SIDE.dev]);
+  await inNetns(groupNs, ['ip', 'link', 'set', GROUP_SIDE.dev, 'up']);
+  await inNetns(groupNs, ['ip', 'route', 'add', `${IMDS_ADDRESS}/32`, 'dev', GROUP_SIDE.dev, 'src', GROUP_SIDE.address]);
+  await inNetns(mdPath, ['ip', 'addr', 'add', `${IMDS_ADDRESS}/32`, 'dev', METADATA_SIDE.dev]);
+  await inNetns(mdPath, ['ip', 'link', 'set', METADATA_SIDE.dev, 'up']);
+  await inNetns(mdPath, ['ip', 'route', 'add', `${GROUP_SIDE.address}/32`, 'dev', METADATA_SIDE.dev]);
+}
+
+export async function deleteNetns(path: string): Promise<void> {
+  if (await netnsMounted(path)) {
+    await run('umount', [path]).catch(() => run('umount', ['-l', path]));
+  }
+  await rm(path, { force: true });
+}

@@ -1,0 +1,570 @@
+// The embedded runtime: container groups on runc. A group (sandbox) is a network namespace kept by a
+// bind mount in the data directory, a hosts file, a forwarder process holding its published ports (and
+// its metadata endpoint), and a directory per container holding the OCI bundle (config.json, the
+// rootfs mount, the overlay upper/work dirs) and the container's exit record.
+//
+// Each container runs under a tiny detached shim, `sh -c '<runc run --keep ...>; echo $? > exit'`, whose
+// stdout/stderr is the container's log file: runc passes it straight to the container, so logs and the
+// exit code are written without Berth (a restarted Berth reads them), and `--keep` leaves the stopped
+// container — and its memory cgroup, with the OOM-kill count — in place until `delete`.
+//
+// Layout under <dataDir>:
+//   layers/<hex>/                              shared extracted layers (overlay lowerdirs)
+//   runtime/runc/                              runc --root (Berth's containers only)
+//   runtime/groups/<groupId>/sandbox.json      ports, host ports, forwarder pid
+//   runtime/groups/<groupId>/netns             the namespace (nsfs bind mount)
+//   runtime/groups/<groupId>/metadata-netns    where 169.254.169.254 lives, for a group with an identity
+//   runtime/groups/<groupId>/hosts             /etc/hosts of every container of the group
+//   runtime/groups/<groupId>/logs/<name>.log   container output (kept until the group is deleted)
+//   runtime/groups/<groupId>/containers/<name>/  bundle: config.json, rootfs/, upper/, work/,
+//                                              task.json, exit, status.json, runc.log, killed
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { watch } from 'node:fs';
+import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import type http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { writeFileAtomic } from '../../platform/fs-atomic.js';
+import type { Logger } from '../../platform/logger.js';
+import { LayerCache } from '../rootfs/layer-cache.js';
+import { resolveInRoot } from '../rootfs/resolve.js';
+import { buildRootfs, overlayWorks, unmountAll, type RootfsMode } from '../rootfs/rootfs.js';
+import type { ContainerSpec, ExecResult, ExitStatus, Runtime, Sandbox, SandboxSpec, Task, TaskStatus } from '../runtime.js';
+import { cgroupInfo, hardLimits, oomKills, type CgroupInfo } from './host.js';
+import { createMetadataLink, createNetns, deleteNetns, IMDS_ADDRESS } from './netns.js';
+import { bindHostPorts, FORWARDER_SCRIPT, listenInNetns, startForwarder, startImdsServer } from './publish.js';
+import { Runc, type RuncState } from './runc.js';
+import { buildOciSpec } from './spec.js';
+import { resolveUser } from './user.js';
+
+const run = promisify(execFile);
+
+export interface RuncRuntimeOptions {
+  dataDir: string;
+  /** The runc binary (default `runc` on PATH). */
+  runc?: string;
+  /** Host address published ports listen on (default 127.0.0.1). */
+  publishAddress?: string;
+  /** `auto` (default): overlay when an overlay mount works here, else copy. */
+  rootfs?: 'auto' | RootfsMode;
+  logger?: Logger;
+}
+
+export interface RuntimeInfo {
+  rootfs: RootfsMode;
+  cgroups: CgroupInfo;
+  /** Hard RLIMIT_NOFILE given to containers (the host's hard limit, at most 1048576). */
+  nofile: number;
+}
+
+/** Why the runtime cannot run containers here, or undefined when it can. */
+export async function runcUnavailable(bin = 'runc'): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return 'the runc runtime needs root (network namespaces, mounts, cgroups)';
+  try {
+    await run(bin, ['--version']);
+  } catch {
+    return `${bin} is not installed (apt-get install runc)`;
+  }
+  return undefined;
+}
+
+export class StartError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartError';
+  }
+}
+
+interface PortRecord { port: number; protocol: 'TCP' | 'UDP'; hostPort: number }
+
+interface SandboxRecord {
+  groupId: string;
+  ip: string;
+  ports: PortRecord[];
+  imds: boolean;
+  forwarderPid?: number;
+}
+
+interface TaskRecord {
+  groupId: string;
+  name: string;
+  runcId: string;
+  shimPid?: number;
+  startedAt?: string;
+}
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const SHIM_NAME = 'berth-shim';
+// $1 runc, $2 root, $3 bundle, $4 id. Exit code lands in <bundle>/exit (atomically).
+const SHIM_SCRIPT = '"$1" --root "$2" --log "$3/runc.log" --log-format json run --keep --bundle "$3" "$4" </dev/null; ' +
+  'code=$?; echo "$code" > "$3/exit.tmp" && mv -f "$3/exit.tmp" "$3/exit"';
+
+function checkId(kind: string, id: string): void {
+  if (!ID.test(id)) throw new Error(`invalid ${kind} "${id}": use letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit)`);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(() => true, () => false);
+}
+
+/** True when `pid` is alive and its command line contains every one of `marks` (guards against pid reuse). */
+async function aliveWith(pid: number | undefined, ...marks: string[]): Promise<boolean> {
+  if (!pid) return false;
+  const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => undefined);
+  if (cmd === undefined) return false;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (/\) Z /.test(stat)) return false; // a zombie has exited
+  const args = cmd.split('\0');
+  return marks.every((m) => args.includes(m));
+}
+
+async function waitGone(pid: number, marks: string[], ms: number): Promise<boolean> {
+  for (let waited = 0; waited < ms; waited += 50) {
+    if (!(await aliveWith(pid, ...marks))) return true;
+    await sleep(50);
+  }
+  return !(await aliveWith(pid, ...marks));
+}
+
+export class RuncRuntime implements Runtime {
+  private readonly runc: Runc;
+  private readonly base: string;
+  private readonly cache: LayerCache;
+  private readonly imds = new Map<string, http.Server>();
+  private readonly closed = new AbortController();
+  private initialised?: Promise<RuntimeInfo>;
+
+  constructor(private readonly opts: RuncRuntimeOptions) {
+    this.base = join(opts.dataDir, 'runtime');
+    this.runc = new Runc(opts.runc ?? 'runc', join(this.base, 'runc'));
+    this.cache = new LayerCache(join(opts.dataDir, 'layers'));
+  }
+
+  /** What this machine gave the runtime: rootfs method, cgroup layout and controllers, nofile. */
+  info(): Promise<RuntimeInfo> {
+    this.initialised ??= (async () => {
+      await mkdir(this.runc.root, { recursive: true, mode: 0o700 });
+      await mkdir(join(this.base, 'groups'), { recursive: true, mode: 0o700 });
+      await this.cache.sweep();
+      const want = this.opts.rootfs ?? 'auto';
+      const rootfs: RootfsMode = want === 'auto' ? ((await overlayWorks(this.base)) ? 'overlay' : 'copy') : want;
+      const hard = (await hardLimits()).nofile ?? 1024;
+      const nofile = hard === 'unlimited' ? 1_048_576 : Math.min(hard, 1_048_576);
+      const info: RuntimeInfo = { rootfs, cgroups: await cgroupInfo(), nofile };
+      this.opts.logger?.info('runtime ready', { runtime: 'runc', rootfs, cgroups: info.cgroups.version, memory: info.cgroups.memory, cpu: info.cgroups.cpu, nofile });
+      return info;
+    })();
+    this.initialised.catch(() => (this.initialised = undefined));
+    return this.initialised;
+  }
+
+  // ---- paths ----
+  private groupDir(groupId: string): string {
+    checkId('group id', groupId);
+    return join(this.base, 'groups', groupId);
+  }
+
+  private bundleDir(task: { groupId: string; name: string }): string {
+    checkId('container name', task.name);
+    return join(this.groupDir(task.groupId), 'containers', task.name);
+  }
+
+  private logPath(groupId: string, name: string): string {
+    return join(this.groupDir(groupId), 'logs', `${name}.log`);
+  }
+
+  private imdsSocket(groupId: string): string {
+    const p = join(this.groupDir(groupId), 'imds.sock');
+    if (Buffer.byteLength(p) < 100) return p;
+    const h = createHash('sha256').update(p).digest('hex').slice(0, 16);
+    return join(tmpdir(), `berth-imds-${h}.sock`);
+  }
+
+  private runcId(groupId: string, name: string): string {
+    return `berth-${createHash('sha256').update(`${groupId}\n${name}`).digest('hex').slice(0, 20)}`;
+  }
+
+  // ---- sandboxes ----
+
+  /**
+   * Creates the group's namespace, hosts file, published ports and metadata endpoint. On a group that
+   * already exists (a restarted Berth reconciling) it adopts what is there: the forwarder keeps its
+   * host ports, and the metadata endpoint is re-opened with the given identityEndpoint.
+   */
+  async createSandbox(spec: SandboxSpec): Promise<Sandbox> {
+    const dir = this.groupDir(spec.groupId);
+    await this.info();
+    const recPath = join(dir, 'sandbox.json');
+    const existing = await readJson<SandboxRecord>(recPath);
+    const ip = this.opts.publishAddress ?? '127.0.0.1';
+    try {
+      for (const d of ['logs', 'containers']) await mkdir(join(dir, d), { recursive: true, mode: 0o700 });
+      const netns = join(dir, 'netns');
+      await createNetns(netns);
+      if (spec.identityEndpoint) await createMetadataLink(netns, join(dir, 'metadata-netns'));
+      await writeFile(join(dir, 'hosts'), '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n', { mode: 0o644 });
+
+      const sock = this.imdsSocket(spec.groupId);
+      await this.closeImds(spec.groupId);
+      if (spec.identityEndpoint) this.imds.set(spec.groupId, await startImdsServer(sock, spec.identityEndpoint));
+
+      const same = existing && existing.ip === ip && existing.imds === !!spec.identityEndpoint &&
+        existing.ports.length === spec.ports.length &&
+        spec.ports.every((p) => existing.ports.some((e) => e.port === p.port && e.protocol === p.protocol));
+      let rec: SandboxRecord;
+      if (same && (await this.forwarderAlive(spec.groupId, existing.forwarderPid))) {
+        rec = existing;
+      } else {
+        if (existing?.forwarderPid) await this.stopForwarder(spec.groupId, existing.forwarderPid);
+        const preferred: Record<string, number> = {};
+        for (const e of existing?.ports ?? []) preferred[`${e.port}/${e.protocol}`] = e.hostPort;
+        const bound = await bindHostPorts(ip, spec.ports, preferred);
+        let forwarderPid: number | undefined;
+        const md = spec.identityEndpoint ? await listenInNetns(join(dir, 'metadata-netns'), IMDS_ADDRESS, 80).catch(async (e: Error) => {
+          for (const b of bound) await b.close();
+          throw e;
+        }) : undefined;
+        try {
+          if (bound.length > 0 || md) {
+            forwarderPid = await startForwarder({ netnsPath: netns, dir, bound, ...(md ? { imds: { fd: md.fd, socket: sock } } : {}) });
+          }
+        } finally {
+          for (const b of bound) await b.close();
+          await md?.close();
+        }
+        rec = { groupId: spec.groupId, ip, imds: !!spec.identityEndpoint, ports: bound.map((b) => ({ ...b.spec, hostPort: b.hostPort })), ...(forwarderPid ? { forwarderPid } : {}) };
+        await writeFileAtomic(recPath, JSON.stringify(rec, null, 1), 0o600);
+      }
+      return this.sandboxOf(rec);
+    } catch (e) {
+      if (!existing) await this.deleteSandbox(spec.groupId).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private sandboxOf(rec: SandboxRecord): Sandbox {
+    const hostPorts: Record<number, number> = {};
+    for (const p of rec.ports) if (p.protocol === 'TCP' || hostPorts[p.port] === undefined) hostPorts[p.port] = p.hostPort;
+    return { groupId: rec.groupId, ip: rec.ip, hostPorts };
+  }
+
+  private forwarderAlive(groupId: string, pid: number | undefined): Promise<boolean> {
+    return aliveWith(pid, FORWARDER_SCRIPT, join(this.groupDir(groupId), 'forwarder.json'));
+  }
+
+  private async stopForwarder(groupId: string, pid: number): Promise<void> {
+    const marks = [FORWARDER_SCRIPT, join(this.groupDir(groupId), 'forwarder.json')];
+    if (!(await aliveWith(pid, ...marks))) return;
+    process.kill(pid, 'SIGTERM');
+    if (!(await waitGone(pid, marks, 5000))) {
+      process.kill(pid, 'SIGKILL');
+      await waitGone(pid, marks, 5000);
+    }
+  }
+
+  private async closeImds(groupId: string): Promise<void> {
+    const s = this.imds.get(groupId);
+    if (s) {
+      this.imds.delete(groupId);
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+  }
+
+  async deleteSandbox(groupId: string): Promise<void> {
+    const dir = this.groupDir(groupId);
+    for (const name of await readdir(join(dir, 'containers')).catch(() => [] as string[])) {
+      if (ID.test(name)) await this.delete({ groupId, name, logPath: this.logPath(groupId, name) });
+    }
+    // Containers runc still knows with a bundle in this group (a crash between steps of a delete).
+    for (const s of await this.runc.list().catch(() => [] as RuncState[])) {
+      if (s.bundle.startsWith(dir + '/')) {
+        await this.runc.kill(s.id, 'KILL').catch(() => undefined);
+        await this.runc.delete(s.id);
+      }
+    }
+    const rec = await readJson<SandboxRecord>(join(dir, 'sandbox.json'));
+    if (rec?.forwarderPid) await this.stopForwarder(groupId, rec.forwarderPid);
+    await this.closeImds(groupId);
+    await rm(this.imdsSocket(groupId), { force: true });
+    await deleteNetns(join(dir, 'netns'));
+    await deleteNetns(join(dir, 'metadata-netns'));
+    await unmountAll(dir);
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  // ---- containers ----
+
+  async create(sandbox: Sandbox, spec: ContainerSpec): Promise<Task> {
+    const info = await this.info();
+    const gdir = this.groupDir(sandbox.groupId);
+    if (!(await exists(join(gdir, 'sandbox.json')))) throw new Error(`group ${sandbox.groupId} has no sandbox: create it first`);
+    const task: Task = { groupId: sandbox.groupId, name: spec.name, logPath: this.logPath(sandbox.groupId, spec.name) };
+    const bundle = this.bundleDir(task);
+    if (await exists(bundle)) {
+      if ((await this.status(task)) === 'running') throw new Error(`container ${spec.name} of group ${sandbox.groupId} is running: delete it first`);
+      await this.delete(task);
+    }
+    await mkdir(bundle, { recursive: true, mode: 0o700 });
+    try {
+      const rootfs = await buildRootfs(info.rootfs, this.cache, spec.image.layers, bundle);
+      const user = await resolveUser(rootfs, spec.image.config.user);
+      const cwd = spec.image.config.workingDir || '/';
+      await mkdir(await resolveInRoot(rootfs, cwd, { followFinal: true }), { recursive: true });
+      const rec: TaskRecord = { groupId: sandbox.groupId, name: spec.name, runcId: this.runcId(sandbox.groupId, spec.name) };
+      const config = buildOciSpec({
+        image: spec.image.config,
+        container: spec,
+        user,
+        hostname: spec.name,
+        netnsPath: join(gdir, 'netns'),
+        hostsPath: join(gdir, 'hosts'),
+        cgroupsPath: rec.runcId,
+        limits: { nofile: info.nofile, memory: info.cgroups.memory, cpu: info.cgroups.cpu },
+      });
+      // config.json holds the environment, secure values included: owner-only.
+      await writeFileAtomic(join(bundle, 'config.json'), JSON.stringify(config, null, 1), 0o600);
+      await writeFileAtomic(join(bundle, 'task.json'), JSON.stringify(rec), 0o600);
+      await (await open(task.logPath, 'a', 0o640)).close();
+    } catch (e) {
+      await unmountAll(bundle).catch(() => undefined);
+      await rm(bundle, { recursive: true, force: true });
+      throw e;
+    }
+    return task;
+  }
+
+  private async record(task: Task): Promise<TaskRecord | undefined> {
+    return readJson<TaskRecord>(join(this.bundleDir(task), 'task.json'));
+  }
+
+  private shimAlive(task: Task, rec: TaskRecord | undefined): Promise<boolean> {
+    return aliveWith(rec?.shimPid, SHIM_NAME, this.bundleDir(task), rec?.runcId ?? '-');
+  }
+
+  async start(task: Task): Promise<void> {
+    const bundle = this.bundleDir(task);
+    const rec = await this.record(task);
+    if (!rec) throw new Error(`container ${task.name} of group ${task.groupId} does not exist`);
+    if (await this.shimAlive(task, rec)) return;
+    // A restart of a stopped container: forget the previous run.
+    await this.runc.delete(rec.runcId);
+    for (const f of ['exit', 'exit.tmp', 'status.json', 'killed', 'runc.log']) await rm(join(bundle, f), { force: true });
+    const log = await open(task.logPath, 'a', 0o640);
+    let pid: number;
+    try {
+      const child = spawn('sh', ['-c', SHIM_SCRIPT, SHIM_NAME, this.runc.bin, this.runc.root, bundle, rec.runcId], {
+        cwd: bundle, stdio: ['ignore', log.fd, log.fd], detached: true,
+      });
+      child.on('error', () => undefined);
+      child.unref();
+      pid = child.pid!;
+    } finally {
+      await log.close();
+    }
+    await writeFileAtomic(join(bundle, 'task.json'), JSON.stringify({ ...rec, shimPid: pid, startedAt: new Date().toISOString() }), 0o600);
+    // Started when runc reports the process running, or when it has already exited; a start failure
+    // (no such executable, a bad mount) is runc's own error in runc.log.
+    for (let waited = 0; waited < 60_000; waited += 25) {
+      if (await exists(join(bundle, 'exit'))) {
+        const err = await this.runcError(bundle);
+        if (err) {
+          await writeFileAtomic(join(bundle, 'status.json'), JSON.stringify({ exitCode: 128, reason: 'StartError', finishedAt: new Date() }));
+          throw new StartError(err);
+        }
+        return;
+      }
+      // `stopped` without the exit record yet: the shim is about to write it (and runc.log may hold an error).
+      const st = await this.runc.state(rec.runcId).catch(() => undefined);
+      if (st && (st.status === 'running' || st.status === 'paused')) return;
+      await sleep(25);
+    }
+    throw new StartError(`runc did not start container ${task.name} within 60 s`);
+  }
+
+  /** runc's last error message for this bundle (runc.log is JSON lines), if it failed. */
+  private async runcError(bundle: string): Promise<string | undefined> {
+    const text = await readFile(join(bundle, 'runc.log'), 'utf8').catch(() => '');
+    let msg: string | undefined;
+    for (const line of text.split('\n')) {
+      try {
+        const j = JSON.parse(line) as { level?: string; msg?: string };
+        if (j.level === 'error' && j.msg) msg = j.msg.replace(/^runc run failed: /, '');
+      } catch { /* not JSON */ }
+    }
+    return msg;
+  }
+
+  /** The exit of the task's last run, once known (persisted in status.json). */
+  private async exitStatus(task: Task): Promise<ExitStatus | undefined> {
+    const bundle = this.bundleDir(task);
+    const saved = await readJson<{ exitCode: number; reason: string; finishedAt: string }>(join(bundle, 'status.json'));
+    if (saved) return { ...saved, finishedAt: new Date(saved.finishedAt) };
+    const rec = await this.record(task);
+    if (!rec?.shimPid) return undefined;
+    let exitFile = await stat(join(bundle, 'exit')).catch(() => undefined);
+    if (!exitFile) {
+      if (await this.shimAlive(task, rec)) return undefined;
+      exitFile = await stat(join(bundle, 'exit')).catch(() => undefined);
+    }
+    let status: ExitStatus;
+    if (!exitFile) {
+      // The shim is gone without an exit record (the machine restarted, or someone killed it).
+      status = { exitCode: -1, reason: 'Lost', finishedAt: new Date() };
+    } else {
+      const exitCode = Number((await readFile(join(bundle, 'exit'), 'utf8')).trim());
+      let reason = exitCode === 0 ? 'Completed' : 'Error';
+      if (exitCode !== 0 && (await exists(join(bundle, 'killed')))) reason = 'Killed';
+      const state = await readJson<{ cgroup_paths?: Record<string, string> }>(join(this.runc.root, rec.runcId, 'state.json'));
+      const memcg = state?.cgroup_paths?.memory ?? state?.cgroup_paths?.[''];
+      if (memcg && (await oomKills(memcg)) > 0) reason = 'OOMKilled';
+      const err = await this.runcError(bundle);
+      if (err) reason = 'StartError';
+      status = { exitCode, reason, finishedAt: exitFile.mtime };
+    }
+    await writeFileAtomic(join(bundle, 'status.json'), JSON.stringify(status));
+    return status;
+  }
+
+  /** Resolves with the exit of the task's current run; works for tasks started by an earlier process. */
+  async wait(task: Task): Promise<ExitStatus> {
+    const bundle = this.bundleDir(task);
+    const closed = this.closed.signal;
+    for (;;) {
+      if (closed.aborted) throw new Error('the runtime was closed while waiting for a container');
+      const s = await this.exitStatus(task);
+      if (s) return s;
+      if (!(await exists(bundle))) throw new Error(`container ${task.name} of group ${task.groupId} was deleted`);
+      // Woken by any change in the bundle directory (the shim writes `exit` there), else every second.
+      await new Promise<void>((res) => {
+        let w: ReturnType<typeof watch> | undefined;
+        const done = () => {
+          clearTimeout(t);
+          w?.close();
+          closed.removeEventListener('abort', done);
+          res();
+        };
+        const t = setTimeout(done, 1000);
+        closed.addEventListener('abort', done);
+        try {
+          w = watch(bundle, done);
+          w.on('error', done);
+        } catch {
+          /* the timer will do */
+        }
+      });
+    }
+  }
+
+  async kill(task: Task, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const rec = await this.record(task);
+    if (!rec) return;
+    await writeFile(join(this.bundleDir(task), 'killed'), signal);
+    await this.runc.kill(rec.runcId, signal).catch((e: Error) => {
+      if (!/not running|does not exist|container .* is stopped/i.test(e.message)) throw e;
+    });
+  }
+
+  async status(task: Task): Promise<TaskStatus | undefined> {
+    const bundle = this.bundleDir(task);
+    const rec = await this.record(task);
+    if (!rec) return undefined;
+    if (await exists(join(bundle, 'status.json')) || await exists(join(bundle, 'exit'))) return 'stopped';
+    if (await this.shimAlive(task, rec)) return 'running';
+    const st = await this.runc.state(rec.runcId).catch(() => undefined);
+    if (st) return st.status === 'stopped' ? 'stopped' : 'running';
+    return rec.shimPid ? 'stopped' : 'created';
+  }
+
+  async delete(task: Task): Promise<void> {
+    const bundle = this.bundleDir(task);
+    const rec = await this.record(task);
+    if (rec) {
+      if (await this.shimAlive(task, rec)) {
+        await this.runc.kill(rec.runcId, 'KILL').catch(() => undefined);
+        const marks = [SHIM_NAME, bundle, rec.runcId];
+        if (!(await waitGone(rec.shimPid!, marks, 10_000))) process.kill(rec.shimPid!, 'SIGKILL');
+      }
+      await this.runc.delete(rec.runcId);
+    }
+    await unmountAll(bundle);
+    await rm(bundle, { recursive: true, force: true });
+  }
+
+  async exec(task: Task, argv: string[], io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; tty?: boolean }): Promise<ExecResult> {
+    if (io.tty) throw new Error('exec with a terminal is not supported by the runc runtime yet; run the command without a tty');
+    if (argv.length === 0) throw new Error('exec needs a command');
+    const rec = await this.record(task);
+    if (!rec || (await this.status(task)) !== 'running') throw new Error(`container ${task.name} of group ${task.groupId} is not running`);
+    const child = spawn(this.runc.bin, this.runc.args('exec', rec.runcId, ...argv), { stdio: [io.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    if (io.stdin && child.stdin) io.stdin.pipe(child.stdin);
+    child.stdout!.pipe(io.stdout, { end: false });
+    child.stderr!.pipe(io.stderr, { end: false });
+    return new Promise((res, rej) => {
+      child.on('error', rej);
+      child.on('close', (code, signal) => res({ exitCode: code ?? (signal ? 128 : 1) }));
+    });
+  }
+
+  async list(): Promise<Array<{ groupId: string; containers: Array<{ name: string; status: TaskStatus; pid?: number }> }>> {
+    await this.info();
+    const groupsDir = join(this.base, 'groups');
+    const byId = new Map((await this.runc.list().catch(() => [] as RuncState[])).map((s) => [s.id, s]));
+    const out: Array<{ groupId: string; containers: Array<{ name: string; status: TaskStatus; pid?: number }> }> = [];
+    const seen = new Set<string>();
+    for (const groupId of (await readdir(groupsDir).catch(() => [] as string[])).sort()) {
+      if (!ID.test(groupId)) continue;
+      const containers: Array<{ name: string; status: TaskStatus; pid?: number }> = [];
+      for (const name of (await readdir(join(groupsDir, groupId, 'containers')).catch(() => [] as string[])).sort()) {
+        if (!ID.test(name)) continue;
+        const task: Task = { groupId, name, logPath: this.logPath(groupId, name) };
+        const status = await this.status(task);
+        if (!status) continue;
+        const rec = await this.record(task);
+        const st = rec ? byId.get(rec.runcId) : undefined;
+        if (rec) seen.add(rec.runcId);
+        containers.push({ name, status, ...(status === 'running' && st?.pid ? { pid: st.pid } : {}) });
+      }
+      out.push({ groupId, containers });
+    }
+    // runc containers whose group directory is gone: reported so that the reconciler deletes them.
+    for (const s of byId.values()) {
+      if (seen.has(s.id)) continue;
+      const m = s.bundle.startsWith(groupsDir + '/') ? s.bundle.slice(groupsDir.length + 1).split('/') : undefined;
+      if (!m || m.length !== 3 || m[1] !== 'containers') continue;
+      let g = out.find((o) => o.groupId === m[0]);
+      if (!g) out.push((g = { groupId: m[0]!, containers: [] }));
+      g.containers.push({ name: m[2]!, status: s.status === 'stopped' ? 'stopped' : 'running', ...(s.pid ? { pid: s.pid } : {}) });
+    }
+    return out;
+  }
+
+  /**
+   * Releases what lives in this process — metadata endpoints, pending wait() calls (they reject) — for a
+   * server shutdown; containers, logs and published ports keep running for the next process to adopt.
+   */
+  async close(): Promise<void> {
+    this.closed.abort();
+    for (const g of [...this.imds.keys()]) await this.closeImds(g);
+  }
+}
+
+/** The runc runtime for a Berth data directory, or the reason it cannot run here (not root, no runc). */
+export async function openRuncRuntime(opts: RuncRuntimeOptions): Promise<{ runtime: RuncRuntime } | { unavailable: string }> {
+  const why = await runcUnavailable(opts.runc);
+  if (why) return { unavailable: why };
+  const runtime = new RuncRuntime(opts);
+  await runtime.info();
+  return { runtime };
+}

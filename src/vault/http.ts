@@ -1,0 +1,219 @@
+// The Key Vault secrets data plane (REST api-version 7.4 and later) of one vault, on its own port:
+// challenge-based Bearer auth, RBAC data actions, SecretBundle JSON and KeyVaultError bodies.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { BerthError } from '../platform/errors.js';
+import type { Logger } from '../platform/logger.js';
+import type { IdentityService } from '../identity/service.js';
+import type { Principal } from '../identity/principals.js';
+import { vaultArmId, type VaultRecord, type Vaults } from './vaults.js';
+import { RECOVERABLE_DAYS, RECOVERY_LEVEL, type DeletedSecret, type Page, type SecretVersion, type Secrets } from './secrets.js';
+
+/** The audience of vault tokens; the challenge names it as `resource`. */
+export const VAULT_RESOURCE = 'https://vault.azure.net';
+const AUDIENCES = [VAULT_RESOURCE, `${VAULT_RESOURCE}/`];
+const ACTION = 'Microsoft.KeyVault/vaults/secrets';
+const BODY_LIMIT = 256 * 1024;
+const STATUS: Record<BerthError['kind'], number> = { invalid: 400, unauthenticated: 401, forbidden: 403, notFound: 404, conflict: 409, internal: 500 };
+
+export interface VaultHttpDeps {
+  vaults: Vaults;
+  secrets: Secrets;
+  identity: IdentityService;
+  log: Logger;
+  /** Base URL of Berth's identity endpoint (the challenge's authorization URL is <base>/<tenant>). */
+  identityBase: () => string;
+}
+
+interface Route {
+  /** The RBAC data action the operation needs. */
+  action: string;
+  secret?: string;
+  run: (v: VaultRecord, body: () => Promise<Record<string, unknown>>, q: URLSearchParams) => Promise<[number, unknown?]> | [number, unknown?];
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly inner?: string) {
+    super(message);
+  }
+}
+
+function checkApiVersion(q: URLSearchParams): void {
+  const v = q.get('api-version');
+  if (!v) throw new HttpError(400, 'BadParameter', "The 'api-version' query parameter is missing: use api-version=7.4 or later.");
+  const m = /^(\d+)\.(\d+)(-preview(\.\d+)?)?$/.exec(v);
+  if (!m || Number(m[1]) < 7 || (Number(m[1]) === 7 && Number(m[2]) < 4)) {
+    throw new HttpError(400, 'BadParameter', `The specified version (${v}) is not recognized: use api-version=7.4 or later.`);
+  }
+}
+
+export class VaultHttp {
+  constructor(private readonly d: VaultHttpDeps) {}
+
+  private base(v: VaultRecord): string {
+    return this.d.vaults.vaultUri(v).replace(/\/+$/, '');
+  }
+
+  private attributes(s: SecretVersion) {
+    return {
+      enabled: s.enabled, ...(s.nbf !== null ? { nbf: s.nbf } : {}), ...(s.exp !== null ? { exp: s.exp } : {}),
+      created: s.created, updated: s.updated, recoveryLevel: RECOVERY_LEVEL, recoverableDays: RECOVERABLE_DAYS,
+    };
+  }
+
+  /** SecretBundle (with `value` when the operation returns it) or SecretItem (`versioned` false: id without version). */
+  bundle(v: VaultRecord, s: SecretVersion, versioned = true) {
+    return {
+      ...(s.value !== undefined ? { value: s.value } : {}),
+      id: `${this.base(v)}/secrets/${s.name}${versioned ? `/${s.version}` : ''}`,
+      ...(s.contentType !== null ? { contentType: s.contentType } : {}),
+      attributes: this.attributes(s),
+      ...(s.tags !== null ? { tags: s.tags } : {}),
+    };
+  }
+
+  deleted(v: VaultRecord, s: DeletedSecret, versioned = true) {
+    return { recoveryId: `${this.base(v)}/deletedsecrets/${s.name}`, deletedDate: s.deletedDate, scheduledPurgeDate: s.scheduledPurgeDate, ...this.bundle(v, s, versioned) };
+  }
+
+  private list<T>(v: VaultRecord, path: string, q: URLSearchParams, p: Page<T>, shape: (x: T) => unknown) {
+    let nextLink: string | null = null;
+    if (p.next) {
+      const max = q.get('maxresults');
+      nextLink = `${this.base(v)}${path}?api-version=${encodeURIComponent(q.get('api-version')!)}&$skiptoken=${p.next}${max ? `&maxresults=${encodeURIComponent(max)}` : ''}`;
+    }
+    return { value: p.items.map(shape), nextLink };
+  }
+
+  private route(method: string, parts: string[]): Route | undefined {
+    const s = this.d.secrets;
+    const paging = (q: URLSearchParams) => ({ maxresults: q.get('maxresults') ?? undefined, skiptoken: q.get('$skiptoken') ?? undefined });
+    const [coll, name, rest, extra] = parts;
+    if (coll === 'secrets') {
+      if (name === undefined) {
+        if (method === 'GET') return { action: `${ACTION}/readMetadata/action`, run: (v, _b, q) => [200, this.list(v, '/secrets', q, s.list(v, paging(q)), (x) => this.bundle(v, x, false))] };
+        return undefined;
+      }
+      if (rest === 'versions' && extra === undefined && method === 'GET') {
+        return { action: `${ACTION}/readMetadata/action`, secret: name,
+          run: (v, _b, q) => [200, this.list(v, `/secrets/${name}/versions`, q, s.listVersions(v, name, paging(q)), (x) => this.bundle(v, x))] };
+      }
+      if (extra !== undefined) return undefined;
+      const version = rest === '' ? undefined : rest;
+      switch (method) {
+        case 'PUT':
+          if (rest !== undefined) return undefined;
+          return { action: `${ACTION}/setSecret/action`, secret: name, run: async (v, body) => [200, this.bundle(v, s.set(v, name, await body()))] };
+        case 'GET':
+          return { action: `${ACTION}/getSecret/action`, secret: name, run: (v) => [200, this.bundle(v, s.get(v, name, version))] };
+        case 'PATCH':
+          return { action: `${ACTION}/update/action`, secret: name, run: async (v, body) => [200, this.bundle(v, s.update(v, name, version, await body()))] };
+        case 'DELETE':
+          if (rest !== undefined) return undefined;
+          return { action: `${ACTION}/delete`, secret: name, run: (v) => [200, this.deleted(v, s.delete(v, name))] };
+      }
+      return undefined;
+    }
+    if (coll === 'deletedsecrets') {
+      if (name === undefined) {
+        if (method === 'GET') return { action: `${ACTION}/readMetadata/action`, run: (v, _b, q) => [200, this.list(v, '/deletedsecrets', q, s.listDeleted(v, paging(q)), (x) => this.deleted(v, x, false))] };
+        return undefined;
+      }
+      if (rest === 'recover' && extra === undefined && method === 'POST') {
+        return { action: `${ACTION}/recover/action`, secret: name, run: (v) => [200, this.bundle(v, s.recover(v, name))] };
+      }
+      if (rest !== undefined && rest !== '') return undefined;
+      if (method === 'GET') return { action: `${ACTION}/readMetadata/action`, secret: name, run: (v) => [200, this.deleted(v, s.getDeleted(v, name))] };
+      if (method === 'DELETE') return { action: `${ACTION}/purge/action`, secret: name, run: (v) => { s.purge(v, name); return [204]; } };
+    }
+    return undefined;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, vault: VaultRecord | undefined): Promise<void> {
+    const requestId = randomUUID();
+    const url = new URL(req.url ?? '/', 'http://vault.invalid');
+    const send = (status: number, body?: unknown, headers: Record<string, string> = {}) => {
+      const h: Record<string, string> = {
+        'Cache-Control': 'no-cache', Pragma: 'no-cache', Expires: '-1', 'x-ms-request-id': requestId,
+        'x-ms-keyvault-service-version': '1.9.0.0', ...headers,
+      };
+      const cid = req.headers['x-ms-client-request-id'];
+      if (typeof cid === 'string') h['x-ms-client-request-id'] = cid;
+      if (body === undefined) {
+        res.writeHead(status, h).end();
+      } else {
+        const text = JSON.stringify(body);
+        res.writeHead(status, { ...h, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(text)) }).end(text);
+      }
+      this.d.log.info('vault request', { vault: vault?.name, method: req.method, path: url.pathname, status });
+    };
+    const fail = (e: HttpError, headers: Record<string, string> = {}) =>
+      send(e.status, { error: { code: e.code, message: e.message, ...(e.inner ? { innererror: { code: e.inner } } : {}) } }, headers);
+
+    try {
+      if (!vault) throw new HttpError(404, 'VaultNotFound', 'This vault no longer exists.');
+      // Authenticate first, before looking at the body: the SDK's first request carries no token and no body.
+      const principal = await this.authenticate(req);
+      if (principal instanceof HttpError) {
+        return fail(principal, { 'WWW-Authenticate': `Bearer authorization="${this.d.identityBase()}/${this.d.identity.ids.tenantId}", resource="${VAULT_RESOURCE}"` });
+      }
+      const q = url.searchParams;
+      checkApiVersion(q);
+      const parts = url.pathname.replace(/^\/+/, '').split('/').map(decodeURIComponent);
+      const r = this.route(req.method ?? 'GET', parts);
+      if (!r) throw new HttpError(parts[0] === 'secrets' || parts[0] === 'deletedsecrets' ? 405 : 404, 'BadParameter', `The operation ${req.method} ${url.pathname} is not supported by this vault.`);
+      this.authorize(principal, vault, r);
+      const [status, body] = await r.run(vault, () => readJson(req), q);
+      send(status, body);
+    } catch (e) {
+      if (e instanceof HttpError) return fail(e);
+      if (e instanceof BerthError) return fail(new HttpError(STATUS[e.kind], e.code, e.message));
+      this.d.log.error('vault internal error', { vault: vault?.name, path: url.pathname, error: String((e as Error)?.stack ?? e) });
+      return fail(new HttpError(500, 'InternalServerError', 'Internal error; see the server log.'));
+    } finally {
+      if (!req.readableEnded) req.resume();
+    }
+  }
+
+  /** The caller, or an Unauthorized error whose answer carries the challenge. */
+  private async authenticate(req: IncomingMessage): Promise<Principal | HttpError> {
+    const h = req.headers.authorization;
+    let message = 'AKV10000: Request is missing a Bearer or PoP token.';
+    if (h && /^bearer\s+/i.test(h)) {
+      const p = await this.d.identity.verifyAccessToken(h.replace(/^bearer\s+/i, '').trim(), AUDIENCES);
+      if (p) return p;
+      message = `AKV10022: Invalid audience, issuer, signature or expired token: the access token must be issued by ${this.d.identity.issuer()} for resource ${VAULT_RESOURCE}.`;
+    }
+    return new HttpError(401, 'Unauthorized', message);
+  }
+
+  private authorize(p: Principal, v: VaultRecord, r: Route): void {
+    const scope = vaultArmId(v);
+    if (this.d.identity.can(p, r.action, scope, true)) return;
+    const resource = `${scope}${r.secret ? `/secrets/${r.secret}` : ''}`.toLowerCase();
+    throw new HttpError(403, 'Forbidden',
+      'Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\n' +
+      `Caller: appid=${p.appId ?? p.id};oid=${p.id};iss=${this.d.identity.issuer()}\r\nAction: '${r.action}'\r\nResource: '${resource}'\r\n` +
+      `Assignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: null \r\nVault: ${v.name};location=${v.location}\r\n`, 'ForbiddenByRbac');
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > BODY_LIMIT) throw new HttpError(413, 'BadParameter', `The request body is larger than ${BODY_LIMIT} bytes.`);
+    chunks.push(c as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (!text.trim()) throw new HttpError(400, 'BadParameter', 'The request body is empty: send a JSON object.');
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'BadParameter', 'The request body is not valid JSON.');
+  }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'BadParameter', 'The request body must be a JSON object.');
+  return body as Record<string, unknown>;
+}
