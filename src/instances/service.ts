@@ -5,6 +5,7 @@ import type { Db } from '../storage/sqlite.js';
 import type { Sealer } from '../storage/sealer.js';
 import type { ImagePuller, PulledImage, PullOptions } from '../pull/types.js';
 import { PullError } from '../pull/types.js';
+import { KeychainError } from '../keychain/keychain.js';
 import type { Runtime, SandboxSpec } from '../runtime/runtime.js';
 import type { ResourceGroups } from '../resources/groups.js';
 import type { ManagedIdentities } from '../identity/managed-identities.js';
@@ -253,7 +254,13 @@ export class ContainerGroups {
     const out = new Map<string, { image: PulledImage; started: Date; finished: Date } | undefined>();
     const failures: Array<{ image: string; error: unknown }> = [];
     try {
-      const keychain = this.keychain(spec, g);
+      let keychain;
+      try {
+        keychain = this.keychain(spec, g);
+      } catch (e) {
+        if (e instanceof KeychainError) throw invalid('InvalidRegistryCredential', `${e.message}.`);
+        throw e;
+      }
       const byImage = new Map<string, Promise<{ image: PulledImage; started: Date; finished: Date } | undefined>>();
       const checker = hasCheck(puller) ? puller : undefined;
       for (const c of spec.containers) {

@@ -172,6 +172,7 @@ export function parseGroupSpec(doc: unknown): GroupSpec {
     if (hasUser && c.identity) errors.push(`${at} has both username/password and identity; give one`);
     const jsonSecret = c.username === undefined && isSecretRef(c.password);
     if (!c.identity && !jsonSecret && (c.username === undefined || c.password === undefined)) errors.push(`${at} needs username and password, or identity`);
+    if (isSecretRef(c.username) && typeof c.password === 'string') errors.push(`${at}.password must be a Key Vault reference too when the username is one`);
     for (const k of ['username', 'password'] as const) {
       const r = c[k];
       if (isSecretRef(r) && !/^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.KeyVault\/vaults\/[^/]+$/i.test(r.reference.keyVault.id)) {

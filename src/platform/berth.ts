@@ -29,6 +29,9 @@ import type { Runtime } from '../runtime/runtime.js';
 import type { ImagePuller } from '../pull/types.js';
 import type { KeychainFactory } from '../instances/keychains.js';
 import { ContainerGroups, type ContainerGroupsOptions } from '../instances/service.js';
+import { platformKeychainFactory } from '../instances/platform-keychains.js';
+import { VaultSecretReader } from '../vault/reader.js';
+import { DockerConfigKeychain } from '../keychain/docker-config.js';
 
 export interface BerthOptions {
   dataDir: string;
@@ -43,7 +46,7 @@ export interface BerthOptions {
   runtime?: Runtime;
   /** Image puller for container groups; undefined: creates are refused. */
   puller?: ImagePuller;
-  /** Makes the credential sources of a group's keychain (inline, managed identity, platform defaults). */
+  /** Makes the credential sources of a group's keychain; default: the keychain module's classes over Berth's identity and vault. */
   keychainFactory?: KeychainFactory;
   /** Reconciler back-off/sleep overrides (tests). */
   reconciler?: ContainerGroupsOptions['reconciler'];
@@ -105,7 +108,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   vaults.onChange({ opened: (v) => vaultListeners.open(v, vaults.vaultUri(v)), closed: (v) => vaultListeners.close(v) });
 
   const containerGroups = new ContainerGroups({ db, subscriptionId: ids.subscriptionId, tenantId: ids.tenantId, sealer, groups, managedIdentities, workloads, log,
-    ...(o.runtime ? { runtime: o.runtime } : {}), ...(o.puller ? { puller: o.puller } : {}), ...(o.keychainFactory ? { keychainFactory: o.keychainFactory } : {}),
+    ...(o.runtime ? { runtime: o.runtime } : {}), ...(o.puller ? { puller: o.puller } : {}), keychainFactory: o.keychainFactory ?? platformKeychainFactory({ identity, secrets: new VaultSecretReader(vaults, secrets), defaults: () => DockerConfigKeychain.defaults() }),
     ...(o.reconciler ? { reconciler: o.reconciler } : {}) });
 
   const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, containerGroups, log, baseUrl: () => baseUrl });
