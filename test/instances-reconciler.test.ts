@@ -219,7 +219,8 @@ test('recover after a server restart: adopts running tasks, recreates lost group
   assert.ok(runtime.calls.includes('deleteSandbox orphan'));
   await until(lost, (x) => x.containers.app!.events.some((e) => e.name === 'Started') && x.containers.app!.currentState?.state === 'Running');
   assert.equal(runtime.calls.filter((c) => c === 'create app').length, 1, 'only the lost group creates its container again');
-  assert.equal(runtime.calls.filter((c) => c.startsWith('sandbox')).length, 1);
+  // createSandbox is called for both: it adopts the live one (re-opening its identity endpoint).
+  assert.equal(runtime.calls.filter((c) => c.startsWith('sandbox')).length, 2);
   // The adopted container is watched: its exit restarts it per policy.
   runtime.exit('app', 0, 'Completed', live.id);
   await until(live, (x) => x.containers.app!.restartCount >= 1);

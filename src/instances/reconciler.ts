@@ -102,21 +102,17 @@ export class GroupRunner {
       this.state.provisioningState = 'Creating';
       this.save();
     }
-    if (this.state.sandbox) {
-      // Adopting a sandbox after a restart: bind the group to its identities again (the runtime keeps
-      // serving the endpoint it was given; see the coordinator notes on re-registering it).
-      this.r.o.identityEndpointFor?.(g);
-    } else {
-      try {
-        const identityEndpoint = this.r.o.identityEndpointFor?.(g);
-        this.state.sandbox = await runtime.createSandbox({ groupId: g.id, ports: g.spec.ipAddress?.ports ?? [], ...(identityEndpoint ? { identityEndpoint } : {}) });
-        this.save();
-      } catch (e) {
-        const message = `Creating the group's sandbox failed: ${errText(e)}`;
-        this.event(undefined, 'Failed', message, 'Warning');
-        this.finishProvisioning({ ok: false, error: { code: 'ContainerGroupDeploymentFailed', message } });
-        return;
-      }
+    // createSandbox adopts a sandbox that already exists (after a server restart) and re-opens its
+    // managed-identity endpoint with the function given here; otherwise it creates one.
+    try {
+      const identityEndpoint = this.r.o.identityEndpointFor?.(g);
+      this.state.sandbox = await runtime.createSandbox({ groupId: g.id, ports: g.spec.ipAddress?.ports ?? [], ...(identityEndpoint ? { identityEndpoint } : {}) });
+      this.save();
+    } catch (e) {
+      const message = `Creating the group's sandbox failed: ${errText(e)}`;
+      this.event(undefined, 'Failed', message, 'Warning');
+      this.finishProvisioning({ ok: false, error: { code: 'ContainerGroupDeploymentFailed', message } });
+      return;
     }
     const sandbox = this.state.sandbox!;
     await Promise.all(g.spec.containers.map((c) => this.runContainer(c, sandbox).catch((e) => {

@@ -33,6 +33,7 @@ export class FakeRuntime implements Runtime {
     t.status = 'stopped';
     t.resolve({ exitCode, reason, finishedAt: new Date() });
   }
+  /** Like runc's: on a group that already has a sandbox it adopts it (its tasks stay). */
   async createSandbox(spec: SandboxSpec): Promise<Sandbox> {
     this.calls.push(`sandbox ${spec.ports.map((p) => p.port).join(',')}${spec.identityEndpoint ? ' +identity' : ''}`);
     const s = { groupId: spec.groupId, ip: '127.0.0.1', hostPorts: Object.fromEntries(spec.ports.map((p) => [p.port, p.port])) };
