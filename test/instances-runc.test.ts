@@ -121,6 +121,31 @@ test('a command group: logs, exit code, restart per OnFailure with back-off, the
   assert.equal(await b.containerGroups.logs('rg', 'once', 'app'), 'done\n');
 });
 
+test('a Berth restart adopts the running httpd group: same port, still serving, then restarted per policy when killed', { skip }, async () => {
+  const op = await createAndWait('keep', doc(['httpd', '-f', '-p', '80', '-h', '/www'], 'Always', [80]));
+  assert.equal(op.status, 'Succeeded');
+  const before = b.containerGroups.resource(b.containerGroups.get('rg', 'keep')).properties.ipAddress!;
+  const port = (before.ports[0] as { hostPort?: number }).hostPort ?? 80;
+  const get = async () => { try { const r = await fetch(`http://${before.ip}:${port}/`); return r.ok ? r.text() : undefined; } catch { return undefined; } };
+  await eventually('the page', get);
+  // Server and runtime go away; the container keeps running.
+  await b.stop();
+  await runtime.close();
+  const reopened = await openRuncRuntime({ dataDir: join(dir, 'runtime') });
+  if ('unavailable' in reopened) throw new Error(reopened.unavailable);
+  runtime = reopened.runtime;
+  b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime, puller, reconciler: { backoff: { baseMs: 200, maxMs: 400 } } });
+  assert.equal(await get(), 'hello from busybox httpd\n', 'served across the restart');
+  const g = b.containerGroups.get('rg', 'keep');
+  assert.equal(g.state.containers.app!.events.filter((e) => e.name === 'Created').length, 1);
+  assert.equal(g.state.containers.app!.events.find((e) => e.name === 'Created')!.count, 1, 'adopted, not created again');
+  // The adopted container is watched: when it dies, Always restarts it.
+  const task = { groupId: g.id, name: 'app', logPath: g.state.containers.app!.logPath! };
+  await runtime.kill(task, 'SIGKILL');
+  await eventually('the restart', () => (b.containerGroups.get('rg', 'keep').state.containers.app!.restartCount >= 1 ? true : undefined));
+  await eventually('the page again', get);
+});
+
 test('an unknown image is refused at create with InaccessibleImage', { skip }, async () => {
   await assert.rejects(b.containerGroups.createOrUpdate('rg', 'nope', { ...doc(['true'], 'Never'), properties: { ...doc(['true'], 'Never').properties,
     containers: [{ name: 'app', properties: { image: 'localhost/nothing:1', resources: { requests: { cpu: 1, memoryInGB: 1 } } } }] } }),
