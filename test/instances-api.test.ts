@@ -158,6 +158,12 @@ test('secure environment values and registry passwords are never returned, logge
   const created = [...runtime.tasks.values()].find((t) => t.task.groupId === b.containerGroups.store.find('rg', 'sec1')!.id)!;
   assert.ok(created.spec.env.includes(`TOKEN=${secretEnv}`));
   assert.deepEqual(puller.credentials.at(-1), { reference: 'r.io/app:1', kind: 'basic', username: 'puller', source: 'inline (puller)' });
+  // KEK rotation re-seals the group's secrets: they still open afterwards.
+  const { resealed } = await b.rotateKek();
+  assert.ok(resealed >= 1);
+  const reread = b.containerGroups.store.find('rg', 'sec1')!;
+  assert.equal(reread.spec.containers[0]!.environmentVariables.find((e) => e.name === 'TOKEN')!.secureValue, secretEnv);
+  assert.equal(reread.spec.imageRegistryCredentials[0]!.password, secretPw);
   // Not in clear in the database files.
   for (const f of readdirSync(b.dataDir).filter((x) => x.startsWith('berth.db'))) {
     const bytes = readFileSync(join(b.dataDir, f)).toString('latin1');
