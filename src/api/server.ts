@@ -21,6 +21,8 @@ import { registerVaultRoutes } from './vault-routes.js';
 import type { Vaults } from '../vault/vaults.js';
 import { createDualServer } from '../platform/dual-listener.js';
 import type { TlsMaterial } from '../platform/tls.js';
+import type { ContainerGroups } from '../instances/service.js';
+import { registerContainerRoutes, registerExecSessionRoutes, type ExecSession } from './container-routes.js';
 
 export interface ApiDeps {
   identity: IdentityService;
@@ -33,6 +35,7 @@ export interface ApiDeps {
   managedIdentities: ManagedIdentities;
   workloads: WorkloadIdentities;
   vaults: Vaults;
+  containerGroups: ContainerGroups;
   log: Logger;
   /** Base URL clients reach this server at (for issuer and discovery documents). */
   baseUrl: () => string;
@@ -66,7 +69,9 @@ export function apiRoutes(app: FastifyInstance): ApiRoute[] {
 }
 
 export function buildApi(d: ApiDeps): FastifyInstance {
-  const app = Fastify({ logger: false, serverFactory: (handler) => createDualServer(handler, d.tls), routerOptions: { caseSensitive: false, ignoreTrailingSlash: true }, bodyLimit: 4 * 1024 * 1024 });
+  const app = Fastify({ logger: false, serverFactory: (handler) => createDualServer(handler, d.tls), routerOptions: { caseSensitive: false, ignoreTrailingSlash: true }, bodyLimit: 4 * 1024 * 1024,
+    // az's generic-resource path for `container create --file` has an empty parent path: providers/NS//type/name.
+    rewriteUrl: (req) => (req.url ?? '/').replace(/^([^?]*\/providers\/[^/?]+)\/\/+/i, '$1/') });
   const routes: ApiRoute[] = [];
   (app as unknown as { [ROUTES]: ApiRoute[] })[ROUTES] = routes;
   app.addHook('onRoute', (r) => {
@@ -144,6 +149,8 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   app.post('/:tenant/oauth2/v2.0/token', tokenHandler);
   app.post('/:tenant/oauth2/token', tokenHandler);
   registerWorkloadIdentityRoutes(app, d);
+  const execSessions = new Map<string, ExecSession>();
+  registerExecSessionRoutes(app, d, execSessions);
 
   // ---- ARM (authenticated)
   const arm = async (scope: FastifyInstance) => {
@@ -161,6 +168,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     registerRegistryAccessRoutes(scope, d);
     registerIdentityRoutes(scope, d);
     registerVaultRoutes(scope, d);
+    registerContainerRoutes(scope, d, execSessions);
   };
   void app.register(arm);
   return app;
@@ -209,6 +217,7 @@ function registerArmRoutes(app: FastifyInstance, d: ApiDeps): void {
     if (!g) return reply.status(204).send();
     for (const r of d.registries.list(g.name)) await d.registries.delete(g.name, r.name);
     for (const v of d.vaults.list(g.name)) await d.vaults.delete(g.name, v.name);
+    for (const c of d.containerGroups.list(g.name)) await d.containerGroups.delete(g.name, c.name);
     d.groups.delete(g.name);
     return reply.status(200).send();
   });

@@ -48,18 +48,21 @@ export class ArmClient {
     }
   }
 
-  async request<T = unknown>(method: string, path: string, body?: unknown, opts: { notFoundOk?: boolean } = {}): Promise<T | undefined> {
+  async request<T = unknown>(method: string, path: string, body?: unknown,
+    opts: { notFoundOk?: boolean; apiVersion?: string; onHeaders?: (h: Headers) => void } = {}): Promise<T | undefined> {
     const sep = path.includes('?') ? '&' : '?';
-    return this.send<T>(method, `${this.ctx.server}${path}${sep}api-version=${API_VERSION}`, await this.accessToken(), body, opts);
+    return this.send<T>(method, `${this.ctx.server}${path}${sep}api-version=${opts.apiVersion ?? API_VERSION}`, await this.accessToken(), body, opts);
   }
 
   /** Calls any Berth URL (a vault's data plane, say) with a bearer token; errors as for ARM calls. */
-  async send<T = unknown>(method: string, url: string, token: string, body?: unknown, opts: { notFoundOk?: boolean } = {}): Promise<T | undefined> {
+  async send<T = unknown>(method: string, url: string, token: string, body?: unknown,
+    opts: { notFoundOk?: boolean; onHeaders?: (h: Headers) => void } = {}): Promise<T | undefined> {
     const res = await this.fetch(url, {
       method,
       headers: { Authorization: `Bearer ${token}`, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
+    opts.onHeaders?.(res.headers);
     const text = await res.text();
     let json: unknown;
     try {

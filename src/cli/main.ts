@@ -17,6 +17,7 @@ import { registerKeyvaultCommands } from './commands/keyvault.js';
 import { registerVaultAdminCommands } from './commands/vault-admin.js';
 import { registerCaCommand } from './commands/ca.js';
 import { trustBerthCa } from './trust.js';
+import { registerContainerCommands } from './commands/container.js';
 
 export function buildProgram(): Command {
   const program = new Command('berth')
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   program.hook('preAction', (_program, action) => {
     if (action.name() !== 'serve') trustBerthCa();
   });
+  registerContainerCommands(program, getClient);
   return program;
 }
 

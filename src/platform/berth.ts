@@ -28,6 +28,13 @@ import { writeFileAtomic } from './fs-atomic.js';
 import { createLogger, type Level, type Logger } from './logger.js';
 import { LazyPuller } from '../pull/lazy-puller.js';
 import { ensureTls, serverNames, type TlsMaterial } from './tls.js';
+import type { Runtime } from '../runtime/runtime.js';
+import type { ImagePuller } from '../pull/types.js';
+import type { KeychainFactory } from '../instances/keychains.js';
+import { ContainerGroups, type ContainerGroupsOptions } from '../instances/service.js';
+import { platformKeychainFactory } from '../instances/platform-keychains.js';
+import { VaultSecretReader } from '../vault/reader.js';
+import { DockerConfigKeychain } from '../keychain/docker-config.js';
 
 export interface BerthOptions {
   dataDir: string;
@@ -42,6 +49,14 @@ export interface BerthOptions {
   domain?: string;
   /** false: plain HTTP only, no CA or certificate (default true: HTTPS and HTTP on every port). */
   tls?: boolean;
+  /** Container runtime for container groups (runc by default at merge); undefined: creates are refused. */
+  runtime?: Runtime;
+  /** Image puller for container groups; undefined: creates are refused. */
+  puller?: ImagePuller;
+  /** Makes the credential sources of a group's keychain; default: the keychain module's classes over Berth's identity and vault. */
+  keychainFactory?: KeychainFactory;
+  /** Reconciler back-off/sleep overrides (tests). */
+  reconciler?: ContainerGroupsOptions['reconciler'];
 }
 
 export interface RunningBerth {
@@ -64,6 +79,7 @@ export interface RunningBerth {
   workloads: WorkloadIdentities;
   /** The pull client for container groups: one content store (<dataDir>/content) shared by all pulls. */
   puller: LazyPuller;
+  containerGroups: ContainerGroups;
   vaults: Vaults;
   secrets: Secrets;
   /** Re-seals every sealed value under a new key-encryption key (see src/storage/kek.ts). */
@@ -111,7 +127,13 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const vaultListeners = new PortListeners('vault', (p) => (req, res) => void vaultHttp.handle(req, res, vaults.byPort(p)), host, log, tls);
   vaults.onChange({ opened: (v) => vaultListeners.open(v, vaults.vaultUri(v)), closed: (v) => vaultListeners.close(v) });
 
-  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, log, baseUrl: () => baseUrl, tls });
+  // The pull client for container groups and `berth pull`: one content store shared by all pulls.
+  const puller = new LazyPuller({ contentDir: paths.content });
+  const containerGroups = new ContainerGroups({ db, subscriptionId: ids.subscriptionId, tenantId: ids.tenantId, sealer, groups, managedIdentities, workloads, log,
+    ...(o.runtime ? { runtime: o.runtime } : {}), puller: o.puller ?? puller, keychainFactory: o.keychainFactory ?? platformKeychainFactory({ identity, secrets: new VaultSecretReader(vaults, secrets), defaults: () => DockerConfigKeychain.defaults() }),
+    ...(o.reconciler ? { reconciler: o.reconciler } : {}) });
+
+  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, containerGroups, log, baseUrl: () => baseUrl, tls });
   await api.listen({ port: o.port, host });
   const port = (api.server.address() as { port: number }).port;
   baseUrl = `http://${host}:${port}`;
@@ -124,6 +146,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
 
   for (const r of registries.list()) await listeners.open(r);
   for (const v of vaults.list()) await vaultListeners.open(v, vaults.vaultUri(v));
+  await containerGroups.recover();
   await writeFileAtomic(paths.serverInfo, JSON.stringify({ url: baseUrl, ...(httpsUrl ? { httpsUrl, ca: tls!.caPath } : {}), pid: process.pid }) + '\n', 0o644);
 
   let timer: NodeJS.Timeout | undefined;
@@ -136,13 +159,13 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
     timer.unref();
   }
 
-  const puller = new LazyPuller({ contentDir: paths.content });
   return {
-    url: baseUrl, httpsUrl, tls, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, vaults, secrets, puller,
+    url: baseUrl, httpsUrl, tls, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, vaults, secrets, puller, containerGroups,
     rotateKek: () => rotateKek(db, paths.kek, sealer),
     apiRoutes: () => apiRoutes(api),
     async stop() {
       if (timer) clearInterval(timer);
+      await containerGroups.detach();
       await puller.close();
       await listeners.closeAll();
       await vaultListeners.closeAll();

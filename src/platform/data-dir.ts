@@ -11,6 +11,8 @@
 //   tls/ca-key.pem            the CA's private key (0600)
 //   tls/server.pem            server certificate issued by the CA (0644; re-issued when needed)
 //   tls/server-key.pem        its private key (0600)
+//   runtime/                  the runc runtime's state (`berth serve`): runc root, layer cache
+//                             (runtime/layers/<hex>), per-group bundles, namespaces, logs
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -28,6 +30,7 @@ export function dataPaths(dir: string) {
     signingKey: join(dir, 'keys', 'signing.jwk'),
     ownerCredential: join(dir, 'owner-credential.json'),
     serverInfo: join(dir, 'server.json'),
+    runtime: join(dir, 'runtime'),
     content: join(dir, 'content'),
     tls: {
       ca: join(dir, 'tls', 'ca.pem'),

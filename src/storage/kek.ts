@@ -15,6 +15,7 @@ import { writeFileAtomic } from '../platform/fs-atomic.js';
 const SEALED: Array<{ table: string; column: string; key: string[]; context: (row: Record<string, string>) => string }> = [
   { table: 'registry_passwords', column: 'sealed', key: ['registry_id', 'name'], context: (r) => `registry:${r.registry_id}:${r.name}` },
   { table: 'vaults', column: 'wrapped_key', key: ['id'], context: (r) => `vault-key:${r.id}` },
+  { table: 'container_groups', column: 'secrets', key: ['id'], context: (r) => `container-group:${r.id}` },
 ];
 
 const getSetting = (db: Db, k: string) => (db.prepare('SELECT value FROM settings WHERE key = ?').get(k) as { value: string } | undefined)?.value;

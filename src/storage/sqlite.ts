@@ -96,6 +96,16 @@ const MIGRATIONS: string[] = [
   ALTER TABLE manifests ADD COLUMN attributes TEXT;
   ALTER TABLE tags ADD COLUMN attributes TEXT;
   `,
+  `
+  CREATE TABLE container_groups (
+    id TEXT PRIMARY KEY, subscription TEXT NOT NULL, resource_group TEXT NOT NULL, rg_lower TEXT NOT NULL,
+    name TEXT NOT NULL, name_lower TEXT NOT NULL, location TEXT NOT NULL, spec TEXT NOT NULL,
+    secrets TEXT NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    UNIQUE (subscription, rg_lower, name_lower));
+  CREATE TABLE container_group_operations (
+    id TEXT PRIMARY KEY, group_id TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
+    start_time TEXT NOT NULL, end_time TEXT);
+  `,
 ];
 
 export function openDatabase(path: string): Db {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { defaultDataDir } from '../../platform/data-dir.js';
+import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
 import { CliError } from '../errors.js';
 
 export function registerServeCommand(program: Command): void {
@@ -18,11 +18,18 @@ export function registerServeCommand(program: Command): void {
       if (o.domain && !o.tls) throw new CliError('usage error: --domain names a host for the TLS certificate; it cannot be used with --no-tls', 2);
       const dataDir = o.dataDir ?? defaultDataDir();
       let b;
+      let runtime: import('../../runtime/runc/runc-runtime.js').RuncRuntime | undefined;
       try {
         // Loaded here, not at the top: the server (fastify, every service) costs every other command ~0.3 s of start-up.
         const { startBerth } = await import('../../platform/berth.js');
+        // Container groups run on runc (embedded default). Without it (not root, runc missing) everything
+        // else works and container creates say why they cannot run.
+        const { openRuncRuntime } = await import('../../runtime/runc/runc-runtime.js');
+        const opened = await openRuncRuntime({ dataDir: dataPaths(dataDir).runtime });
+        if ('unavailable' in opened) process.stderr.write(`WARNING: container groups cannot run: ${opened.unavailable}\n`);
+        else runtime = opened.runtime;
         b = await startBerth({ dataDir, port, logLevel: o.logLevel as 'info', gcIntervalMs: Number(o.gcInterval) * 60_000,
-          ...(o.domain ? { domain: o.domain } : {}), tls: o.tls });
+          ...(o.domain ? { domain: o.domain } : {}), tls: o.tls, ...(runtime ? { runtime } : {}) });
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         if (err.code === 'EADDRINUSE') throw new CliError(`Port ${port} is already in use. Stop the program using it or pick another with --port.`);
@@ -32,6 +39,7 @@ export function registerServeCommand(program: Command): void {
         `(data directory ${dataDir}; CLI: export BERTH_SERVER=${b.url} BERTH_DATA_DIR=${dataDir})\n`);
       const stop = async () => {
         await b.stop();
+        await runtime?.close();
         process.exit(0);
       };
       process.once('SIGINT', () => void stop());

@@ -1,0 +1,172 @@
+// ACI's management surface (Microsoft.ContainerInstance/containerGroups) over the container-groups
+// core: PUT/GET/PATCH/DELETE, lists, restart/stop/start, logs, exec, and the long-running operations
+// the ARM way (201 + Azure-AsyncOperation, a status URL to poll).
+import { randomBytes, randomUUID } from 'node:crypto';
+import { PassThrough, Writable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ApiDeps } from './server.js';
+import { checkSub, requirePermission } from './common.js';
+import { invalid, notFound } from '../platform/errors.js';
+import { safeEqual } from '../identity/secrets.js';
+import { GROUP_TYPE } from '../instances/spec.js';
+import { shlexSplit } from '../instances/flags.js';
+import type { Operation } from '../instances/store.js';
+
+const A = {
+  read: `${GROUP_TYPE}/read`, write: `${GROUP_TYPE}/write`, delete: `${GROUP_TYPE}/delete`,
+  restart: `${GROUP_TYPE}/restart/action`, stop: `${GROUP_TYPE}/stop/action`, start: `${GROUP_TYPE}/start/action`,
+  logs: `${GROUP_TYPE}/containers/logs/read`, exec: `${GROUP_TYPE}/containers/exec/action`,
+};
+
+interface ExecSession { id: string; password: string; rg: string; name: string; container: string; argv: string[]; expires: number }
+const EXEC_SESSION_TTL_MS = 60_000;
+
+/** Base URL as the client reached us (so polling URLs work behind TLS or another host name). */
+const origin = (req: FastifyRequest) => `${req.protocol}://${req.headers.host ?? req.hostname}`;
+
+export function registerContainerRoutes(app: FastifyInstance, d: ApiDeps, sessions = new Map<string, ExecSession>()): void {
+  const cg = d.containerGroups;
+  const sub = d.identity.ids.subscriptionId;
+  const base = '/subscriptions/:sub/resourcegroups/:rg/providers/Microsoft.ContainerInstance/containerGroups';
+  const scope = (rg: string, name: string) => cg.armId(rg, name);
+  const params = (req: FastifyRequest, action: string) => {
+    const p = req.params as { sub: string; rg: string; name: string; container?: string };
+    checkSub(d, p.sub);
+    requirePermission(d, req, action, scope(p.rg, p.name));
+    return p;
+  };
+  const asyncHeader = (req: FastifyRequest, reply: FastifyReply, location: string, op: Operation) =>
+    reply.header('Azure-AsyncOperation', `${origin(req)}/subscriptions/${sub}/providers/Microsoft.ContainerInstance/locations/${encodeURIComponent(location)}/operations/${op.id}?api-version=2018-06-01`);
+
+  const readable = (req: FastifyRequest) => (g: { resourceGroup: string; name: string }) => d.identity.can(req.principal!, A.read, scope(g.resourceGroup, g.name));
+  app.get('/subscriptions/:sub/providers/Microsoft.ContainerInstance/containerGroups', async (req) => {
+    checkSub(d, (req.params as { sub: string }).sub);
+    return { value: cg.list().filter(readable(req)).map((g) => cg.resource(g, false)) };
+  });
+  app.get(base, async (req) => {
+    const { sub: s, rg } = req.params as { sub: string; rg: string };
+    checkSub(d, s);
+    return { value: cg.list(rg).filter(readable(req)).map((g) => cg.resource(g, false)) };
+  });
+
+  app.put(`${base}/:name`, async (req, reply) => {
+    const { rg, name } = params(req, A.write);
+    const { group, created, operation } = await cg.createOrUpdate(rg, name, req.body ?? {},
+      { canReadSecret: (secretScope) => d.identity.can(req.principal!, 'Microsoft.KeyVault/vaults/secrets/getSecret/action', secretScope, true) });
+    asyncHeader(req, reply, group.location, operation);
+    return reply.status(created ? 201 : 200).send(cg.resource(group));
+  });
+  app.get(`${base}/:name`, async (req) => {
+    const { rg, name } = params(req, A.read);
+    return cg.resource(cg.get(rg, name));
+  });
+  app.patch(`${base}/:name`, async (req) => {
+    const { rg, name } = params(req, A.write);
+    const body = (req.body ?? {}) as { tags?: unknown };
+    const g = cg.get(rg, name);
+    if (body.tags !== undefined && (typeof body.tags !== 'object' || body.tags === null || Array.isArray(body.tags))) throw invalid('InvalidRequestContent', 'tags must be an object of strings.');
+    const tags = Object.fromEntries(Object.entries((body.tags ?? {}) as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
+    return cg.resource(cg.store.save({ ...g, spec: { ...g.spec, tags } }));
+  });
+  app.delete(`${base}/:name`, async (req, reply) => {
+    const { rg, name } = params(req, A.delete);
+    d.groups.get(rg);
+    const g = cg.store.find(rg, name);
+    if (!g) return reply.status(204).send();
+    const shown = cg.resource(g);
+    await cg.delete(rg, name);
+    return reply.status(200).send(shown);
+  });
+
+  app.post(`${base}/:name/restart`, async (req, reply) => {
+    const { rg, name } = params(req, A.restart);
+    const op = await cg.restart(rg, name);
+    asyncHeader(req, reply, cg.get(rg, name).location, op);
+    return reply.status(204).send();
+  });
+  app.post(`${base}/:name/stop`, async (req, reply) => {
+    const { rg, name } = params(req, A.stop);
+    await cg.stop(rg, name);
+    return reply.status(204).send();
+  });
+  app.post(`${base}/:name/start`, async (req, reply) => {
+    const { rg, name } = params(req, A.start);
+    const op = await cg.start(rg, name);
+    if (!op) return reply.status(204).send();
+    asyncHeader(req, reply, cg.get(rg, name).location, op);
+    return reply.status(202).send();
+  });
+
+  app.get(`${base}/:name/containers/:container/logs`, async (req) => {
+    const { rg, name, container } = params(req, A.logs);
+    const q = req.query as { tail?: string };
+    let tail: number | undefined;
+    if (q.tail !== undefined && q.tail !== '') {
+      tail = Number(q.tail);
+      if (!Number.isInteger(tail) || tail < 0) throw invalid('InvalidParameter', `tail '${q.tail}' must be a whole number of lines.`);
+    }
+    return { content: await cg.logs(rg, name, container!, tail) };
+  });
+
+  app.post(`${base}/:name/containers/:container/exec`, async (req) => {
+    const { rg, name, container } = params(req, A.exec);
+    const g = cg.get(rg, name);
+    if (!g.spec.containers.some((c) => c.name === container)) throw notFound('ContainerNotFound', `The container '${container}' does not exist in container group '${g.name}'.`);
+    const body = (req.body ?? {}) as { command?: unknown };
+    if (typeof body.command !== 'string' || body.command.trim() === '') throw invalid('InvalidRequestContent', "The request needs a 'command' string, e.g. {\"command\": \"/bin/sh\"}.");
+    const argv = shlexSplit(body.command);
+    const now = Date.now();
+    for (const [k, s] of sessions) if (s.expires < now) sessions.delete(k);
+    const s: ExecSession = { id: randomUUID(), password: randomBytes(24).toString('base64url'), rg, name, container: container!, argv, expires: now + EXEC_SESSION_TTL_MS };
+    sessions.set(s.id, s);
+    // ACI answers a websocket URI; Berth's is a plain HTTP stream (POST, Authorization: <password>).
+    return { webSocketUri: `${origin(req)}/berth/exec-sessions/${s.id}`, password: s.password };
+  });
+
+  app.get('/subscriptions/:sub/providers/Microsoft.ContainerInstance/locations/:loc/operations/:id', async (req) => {
+    const { sub: s, id } = req.params as { sub: string; loc: string; id: string };
+    checkSub(d, s);
+    const op = cg.operation(id);
+    const g = op && cg.store.byId(op.groupId);
+    if (!op) throw notFound('OperationNotFound', `The operation '${id}' was not found.`);
+    const groupId = g ? cg.armId(g.resourceGroup, g.name) : undefined;
+    if (g) requirePermission(d, req, A.read, groupId!);
+    const events = g ? Object.values(g.state.containers).flatMap((c) => c.events) : [];
+    return {
+      ...(groupId ? { id: groupId } : {}), name: op.id, status: op.status, startTime: op.startTime, ...(op.endTime ? { endTime: op.endTime } : {}),
+      properties: { events }, ...(op.error ? { error: op.error } : {}),
+    };
+  });
+}
+
+/**
+ * The exec stream: POST with `Authorization: <password>` from the exec answer; the request body is the
+ * process's stdin; the response is NDJSON frames {"stdout"|"stderr": base64} and a last {"exitCode": n}.
+ */
+export function registerExecSessionRoutes(app: FastifyInstance, d: ApiDeps, sessions: Map<string, ExecSession>): void {
+  void app.register(async (s) => {
+    s.removeAllContentTypeParsers();
+    s.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+    s.post('/berth/exec-sessions/:id', async (req, reply) => {
+      const { id } = req.params as { id: string };
+      const session = sessions.get(id);
+      const auth = String(req.headers.authorization ?? '');
+      if (!session || session.expires < Date.now() || !safeEqual(auth, session.password)) {
+        return reply.status(401).send({ error: { code: 'Unauthorized', message: 'The exec session does not exist, has expired or the password is wrong. Run the exec request again.' } });
+      }
+      sessions.delete(id);
+      const out = new PassThrough();
+      const frames = (stream: 'stdout' | 'stderr') => new Writable({
+        write(chunk: Buffer, _enc, cb) { out.write(JSON.stringify({ [stream]: Buffer.from(chunk).toString('base64') }) + '\n'); cb(); },
+      });
+      const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+      const stdin = hasBody ? (req.body as NodeJS.ReadableStream) : undefined;
+      void d.containerGroups.exec(session.rg, session.name, session.container, session.argv, { ...(stdin ? { stdin } : {}), stdout: frames('stdout'), stderr: frames('stderr') })
+        .then((exitCode) => out.end(JSON.stringify({ exitCode }) + '\n'))
+        .catch((e: Error & { code?: string }) => out.end(JSON.stringify({ error: { code: e.code ?? 'ExecFailed', message: e.message } }) + '\n'));
+      return reply.header('content-type', 'application/x-ndjson').send(out);
+    });
+  });
+}
+
+export type { ExecSession };

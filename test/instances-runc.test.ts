@@ -1,0 +1,153 @@
+// Container groups end to end on the real runc runtime (src/runtime/runc): a busybox httpd group
+// answers on its published port, a command group's logs and exit code, restart per policy, and delete
+// leaves nothing running. The image comes from a puller test double that hands over a busybox image
+// built here (test/helpers/runtime-images.ts); the real pull client is wired in at merge.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startBerth, type RunningBerth } from '../src/platform/berth.js';
+import { openRuncRuntime, runcUnavailable, type RuncRuntime } from '../src/runtime/runc/runc-runtime.js';
+import type { ImagePuller, PulledImage } from '../src/pull/types.js';
+import { PullError } from '../src/pull/types.js';
+import type { BuiltLayer } from '../src/image/layer.js';
+import { busyboxLayer, busyboxPath, imageWorkDir, pulledImage } from './helpers/runtime-images.js';
+
+const skip = (await runcUnavailable()) ?? (busyboxPath() ? undefined : 'busybox-static is not installed');
+if (skip) console.log(`# skipping instances-runc tests: ${skip}`);
+
+let b: RunningBerth;
+let dir: string;
+let work: string;
+let runtime: RuncRuntime;
+let layer: BuiltLayer;
+
+/** Test double of the pull client: `localhost/busybox:*` is the busybox image built here; anything else is unknown. */
+const puller: ImagePuller = {
+  async pull(reference: string): Promise<PulledImage> {
+    if (!reference.startsWith('localhost/busybox:')) throw new PullError('MANIFEST_UNKNOWN', 'manifest unknown: manifest unknown', `no such image ${reference}`);
+    return pulledImage([layer], { cmd: ['/bin/sh'] }, reference);
+  },
+};
+
+before(async () => {
+  if (skip) return;
+  dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
+  work = await imageWorkDir();
+  layer = await busyboxLayer(work);
+  const opened = await openRuncRuntime({ dataDir: join(dir, 'runtime') });
+  if ('unavailable' in opened) throw new Error(opened.unavailable);
+  runtime = opened.runtime;
+  b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime, puller, reconciler: { backoff: { baseMs: 200, maxMs: 400 } } });
+  b.groups.createOrUpdate('rg', 'westus');
+});
+after(async () => {
+  if (skip) return;
+  for (const g of b.containerGroups.list()) await b.containerGroups.delete(g.resourceGroup, g.name);
+  await b.stop();
+  await runtime.close();
+  await rm(dir, { recursive: true, force: true });
+  await rm(work, { recursive: true, force: true });
+});
+
+const doc = (command: string[], restartPolicy: string, ports: number[] = []) => ({
+  location: 'westus',
+  properties: { osType: 'Linux', restartPolicy,
+    ...(ports.length ? { ipAddress: { type: 'Public', ports: ports.map((port) => ({ port })) } } : {}),
+    containers: [{ name: 'app', properties: { image: 'localhost/busybox:1', command, ports: ports.map((port) => ({ port })), resources: { requests: { cpu: 0.5, memoryInGB: 0.25 } } } }] },
+});
+
+async function createAndWait(name: string, body: unknown) {
+  const { operation } = await b.containerGroups.createOrUpdate('rg', name, body);
+  while (b.containerGroups.operation(operation.id)!.status === 'InProgress') await new Promise((r) => setTimeout(r, 50));
+  return b.containerGroups.operation(operation.id)!;
+}
+
+/** Polls a condition a bounded number of times (a process's progress, not a timing assertion). */
+async function eventually<T>(what: string, f: () => T | undefined | Promise<T | undefined>, tries = 200): Promise<T> {
+  for (let i = 0; i < tries; i++) {
+    const v = await f();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not happen`);
+}
+
+test('S1-style: a busybox httpd group answers on its published port; delete leaves nothing running', { skip }, async () => {
+  const op = await createAndWait('web', doc(['httpd', '-f', '-p', '80', '-h', '/www'], 'Always', [80]));
+  assert.equal(op.status, 'Succeeded', JSON.stringify(op.error));
+  const shown = b.containerGroups.resource(b.containerGroups.get('rg', 'web'));
+  const ip = shown.properties.ipAddress!;
+  const hostPort = (ip.ports[0] as { hostPort?: number }).hostPort ?? 80;
+  const page = await eventually('the page', async () => {
+    try {
+      const res = await fetch(`http://${ip.ip}:${hostPort}/`);
+      return res.ok ? await res.text() : undefined;
+    } catch { return undefined; }
+  });
+  assert.equal(page, 'hello from busybox httpd\n');
+  const id = b.containerGroups.get('rg', 'web').id;
+  await b.containerGroups.delete('rg', 'web');
+  assert.equal((await runtime.list()).some((g) => g.groupId === id), false);
+});
+
+test('a command group: logs, exit code, restart per OnFailure with back-off, then Terminated', { skip }, async () => {
+  // Exits 3 every time: OnFailure restarts it with back-off (200 ms, 400 ms here) until it is stopped.
+  const op = await createAndWait('job', doc(['sh', '-c', 'echo working; echo oops >&2; exit 3'], 'OnFailure'));
+  assert.equal(op.status, 'Succeeded', JSON.stringify(op.error));
+  const g = await eventually('two restarts', () => {
+    const x = b.containerGroups.get('rg', 'job');
+    return x.state.containers.app!.restartCount >= 2 ? x : undefined;
+  });
+  const cs = g.state.containers.app!;
+  assert.equal(cs.previousState!.state, 'Terminated');
+  assert.equal(cs.previousState!.exitCode, 3);
+  const backoff = cs.events.find((e) => e.name === 'BackOff')!;
+  assert.match(backoff.message, /last error: exited with code 3 \(Error\); last output: .*oops/);
+  assert.match(await b.containerGroups.logs('rg', 'job', 'app'), /working\n/);
+  await b.containerGroups.stop('rg', 'job');
+  const stopped = b.containerGroups.get('rg', 'job');
+  assert.equal(stopped.state.state, 'Stopped');
+
+  const once = await createAndWait('once', doc(['sh', '-c', 'echo done; exit 0'], 'Never'));
+  assert.equal(once.status, 'Succeeded');
+  const fin = await eventually('the exit', () => {
+    const x = b.containerGroups.get('rg', 'once');
+    return x.state.containers.app!.currentState?.state === 'Terminated' ? x : undefined;
+  });
+  assert.equal(fin.state.containers.app!.currentState!.exitCode, 0);
+  assert.equal(fin.state.state, 'Succeeded');
+  assert.equal(await b.containerGroups.logs('rg', 'once', 'app'), 'done\n');
+});
+
+test('a Berth restart adopts the running httpd group: same port, still serving, then restarted per policy when killed', { skip }, async () => {
+  const op = await createAndWait('keep', doc(['httpd', '-f', '-p', '80', '-h', '/www'], 'Always', [80]));
+  assert.equal(op.status, 'Succeeded');
+  const before = b.containerGroups.resource(b.containerGroups.get('rg', 'keep')).properties.ipAddress!;
+  const port = (before.ports[0] as { hostPort?: number }).hostPort ?? 80;
+  const get = async () => { try { const r = await fetch(`http://${before.ip}:${port}/`); return r.ok ? r.text() : undefined; } catch { return undefined; } };
+  await eventually('the page', get);
+  // Server and runtime go away; the container keeps running.
+  await b.stop();
+  await runtime.close();
+  const reopened = await openRuncRuntime({ dataDir: join(dir, 'runtime') });
+  if ('unavailable' in reopened) throw new Error(reopened.unavailable);
+  runtime = reopened.runtime;
+  b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime, puller, reconciler: { backoff: { baseMs: 200, maxMs: 400 } } });
+  assert.equal(await get(), 'hello from busybox httpd\n', 'served across the restart');
+  const g = b.containerGroups.get('rg', 'keep');
+  assert.equal(g.state.containers.app!.events.filter((e) => e.name === 'Created').length, 1);
+  assert.equal(g.state.containers.app!.events.find((e) => e.name === 'Created')!.count, 1, 'adopted, not created again');
+  // The adopted container is watched: when it dies, Always restarts it.
+  const task = { groupId: g.id, name: 'app', logPath: g.state.containers.app!.logPath! };
+  await runtime.kill(task, 'SIGKILL');
+  await eventually('the restart', () => (b.containerGroups.get('rg', 'keep').state.containers.app!.restartCount >= 1 ? true : undefined));
+  await eventually('the page again', get);
+});
+
+test('an unknown image is refused at create with InaccessibleImage', { skip }, async () => {
+  await assert.rejects(b.containerGroups.createOrUpdate('rg', 'nope', { ...doc(['true'], 'Never'), properties: { ...doc(['true'], 'Never').properties,
+    containers: [{ name: 'app', properties: { image: 'localhost/nothing:1', resources: { requests: { cpu: 1, memoryInGB: 1 } } } }] } }),
+  (e: { code?: string; message: string }) => e.code === 'InaccessibleImage' && /manifest unknown/.test(e.message));
+});
