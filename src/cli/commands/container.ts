@@ -70,7 +70,9 @@ async function waitForOperation(c: ArmClient, url: string): Promise<void> {
   const u = new URL(url);
   u.searchParams.delete('api-version');
   const path = u.pathname + (u.search || '');
-  for (;;) {
+  // Short operations (a cached image, a small one) end within a few hundred ms: poll at 100, 200,
+  // 400, 800 ms, then every second, so the CLI does not sit out a whole second after the group runs.
+  for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
     const op = (await c.request<{ status: string; error?: { code: string; message: string } }>('GET', path, undefined, { apiVersion: '2018-06-01' }))!;
     if (op.status === 'Succeeded') return;
     if (op.status === 'Failed' || op.status === 'Canceled') {
@@ -78,7 +80,7 @@ async function waitForOperation(c: ArmClient, url: string): Promise<void> {
       const message = op.error?.message ?? 'The container group deployment failed.';
       throw new CliError(`(${code}) ${message}\nCode: ${code}\nMessage: ${message}`);
     }
-    await new Promise((r) => setTimeout(r, 1000));
+    await new Promise((r) => setTimeout(r, delay));
   }
 }
 
