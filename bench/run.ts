@@ -190,7 +190,7 @@ function printGroups(g: GroupsBenchResult): void {
 
 async function main(): Promise<number> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
-    process.stdout.write('usage: npm run bench [-- --json]\nenv: BENCH_LAYER_MB (60), BENCH_LAYERS (5), BENCH_RUNS (3)\n');
+    process.stdout.write('usage: npm run bench [-- --json]\nenv: BENCH_LAYER_MB (60), BENCH_LAYERS (5), BENCH_RUNS (3), BENCH_PULL=0, BENCH_GROUPS=0, BENCH_GROUPS_FANOUT (50)\n');
     return 0;
   }
   const missing = ['skopeo', 'docker-registry', 'htpasswd'].filter((t) => !which(t));
