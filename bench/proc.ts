@@ -21,14 +21,15 @@ export interface RunResult {
 }
 
 /** Runs a command to completion; rejects with its stderr when it exits non-zero. */
-export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; redact?: string[] } = {}): Promise<RunResult> {
+export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; redact?: string[]; input?: string } = {}): Promise<RunResult> {
   return new Promise((resolveRun, reject) => {
     const started = performance.now();
-    const p = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args, { env: opts.env ?? process.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    p.stdin?.end(opts.input);
     let stdout = '';
     let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    p.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    p.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     p.on('error', reject);
     p.on('close', (code, signal) => {
       const seconds = (performance.now() - started) / 1000;

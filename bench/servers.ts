@@ -20,6 +20,8 @@ export interface RunningServer {
   stop(): Promise<void>;
   /** What the process has written lately, for error messages. */
   output(): string;
+  /** Berth only: the environment for its CLI (BERTH_SERVER, BERTH_DATA_DIR). */
+  cliEnv?: NodeJS.ProcessEnv;
 }
 
 export interface ServerKind {
@@ -103,6 +105,7 @@ export const berth: ServerKind = {
       username: cred.username,
       password,
       output: () => tail.toString(),
+      cliEnv: env,
       async stop() {
         await stop();
         await removeDir();
