@@ -22,7 +22,7 @@ import { ManagedIdentities } from '../identity/managed-identities.js';
 import { WorkloadIdentities } from '../identity/workload-identity.js';
 import { RegistryHttp } from '../registry/http/server.js';
 import { apiRoutes, buildApi, type ApiRoute } from '../api/server.js';
-import { PortListeners, RegistryListeners, freeLoopbackPort } from './listeners.js';
+import { PortListeners, freeLoopbackPort } from './listeners.js';
 import { dataPaths } from './data-dir.js';
 import { writeFileAtomic } from './fs-atomic.js';
 import { createLogger, type Level, type Logger } from './logger.js';
@@ -116,8 +116,9 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const workloads = new WorkloadIdentities(identity, managedIdentities);
   const auth = new RegistryAuth(registries, identity, tokens, repoTokens);
   const registryHttp = new RegistryHttp({ registries, service: registryService, auth, log });
-  const listeners = new RegistryListeners(registries, registryHttp, host, log, tls);
-  registries.onChange({ opened: (r) => listeners.open(r), closed: (r) => listeners.close(r) });
+  // Look the registry up per request: it may have been updated (admin user) since the listener opened.
+  const listeners = new PortListeners('registry', (p) => (req, res) => void registryHttp.handle(req, res, registries.byPort(p)), host, log, tls);
+  registries.onChange({ opened: (r) => listeners.open(r, registries.loginServer(r)), closed: (r) => listeners.close(r) });
   // Every vault's data plane on a loopback port of its own (the SDK wants /secrets/... at the path root).
   // The scheme comes from here only.
   const dataPlaneScheme = tls ? 'https' : 'http';
@@ -144,7 +145,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const cred = await identity.ensureOwner(existsSync(paths.ownerCredential));
   if (cred) await writeFileAtomic(paths.ownerCredential, JSON.stringify(cred, null, 2) + '\n', 0o600);
 
-  for (const r of registries.list()) await listeners.open(r);
+  for (const r of registries.list()) await listeners.open(r, registries.loginServer(r));
   for (const v of vaults.list()) await vaultListeners.open(v, vaults.vaultUri(v));
   await containerGroups.recover();
   await writeFileAtomic(paths.serverInfo, JSON.stringify({ url: baseUrl, ...(httpsUrl ? { httpsUrl, ca: tls!.caPath } : {}), pid: process.pid }) + '\n', 0o644);

@@ -1,9 +1,7 @@
-// One loopback listener per registry: each registry's login server is localhost:<its own port>. Every
-// listener speaks HTTPS (with Berth's server certificate) and plain HTTP on the same port.
+// Loopback listeners: each registry's login server and each vault's URI is localhost:<its own port>.
+// Every listener speaks HTTPS (with Berth's server certificate) and plain HTTP on the same port.
 import type { RequestListener, Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
-import type { RegistryRecord, Registries } from '../registry/registries.js';
-import type { RegistryHttp } from '../registry/http/server.js';
 import type { Logger } from './logger.js';
 import { createDualServer } from './dual-listener.js';
 import type { TlsMaterial } from './tls.js';
@@ -37,36 +35,6 @@ export async function listenLoopback(port: number, host: string, handler: Reques
   return server;
 }
 
-export class RegistryListeners {
-  private readonly servers = new Map<string, Server>();
-
-  constructor(private readonly registries: Registries, private readonly http: RegistryHttp,
-    private readonly host: string, private readonly log: Logger, private readonly tls?: TlsMaterial) {}
-
-  async open(r: RegistryRecord): Promise<void> {
-    if (this.servers.has(r.id)) return;
-    const server = await listenLoopback(r.port, this.host, (req, res) => {
-      // Look the registry up per request: it may have been updated (admin user) since the listener opened.
-      void this.http.handle(req, res, this.registries.byPort(r.port));
-    }, this.tls, () => `registry ${r.name} cannot listen on ${this.host}:${r.port}: the port is in use by another program. Stop that program, or delete and recreate the registry to get a new port.`);
-    this.servers.set(r.id, server);
-    this.log.info('registry listening', { registry: r.name, loginServer: this.registries.loginServer(r) });
-  }
-
-  async close(r: RegistryRecord): Promise<void> {
-    const s = this.servers.get(r.id);
-    if (!s) return;
-    this.servers.delete(r.id);
-    await closeServer(s);
-  }
-
-  async closeAll(): Promise<void> {
-    const all = [...this.servers.values()];
-    this.servers.clear();
-    await Promise.all(all.map(closeServer));
-  }
-}
-
 export function closeServer(s: Server): Promise<void> {
   return new Promise((resolveClose) => {
     s.close(() => resolveClose());
@@ -75,8 +43,8 @@ export function closeServer(s: Server): Promise<void> {
 }
 
 /**
- * One loopback listener per resource of some kind (vaults), keyed by resource id; `handler(port)` serves
- * every request arriving on that port.
+ * One loopback listener per resource of some kind (registries, vaults), keyed by resource id;
+ * `handler(port)` serves every request arriving on that port.
  */
 export class PortListeners<R extends { id: string; name: string; port: number }> {
   private readonly servers = new Map<string, Server>();
