@@ -26,6 +26,9 @@ const RG = 'scenrg';
 const REG = 'scenidreg';
 const VAULT = 'scenidvault';
 const HTTPD = '/bin/busybox httpd -f -p 80 -h /www';
+// httpd as PID 1 ignores SIGTERM, so every stop waits out the 10 s grace period; under a shell that exits
+// on TERM the groups this file stops stop at once (S5 keeps the plain command line).
+const QUICK_HTTPD = `/bin/sh -c 'trap "exit 0" TERM; ${HTTPD} & wait'`;
 const PAGE = 'hello from busybox httpd\n';
 
 let dataDir: string;
@@ -48,7 +51,9 @@ const RETURNS_SECRET = [['ad', 'sp', 'create-for-rbac'], ['acr', 'token', 'creat
 const returnsSecret = (args: string[]) => RETURNS_SECRET.some((c) => c.every((w, i) => args[i] === w));
 
 async function cli(args: string[], input?: string): Promise<CliResult> {
+  const t0 = Date.now();
   const r = await runCli(args, env, input);
+  if (process.env.SCEN_TIMING && Date.now() - t0 > 2000) console.log(`# ${Date.now() - t0} ms: berth ${args.slice(0, 4).join(" ")}`);
   outputs.push(r.stderr);
   if (!returnsSecret(args) && !args.some((a) => a.includes('169.254.169.254'))) outputs.push(r.stdout);
   return r;
@@ -112,16 +117,16 @@ async function fetchPage(p: number): Promise<string | undefined> {
   const res = await fetch(`http://127.0.0.1:${p}/`);
   return res.ok ? res.text() : undefined;
 }
-const pageOf = async (name: string) => eventually(`the page of ${name}`, async () => fetchPage(await hostPort(name)));
+const pageOf = async (name: string) => eventually(`the page of ${name}`, async () => fetchPage(await hostPort(name)), 60);
 
 /** Waits until the group's first container has terminated; returns its current state. */
 const terminated = (name: string) => eventually(`${name} to terminate`, async () => {
   const st = (await show(name)).containers[0].instanceView?.currentState;
   return st?.state === 'Terminated' ? st : undefined;
-});
+}, 90);
 
 const createHttpd = (name: string, ...cred: string[]) => berthJson('container', 'create', '-g', RG, '-n', name, '--image', IMAGE,
-  '--ports', '80', '--ip-address', 'Public', '--command-line', HTTPD, '--cpu', '0.5', '--memory', '0.25', ...cred);
+  '--ports', '80', '--ip-address', 'Public', '--command-line', QUICK_HTTPD, '--cpu', '0.5', '--memory', '0.25', ...cred);
 const createJob = (name: string, cmd: string, ...cred: string[]) => berthJson('container', 'create', '-g', RG, '-n', name, '--image', IMAGE,
   '--restart-policy', 'Never', '--command-line', cmd, '--cpu', '0.5', '--memory', '0.25', ...cred);
 const del = (name: string) => berth('container', 'delete', '-g', RG, '-n', name, '--yes');
@@ -337,7 +342,7 @@ properties:
     - name: app
       properties:
         image: ${IMAGE}
-        command: ["/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/www"]
+        command: ["/bin/sh", "-c", "trap 'exit 0' TERM; /bin/busybox httpd -f -p 80 -h /www & wait"]
         ports: [{ port: 80 }]
         resources: { requests: { cpu: 0.5, memoryInGB: 0.25 } }
 `;
