@@ -283,11 +283,15 @@ test('S5 service principal + vault (seed 003 with berth for az): secrets read ba
   const AKV_NAME = VAULT;
   await berth('keyvault', 'create', '-g', RES_GROUP, '-n', AKV_NAME);
   VAULT_ID = await berth('keyvault', 'show', '-n', AKV_NAME, '--query', 'id', '-o', 'tsv');
-  const sp = await berthJson<{ appId: string; password: string; displayName: string; tenant: string }>('ad', 'sp', 'create-for-rbac',
-    '--name', `http://${ACR_NAME}-pull`, '--scopes', await berth('acr', 'show', '--name', ACR_NAME, '--query', 'id', '--output', 'tsv'), '--role', 'acrpull');
-  secrets.push(sp.password);
-  SP_ID = sp.appId;
-  assert.equal(sp.displayName, `http://${ACR_NAME}-pull`);
+  const password = await berth('ad', 'sp', 'create-for-rbac', '--name', `http://${ACR_NAME}-pull`,
+    '--scopes', await berth('acr', 'show', '--name', ACR_NAME, '--query', 'id', '--output', 'tsv'), '--role', 'acrpull', '--query', 'password', '-o', 'tsv');
+  secrets.push(password);
+  const sp = { password };
+  // "SP_ID=xxxx # Replace with your service principal's appId"
+  SP_ID = await berth('ad', 'sp', 'list', '--display-name', `http://${ACR_NAME}-pull`, '--query', '[0].appId', '-o', 'tsv');
+  assert.match(SP_ID, /^[0-9a-f-]{36}$/);
+  const ra = await berthJson<Array<{ roleDefinitionName: string; scope: string }>>('role', 'assignment', 'list', '--assignee', SP_ID, '--all');
+  assert.deepEqual(ra.map((a) => [a.roleDefinitionName, a.scope]), [['AcrPull', ACR_ID]]);
   // The seed stores `az ad sp show --id $SP_ID --query password`; sp show never returns a password (nor does
   // az's), so the password is the one create-for-rbac printed.
   assert.equal(await berth('ad', 'sp', 'show', '--id', SP_ID, '--query', 'password', '--output', 'tsv'), '');
