@@ -360,7 +360,11 @@ properties:
   assert.ok(!raw.includes(pwd), 'the group shows no password');
   const cred = JSON.parse(raw).imageRegistryCredentials[0];
   assert.equal(cred.server, LOGIN);
-  assert.equal(JSON.stringify(cred).includes('my-docker-credentials') || cred.username === undefined || cred.username === null, true);
+  assert.deepEqual(Object.keys(cred).filter((k) => cred[k] != null), ['server'], 'neither a password nor the reference is shown');
+  // Nor stored in the group: the database holds no trace of the value (the vault's copy is sealed).
+  const db = await readFile(join(dataDir, 'berth.db'));
+  const wal = await readFile(join(dataDir, 'berth.db-wal')).catch(() => Buffer.alloc(0));
+  assert.ok(!db.includes(pwd) && !wal.includes(pwd), 'the password is nowhere in berth.db');
   // Resolved at pull time: once the secret holds a wrong password, the next pull (restart) fails.
   await berth('keyvault', 'secret', 'set', '--vault-name', VAULT, '--name', 'my-docker-credentials', '--value', JSON.stringify({ username: SP_ID, password: 'wrong-password-1' }));
   await berth('container', 'restart', '-g', RG, '-n', 'by-name');
