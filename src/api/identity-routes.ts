@@ -222,6 +222,10 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
     if (a && a.hasServicePrincipal) return spShape(a);
     const i = d.managedIdentities.resolve(id);
     if (i) return miAsSp(i);
+    // A system-assigned identity (a container group's) is a service principal too: role assignments name it.
+    const sys = d.managedIdentities.findSystemAssigned(id);
+    if (sys) return { id: sys.principalId, appId: sys.clientId, displayName: sys.displayName, accountEnabled: true, servicePrincipalType: 'ManagedIdentity',
+      servicePrincipalNames: [sys.clientId, sys.resourceId], alternativeNames: ['isExplicit=False', sys.resourceId], passwordCredentials: [] };
     throw notFound('Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`);
   };
   app.get(`${G}/servicePrincipals/:id`, async (req) => spById((req.params as { id: string }).id));

@@ -106,6 +106,14 @@ export class ManagedIdentities {
     return { kind: 'managedIdentity', id, appId, displayName };
   }
 
+  /** A system-assigned identity by principal (object) id or client (app) id, with the resource it belongs to. */
+  findSystemAssigned(ref: string): { principalId: string; clientId: string; displayName: string; resourceId: string } | undefined {
+    const row = this.db.prepare(`SELECT id, app_id, display_name, props FROM principals WHERE kind = 'managedIdentity' AND json_extract(props, '$.systemAssignedFor') IS NOT NULL AND (id = ? OR app_id = ?)`)
+      .get(ref.toLowerCase(), ref.toLowerCase()) as { id: string; app_id: string; display_name: string; props: string } | undefined;
+    if (!row) return undefined;
+    return { principalId: row.id, clientId: row.app_id, displayName: row.display_name, resourceId: (JSON.parse(row.props) as Props).systemAssignedFor! };
+  }
+
   deleteSystemAssigned(resourceId: string): void {
     const row = this.db.prepare(`SELECT id FROM principals WHERE kind = 'managedIdentity' AND lower(json_extract(props, '$.systemAssignedFor')) = ?`)
       .get(resourceId.toLowerCase()) as { id: string } | undefined;

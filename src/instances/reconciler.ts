@@ -337,7 +337,8 @@ export class Reconciler {
       }
       const finished = Object.values(g.state.containers).length === g.spec.containers.length &&
         Object.values(g.state.containers).every((c) => c.currentState?.state === 'Terminated');
-      if (finished && !live) continue;
+      // A group that finished for good keeps its sandbox (its containers' logs) until it is deleted.
+      if (finished && (!live || live.containers.every((c) => c.status === 'stopped'))) continue;
       const adopt = new Map<string, 'running' | 'created' | 'stopped'>();
       if (live && g.state.sandbox) for (const c of live.containers) adopt.set(c.name, c.status);
       if (!live || !g.state.sandbox || adopt.size === 0) {
