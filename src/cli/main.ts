@@ -41,8 +41,8 @@ export function buildProgram(): Command {
   registerVaultAdminCommands(program);
   registerCaCommand(program);
   // Client commands trust Berth's CA; the server itself does not change its process-wide TLS trust.
-  program.hook('preAction', (_program, action) => {
-    if (action.name() !== 'serve') trustBerthCa();
+  program.hook('preAction', async (_program, action) => {
+    if (action.name() !== 'serve') await trustBerthCa();
   });
   registerContainerCommands(program, getClient);
   return program;

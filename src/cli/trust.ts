@@ -2,11 +2,10 @@
 // so `BERTH_SERVER=https://localhost:<port>` and HTTPS registry login servers work without setup.
 import { existsSync, readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import { Agent, setGlobalDispatcher } from 'undici';
 import { dataPaths, defaultDataDir } from '../platform/data-dir.js';
 
 /** Installs an undici dispatcher that trusts Berth's CA too. Returns the CA path, or undefined when there is none. */
-export function trustBerthCa(env: NodeJS.ProcessEnv = process.env): string | undefined {
+export async function trustBerthCa(env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
   const ca = dataPaths(defaultDataDir(env)).tls.ca;
   if (!existsSync(ca)) return undefined;
   let pem: string;
@@ -15,6 +14,7 @@ export function trustBerthCa(env: NodeJS.ProcessEnv = process.env): string | und
   } catch {
     return undefined;
   }
+  const { Agent, setGlobalDispatcher } = await import('undici');
   setGlobalDispatcher(new Agent({ connect: { ca: [...rootCertificates, pem] } }));
   return ca;
 }

@@ -4,8 +4,8 @@ import type { Command } from 'commander';
 import { leaf, parseTags, type Io } from '../command.js';
 import { flatten, type ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
-import { parseGroupFile, specToBody, type GroupSpec } from '../../instances/spec.js';
-import { specFromFlags, type CreateFlags } from '../../instances/flags.js';
+import type { GroupSpec } from '../../instances/spec.js';
+import type { CreateFlags } from '../../instances/flags.js';
 import { BerthError } from '../../platform/errors.js';
 
 const PROVIDER = '/providers/Microsoft.ContainerInstance/containerGroups';
@@ -98,6 +98,8 @@ interface CreateOpts extends Omit<CreateFlags, 'name' | 'image' | 'tags' | 'assi
 }
 
 async function buildCreate(c: ArmClient, o: CreateOpts): Promise<{ name: string; body: Record<string, unknown>; apiVersion: string }> {
+  // The group-spec parser (yaml and the schema) is loaded only by create.
+  const [{ parseGroupFile, specToBody }, { specFromFlags }] = await Promise.all([import('../../instances/spec.js'), import('../../instances/flags.js')]);
   let spec: GroupSpec;
   let apiVersion = ACI_API;
   if (o.file !== undefined) {
