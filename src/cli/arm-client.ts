@@ -1,6 +1,6 @@
 // The CLI's client for the management API: gets an Entra-style token with the client credential, then
 // calls ARM paths. Errors become CliError with az's wording and exit codes.
-import type { RequestInit, Response } from 'undici';
+import { simpleRequest, type HeaderView, type SimpleResponse } from './http.js';
 import { CliError } from './errors.js';
 import type { CliContext } from './context.js';
 import { cachedToken, storeToken } from './token-cache.js';
@@ -45,7 +45,7 @@ export class ArmClient {
       headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ grant_type: 'client_credentials', client_id: c.clientId, client_secret: c.clientSecret, scope: `${resource}/.default` }).toString(),
     });
-    const body = (await res.json().catch(() => ({}))) as { access_token?: string; expires_in?: number | string; error_description?: string };
+    const body = (await res.text().then((t) => JSON.parse(t) as unknown).catch(() => ({}))) as { access_token?: string; expires_in?: number | string; error_description?: string };
     if (!res.ok || !body.access_token) {
       throw new CliError(`Authentication with ${this.ctx.server} failed: ${body.error_description ?? `HTTP ${res.status}`}. Check BERTH_DATA_DIR points at the server's data directory.`);
     }
@@ -53,19 +53,17 @@ export class ArmClient {
     return body.access_token;
   }
 
-  private async fetch(url: string, init: RequestInit): Promise<Response> {
+  private async fetch(url: string, init: { method: string; headers: Record<string, string>; body?: string }): Promise<SimpleResponse> {
     try {
-      // undici is loaded on the first request, not at start-up (~60-90 ms that --help or --version never need).
-      const { fetch } = await import('undici');
-      return await fetch(url, init);
+      return await simpleRequest(url, init);
     } catch (e) {
-      const cause = (e as { cause?: { code?: string } }).cause?.code;
+      const cause = (e as { code?: string }).code;
       throw new CliError(`Cannot reach the Berth server at ${this.ctx.server}${cause ? ` (${cause})` : ''}. Start it with \`berth serve\`, or set BERTH_SERVER to its URL.`);
     }
   }
 
   async request<T = unknown>(method: string, path: string, body?: unknown,
-    opts: { notFoundOk?: boolean; apiVersion?: string; onHeaders?: (h: Headers) => void } = {}): Promise<T | undefined> {
+    opts: { notFoundOk?: boolean; apiVersion?: string; onHeaders?: (h: HeaderView) => void } = {}): Promise<T | undefined> {
     const sep = path.includes('?') ? '&' : '?';
     const url = `${this.ctx.server}${path}${sep}api-version=${opts.apiVersion ?? API_VERSION}`;
     const token = await this.accessToken();
@@ -84,14 +82,14 @@ export class ArmClient {
 
   /** Calls any Berth URL (a vault's data plane, say) with a bearer token; errors as for ARM calls. */
   async send<T = unknown>(method: string, url: string, token: string, body?: unknown,
-    opts: { notFoundOk?: boolean; onHeaders?: (h: Headers) => void; staleToken?: boolean } = {}): Promise<T | undefined> {
+    opts: { notFoundOk?: boolean; onHeaders?: (h: HeaderView) => void; staleToken?: boolean } = {}): Promise<T | undefined> {
     const res = await this.fetch(url, {
       method,
       headers: { Authorization: `Bearer ${token}`, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     if (res.status === 401 && opts.staleToken) {
-      await res.body?.cancel();
+      await res.text().catch(() => undefined);
       throw new StaleToken();
     }
     opts.onHeaders?.(res.headers);
