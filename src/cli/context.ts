@@ -25,6 +25,11 @@ export function profilePath(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.BERTH_CONFIG_DIR ?? join(homedir(), '.berth'), 'profile.json');
 }
 
+/** Where the signed-in principal's management token is cached between runs (beside profile.json). */
+export function profileTokenCachePath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(dirname(profilePath(env)), 'token-cache.json');
+}
+
 export interface Profile extends ClientCredential {
   server: string;
   type: 'servicePrincipal';
@@ -45,7 +50,7 @@ export function resolveContext(env: NodeJS.ProcessEnv = process.env): CliContext
   const profile = readProfile(env);
   if (profile) {
     const { server, type: _t, ...credential } = profile;
-    return { server: env.BERTH_SERVER?.replace(/\/+$/, '') ?? server, credential, tokenCache: join(dirname(profilePath(env)), 'token-cache.json') };
+    return { server: env.BERTH_SERVER?.replace(/\/+$/, '') ?? server, credential, tokenCache: profileTokenCachePath(env) };
   }
   const dir = defaultDataDir(env);
   const paths = dataPaths(dir);
