@@ -9,7 +9,7 @@
 //   echo ready"` (Node start-up of the CLI, token, PUT, then the CLI's polling of the ARM long-running
 //   operation until Succeeded) until the logs API (GET …/containers/<name>/logs, polled in this process
 //   every 50 ms after the CLI exits) returns "ready". A user who then types `berth container logs` adds
-//   one more CLI start-up (~0.3 s here). Cold = a fresh `berth serve` data directory (server start-up
+//   one more CLI start-up (~0.15 s here). Cold = a fresh `berth serve` data directory (server start-up
 //   not timed); warm = a second group on the same server.
 // - podman: `podman run --rm --network none … /bin/busybox echo ready` from spawn until "ready" is on
 //   its stdout. Cold = a fresh --root/--runroot; warm = the same store again.

@@ -2,7 +2,7 @@
 // or http://127.0.0.1:8080) and the owner credential in BERTH_DATA_DIR (or the default data directory).
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CliError } from './errors.js';
 import { dataPaths, defaultDataDir } from '../platform/data-dir.js';
 
@@ -16,11 +16,18 @@ export interface ClientCredential {
 export interface CliContext {
   server: string;
   credential: ClientCredential;
+  /** Where the CLI may keep its management token between runs (0600, next to the credential's file). */
+  tokenCache?: string;
 }
 
 /** Where `berth login` keeps the signed-in principal (like ~/.azure): BERTH_CONFIG_DIR or ~/.berth. */
 export function profilePath(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.BERTH_CONFIG_DIR ?? join(homedir(), '.berth'), 'profile.json');
+}
+
+/** Where the signed-in principal's management token is cached between runs (beside profile.json). */
+export function profileTokenCachePath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(dirname(profilePath(env)), 'token-cache.json');
 }
 
 export interface Profile extends ClientCredential {
@@ -43,7 +50,7 @@ export function resolveContext(env: NodeJS.ProcessEnv = process.env): CliContext
   const profile = readProfile(env);
   if (profile) {
     const { server, type: _t, ...credential } = profile;
-    return { server: env.BERTH_SERVER?.replace(/\/+$/, '') ?? server, credential };
+    return { server: env.BERTH_SERVER?.replace(/\/+$/, '') ?? server, credential, tokenCache: profileTokenCachePath(env) };
   }
   const dir = defaultDataDir(env);
   const paths = dataPaths(dir);
@@ -68,5 +75,5 @@ export function resolveContext(env: NodeJS.ProcessEnv = process.env): CliContext
   } catch (e) {
     throw new CliError(`Cannot read ${paths.ownerCredential}: ${(e as Error).message}`);
   }
-  return { server, credential };
+  return { server, credential, tokenCache: join(dir, 'cli-token-cache.json') };
 }

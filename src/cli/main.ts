@@ -41,11 +41,24 @@ export function buildProgram(): Command {
   registerVaultAdminCommands(program);
   registerCaCommand(program);
   // Client commands trust Berth's CA; the server itself does not change its process-wide TLS trust.
-  program.hook('preAction', (_program, action) => {
-    if (action.name() !== 'serve') trustBerthCa();
+  // Commands that talk only to the management API skip it: ArmClient trusts the CA itself over node:https,
+  // and installing undici's dispatcher would load undici (~60-120 ms) for nothing.
+  program.hook('preAction', async (_program, action) => {
+    if (action.name() !== 'serve' && !armOnly(action)) await trustBerthCa();
   });
   registerContainerCommands(program, getClient);
   return program;
+}
+
+/** Command groups whose every command uses only ArmClient (no undici, no global fetch); anything else trusts via undici. */
+const ARM_ONLY = new Set(['group', 'ad', 'identity', 'role', 'keyvault', 'login', 'logout', 'account']);
+
+function armOnly(action: Command): boolean {
+  const path: string[] = [];
+  for (let c: Command | null = action; c?.parent; c = c.parent) path.unshift(c.name());
+  // `container exec` streams over global fetch (an https exec URL needs the dispatcher); the rest of `container` is ARM only.
+  if (path[0] === 'container') return path[1] !== 'exec';
+  return ARM_ONLY.has(path[0]!);
 }
 
 export async function main(argv: string[]): Promise<void> {

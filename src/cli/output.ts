@@ -1,6 +1,10 @@
 // Turns a command's result into text the way az does (knack's output formats).
-import { search } from '@jmespath-community/jmespath';
-import { stringify } from 'yaml';
+// JMESPath and yaml are loaded on first use (most commands need neither; yaml alone costs ~35 ms of start-up).
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const search = (v: never, q: string): unknown => (require('@jmespath-community/jmespath') as typeof import('@jmespath-community/jmespath')).search(v, q);
+const stringify = (v: unknown, o: { sortMapEntries: boolean }): string => (require('yaml') as typeof import('yaml')).stringify(v, o);
 
 export type OutputFormat = 'json' | 'jsonc' | 'tsv' | 'table' | 'yaml' | 'yamlc' | 'none';
 const FORMATS: OutputFormat[] = ['json', 'jsonc', 'none', 'table', 'tsv', 'yaml', 'yamlc'];

@@ -2,19 +2,25 @@
 // so `BERTH_SERVER=https://localhost:<port>` and HTTPS registry login servers work without setup.
 import { existsSync, readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import { Agent, setGlobalDispatcher } from 'undici';
 import { dataPaths, defaultDataDir } from '../platform/data-dir.js';
 
 /** Installs an undici dispatcher that trusts Berth's CA too. Returns the CA path, or undefined when there is none. */
-export function trustBerthCa(env: NodeJS.ProcessEnv = process.env): string | undefined {
+export async function trustBerthCa(env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  const ca = dataPaths(defaultDataDir(env)).tls.ca;
+  const pem = berthCaPem(env);
+  if (pem === undefined) return undefined;
+  const { Agent, setGlobalDispatcher } = await import('undici');
+  setGlobalDispatcher(new Agent({ connect: { ca: [...rootCertificates, pem] } }));
+  return ca;
+}
+
+/** Berth's CA certificate (PEM) from the data directory, when there is one. */
+export function berthCaPem(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const ca = dataPaths(defaultDataDir(env)).tls.ca;
   if (!existsSync(ca)) return undefined;
-  let pem: string;
   try {
-    pem = readFileSync(ca, 'utf8');
+    return readFileSync(ca, 'utf8');
   } catch {
     return undefined;
   }
-  setGlobalDispatcher(new Agent({ connect: { ca: [...rootCertificates, pem] } }));
-  return ca;
 }

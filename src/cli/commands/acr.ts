@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
-import { request } from 'undici';
 import { leaf, parseBool, parseTags } from '../command.js';
 import { flatten, type ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
-import { RegistryClient, RegistryHttpError, expectOk } from '../../client/registry-client.js';
+import type { RegistryClient } from '../../client/registry-client.js';
+
+/** The registry data-plane client (and undici under it), loaded only by the commands that talk to a registry. */
+const registryClient = () => import('../../client/registry-client.js');
 
 type Reg = Record<string, unknown> & { id: string; name: string; loginServer: string; resourceGroup: string };
 
@@ -27,6 +29,7 @@ function regPath(r: Reg, suffix = ''): string {
 /** A data-plane session with the CLI's own identity: Entra token → /oauth2/exchange → refresh token. */
 export async function registrySession(c: ArmClient, r: Reg): Promise<RegistryClient> {
   const scheme = /^(localhost|127\.)/.test(r.loginServer) ? 'http' : 'https';
+  const { RegistryClient } = await registryClient();
   return new RegistryClient(r.loginServer, { kind: 'refreshToken', refreshToken: await exchangeForRefreshToken(c, r.loginServer) }, { scheme });
 }
 
@@ -35,6 +38,7 @@ export async function exchangeForRefreshToken(c: ArmClient, loginServer: string)
   const r = { loginServer };
   const aad = await c.accessToken();
   const scheme = /^(localhost|127\.)/.test(r.loginServer) ? 'http' : 'https';
+  const { request } = await import('undici');
   let res;
   try {
     res = await request(`${scheme}://${r.loginServer}/oauth2/exchange`, {
@@ -54,7 +58,7 @@ async function dataPlane<T>(f: () => Promise<T>): Promise<T> {
   try {
     return await f();
   } catch (e) {
-    if (e instanceof RegistryHttpError) {
+    if (e instanceof (await registryClient()).RegistryHttpError) {
       const msg = e.message.replace(/^[^:]+: (?:[a-z ]+: )?/, '');
       throw new CliError(`Error: ${msg}.`, e.status === 404 ? 3 : 1);
     }
@@ -168,6 +172,7 @@ export function registerAcrCommands(program: Command, client: () => ArmClient): 
     const r = await findRegistry(c, o.name, o.resourceGroup);
     if (o.username) {
       if (!o.password) throw new CliError('Please specify both username and password.', 2);
+      const { RegistryClient } = await registryClient();
       return { r, rc: new RegistryClient(r.loginServer, { kind: 'basic', username: o.username, password: o.password }) };
     }
     return { r, rc: await registrySession(c, r) };
@@ -257,7 +262,7 @@ export function registerAcrCommands(program: Command, client: () => ArmClient): 
           path = `/acr/v1/${encodeURIComponent(rp)}`;
         }
         const res = await rc.send('PATCH', path, `repository:${rp}:metadata_read,metadata_write`, { headers: { 'content-type': 'application/json' }, body: JSON.stringify(attrs) });
-        await expectOk(res, rc.loginServer);
+        await (await registryClient()).expectOk(res, rc.loginServer);
         return res.body.json();
       });
     });
@@ -279,12 +284,12 @@ export function registerAcrCommands(program: Command, client: () => ArmClient): 
             digest = (await rc.getJson<{ tag: { digest: string } }>(`/acr/v1/${encodeURIComponent(rp)}/_tags/${ref}`, `repository:${rp}:metadata_read`)).body.tag.digest;
           }
           const res = await rc.send('DELETE', `/v2/${rp}/manifests/${digest}`, `repository:${rp}:delete`);
-          await expectOk(res, rc.loginServer);
+          await (await registryClient()).expectOk(res, rc.loginServer);
           await res.body.dump();
           return undefined;
         }
         const res = await rc.send('DELETE', `/acr/v1/${encodeURIComponent(o.repository!)}`, `repository:${o.repository}:delete`);
-        await expectOk(res, rc.loginServer);
+        await (await registryClient()).expectOk(res, rc.loginServer);
         void io;
         return undefined;
       });

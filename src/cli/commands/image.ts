@@ -4,12 +4,8 @@ import type { Command } from 'commander';
 import { leaf } from '../command.js';
 import { flatten, type ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
-import { RegistryClient, RegistryHttpError, type RegistryCredential } from '../../client/registry-client.js';
-import { InvalidReferenceError, parseReference, referenceTarget, DOCKER_HUB } from '../../oci/reference.js';
-import { openImageSource } from '../../image/open.js';
-import { ImageSourceError } from '../../image/source.js';
-import { pushImage } from '../../image/push.js';
-import { pushProgress } from '../progress.js';
+import type { RegistryClient, RegistryCredential } from '../../client/registry-client.js';
+import type { InvalidReferenceError } from '../../oci/reference.js';
 import { registrySession } from './acr.js';
 import { resolveContext } from '../context.js';
 
@@ -83,6 +79,10 @@ export function registerImageCommands(program: Command, client: () => ArmClient)
       .addHelpText('after', '\nExamples:\n  berth image push ./rootfs localhost:5001/tools/busybox:v1 --cmd \'["/bin/sh","-c","echo hi"]\'\n  berth image push ./layout:v1 localhost:5001/app:v1\n  docker save app:1 -o app.tar && berth image push app.tar localhost:5001/app:1'),
     async (o, io, args) => {
       const [source, refText] = args as [string, string];
+      // The image readers, registry client and progress bars are loaded only when a push runs.
+      const [{ RegistryClient, RegistryHttpError }, { parseReference, referenceTarget, DOCKER_HUB }, { openImageSource }, { ImageSourceError }, { pushImage }, { pushProgress }] = await Promise.all([
+        import('../../client/registry-client.js'), import('../../oci/reference.js'), import('../../image/open.js'), import('../../image/source.js'),
+        import('../../image/push.js'), import('../progress.js')]);
       let ref;
       try {
         ref = parseReference(refText, { defaultTag: 'latest' });

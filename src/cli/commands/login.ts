@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { leaf } from '../command.js';
 import { ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
-import { profilePath, readProfile, resolveContext, type Profile } from '../context.js';
+import { profilePath, profileTokenCachePath, readProfile, resolveContext, type Profile } from '../context.js';
 import { writeFileAtomic } from '../../platform/fs-atomic.js';
 import { defaultDataDir, dataPaths } from '../../platform/data-dir.js';
 import { existsSync, readFileSync } from 'node:fs';
@@ -47,6 +47,7 @@ export function registerLoginCommands(program: Command, client: () => ArmClient)
     async () => {
       if (!readProfile()) throw new CliError('There are no active accounts.');
       await rm(profilePath(), { force: true });
+      await rm(profileTokenCachePath(), { force: true });
       return undefined;
     });
 

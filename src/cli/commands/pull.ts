@@ -6,16 +6,10 @@ import { leaf } from '../command.js';
 import { flatten, type ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
 import { resolveContext } from '../context.js';
-import { pullProgress, formatBytes } from '../progress.js';
 import { exchangeForRefreshToken } from './acr.js';
 import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
-import { RegistryPuller } from '../../pull/puller.js';
-import { writeOciLayout } from '../../pull/layout.js';
-import { PullError, type PullErrorCode } from '../../pull/types.js';
-import { InlineKeychain } from '../../keychain/inline.js';
-import { DockerConfigKeychain } from '../../keychain/docker-config.js';
-import { MultiKeychain, type Keychain, type KeychainTarget, type RegistryCredential } from '../../keychain/keychain.js';
-import { parseReference } from '../../oci/reference.js';
+import type { PullErrorCode } from '../../pull/types.js';
+import type { Keychain, KeychainTarget, RegistryCredential } from '../../keychain/keychain.js';
 
 interface PullOpts {
   to?: string;
@@ -69,7 +63,7 @@ class BerthCliKeychain implements Keychain {
 
 const NOT_FOUND: PullErrorCode[] = ['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'PLATFORM_NOT_FOUND'];
 
-function cliError(e: unknown): never {
+function cliErrorOf(e: unknown, PullError: typeof import('../../pull/types.js').PullError): never {
   if (e instanceof PullError) throw new CliError(`${e.message} [${e.code}]`, NOT_FOUND.includes(e.code) ? 3 : e.code === 'INVALID_REFERENCE' ? 2 : 1);
   throw e;
 }
@@ -87,6 +81,11 @@ export function registerPullCommand(program: Command, client: () => ArmClient): 
       .addHelpText('after', '\nExamples:\n  berth pull localhost:5001/tools/busybox:v1 --to ./busybox\n  berth pull myreg.example.com/app:1 --creds "$USER:$TOKEN" --ca-file ca.pem --print\n  berth pull busybox --platform linux/arm64 --print --query layers[].digest'),
     async (o, io, args) => {
       const [refText] = args as [string];
+      // The puller, keychains and progress bars are loaded only when a pull runs.
+      const [{ parseReference }, { InlineKeychain }, { DockerConfigKeychain }, { MultiKeychain }, { RegistryPuller }, { writeOciLayout }, { pullProgress, formatBytes }, { PullError }] = await Promise.all([
+        import('../../oci/reference.js'), import('../../keychain/inline.js'), import('../../keychain/docker-config.js'), import('../../keychain/keychain.js'),
+        import('../../pull/puller.js'), import('../../pull/layout.js'), import('../progress.js'), import('../../pull/types.js')]);
+      const cliError: (e: unknown) => never = (e) => cliErrorOf(e, PullError);
       if (!o.print && !o.to) throw new CliError('Say what to do: --to DIR writes an OCI layout, --print shows what the reference resolves to.', 2);
       if (o.print && o.to) throw new CliError('--print and --to cannot be used together.', 2);
       let ref;

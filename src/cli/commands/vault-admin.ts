@@ -5,8 +5,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { leaf } from '../command.js';
 import { CliError } from '../errors.js';
 import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
-import { openDatabase } from '../../storage/sqlite.js';
-import { loadKek, rotateKek } from '../../storage/kek.js';
 
 function runningServerPid(serverInfo: string): number | undefined {
   if (!existsSync(serverInfo)) return undefined;
@@ -30,6 +28,7 @@ export function registerVaultAdminCommands(program: Command): void {
       if (!existsSync(paths.db)) throw new CliError(`${dir} is not a Berth data directory (no berth.db).`);
       const pid = runningServerPid(paths.serverInfo);
       if (pid) throw new CliError(`berth serve (pid ${pid}) is running on ${dir}. Stop it first, then run berth vault rotate-kek again.`);
+      const [{ openDatabase }, { loadKek, rotateKek }] = await Promise.all([import('../../storage/sqlite.js'), import('../../storage/kek.js')]);
       const db = openDatabase(paths.db);
       try {
         const sealer = await loadKek(db, paths.kek);
