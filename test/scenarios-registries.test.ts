@@ -64,13 +64,13 @@ async function remove(name: string): Promise<void> {
 
 /** Where a group's port 80 is published (`hostPort` when Berth had to pick another than 80). */
 function published(g: any): string {
-  const ip = g.properties.ipAddress;
+  const ip = g.ipAddress;
   const p = ip.ports.find((x: { port: number }) => x.port === 80);
   return `http://${ip.ip}:${p.hostPort ?? p.port}/`;
 }
 
 async function page(name: string): Promise<string> {
-  const g = await eventually(`${name} running with an IP`, async () => { const x = await show(name); return x.properties.ipAddress?.ip ? x : undefined; });
+  const g = await eventually(`${name} running with an IP`, async () => { const x = await show(name); return x.ipAddress?.ip ? x : undefined; });
   const where = published(g);
   return eventually(`a page from ${name} at ${where}`, async () => {
     try {
@@ -165,7 +165,7 @@ test('S1: an admin-user ACR image runs as an httpd group and answers on its publ
     '--registry-username', acr.username, '--registry-password', acr.password, '--ports', '80', '--ip-address', 'Public', '--command-line', HTTPD]);
   assert.equal(r.code, 0, r.stderr);
   const g = JSON.parse(r.stdout);
-  assert.equal(g.properties.provisioningState, 'Succeeded');
+  assert.equal(g.provisioningState, 'Succeeded');
   assert.equal(JSON.stringify(g).includes(acr.password), false, 'no password in the create output');
   assert.equal(await page('web'), PAGE);
   // S10: the events table reads like seed 002's.
@@ -272,7 +272,7 @@ test('S10: BackOff with count and the last output, Killing on stop', { skip }, a
   assert.equal(r.code, 0, r.stderr);
   const backoff = await eventually('a BackOff event', async () => {
     const g = await show('crashy');
-    return g.properties.containers[0].properties.instanceView?.events?.find((e: { name: string }) => e.name === 'BackOff');
+    return g.containers[0].instanceView?.events?.find((e: { name: string }) => e.name === 'BackOff');
   });
   assert.ok(backoff.count >= 1);
   assert.equal(backoff.type, 'Warning');
