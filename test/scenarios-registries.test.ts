@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -33,6 +33,8 @@ let tokReg: TokenAuthRegistry;
 let proxy: FaultProxy;
 let acr: { loginServer: string; username: string; password: string };
 const created = new Set<string>();
+const publishedUrls = new Set<string>();
+let serverOut = '';
 
 const cli = (args: string[], input?: string): Promise<CliResult> => runCli(args, env, input);
 async function ok(args: string[], input?: string): Promise<any> {
@@ -72,6 +74,7 @@ function published(g: any): string {
 async function page(name: string): Promise<string> {
   const g = await eventually(`${name} running with an IP`, async () => { const x = await show(name); return x.ipAddress?.ip ? x : undefined; });
   const where = published(g);
+  publishedUrls.add(where);
   return eventually(`a page from ${name} at ${where}`, async () => {
     try {
       const res = await fetch(where);
@@ -94,6 +97,7 @@ async function startServe(): Promise<void> {
     let out = '';
     child.stdout!.on('data', (d) => {
       out += d;
+      serverOut += d;
       const m = /Berth is ready at (http:\/\/\S+)/.exec(out);
       if (m) res(m[1]!);
     });
@@ -148,6 +152,9 @@ after(async () => {
     const runcRoot = join(dataPaths(dataDir).runtime, 'runc');
     const { stdout } = await promisify(execFile)('runc', ['--root', runcRoot, 'list', '--format', 'json']);
     assert.deepEqual(JSON.parse(stdout || 'null') ?? [], [], 'no runc container left');
+    const groups = await readdir(join(dataPaths(dataDir).runtime, 'groups')).catch(() => []);
+    assert.deepEqual(groups, [], 'no group state left under the runtime directory');
+    for (const u of publishedUrls) await assert.rejects(fetch(u), `${u} no longer listens`);
   } finally {
     if (server && server.exitCode === null) {
       server.kill('SIGTERM');
@@ -266,6 +273,7 @@ test('S8: the server\'s docker config.json: auths (base64 auth) and a credHelper
     const r = await create(name, ['--image', `${reg.host}/tools/app:v1`, '--restart-policy', 'Never', '--command-line', `/bin/sh -c "echo ${name}-ok"`]);
     assert.equal(r.code, 0, r.stderr);
     await eventually(`${name} output`, async () => ((await logs(name)).stdout.includes(`${name}-ok`) ? true : undefined));
+    assert.equal(JSON.stringify(await show(name)).includes(reg.password), false);
     await remove(name);
   }
 });
@@ -277,9 +285,10 @@ test('S10: BackOff with count and the last output', { skip }, async () => {
   assert.equal(r.code, 0, r.stderr);
   const backoff = await eventually('a BackOff event', async () => {
     const g = await show('crashy');
-    return g.containers[0].instanceView?.events?.find((e: { name: string }) => e.name === 'BackOff');
+    const e = g.containers[0].instanceView?.events?.find((x: { name: string }) => x.name === 'BackOff');
+    return e?.count >= 2 ? e : undefined; // the second exit comes after the first back-off (10 s)
   });
-  assert.ok(backoff.count >= 1);
+  assert.ok(backoff.lastTimestamp >= backoff.firstTimestamp);
   assert.equal(backoff.type, 'Warning');
   assert.match(backoff.message, /exited with code 3/);
   assert.match(backoff.message, /crash-output-line/);
@@ -298,18 +307,20 @@ test('S10: create failures carry the registry\'s wording and the diagnosis; noth
   assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /InaccessibleImage/);
   assert.match(wrong.stderr, /unauthorized/i);
-  assert.match(wrong.stderr, new RegExp(`password|credential`, 'i'));
+  assert.match(wrong.stderr, /incorrect password for the admin user scenreg01/);
+  assert.match(wrong.stderr, /Credential used: imageRegistryCredentials for /);
 
   const missing = await create('bad2', ['--image', `${acr.loginServer}/my-app:v9`, ...creds(acr.loginServer, acr.username, acr.password), ...base]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /InaccessibleImage/);
   assert.match(missing.stderr, /manifest unknown/i);
-  assert.match(missing.stderr, /v1\.0/, 'names the tags that exist');
+  assert.match(missing.stderr, /Tags that exist: v1\.0/, 'names the tags that exist');
 
   const nohost = await create('bad3', ['--image', 'nonexistent.invalid:5000/app:v1', ...base]);
   assert.equal(nohost.code, 1);
   assert.match(nohost.stderr, /InaccessibleImage/);
   assert.match(nohost.stderr, /no such host/i);
+  assert.match(nohost.stderr, /does not resolve/);
 
   proxy.rule = (req) => (req.path.includes('/manifests/') ? { kind: 'status', status: 429, retryAfter: '1' } : undefined);
   const limited = await create('bad4', ['--image', `${proxy.host}/tools/app:v1`, ...creds(proxy.host, refReg.username, refReg.password), ...base]);
@@ -317,6 +328,7 @@ test('S10: create failures carry the registry\'s wording and the diagnosis; noth
   assert.equal(limited.code, 1);
   assert.match(limited.stderr, /InaccessibleImage/);
   assert.match(limited.stderr, /toomanyrequests/i);
+  assert.match(limited.stderr, /retry after 1 s/);
 
   for (const name of ['bad1', 'bad2', 'bad3', 'bad4']) {
     assert.equal((await cli(['container', 'show', '-g', 'demo', '-n', name])).code, 3, `${name} is not left behind`);
@@ -327,4 +339,10 @@ test('S10: create failures carry the registry\'s wording and the diagnosis; noth
   const tags = await cli(['acr', 'repository', 'show-tags', '-n', 'scenreg01', '--repository', 'my-app', '-o', 'table']);
   assert.equal(tags.code, 0, tags.stderr);
   assert.match(tags.stdout, /v1\.0/);
+});
+
+test('no registry password in the server\'s output', { skip }, () => {
+  for (const secret of [acr.password, refReg.password, tokReg.password]) {
+    assert.equal(serverOut.includes(secret) || serverStderr.includes(secret), false);
+  }
 });

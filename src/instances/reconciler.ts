@@ -141,12 +141,16 @@ export class GroupRunner {
     const cs = (this.state.containers[c.name] ??= { restartCount: 0, events: [] });
     let image = this.images.get(c.name);
     let failures = 0;
-    const backOff = async (kind: 'pull' | 'restart', lastError: string) => {
+    const backOff = async (kind: 'pull' | 'restart', lastError: string, lastOutput = '') => {
       failures += 1;
-      const msg = kind === 'pull'
+      const head = kind === 'pull'
         ? `Back-off pulling image "${c.image}"; last error: ${lastError}`
         : `Back-off restarting failed container ${c.name}; last error: ${lastError}`;
-      this.event(cs, 'BackOff', msg, 'Warning');
+      // The same error again folds into one event whose count grows, even when its last output differs
+      // from the previous exit's; the message then carries the latest output.
+      const prev = cs.events.find((e) => e.name === 'BackOff' && (e.message === head || e.message.startsWith(`${head}; last output: `)));
+      if (prev) prev.message = head + lastOutput;
+      this.event(cs, 'BackOff', head + lastOutput, 'Warning');
       await sleep(backoffDelay(failures, baseMs, maxMs), signal);
     };
 
@@ -243,7 +247,7 @@ export class GroupRunner {
       cs.restartCount += 1;
       cs.currentState = { state: 'Waiting', detailStatus: 'CrashLoopBackOff: Back-off restarting failed' };
       this.save();
-      await backOff('restart', `exited with code ${exit.exitCode} (${exit.reason})${exit.exitCode !== 0 ? await this.lastOutput(cs) : ''}`);
+      await backOff('restart', `exited with code ${exit.exitCode} (${exit.reason})`, exit.exitCode !== 0 ? await this.lastOutput(cs) : '');
     }
   }
 
