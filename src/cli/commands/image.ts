@@ -35,7 +35,9 @@ async function credentialFor(host: string, o: PushOpts, client: () => ArmClient)
   if (o.username !== undefined || o.password !== undefined || o.passwordStdin) {
     const password = o.passwordStdin ? await readStdin() : o.password;
     if (!o.username || !password) throw new CliError('Please specify both --username and --password (or --password-stdin).', 2);
-    return { cred: { kind: 'basic', username: o.username, password } };
+    const cred: RegistryCredential = { kind: 'basic', username: o.username, password };
+    // The user's credentials for this registry go to the token server it names, wherever it is (as with docker login).
+    return { rc: new RegistryClient(host === DOCKER_HUB ? 'registry-1.docker.io' : host, cred, { anyRealm: true }), cred };
   }
   let c: ArmClient;
   try {
