@@ -326,6 +326,7 @@ test('S10: create failures carry the registry\'s wording and the diagnosis; noth
   assert.match(limited.stderr, /InaccessibleImage/);
   assert.match(limited.stderr, /toomanyrequests/i);
   assert.match(limited.stderr, /retry after 1 s/);
+  assert.doesNotMatch(limited.stderr, /Authenticate to get a higher limit/, 'the pull was authenticated already');
 
   for (const name of ['bad1', 'bad2', 'bad3', 'bad4']) {
     assert.equal((await cli(['container', 'show', '-g', 'demo', '-n', name])).code, 3, `${name} is not left behind`);
