@@ -308,7 +308,8 @@ test('S10: create failures carry the registry\'s wording and the diagnosis; noth
   assert.match(wrong.stderr, /InaccessibleImage/);
   assert.match(wrong.stderr, /unauthorized/i);
   assert.match(wrong.stderr, /incorrect password for the admin user scenreg01/);
-  assert.match(wrong.stderr, /Credential used: imageRegistryCredentials for /);
+  assert.match(wrong.stderr, /refused user scenreg01 from imageRegistryCredentials for /, 'names the credential source');
+  assert.equal(wrong.stderr.split('\n')[0]!.split('imageRegistryCredentials for').length, 2, 'names it once');
 
   const missing = await create('bad2', ['--image', `${acr.loginServer}/my-app:v9`, ...creds(acr.loginServer, acr.username, acr.password), ...base]);
   assert.equal(missing.code, 1);
