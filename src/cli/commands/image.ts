@@ -35,9 +35,7 @@ async function credentialFor(host: string, o: PushOpts, client: () => ArmClient)
   if (o.username !== undefined || o.password !== undefined || o.passwordStdin) {
     const password = o.passwordStdin ? await readStdin() : o.password;
     if (!o.username || !password) throw new CliError('Please specify both --username and --password (or --password-stdin).', 2);
-    const cred: RegistryCredential = { kind: 'basic', username: o.username, password };
-    // The user's credentials for this registry go to the token server it names, wherever it is (as with docker login).
-    return { rc: new RegistryClient(host === DOCKER_HUB ? 'registry-1.docker.io' : host, cred, { anyRealm: true }), cred };
+    return { cred: { kind: 'basic', username: o.username, password } };
   }
   let c: ArmClient;
   try {
@@ -95,7 +93,8 @@ export function registerImageCommands(program: Command, client: () => ArmClient)
         throw new CliError(`"${refText}" names no registry host; write it as HOST[:PORT]/${ref.repository.replace(/^library\//, '')}:${ref.tag ?? 'latest'} (for a Berth registry: berth acr show -n NAME --query loginServer -o tsv)`, 2);
       }
       const { rc: session, cred } = await credentialFor(ref.registry, o, client);
-      const rc = session ?? new RegistryClient(ref.registry === DOCKER_HUB ? 'registry-1.docker.io' : ref.registry, cred);
+      // The user's credentials (-u) go to the token server the registry names, wherever it is (as with docker login).
+      const rc = session ?? new RegistryClient(ref.registry === DOCKER_HUB ? 'registry-1.docker.io' : ref.registry, cred, { anyRealm: cred.kind === 'basic' });
       let src;
       try {
         src = await openImageSource(source, {
