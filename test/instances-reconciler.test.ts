@@ -87,7 +87,16 @@ test('a failed exit\'s last output lines stay in the BackOff event, and the log 
     assert.equal(s.containers.app!.events.find((e) => e.name === 'BackOff')!.message,
       'Back-off restarting failed container app; last error: exited with code 2 (Error); last output: starting | connecting to db:5432 | FATAL: password authentication failed');
     assert.deepEqual(delays, [10_000]);
-    await runtime.running('app', 2);
+    // The same failure again with new output: one BackOff event, count 2, the latest output.
+    const t2 = await runtime.running('app', 2);
+    appendFileSync(t2.task.logPath, 'retrying\nFATAL: password authentication failed again\n');
+    runtime.exit('app', 2);
+    const s2 = await until(g, (x) => x.containers.app!.events.some((e) => e.name === 'BackOff' && e.count === 2));
+    const backoffs = s2.containers.app!.events.filter((e) => e.name === 'BackOff');
+    assert.equal(backoffs.length, 1);
+    assert.equal(backoffs[0]!.message, 'Back-off restarting failed container app; last error: exited with code 2 (Error); last output: retrying | FATAL: password authentication failed again',
+      'only the last run\'s output');
+    await runtime.running('app', 3);
     await r.halt(g, { deleteSandbox: false });
     assert.match(readFileSync(t.task.logPath, 'utf8'), /FATAL/);
   } finally {

@@ -32,10 +32,16 @@ export class RegistryClient {
   private basicOnly = false;
 
   private readonly realmHosts: string[];
+  private readonly anyRealm: boolean;
 
-  /** `realmHosts`: token realms on other hosts (`host:port`) that may also receive the credentials. */
-  constructor(readonly loginServer: string, private readonly credential: RegistryCredential, opts: { scheme?: 'http' | 'https'; realmHosts?: string[] } = {}) {
+  /**
+   * `realmHosts`: token realms on other hosts (`host:port`) that may also receive the credentials; `anyRealm`:
+   * whatever realm the registry names may (as docker, podman and the pull client do: for credentials the
+   * user gave for this registry, such as Docker Hub's, whose realm is auth.docker.io).
+   */
+  constructor(readonly loginServer: string, private readonly credential: RegistryCredential, opts: { scheme?: 'http' | 'https'; realmHosts?: string[]; anyRealm?: boolean } = {}) {
     this.realmHosts = opts.realmHosts ?? [];
+    this.anyRealm = opts.anyRealm ?? false;
     const scheme = opts.scheme ?? (/^(localhost|127\.|\[::1\])/.test(loginServer) ? 'http' : 'https');
     this.base = `${scheme}://${loginServer}`;
   }
@@ -78,7 +84,7 @@ export class RegistryClient {
     // Credentials go to a realm on the registry's own host or one of `realmHosts`; elsewhere the token is asked for anonymously.
     let realmHost = '';
     try { realmHost = new URL(this.challenge!.params.realm ?? '').host; } catch { /* TokenCache names the bad realm */ }
-    const trusted = realmHost === new URL(this.base).host || this.realmHosts.includes(realmHost);
+    const trusted = this.anyRealm || realmHost === new URL(this.base).host || this.realmHosts.includes(realmHost);
     const cred = trusted ? { ...this.credential, source: `credentials for ${this.loginServer}` } : { kind: 'anonymous' as const, source: 'anonymous' };
     try {
       return await this.tokens.token(this.loginServer, this.challenge!, [scope], cred, { registryIsPlainHttp: this.base.startsWith('http:') });

@@ -64,13 +64,15 @@ async function uploadBlob(client: RegistryClient, repository: string, scope: str
   progress: PushProgress, result: PushResult): Promise<void> {
   progress.blobStart(d);
   const head = await client.send('HEAD', `/v2/${repository}/blobs/${d.digest}`, scope);
+  // expectOk reads the body for the registry's words, so only a 200 or 404 is dumped first (undici crashes
+  // when a dumped body is read again).
+  if (head.status !== 200 && head.status !== 404) await expectOk(head, client.loginServer, [404]);
   await head.body.dump();
   if (head.status === 200) {
     result.blobsSkipped++;
     progress.blobDone(d, 'exists');
     return;
   }
-  if (head.status !== 404) await expectOk(head, client.loginServer, [404]);
   const start = await client.send('POST', `/v2/${repository}/blobs/uploads/`, scope, { headers: { 'content-length': '0' } });
   await expectOk(start, client.loginServer, [202]);
   await start.body.dump();

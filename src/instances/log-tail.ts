@@ -1,9 +1,19 @@
 // Reading the end of a container's log file: the logs API (ACI shows up to 4 MB) and the last lines a
 // BackOff event quotes after a failed exit.
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 
-/** The last `maxBytes` of the file as UTF-8 ('' when there is no file yet). */
-export async function readLogTail(path: string, maxBytes: number): Promise<string> {
+/** The size of a log file (0 when there is none yet): where the next run's output starts. */
+export async function logSize(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw e;
+  }
+}
+
+/** The last `maxBytes` of the file as UTF-8, none before byte `from` ('' when there is no file yet). */
+export async function readLogTail(path: string, maxBytes: number, from = 0): Promise<string> {
   let fh;
   try {
     fh = await open(path, 'r');
@@ -13,7 +23,7 @@ export async function readLogTail(path: string, maxBytes: number): Promise<strin
   }
   try {
     const { size } = await fh.stat();
-    const len = Math.min(size, maxBytes);
+    const len = Math.max(0, Math.min(size - from, maxBytes));
     const buf = Buffer.alloc(len);
     await fh.read(buf, 0, len, size - len);
     return buf.toString('utf8');

@@ -7,7 +7,7 @@ import { PullError } from '../pull/types.js';
 import type { ContainerSpec, ExitStatus, Runtime, Sandbox, SandboxSpec, Task } from '../runtime/runtime.js';
 import type { Logger } from '../platform/logger.js';
 import type { ContainerDef } from './spec.js';
-import { lastLines, readLogTail } from './log-tail.js';
+import { lastLines, logSize, readLogTail } from './log-tail.js';
 import type { StoredGroup } from './store.js';
 import { aciTime, backoffDelay, groupRunState, recordEvent, shouldRestart, type ContainerStatus, type GroupState } from './state.js';
 
@@ -141,16 +141,21 @@ export class GroupRunner {
     const cs = (this.state.containers[c.name] ??= { restartCount: 0, events: [] });
     let image = this.images.get(c.name);
     let failures = 0;
-    const backOff = async (kind: 'pull' | 'restart', lastError: string) => {
+    const backOff = async (kind: 'pull' | 'restart', lastError: string, lastOutput = '') => {
       failures += 1;
-      const msg = kind === 'pull'
+      const head = kind === 'pull'
         ? `Back-off pulling image "${c.image}"; last error: ${lastError}`
         : `Back-off restarting failed container ${c.name}; last error: ${lastError}`;
-      this.event(cs, 'BackOff', msg, 'Warning');
+      // The same error again folds into one event whose count grows, even when its last output differs
+      // from the previous exit's; the message then carries the latest output.
+      const prev = cs.events.find((e) => e.name === 'BackOff' && (e.message === head || e.message.startsWith(`${head}; last output: `)));
+      if (prev) prev.message = head + lastOutput;
+      this.event(cs, 'BackOff', head + lastOutput, 'Warning');
       await sleep(backoffDelay(failures, baseMs, maxMs), signal);
     };
 
     let adopted = this.adopt.get(c.name);
+    let logStart = 0; // where this run's output begins in the container's log (it keeps earlier runs')
     while (!signal.aborted) {
       let task: Task;
       let adoptedStopped = false;
@@ -180,6 +185,7 @@ export class GroupRunner {
         try {
           task = await o.runtime.create(sandbox, this.containerSpec(c, image));
           cs.logPath = task.logPath;
+          logStart = await logSize(task.logPath).catch(() => 0);
           this.event(cs, 'Created', 'Created container');
           await o.runtime.start(task);
         } catch (e) {
@@ -243,14 +249,14 @@ export class GroupRunner {
       cs.restartCount += 1;
       cs.currentState = { state: 'Waiting', detailStatus: 'CrashLoopBackOff: Back-off restarting failed' };
       this.save();
-      await backOff('restart', `exited with code ${exit.exitCode} (${exit.reason})${exit.exitCode !== 0 ? await this.lastOutput(cs) : ''}`);
+      await backOff('restart', `exited with code ${exit.exitCode} (${exit.reason})`, exit.exitCode !== 0 ? await this.lastOutput(cs, logStart) : '');
     }
   }
 
   /** The container's last output lines, for the BackOff event of a failed exit (Kubernetes loses them). */
-  private async lastOutput(cs: ContainerStatus): Promise<string> {
+  private async lastOutput(cs: ContainerStatus, from: number): Promise<string> {
     if (!cs.logPath) return '';
-    const text = lastLines(await readLogTail(cs.logPath, 2048).catch(() => ''), 3).trim();
+    const text = lastLines(await readLogTail(cs.logPath, 2048, from).catch(() => ''), 3).trim();
     return text ? `; last output: ${text.replace(/\s*\n\s*/g, ' | ').slice(-300)}` : '';
   }
 

@@ -54,7 +54,7 @@ export const inaccessibleSentence = (image: string, group: string) =>
 export function diagnosePull(e: unknown): string {
   if (e instanceof PullError) {
     const parts = [`The registry answered: ${e.registryMessage} (${e.code}).`];
-    if (e.opts.credentialSource) parts.push(`Credential used: ${e.opts.credentialSource}.`);
+    if (e.opts.credentialSource && !e.diagnosis.includes(e.opts.credentialSource)) parts.push(`Credential used: ${e.opts.credentialSource}.`);
     if (e.diagnosis) parts.push(e.diagnosis.endsWith('.') ? e.diagnosis : `${e.diagnosis}.`);
     if (e.opts.existingTags?.length && !e.diagnosis.includes(e.opts.existingTags[0]!)) parts.push(`Tags that exist: ${e.opts.existingTags.slice(0, 20).join(', ')}.`);
     return parts.join(' ');

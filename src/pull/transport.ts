@@ -242,7 +242,7 @@ export class RegistrySession {
         const w = await readRegistryError(res);
         if (res.status === 429) {
           throw new PullError('TOOMANYREQUESTS', `toomanyrequests: ${w.message || 'rate limit exceeded'}`,
-            `${this.registry} limits the request rate${retryAfter !== undefined ? `; it asks to retry after ${retryAfter} s (at ${new Date(Date.now() + retryAfter * 1000).toISOString()})` : ''}. Berth tried ${attempt} times. Authenticate to get a higher limit, or use a mirror.`,
+            `${this.registry} limits the request rate${retryAfter !== undefined ? `; it asks to retry after ${retryAfter} s (at ${new Date(Date.now() + retryAfter * 1000).toISOString()})` : ''}. Berth tried ${attempt} times. ${this.used && this.used.kind !== 'anonymous' ? 'Wait, or use a mirror.' : 'Authenticate to get a higher limit, or use a mirror.'}`,
             { temporary: true, ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}) });
         }
         throw new PullError('UNKNOWN', `${w.code ? `${w.code.toLowerCase()}: ` : ''}${w.message} (HTTP ${res.status})`,

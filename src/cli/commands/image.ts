@@ -93,7 +93,8 @@ export function registerImageCommands(program: Command, client: () => ArmClient)
         throw new CliError(`"${refText}" names no registry host; write it as HOST[:PORT]/${ref.repository.replace(/^library\//, '')}:${ref.tag ?? 'latest'} (for a Berth registry: berth acr show -n NAME --query loginServer -o tsv)`, 2);
       }
       const { rc: session, cred } = await credentialFor(ref.registry, o, client);
-      const rc = session ?? new RegistryClient(ref.registry === DOCKER_HUB ? 'registry-1.docker.io' : ref.registry, cred);
+      // The user's credentials (-u) go to the token server the registry names, wherever it is (as with docker login).
+      const rc = session ?? new RegistryClient(ref.registry === DOCKER_HUB ? 'registry-1.docker.io' : ref.registry, cred, { anyRealm: cred.kind === 'basic' });
       let src;
       try {
         src = await openImageSource(source, {
