@@ -163,6 +163,8 @@ async function waitGone(pid: number, marks: string[], ms: number): Promise<boole
 
 export class RuncRuntime implements Runtime {
   private readonly runc: Runc;
+  /** One sandbox operation at a time per group: two concurrent creates would each start a forwarder. */
+  private readonly sandboxLocks = new Map<string, Promise<unknown>>();
   private readonly base: string;
   private readonly cache: LayerCache;
   private readonly imds = new Map<string, http.Server>();
@@ -226,7 +228,24 @@ export class RuncRuntime implements Runtime {
    * already exists (a restarted Berth reconciling) it adopts what is there: the forwarder keeps its
    * host ports, and the metadata endpoint is re-opened with the given identityEndpoint.
    */
-  async createSandbox(spec: SandboxSpec): Promise<Sandbox> {
+  createSandbox(spec: SandboxSpec): Promise<Sandbox> {
+    return this.withSandboxLock(spec.groupId, () => this.createSandboxNow(spec));
+  }
+
+  deleteSandbox(groupId: string): Promise<void> {
+    return this.withSandboxLock(groupId, () => this.deleteSandboxNow(groupId));
+  }
+
+  private withSandboxLock<T>(groupId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.sandboxLocks.get(groupId) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(fn);
+    const tail = next.catch(() => undefined);
+    this.sandboxLocks.set(groupId, tail);
+    void tail.then(() => { if (this.sandboxLocks.get(groupId) === tail) this.sandboxLocks.delete(groupId); });
+    return next;
+  }
+
+  private async createSandboxNow(spec: SandboxSpec): Promise<Sandbox> {
     const dir = this.groupDir(spec.groupId);
     await this.info();
     const recPath = join(dir, 'sandbox.json');
@@ -272,7 +291,7 @@ export class RuncRuntime implements Runtime {
       }
       return this.sandboxOf(rec);
     } catch (e) {
-      if (!existing) await this.deleteSandbox(spec.groupId).catch(() => undefined);
+      if (!existing) await this.deleteSandboxNow(spec.groupId).catch(() => undefined);
       throw e;
     }
   }
@@ -305,7 +324,7 @@ export class RuncRuntime implements Runtime {
     }
   }
 
-  async deleteSandbox(groupId: string): Promise<void> {
+  private async deleteSandboxNow(groupId: string): Promise<void> {
     const dir = this.groupDir(groupId);
     for (const name of await readdir(join(dir, 'containers')).catch(() => [] as string[])) {
       if (ID.test(name)) await this.delete({ groupId, name, logPath: this.logPath(groupId, name) });
