@@ -98,7 +98,8 @@ interface TaskRecord {
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const SHIM_NAME = 'berth-shim';
 // $1 runc, $2 root, $3 bundle, $4 id. Exit code lands in <bundle>/exit (atomically).
-const SHIM_SCRIPT = '"$1" --root "$2" --log "$3/runc.log" --log-format json run --keep --bundle "$3" "$4" </dev/null; ' +
+// runc writes <bundle>/pid (atomically) once the container's process runs: start() waits on that.
+const SHIM_SCRIPT = '"$1" --root "$2" --log "$3/runc.log" --log-format json run --keep --pid-file "$3/pid" --bundle "$3" "$4" </dev/null; ' +
   'code=$?; echo "$code" > "$3/exit.tmp" && mv -f "$3/exit.tmp" "$3/exit"';
 
 function checkId(kind: string, id: string): void {
@@ -117,6 +118,28 @@ async function readJson<T>(path: string): Promise<T | undefined> {
 
 async function exists(p: string): Promise<boolean> {
   return stat(p).then(() => true, () => false);
+}
+
+/** Resolves on the next change in directory `dir`, after `ms`, or on `abort`, whichever comes first.
+ * Create it before checking the directory, so that a change during the check is not missed. */
+function nextChange(dir: string, ms: number, abort?: AbortSignal): Promise<void> {
+  return new Promise<void>((res) => {
+    let w: ReturnType<typeof watch> | undefined;
+    const done = () => {
+      clearTimeout(t);
+      w?.close();
+      abort?.removeEventListener('abort', done);
+      res();
+    };
+    const t = setTimeout(done, ms);
+    abort?.addEventListener('abort', done);
+    try {
+      w = watch(dir, done);
+      w.on('error', done);
+    } catch {
+      /* the timer will do */
+    }
+  });
 }
 
 /** True when `pid` is alive and its command line contains every one of `marks` (guards against pid reuse). */
@@ -379,7 +402,7 @@ export class RuncRuntime implements Runtime {
     if (await this.shimAlive(task, rec)) return;
     // A restart of a stopped container: forget the previous run.
     await this.runc.delete(rec.runcId);
-    for (const f of ['exit', 'exit.tmp', 'status.json', 'killed', 'runc.log']) await rm(join(bundle, f), { force: true });
+    for (const f of ['exit', 'exit.tmp', 'pid', 'status.json', 'killed', 'runc.log']) await rm(join(bundle, f), { force: true });
     const log = await open(task.logPath, 'a', 0o640);
     let pid: number;
     try {
@@ -393,9 +416,11 @@ export class RuncRuntime implements Runtime {
       await log.close();
     }
     await writeFileAtomic(join(bundle, 'task.json'), JSON.stringify({ ...rec, shimPid: pid, startedAt: new Date().toISOString() }), 0o600);
-    // Started when runc reports the process running, or when it has already exited; a start failure
-    // (no such executable, a bad mount) is runc's own error in runc.log.
-    for (let waited = 0; waited < 60_000; waited += 25) {
+    // Started when runc has written the pid file (the process runs), or when it has already exited; a
+    // start failure (no such executable, a bad mount) is runc's own error in runc.log. Woken by the
+    // shim's files appearing in the bundle; `runc state` every 250 ms is only the fallback.
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
+      const change = nextChange(bundle, 250);
       if (await exists(join(bundle, 'exit'))) {
         const err = await this.runcError(bundle);
         if (err) {
@@ -405,9 +430,10 @@ export class RuncRuntime implements Runtime {
         return;
       }
       // `stopped` without the exit record yet: the shim is about to write it (and runc.log may hold an error).
+      if (await exists(join(bundle, 'pid'))) return;
       const st = await this.runc.state(rec.runcId).catch(() => undefined);
       if (st && (st.status === 'running' || st.status === 'paused')) return;
-      await sleep(25);
+      await change;
     }
     throw new StartError(`runc did not start container ${task.name} within 60 s`);
   }
@@ -466,23 +492,7 @@ export class RuncRuntime implements Runtime {
       if (s) return s;
       if (!(await exists(bundle))) throw new Error(`container ${task.name} of group ${task.groupId} was deleted`);
       // Woken by any change in the bundle directory (the shim writes `exit` there), else every second.
-      await new Promise<void>((res) => {
-        let w: ReturnType<typeof watch> | undefined;
-        const done = () => {
-          clearTimeout(t);
-          w?.close();
-          closed.removeEventListener('abort', done);
-          res();
-        };
-        const t = setTimeout(done, 1000);
-        closed.addEventListener('abort', done);
-        try {
-          w = watch(bundle, done);
-          w.on('error', done);
-        } catch {
-          /* the timer will do */
-        }
-      });
+      await nextChange(bundle, 1000, closed);
     }
   }
 
