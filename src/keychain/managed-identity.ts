@@ -3,7 +3,11 @@
 // from the identity's token provider → the registry's `/oauth2/exchange` → an ACR refresh token, used
 // with the null-GUID user name. The refresh token is cached until shortly before it expires; parallel
 // resolves share one exchange; invalidate() drops it.
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+
+// undici is loaded on the first exchange, not at import: importing it installs its Agent behind Node's
+// global fetch for the whole process, and the server imports this module at start-up.
+const request: typeof import('undici').request = async (...args) => (await import('undici')).request(...args);
 import { KeychainError, type Keychain, type KeychainTarget, type RegistryCredential } from './keychain.js';
 import { serverKey } from './server-key.js';
 
