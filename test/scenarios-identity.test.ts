@@ -84,7 +84,7 @@ async function eventually<T>(what: string, f: () => Promise<T | undefined>, trie
 }
 
 async function startServer(): Promise<void> {
-  const child = spawn(process.execPath, [BERTH_BIN, 'serve', '--data-dir', dataDir, '--port', String(port)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BERTH_BIN, 'serve', '--data-dir', dataDir, '--port', String(port), ...(process.env.SCEN_DEBUG ? ['--log-level', 'debug'] : [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   server = child;
   const ready = new Promise<void>((res, rej) => {
     child.stdout!.on('data', (d: Buffer) => { serverLog.push(d.toString()); if (serverLog.join('').includes('Berth is ready')) res(); });
@@ -155,6 +155,10 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
+  if (process.env.SCEN_DEBUG) {
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(process.env.SCEN_DEBUG, serverLog.join(''));
+  }
   if (server) {
     const left = await cli(['container', 'list', '--query', '[].name', '-o', 'tsv']).catch(() => undefined);
     for (const n of left?.stdout.split('\n').filter(Boolean) ?? []) await cli(['container', 'delete', '-g', RG, '-n', n, '--yes']);
@@ -243,7 +247,7 @@ test('S4 without the role assignment: InaccessibleImage naming the missing AcrPu
   assert.equal(shown.code, 3, 'no group is left behind');
 });
 
-test('S4 system-assigned identity: refused before it holds AcrPull; the realistic flow (assign, grant, update to pull with it, restart) runs', { skip, todo: 'known bug (issue 6): after `container restart` or a server restart the runner re-pulls with the real puller and the container stays Waiting; tracked in the closing note' }, async () => {
+test('S4 system-assigned identity: refused before it holds AcrPull; the realistic flow (assign, grant, update to pull with it, restart) runs', { skip }, async () => {
   const err = await berthFails(['container', 'create', '-g', RG, '-n', 'sys-mi', '--image', IMAGE, '--assign-identity', '[system]', '--acr-identity', '[system]',
     '--restart-policy', 'Never', '--command-line', 'true']);
   assert.match(err, /InaccessibleImage/);
@@ -440,7 +444,7 @@ const portOpen = (p: number) => new Promise<boolean>((res) => {
   s.once('error', () => res(false));
 });
 
-test('restart: kill -9 of berth serve while groups run; on start every group is reconciled, and deleting them leaves no process, mount or port', { skip, todo: 'known bug (issue 6): after `container restart` or a server restart the runner re-pulls with the real puller and the container stays Waiting; tracked in the closing note' }, async () => {
+test('restart: kill -9 of berth serve while groups run; on start every group is reconciled, and deleting them leaves no process, mount or port', { skip }, async () => {
   await createHttpd('keep', ...adminCreds());
   assert.equal(await pageOf('keep'), PAGE);
   const webPort = await hostPort('keep');

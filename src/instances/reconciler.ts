@@ -105,8 +105,10 @@ export class GroupRunner {
     // createSandbox adopts a sandbox that already exists (after a server restart) and re-opens its
     // managed-identity endpoint with the function given here; otherwise it creates one.
     try {
+      this.r.o.log.debug('creating sandbox', { group: g.name });
       const identityEndpoint = this.r.o.identityEndpointFor?.(g);
       this.state.sandbox = await runtime.createSandbox({ groupId: g.id, ports: g.spec.ipAddress?.ports ?? [], ...(identityEndpoint ? { identityEndpoint } : {}) });
+      this.r.o.log.debug('sandbox ready', { group: g.name });
       this.save();
     } catch (e) {
       const message = `Creating the group's sandbox failed: ${errText(e)}`;
@@ -170,7 +172,9 @@ export class GroupRunner {
           this.event(cs, 'Pulling', `pulling image "${c.image}"`);
           if (!cs.currentState || cs.currentState.state !== 'Waiting') cs.currentState = { state: 'Waiting', detailStatus: '' };
           try {
+            o.log.debug('pulling', { group: this.group.name, container: c.name });
             image = await o.puller.pull(c.image, { keychain: o.keychainFor(this.group), signal });
+            o.log.debug('pulled', { group: this.group.name, container: c.name });
           } catch (e) {
             if (signal.aborted) break;
             const why = errText(e);
@@ -183,7 +187,9 @@ export class GroupRunner {
         }
         // ---- create + start
         try {
+          o.log.debug('creating', { group: this.group.name, container: c.name });
           task = await o.runtime.create(sandbox, this.containerSpec(c, image));
+          o.log.debug('starting', { group: this.group.name, container: c.name });
           cs.logPath = task.logPath;
           logStart = await logSize(task.logPath).catch(() => 0);
           this.event(cs, 'Created', 'Created container');
@@ -209,6 +215,7 @@ export class GroupRunner {
           await backOff('restart', why);
           continue;
         }
+        o.log.debug('started', { group: this.group.name, container: c.name });
         this.event(cs, 'Started', 'Started container');
         cs.currentState = { state: 'Running', startTime: aciTime(), detailStatus: '' };
         this.save();
