@@ -105,7 +105,7 @@ describe('runc runtime', { skip }, () => {
     dataDir = await mkdtemp(join(tmpdir(), 'berth-runc-'));
     work = await imageWorkDir();
     base = await busyboxLayer(work);
-    rt = new RuncRuntime({ dataDir });
+    rt = new RuncRuntime({ dataDir: join(dataDir, 'runtime') });
     const info = await rt.info();
     console.log(`# runtime here: rootfs=${info.rootfs} cgroups=${info.cgroups.version} memory=${info.cgroups.memory} cpu=${info.cgroups.cpu} nofile=${info.nofile}`);
   });
@@ -219,6 +219,25 @@ describe('runc runtime', { skip }, () => {
     assert.equal(exit.reason, 'Killed');
   });
 
+  test('SIGTERM: delivered to an init that handles it; an init without a handler (the kernel would drop it) is killed at once', async () => {
+    const sb = await sandbox({ groupId: 'g-term', ports: [] });
+    // `sleep` as PID 1 has no SIGTERM handler: without the escalation it would sleep on.
+    const plain = await rt.create(sb, spec('plain', ['sleep', '1000']));
+    await rt.start(plain);
+    await rt.kill(plain, 'SIGTERM');
+    const gone = await rt.wait(plain);
+    assert.equal(gone.exitCode, 137);
+    assert.equal(gone.reason, 'Killed');
+    // A shell that traps TERM gets the signal itself and exits its own way.
+    const trapping = await rt.create(sb, spec('trapping', ['sh', '-c', 'trap "echo got TERM; exit 3" TERM; touch /ready; while :; do sleep 0.1; done']));
+    await rt.start(trapping);
+    await eventually('the trap set', async () => ((await execOut(trapping, ['test', '-e', '/ready'])).code === 0 ? true : undefined));
+    await rt.kill(trapping, 'SIGTERM');
+    const own = await rt.wait(trapping);
+    assert.equal(own.exitCode, 3);
+    assert.match(await readFile(trapping.logPath, 'utf8'), /got TERM/);
+  });
+
   test('memory limit: a container over it is OOM-killed and says OOMKilled', async (t) => {
     const info = await rt.info();
     if (!info.cgroups.memory) return t.skip(`no memory cgroup controller on this machine (cgroups ${info.cgroups.version})`);
@@ -324,7 +343,7 @@ describe('runc runtime', { skip }, () => {
     const sb = await sandbox({ groupId: 'g-restart', ports: [{ port: 8080, protocol: 'TCP' }] });
     const t = await rt.create(sb, spec('waiter', ['sh', '-c', 'echo waiting; while [ ! -e /go ]; do sleep 0.1; done; echo released']));
     await rt.start(t);
-    const again = new RuncRuntime({ dataDir });
+    const again = new RuncRuntime({ dataDir: join(dataDir, 'runtime') });
     const listed = await again.list();
     const g = listed.find((x) => x.groupId === 'g-restart');
     assert.ok(g, JSON.stringify(listed));
@@ -349,7 +368,7 @@ describe('runc runtime', { skip }, () => {
 
   test('kill -9 of the server process: containers, logs, ports survive; a new runtime adopts them', async () => {
     groups.add('g-killed');
-    const child = spawn(process.execPath, [join(import.meta.dirname, 'helpers', 'runtime-child.js'), JSON.stringify({ dataDir, layer: base })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [join(import.meta.dirname, 'helpers', 'runtime-child.js'), JSON.stringify({ dataDir: join(dataDir, 'runtime'), layer: base })], { stdio: ['ignore', 'pipe', 'inherit'] });
     const line = await new Promise<string>((res, rej) => {
       let buf = '';
       child.stdout!.on('data', (d) => {
@@ -362,7 +381,7 @@ describe('runc runtime', { skip }, () => {
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
 
-    const next = new RuncRuntime({ dataDir });
+    const next = new RuncRuntime({ dataDir: join(dataDir, 'runtime') });
     const g = (await next.list()).find((x) => x.groupId === 'g-killed');
     assert.deepEqual(g?.containers.map((c) => [c.name, c.status]), [['client', 'running'], ['web', 'running']]);
     const page = await eventually('the published port after the kill', async () => (await fetch(`http://127.0.0.1:${sb.hostPorts[80]}/`)).text());

@@ -117,7 +117,16 @@ async function fetchPage(p: number): Promise<string | undefined> {
   const res = await fetch(`http://127.0.0.1:${p}/`);
   return res.ok ? res.text() : undefined;
 }
-const pageOf = async (name: string) => eventually(`the page of ${name}`, async () => fetchPage(await hostPort(name)), 60);
+/**
+ * The page a group serves, once its container runs. The port comes from a `show` that has the group's
+ * IP (a group between sandboxes has none); port 80 may belong to anything else on this machine.
+ */
+const pageOf = async (name: string) => eventually(`the page of ${name}`, async () => {
+  const g = await show(name);
+  if (!g.ipAddress?.ip || g.containers[0].instanceView?.currentState?.state !== 'Running') return undefined;
+  const p = g.ipAddress.ports.find((x: { port: number }) => x.port === 80);
+  return fetchPage(p.hostPort ?? p.port);
+}, 60);
 
 /** Waits until the group's first container has terminated; returns its current state. */
 const terminated = (name: string) => eventually(`${name} to terminate`, async () => {
@@ -267,8 +276,12 @@ test('S4 system-assigned identity: refused before it holds AcrPull; the realisti
   assert.equal(updated.identity.principalId, principal, 'the system identity survives the update');
   assert.deepEqual(updated.imageRegistryCredentials.map((c: { identity?: string; username?: string }) => c.identity ?? c.username), ['[system]']);
   assert.equal(await pageOf('sys-mi'), PAGE);
+  const portBefore = await hostPort('sys-mi');
   await berth('container', 'restart', '-g', RG, '-n', 'sys-mi');
   assert.equal(await pageOf('sys-mi'), PAGE);
+  assert.equal(await hostPort('sys-mi'), portBefore, 'a restart keeps the group\'s published port (ACI keeps its IP)');
+  const restarted = (await show('sys-mi')).containers[0].instanceView;
+  assert.ok(restarted.events.some((e: { name: string }) => e.name === 'Killing'), JSON.stringify(restarted.events));
   const tok = JSON.parse(await berth('container', 'exec', '-g', RG, '-n', 'sys-mi', '--exec-command', imds)) as { access_token: string };
   secrets.push(tok.access_token);
   assert.equal(JSON.parse(Buffer.from(tok.access_token.split('.')[1]!, 'base64url').toString()).oid, principal);
@@ -467,9 +480,9 @@ test('restart: kill -9 of berth serve while groups run; on start every group is 
   assert.equal(restartCount, 0, 'restartPolicy Never: not run again');
 
   // The httpd killed behind Berth's back is restarted per Always.
-  const runcRoot = join(dataDir, 'runtime', 'runtime', 'runc');
-  const listed = JSON.parse((await execFileAsync('runc', ['--root', runcRoot, 'list', '--format', 'json'])).stdout || '[]') as Array<{ id: string; pid: number; status: string }>;
-  const web = listed.find((c) => c.status === 'running');
+  const runcRoot = join(dataDir, 'runtime', 'runc');
+  const listed = JSON.parse((await execFileAsync('runc', ['--root', runcRoot, 'list', '--format', 'json'])).stdout || '[]') as Array<{ id: string; pid: number; status: string; bundle: string }>;
+  const web = listed.find((c) => c.status === 'running' && c.bundle.endsWith('/containers/keep'));
   assert.ok(web, `a running container under ${runcRoot}`);
   process.kill(web.pid, 'SIGKILL');
   await eventually('the httpd restarted', async () => ((await show('keep')).containers[0].instanceView.restartCount >= 1 ? true : undefined));

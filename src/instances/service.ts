@@ -339,21 +339,24 @@ export class ContainerGroups {
     });
   }
 
-  /** Restarts every container in place; images are pulled again. */
+  /**
+   * Restarts every container in place; images are pulled again. The sandbox stays (as ACI keeps a
+   * restarted group's IP address): its published host ports and metadata endpoint do not change.
+   */
   async restart(rg: string, name: string): Promise<Operation> {
     const g = this.get(rg, name);
     const reconciler = this.requireRuntime();
     return this.exclusive(`${rg}/${name}`, async () => {
-      await reconciler.halt(g, { deleteSandbox: true });
-      return this.rerun(this.store.byId(g.id)!);
+      await reconciler.halt(g, { deleteSandbox: false });
+      return this.rerun(this.store.byId(g.id)!, { keepSandbox: true });
     });
   }
 
-  private rerun(g: StoredGroup): Operation {
+  private rerun(g: StoredGroup, o: { keepSandbox?: boolean } = {}): Operation {
     g.state.stopped = false;
     g.state.provisioningState = 'Pending';
     g.state.state = 'Pending';
-    delete g.state.sandbox;
+    if (!o.keepSandbox) delete g.state.sandbox;
     for (const cs of Object.values(g.state.containers)) {
       if (cs.currentState) cs.previousState = cs.currentState;
       cs.currentState = { state: 'Waiting', detailStatus: '' };

@@ -119,7 +119,8 @@ export async function startForwarder(o: { netnsPath: string; dir: string; bound:
   child.unref();
   await log.close();
   const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
-  const pid = child.pid!;
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('cannot start the port forwarder of the group (nsenter did not run)');
   for (let i = 0; i < 400; i++) {
     const ready = await readFile(readyFile, 'utf8').catch(() => undefined);
     if (ready) return pid;
@@ -129,6 +130,8 @@ export async function startForwarder(o: { netnsPath: string; dir: string; bound:
       throw new Error(`the port forwarder of the group exited (${code}): ${why || 'no output'}`);
     }
   }
+  // It never said it was ready: it must not linger holding the group's ports.
+  try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
   throw new Error('the port forwarder of the group did not start within 10 s');
 }
 

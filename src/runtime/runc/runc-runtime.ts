@@ -8,16 +8,16 @@
 // exit code are written without Berth (a restarted Berth reads them), and `--keep` leaves the stopped
 // container — and its memory cgroup, with the OOM-kill count — in place until `delete`.
 //
-// Layout under <dataDir>:
-//   layers/<hex>/                              shared extracted layers (overlay lowerdirs)
-//   runtime/runc/                              runc --root (Berth's containers only)
-//   runtime/groups/<groupId>/sandbox.json      ports, host ports, forwarder pid
-//   runtime/groups/<groupId>/netns             the namespace (nsfs bind mount)
-//   runtime/groups/<groupId>/metadata-netns    where 169.254.169.254 lives, for a group with an identity
-//   runtime/groups/<groupId>/hosts             /etc/hosts of every container of the group
-//   runtime/groups/<groupId>/logs/<name>.log   container output (kept until the group is deleted)
-//   runtime/groups/<groupId>/containers/<name>/  bundle: config.json, rootfs/, upper/, work/,
-//                                              task.json, exit, status.json, runc.log, killed
+// Layout under the runtime's directory (<data>/runtime under `berth serve`):
+//   layers/<hex>/                      shared extracted layers (overlay lowerdirs)
+//   runc/                              runc --root (Berth's containers only)
+//   groups/<groupId>/sandbox.json      ports, host ports, forwarder pid
+//   groups/<groupId>/netns             the namespace (nsfs bind mount)
+//   groups/<groupId>/metadata-netns    where 169.254.169.254 lives, for a group with an identity
+//   groups/<groupId>/hosts             /etc/hosts of every container of the group
+//   groups/<groupId>/logs/<name>.log   container output (kept until the group is deleted)
+//   groups/<groupId>/containers/<name>/  bundle: config.json, rootfs/, upper/, work/,
+//                                      task.json, exit, status.json, runc.log, killed
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { watch } from 'node:fs';
@@ -42,6 +42,7 @@ import { resolveUser } from './user.js';
 const run = promisify(execFile);
 
 export interface RuncRuntimeOptions {
+  /** The directory the runtime owns (`<data>/runtime` under `berth serve`). */
   dataDir: string;
   /** The runc binary (default `runc` on PATH). */
   runc?: string;
@@ -153,6 +154,17 @@ async function aliveWith(pid: number | undefined, ...marks: string[]): Promise<b
   return marks.every((m) => args.includes(m));
 }
 
+/** Live processes whose command line holds every one of `marks` (a scan of /proc). */
+async function processesWith(...marks: string[]): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid !== process.pid && (await aliveWith(pid, ...marks))) out.push(pid);
+  }
+  return out;
+}
+
 async function waitGone(pid: number, marks: string[], ms: number): Promise<boolean> {
   for (let waited = 0; waited < ms; waited += 50) {
     if (!(await aliveWith(pid, ...marks))) return true;
@@ -172,9 +184,9 @@ export class RuncRuntime implements Runtime {
   private initialised?: Promise<RuntimeInfo>;
 
   constructor(private readonly opts: RuncRuntimeOptions) {
-    this.base = join(opts.dataDir, 'runtime');
+    this.base = opts.dataDir;
     this.runc = new Runc(opts.runc ?? 'runc', join(this.base, 'runc'));
-    this.cache = new LayerCache(join(opts.dataDir, 'layers'));
+    this.cache = new LayerCache(join(this.base, 'layers'));
   }
 
   /** What this machine gave the runtime: rootfs method, cgroup layout and controllers, nofile. */
@@ -183,6 +195,7 @@ export class RuncRuntime implements Runtime {
       await mkdir(this.runc.root, { recursive: true, mode: 0o700 });
       await mkdir(join(this.base, 'groups'), { recursive: true, mode: 0o700 });
       await this.cache.sweep();
+      await this.sweepForwarders();
       const want = this.opts.rootfs ?? 'auto';
       const rootfs: RootfsMode = want === 'auto' ? ((await overlayWorks(this.base)) ? 'overlay' : 'copy') : want;
       const hard = (await hardLimits()).nofile ?? 1024;
@@ -193,6 +206,21 @@ export class RuncRuntime implements Runtime {
     })();
     this.initialised.catch(() => (this.initialised = undefined));
     return this.initialised;
+  }
+
+  /** Stops forwarders of this data directory whose group directory is gone (a crash mid-delete). */
+  private async sweepForwarders(): Promise<void> {
+    const groups = join(this.base, 'groups') + '/';
+    for (const name of await readdir('/proc').catch(() => [] as string[])) {
+      if (!/^\d+$/.test(name)) continue;
+      const args = (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).split('\0');
+      const cfg = args.find((a) => a.startsWith(groups) && a.endsWith('/forwarder.json'));
+      if (!args.includes(FORWARDER_SCRIPT) || !cfg) continue;
+      const groupDir = cfg.slice(0, -'/forwarder.json'.length);
+      if (await exists(join(groupDir, 'sandbox.json'))) continue;
+      this.opts.logger?.info('stopping an orphaned port forwarder', { pid: Number(name) });
+      await this.stopForwarder(groupDir.slice(groups.length), Number(name)).catch(() => undefined);
+    }
   }
 
   // ---- paths ----
@@ -287,7 +315,13 @@ export class RuncRuntime implements Runtime {
           await md?.close();
         }
         rec = { groupId: spec.groupId, ip, imds: !!spec.identityEndpoint, ports: bound.map((b) => ({ ...b.spec, hostPort: b.hostPort })), ...(forwarderPid ? { forwarderPid } : {}) };
-        await writeFileAtomic(recPath, JSON.stringify(rec, null, 1), 0o600);
+        try {
+          await writeFileAtomic(recPath, JSON.stringify(rec, null, 1), 0o600);
+        } catch (e) {
+          // Unrecorded, the forwarder would hold the ports with nothing left to stop it.
+          if (forwarderPid) await this.stopForwarder(spec.groupId, forwarderPid);
+          throw e;
+        }
       }
       return this.sandboxOf(rec);
     } catch (e) {
@@ -338,6 +372,9 @@ export class RuncRuntime implements Runtime {
     }
     const rec = await readJson<SandboxRecord>(join(dir, 'sandbox.json'));
     if (rec?.forwarderPid) await this.stopForwarder(groupId, rec.forwarderPid);
+    // Any other forwarder of this group (one whose start was interrupted before it was recorded): none
+    // may outlive the group holding its host ports.
+    for (const pid of await processesWith(FORWARDER_SCRIPT, join(dir, 'forwarder.json'))) await this.stopForwarder(groupId, pid);
     await this.closeImds(groupId);
     await rm(this.imdsSocket(groupId), { force: true });
     await deleteNetns(join(dir, 'netns'));
@@ -499,10 +536,23 @@ export class RuncRuntime implements Runtime {
   async kill(task: Task, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const rec = await this.record(task);
     if (!rec) return;
+    // PID 1 of a PID namespace gets only the signals it handles: a SIGTERM to an init without a handler
+    // (busybox httpd, most programs run directly as the command) is dropped by the kernel, and a stop
+    // would only wait out its grace period. Such a container is killed at once: the same end, sooner.
+    if (signal === 'SIGTERM' && !(await this.initHandles(rec.runcId, 15))) signal = 'SIGKILL';
     await writeFile(join(this.bundleDir(task), 'killed'), signal);
     await this.runc.kill(rec.runcId, signal).catch((e: Error) => {
       if (!/not running|does not exist|container .* is stopped/i.test(e.message)) throw e;
     });
+  }
+
+  /** Whether the container's init process has a handler for signal number `sig` (true when unknown). */
+  private async initHandles(runcId: string, sig: number): Promise<boolean> {
+    const st = await this.runc.state(runcId).catch(() => undefined);
+    if (!st?.pid || st.status !== 'running') return true;
+    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(await readFile(`/proc/${st.pid}/status`, 'utf8').catch(() => ''));
+    if (!m) return true;
+    return (BigInt(`0x${m[1]}`) & (1n << BigInt(sig - 1))) !== 0n;
   }
 
   async status(task: Task): Promise<TaskStatus | undefined> {
