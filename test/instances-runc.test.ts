@@ -17,6 +17,7 @@ import { PullError } from '../src/pull/types.js';
 import type { BuiltLayer } from '../src/image/layer.js';
 import { busyboxLayer, busyboxPath, imageWorkDir, pulledImage } from './helpers/runtime-images.js';
 import { execSocket, ownerToken, postExec } from './helpers/exec-socket.js';
+import { runCli } from './helpers/berth.js';
 
 const skip = (await runcUnavailable()) ?? (busyboxPath() ? undefined : 'busybox-static is not installed');
 if (skip) console.log(`# skipping instances-runc tests: ${skip}`);
@@ -221,4 +222,20 @@ test('a client that goes away hangs its exec up: the command ends', { skip }, as
   await eventually('the exec\'d sleep', async () => ((await ps()).includes('sleep 2000') ? true : undefined));
   ws.terminate();
   await eventually('the hang-up', async () => ((await ps()).includes('sleep 2000') ? undefined : true));
+});
+
+test('`berth container exec` over the websocket: piped stdin, both output streams, the exit code; on http and https', { skip }, async () => {
+  const op = await createAndWait('cli', doc(['sleep', '1000'], 'Always'));
+  assert.equal(op.status, 'Succeeded', JSON.stringify(op.error));
+  const cli = (server: string, command: string, input?: string) =>
+    runCli(['container', 'exec', '-g', 'rg', '-n', 'cli', '--exec-command', command], { ...process.env, BERTH_SERVER: server, BERTH_DATA_DIR: dir }, input);
+  const cat = await cli(b.url, 'cat', 'line one\nline two\n');
+  assert.deepEqual([cat.code, cat.stdout, cat.stderr], [0, 'line one\nline two\n', '']);
+  const fails = await cli(b.httpsUrl!, "sh -c 'echo out; echo err >&2; exit 5'");
+  assert.equal(fails.code, 5);
+  assert.deepEqual(fails.stdout.split('\n').sort(), ['', 'err', 'out']);
+  assert.equal(fails.stderr, 'ERROR: The command exited with code 5.\n');
+  const missing = await cli(b.url, 'no-such-program');
+  assert.equal(missing.code, 255, 'runc exec\'s own failure code');
+  assert.match(missing.stdout, /executable file not found/);
 });
