@@ -239,3 +239,22 @@ test('`berth container exec` over the websocket: piped stdin, both output stream
   assert.equal(missing.code, 255, 'runc exec\'s own failure code');
   assert.match(missing.stdout, /executable file not found/);
 });
+
+test('attach: the websocket streams the container\'s output from now on and closes when the container stops', { skip }, async () => {
+  const op = await createAndWait('ticker', doc(['sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done'], 'Always'));
+  assert.equal(op.status, 'Succeeded', JSON.stringify(op.error));
+  await eventually('three ticks', async () => ((await b.containerGroups.logs('rg', 'ticker', 'app')).includes('tick 3\n') ? true : undefined));
+  const url = `${b.url}/subscriptions/${b.identity.ids.subscriptionId}/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/ticker/containers/app/attach?api-version=2023-05-01`;
+  const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${await ownerToken(b)}` } });
+  assert.equal(res.status, 200);
+  const s = (await res.json()) as { webSocketUri: string; password: string };
+  // The swagger's way: the password as the Authorization header.
+  const ws = new WebSocket(s.webSocketUri, { headers: { authorization: s.password } });
+  let out = '';
+  const closed = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, why) => r({ code, reason: why.toString() })));
+  ws.on('message', (d: Buffer) => (out += d.toString()));
+  await eventually('live output', () => (/tick \d+\r\n/.test(out) ? true : undefined));
+  assert.ok(!out.includes('tick 1\r\n'), 'only output from the attach on');
+  await b.containerGroups.stop('rg', 'ticker');
+  assert.deepEqual(await closed, { code: 1000, reason: 'The container stopped.' });
+});

@@ -13,7 +13,7 @@ import type { ContainerSockets } from './container-sockets.js';
 const A = {
   read: `${GROUP_TYPE}/read`, write: `${GROUP_TYPE}/write`, delete: `${GROUP_TYPE}/delete`,
   restart: `${GROUP_TYPE}/restart/action`, stop: `${GROUP_TYPE}/stop/action`, start: `${GROUP_TYPE}/start/action`,
-  logs: `${GROUP_TYPE}/containers/logs/read`, exec: `${GROUP_TYPE}/containers/exec/action`,
+  logs: `${GROUP_TYPE}/containers/logs/read`, exec: `${GROUP_TYPE}/containers/exec/action`, attach: `${GROUP_TYPE}/containers/attach/action`,
 };
 
 /** Base URL as the client reached us (so polling URLs work behind TLS or another host name). */
@@ -103,16 +103,22 @@ export function registerContainerRoutes(app: FastifyInstance, d: ApiDeps, socket
     return { content: await cg.logs(rg, name, container!, tail) };
   });
 
+  // Exec and attach answer a websocket on this listener (container-sockets.ts), ws:// or wss:// as the request came.
+  const socketAnswer = (req: FastifyRequest, target: { rg: string; name: string; container: string; argv?: string[] }) => {
+    cg.runningTask(target.rg, target.name, target.container);
+    const s = sockets.open(target);
+    return { webSocketUri: `${origin(req).replace(/^http/, 'ws')}${s.path}`, password: s.password };
+  };
   app.post(`${base}/:name/containers/:container/exec`, async (req) => {
     const { rg, name, container } = params(req, A.exec);
-    const g = cg.get(rg, name);
-    if (!g.spec.containers.some((c) => c.name === container)) throw notFound('ContainerNotFound', `The container '${container}' does not exist in container group '${g.name}'.`);
     const body = (req.body ?? {}) as { command?: unknown };
     if (typeof body.command !== 'string' || body.command.trim() === '') throw invalid('InvalidRequestContent', "The request needs a 'command' string, e.g. {\"command\": \"/bin/sh\"}.");
-    const argv = shlexSplit(body.command);
-    cg.runningTask(rg, name, container!);
-    const s = sockets.openExec({ rg, name, container: container!, argv });
-    return { webSocketUri: `${origin(req).replace(/^http/, 'ws')}${s.path}`, password: s.password };
+    return socketAnswer(req, { rg, name, container: container!, argv: shlexSplit(body.command) });
+  });
+  // The container's output from now on (az's own attach command polls the logs instead).
+  app.post(`${base}/:name/containers/:container/attach`, async (req) => {
+    const { rg, name, container } = params(req, A.attach);
+    return socketAnswer(req, { rg, name, container: container! });
   });
 
   app.get('/subscriptions/:sub/providers/Microsoft.ContainerInstance/locations/:loc/operations/:id', async (req) => {

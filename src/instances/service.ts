@@ -18,7 +18,7 @@ import { initialState, recordEvent } from './state.js';
 import { Reconciler, type ReconcilerOptions } from './reconciler.js';
 import { groupKeychain, type GroupIdentity, type KeychainFactory } from './keychains.js';
 import { groupArmId, groupResource, type IdentityView } from './shapes.js';
-import { lastLines, readLogTail } from './log-tail.js';
+import { followLog, lastLines, logSize, readLogTail } from './log-tail.js';
 
 export interface ContainerGroupsOptions {
   db: Db;
@@ -387,6 +387,13 @@ export class ContainerGroups {
     const task = reconciler.runner(g.id)?.task(container);
     if (!task) throw conflict('ContainerNotRunning', `The container '${container}' in container group '${g.name}' is not running (state: ${g.state.containers[container]?.currentState?.state ?? 'Unknown'}); exec needs a running container.`);
     return task;
+  }
+
+  /** Streams the container's output from now on into `out` until the container stops running or `signal` aborts. */
+  async attach(rg: string, name: string, container: string, out: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {
+    const task = this.runningTask(rg, name, container);
+    const running = () => this.store.find(rg, name)?.state.containers[container]?.currentState?.state === 'Running';
+    await followLog(task.logPath, await logSize(task.logPath), out, running, signal);
   }
 
   async exec(rg: string, name: string, container: string, argv: string[], io: Parameters<Runtime['exec']>[2]): Promise<number> {
