@@ -231,6 +231,9 @@ test('`berth container exec` over the websocket: piped stdin, both output stream
     runCli(['container', 'exec', '-g', 'rg', '-n', 'cli', '--exec-command', command], { ...process.env, BERTH_SERVER: server, BERTH_DATA_DIR: dir }, input);
   const cat = await cli(b.url, 'cat', 'line one\nline two\n');
   assert.deepEqual([cat.code, cat.stdout, cat.stderr], [0, 'line one\nline two\n', '']);
+  const big = 'x'.repeat(1023) + '\n';
+  const counted = await cli(b.httpsUrl!, 'wc -c', big.repeat(6 * 1024));
+  assert.deepEqual([counted.code, counted.stdout.trim()], [0, String(6 * 1024 * 1024)]);
   const fails = await cli(b.httpsUrl!, "sh -c 'echo out; echo err >&2; exit 5'");
   assert.equal(fails.code, 5);
   assert.deepEqual(fails.stdout.split('\n').sort(), ['', 'err', 'out']);

@@ -321,7 +321,12 @@ async function streamExec(uri: string, password: string): Promise<number> {
     ws.on('error', (e) => reject(new CliError(`Cannot connect to the exec websocket ${new URL(uri).origin}: ${e.message}`)));
     ws.on('open', () => {
       ws.send(password);
-      stdin.on('data', (chunk: Buffer) => { if (chunk.length) ws.send(chunk); });
+      // One chunk in flight at a time: a large input waits for the socket instead of piling up in memory.
+      stdin.on('data', (chunk: Buffer) => {
+        if (!chunk.length) return;
+        stdin.pause();
+        ws.send(chunk, () => stdin.resume());
+      });
       stdin.on('end', () => { if (ws.readyState === WebSocket.OPEN) ws.send(Buffer.alloc(0)); });
     });
     ws.on('message', (data: Buffer) => process.stdout.write(data));
