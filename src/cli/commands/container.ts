@@ -329,6 +329,7 @@ async function streamExec(uri: string, password: string): Promise<number> {
       });
       stdin.on('end', () => { if (ws.readyState === WebSocket.OPEN) ws.send(Buffer.alloc(0)); });
     });
+    // Bytes straight to stdout (Io carries strings; a command's output need not be text).
     ws.on('message', (data: Buffer) => process.stdout.write(data));
     ws.on('close', (code, why) => {
       const text = why.toString('utf8');
