@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import type { BuiltLayer } from '../src/image/layer.js';
 import { RuncRuntime, runcUnavailable, StartError } from '../src/runtime/runc/runc-runtime.js';
 import type { ContainerSpec, Sandbox, SandboxSpec, Task } from '../src/runtime/runtime.js';
+import { killedServerGroup } from './helpers/killed-server.js';
 import { busyboxLayer, busyboxPath, entriesLayer, imageWorkDir, pulledImage } from './helpers/runtime-images.js';
 
 const skip = (await runcUnavailable()) ?? (busyboxPath() ? undefined : 'busybox-static is not installed');
@@ -349,18 +350,7 @@ describe('runc runtime', { skip }, () => {
 
   test('kill -9 of the server process: containers, logs, ports survive; a new runtime adopts them', async () => {
     groups.add('g-killed');
-    const child = spawn(process.execPath, [join(import.meta.dirname, 'helpers', 'runtime-child.js'), JSON.stringify({ dataDir, layer: base })], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const line = await new Promise<string>((res, rej) => {
-      let buf = '';
-      child.stdout!.on('data', (d) => {
-        buf += d;
-        if (buf.includes('\n')) res(buf);
-      });
-      child.once('exit', (code) => rej(new Error(`the child exited with ${code} before starting its group`)));
-    });
-    const sb = JSON.parse(line.slice('started '.length)) as Sandbox;
-    child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    const sb = await killedServerGroup(dataDir, base);
 
     const next = new RuncRuntime({ dataDir });
     const g = (await next.list()).find((x) => x.groupId === 'g-killed');

@@ -1,7 +1,8 @@
 // The embedded runtime: container groups on runc. A group (sandbox) is a network namespace kept by a
-// bind mount in the data directory, a hosts file, a forwarder process holding its published ports (and
-// its metadata endpoint), and a directory per container holding the OCI bundle (config.json, the
-// rootfs mount, the overlay upper/work dirs) and the container's exit record.
+// bind mount in the data directory, hosts and resolv.conf files, a forwarder process holding its
+// published ports (and its metadata endpoint), its outbound network stack (./outbound.ts), and a
+// directory per container holding the OCI bundle (config.json, the rootfs mount, the overlay
+// upper/work dirs) and the container's exit record.
 //
 // Each container runs under a tiny detached shim, `sh -c '<runc run --keep ...>; echo $? > exit'`, whose
 // stdout/stderr is the container's log file: runc passes it straight to the container, so logs and the
@@ -14,10 +15,12 @@
 //   runtime/groups/<groupId>/sandbox.json      ports, host ports, forwarder pid
 //   runtime/groups/<groupId>/netns             the namespace (nsfs bind mount)
 //   runtime/groups/<groupId>/metadata-netns    where 169.254.169.254 lives, for a group with an identity
-//   runtime/groups/<groupId>/hosts             /etc/hosts of every container of the group
+//   runtime/groups/<groupId>/hosts             /etc/hosts of the group (each bundle's copy adds its hostname)
+//   runtime/groups/<groupId>/resolv.conf       /etc/resolv.conf of every container of the group
+//   runtime/groups/<groupId>/outbound.pid      the group's slirp4netns (outbound network), and outbound.log
 //   runtime/groups/<groupId>/logs/<name>.log   container output (kept until the group is deleted)
 //   runtime/groups/<groupId>/containers/<name>/  bundle: config.json, rootfs/, upper/, work/,
-//                                              task.json, exit, status.json, runc.log, killed
+//                                              hosts, task.json, exit, status.json, runc.log, killed
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { watch } from 'node:fs';
@@ -34,6 +37,8 @@ import { buildRootfs, overlayWorks, unmountAll, type RootfsMode } from '../rootf
 import type { ContainerSpec, ExecResult, ExitStatus, Runtime, Sandbox, SandboxSpec, Task, TaskStatus } from '../runtime.js';
 import { cgroupInfo, hardLimits, oomKills, type CgroupInfo } from './host.js';
 import { createMetadataLink, createNetns, deleteNetns, IMDS_ADDRESS } from './netns.js';
+import { configureOutbound, removeOutbound, writeContainerHosts } from './outbound.js';
+import { aliveWith, stopProcess, waitGone } from './proc.js';
 import { bindHostPorts, FORWARDER_SCRIPT, listenInNetns, startForwarder, startImdsServer } from './publish.js';
 import { Runc, type RuncState } from './runc.js';
 import { buildOciSpec } from './spec.js';
@@ -49,6 +54,10 @@ export interface RuncRuntimeOptions {
   publishAddress?: string;
   /** `auto` (default): overlay when an overlay mount works here, else copy. */
   rootfs?: 'auto' | RootfsMode;
+  /** Outbound network access for every group (slirp4netns; default true, as in ACI). */
+  outbound?: boolean;
+  /** The slirp4netns binary (default `slirp4netns` on PATH). */
+  slirp4netns?: string;
   logger?: Logger;
 }
 
@@ -106,8 +115,6 @@ function checkId(kind: string, id: string): void {
   if (!ID.test(id)) throw new Error(`invalid ${kind} "${id}": use letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit)`);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 async function readJson<T>(path: string): Promise<T | undefined> {
   try {
     return JSON.parse(await readFile(path, 'utf8')) as T;
@@ -140,25 +147,6 @@ function nextChange(dir: string, ms: number, abort?: AbortSignal): Promise<void>
       /* the timer will do */
     }
   });
-}
-
-/** True when `pid` is alive and its command line contains every one of `marks` (guards against pid reuse). */
-async function aliveWith(pid: number | undefined, ...marks: string[]): Promise<boolean> {
-  if (!pid) return false;
-  const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => undefined);
-  if (cmd === undefined) return false;
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  if (/\) Z /.test(stat)) return false; // a zombie has exited
-  const args = cmd.split('\0');
-  return marks.every((m) => args.includes(m));
-}
-
-async function waitGone(pid: number, marks: string[], ms: number): Promise<boolean> {
-  for (let waited = 0; waited < ms; waited += 50) {
-    if (!(await aliveWith(pid, ...marks))) return true;
-    await sleep(50);
-  }
-  return !(await aliveWith(pid, ...marks));
 }
 
 export class RuncRuntime implements Runtime {
@@ -256,7 +244,7 @@ export class RuncRuntime implements Runtime {
       const netns = join(dir, 'netns');
       await createNetns(netns);
       if (spec.identityEndpoint) await createMetadataLink(netns, join(dir, 'metadata-netns'));
-      await writeFile(join(dir, 'hosts'), '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n', { mode: 0o644 });
+      await configureOutbound({ dir, netnsPath: netns, enabled: this.opts.outbound !== false, ...(this.opts.slirp4netns ? { bin: this.opts.slirp4netns } : {}) });
 
       const sock = this.imdsSocket(spec.groupId);
       await this.closeImds(spec.groupId);
@@ -306,14 +294,8 @@ export class RuncRuntime implements Runtime {
     return aliveWith(pid, FORWARDER_SCRIPT, join(this.groupDir(groupId), 'forwarder.json'));
   }
 
-  private async stopForwarder(groupId: string, pid: number): Promise<void> {
-    const marks = [FORWARDER_SCRIPT, join(this.groupDir(groupId), 'forwarder.json')];
-    if (!(await aliveWith(pid, ...marks))) return;
-    process.kill(pid, 'SIGTERM');
-    if (!(await waitGone(pid, marks, 5000))) {
-      process.kill(pid, 'SIGKILL');
-      await waitGone(pid, marks, 5000);
-    }
+  private stopForwarder(groupId: string, pid: number): Promise<void> {
+    return stopProcess(pid, [FORWARDER_SCRIPT, join(this.groupDir(groupId), 'forwarder.json')]);
   }
 
   private async closeImds(groupId: string): Promise<void> {
@@ -340,6 +322,7 @@ export class RuncRuntime implements Runtime {
     if (rec?.forwarderPid) await this.stopForwarder(groupId, rec.forwarderPid);
     await this.closeImds(groupId);
     await rm(this.imdsSocket(groupId), { force: true });
+    await removeOutbound(dir, join(dir, 'netns'));
     await deleteNetns(join(dir, 'netns'));
     await deleteNetns(join(dir, 'metadata-netns'));
     await unmountAll(dir);
@@ -371,7 +354,8 @@ export class RuncRuntime implements Runtime {
         user,
         hostname: spec.name,
         netnsPath: join(gdir, 'netns'),
-        hostsPath: join(gdir, 'hosts'),
+        hostsPath: await writeContainerHosts(gdir, bundle, spec.name),
+        resolvConfPath: join(gdir, 'resolv.conf'),
         cgroupsPath: rec.runcId,
         limits: { nofile: info.nofile, memory: info.cgroups.memory, cpu: info.cgroups.cpu },
       });
