@@ -130,9 +130,14 @@ async function startStack(o: OutboundOptions): Promise<number> {
  */
 export async function configureOutbound(o: OutboundOptions): Promise<void> {
   if (o.enabled) {
-    await blockMetadataRoutes(o.netnsPath);
-    if (!(await outboundPid(o.dir, o.netnsPath))) await startStack(o);
-  } else {
+    // Both before any container of the group runs (createSandbox comes first), so in parallel; both
+    // settle before a failure is reported, so that the caller's clean-up finds no start under way.
+    const done = await Promise.allSettled([
+      blockMetadataRoutes(o.netnsPath),
+      outboundPid(o.dir, o.netnsPath).then((pid) => (pid ? pid : startStack(o))),
+    ]);
+    for (const r of done) if (r.status === 'rejected') throw r.reason;
+  } else if (await recordedPid(o.dir)) {
     await removeOutbound(o.dir, o.netnsPath);
   }
   await writeFileAtomic(join(o.dir, 'resolv.conf'), await resolvConf(o.enabled), 0o644);
