@@ -98,7 +98,8 @@ async function startStack(o: OutboundOptions): Promise<number> {
   const ready = child.stdio[3]!;
   try {
     await new Promise<void>((res, rej) => {
-      const fail = (why: string) => rej(new Error(`the outbound network of the group (slirp4netns) did not start: ${why}`));
+      const fail = (why: string) => rej(new Error(`the outbound network of the group (slirp4netns) did not start: ${why} ` +
+        '(berth serve --no-outbound runs groups without outbound access)'));
       const timer = setTimeout(() => fail(`not ready within ${START_TIMEOUT_MS / 1000} s`), START_TIMEOUT_MS);
       const done = (f: () => void) => {
         clearTimeout(timer);
