@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(runc skopeo podman docker-registry busybox-static apache2-utils umoci docker.io iproute2 attr time)
+PACKAGES=(runc skopeo podman docker-registry busybox-static apache2-utils umoci docker.io iproute2 attr time slirp4netns)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,9 @@ import { after, before, describe, test } from 'node:test';
 import type { BuiltLayer } from '../src/image/layer.js';
 import { RuncRuntime, runcUnavailable, StartError } from '../src/runtime/runc/runc-runtime.js';
 import type { ContainerSpec, Sandbox, SandboxSpec, Task } from '../src/runtime/runtime.js';
+import { killedServerGroup } from './helpers/killed-server.js';
+import { FORWARDER_SCRIPT } from '../src/runtime/runc/publish.js';
+import { aliveWith } from '../src/runtime/runc/proc.js';
 import { busyboxLayer, busyboxPath, entriesLayer, imageWorkDir, pulledImage } from './helpers/runtime-images.js';
 
 const skip = (await runcUnavailable()) ?? (busyboxPath() ? undefined : 'busybox-static is not installed');
@@ -366,20 +369,35 @@ describe('runc runtime', { skip }, () => {
     assert.equal(await rt.status(web), 'running');
   });
 
+  test('a runtime that starts stops the helper processes of groups that are gone, and only those', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-runc-orphans-'));
+    const groupsDir = join(dir, 'groups');
+    await mkdir(join(groupsDir, 'g-live'), { recursive: true });
+    await writeFile(join(groupsDir, 'g-live', 'sandbox.json'), '{}');
+    // Stand-ins with the command lines of a forwarder and an outbound stack (sh runs `sleep`; its argv
+    // carries the marks): one of a group that is gone, one of a group that still exists.
+    const standIn = (...marks: string[]) => {
+      const c = spawn('sh', ['-c', 'sleep 1000', ...marks], { stdio: 'ignore', detached: true });
+      c.unref();
+      return c.pid!;
+    };
+    const goneFwd = standIn(FORWARDER_SCRIPT, join(groupsDir, 'g-gone', 'forwarder.json'));
+    const goneNet = standIn('--netns-type=path', join(groupsDir, 'g-gone2', 'netns'), 'tap0');
+    const liveFwd = standIn(FORWARDER_SCRIPT, join(groupsDir, 'g-live', 'forwarder.json'));
+    try {
+      await new RuncRuntime({ dataDir: dir }).info();
+      assert.equal(await aliveWith(goneFwd, FORWARDER_SCRIPT), false, 'the forwarder of a removed group is stopped');
+      assert.equal(await aliveWith(goneNet, '--netns-type=path'), false, 'and its network stack');
+      assert.equal(await aliveWith(liveFwd, FORWARDER_SCRIPT), true, 'a live group\'s forwarder is left alone');
+    } finally {
+      for (const pid of [goneFwd, goneNet, liveFwd]) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('kill -9 of the server process: containers, logs, ports survive; a new runtime adopts them', async () => {
     groups.add('g-killed');
-    const child = spawn(process.execPath, [join(import.meta.dirname, 'helpers', 'runtime-child.js'), JSON.stringify({ dataDir: join(dataDir, 'runtime'), layer: base })], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const line = await new Promise<string>((res, rej) => {
-      let buf = '';
-      child.stdout!.on('data', (d) => {
-        buf += d;
-        if (buf.includes('\n')) res(buf);
-      });
-      child.once('exit', (code) => rej(new Error(`the child exited with ${code} before starting its group`)));
-    });
-    const sb = JSON.parse(line.slice('started '.length)) as Sandbox;
-    child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    const sb = await killedServerGroup(join(dataDir, 'runtime'), base);
 
     const next = new RuncRuntime({ dataDir: join(dataDir, 'runtime') });
     const g = (await next.list()).find((x) => x.groupId === 'g-killed');

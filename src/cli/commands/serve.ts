@@ -11,7 +11,8 @@ export function registerServeCommand(program: Command): void {
     .option('--gc-interval <minutes>', 'Collect unreferenced blobs every N minutes (0 = never).', '60')
     .option('--domain <name>', 'An extra DNS name or IP address for the server certificate (it always covers localhost, 127.0.0.1 and ::1).')
     .option('--no-tls', 'Plain HTTP only: no local CA, no HTTPS (Azure SDK clients then cannot send tokens).')
-    .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string; domain?: string; tls: boolean }) => {
+    .option('--no-outbound', 'Container groups get no outbound network access (by default they reach the host as host.berth.internal and whatever the host reaches, through slirp4netns).')
+    .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string; domain?: string; tls: boolean; outbound: boolean }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`argument --port: invalid value '${o.port}'`, 2);
       if (!['debug', 'info', 'warn', 'error'].includes(o.logLevel)) throw new CliError(`argument --log-level: invalid choice '${o.logLevel}'`, 2);
@@ -25,7 +26,7 @@ export function registerServeCommand(program: Command): void {
         // Container groups run on runc (embedded default). Without it (not root, runc missing) everything
         // else works and container creates say why they cannot run.
         const { openRuncRuntime } = await import('../../runtime/runc/runc-runtime.js');
-        const opened = await openRuncRuntime({ dataDir: dataPaths(dataDir).runtime });
+        const opened = await openRuncRuntime({ dataDir: dataPaths(dataDir).runtime, outbound: o.outbound });
         if ('unavailable' in opened) process.stderr.write(`WARNING: container groups cannot run: ${opened.unavailable}\n`);
         else runtime = opened.runtime;
         b = await startBerth({ dataDir, port, logLevel: o.logLevel as 'info', gcIntervalMs: Number(o.gcInterval) * 60_000,

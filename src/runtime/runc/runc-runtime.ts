@@ -1,7 +1,8 @@
 // The embedded runtime: container groups on runc. A group (sandbox) is a network namespace kept by a
-// bind mount in the data directory, a hosts file, a forwarder process holding its published ports (and
-// its metadata endpoint), and a directory per container holding the OCI bundle (config.json, the
-// rootfs mount, the overlay upper/work dirs) and the container's exit record.
+// bind mount in the data directory, hosts and resolv.conf files, a forwarder process holding its
+// published ports (and its metadata endpoint), its outbound network stack (./outbound.ts), and a
+// directory per container holding the OCI bundle (config.json, the rootfs mount, the overlay
+// upper/work dirs) and the container's exit record.
 //
 // Each container runs under a tiny detached shim, `sh -c '<runc run --keep ...>; echo $? > exit'`, whose
 // stdout/stderr is the container's log file: runc passes it straight to the container, so logs and the
@@ -14,10 +15,12 @@
 //   groups/<groupId>/sandbox.json      ports, host ports, forwarder pid
 //   groups/<groupId>/netns             the namespace (nsfs bind mount)
 //   groups/<groupId>/metadata-netns    where 169.254.169.254 lives, for a group with an identity
-//   groups/<groupId>/hosts             /etc/hosts of every container of the group
+//   groups/<groupId>/hosts             /etc/hosts of the group (each bundle's copy adds its hostname)
+//   groups/<groupId>/resolv.conf       /etc/resolv.conf of every container of the group
+//   groups/<groupId>/outbound.pid      the group's slirp4netns (outbound network), and outbound.log
 //   groups/<groupId>/logs/<name>.log   container output (kept until the group is deleted)
 //   groups/<groupId>/containers/<name>/  bundle: config.json, rootfs/, upper/, work/,
-//                                      task.json, exit, status.json, runc.log, killed
+//                                      hosts, task.json, exit, status.json, runc.log, killed
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { watch } from 'node:fs';
@@ -34,6 +37,8 @@ import { buildRootfs, overlayWorks, unmountAll, type RootfsMode } from '../rootf
 import type { ContainerSpec, ExecResult, ExitStatus, Runtime, Sandbox, SandboxSpec, Task, TaskStatus } from '../runtime.js';
 import { cgroupInfo, hardLimits, oomKills, type CgroupInfo } from './host.js';
 import { createMetadataLink, createNetns, deleteNetns, IMDS_ADDRESS } from './netns.js';
+import { configureOutbound, removeOutbound, writeContainerHosts } from './outbound.js';
+import { aliveWith, processesWith, stopProcess, waitGone } from './proc.js';
 import { bindHostPorts, FORWARDER_SCRIPT, listenInNetns, startForwarder, startImdsServer } from './publish.js';
 import { Runc, type RuncState } from './runc.js';
 import { buildOciSpec } from './spec.js';
@@ -50,6 +55,10 @@ export interface RuncRuntimeOptions {
   publishAddress?: string;
   /** `auto` (default): overlay when an overlay mount works here, else copy. */
   rootfs?: 'auto' | RootfsMode;
+  /** Outbound network access for every group (slirp4netns; default true, as in ACI). */
+  outbound?: boolean;
+  /** The slirp4netns binary (default `slirp4netns` on PATH). */
+  slirp4netns?: string;
   logger?: Logger;
 }
 
@@ -107,8 +116,6 @@ function checkId(kind: string, id: string): void {
   if (!ID.test(id)) throw new Error(`invalid ${kind} "${id}": use letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit)`);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 async function readJson<T>(path: string): Promise<T | undefined> {
   try {
     return JSON.parse(await readFile(path, 'utf8')) as T;
@@ -143,36 +150,6 @@ function nextChange(dir: string, ms: number, abort?: AbortSignal): Promise<void>
   });
 }
 
-/** True when `pid` is alive and its command line contains every one of `marks` (guards against pid reuse). */
-async function aliveWith(pid: number | undefined, ...marks: string[]): Promise<boolean> {
-  if (!pid) return false;
-  const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => undefined);
-  if (cmd === undefined) return false;
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  if (/\) Z /.test(stat)) return false; // a zombie has exited
-  const args = cmd.split('\0');
-  return marks.every((m) => args.includes(m));
-}
-
-/** Live processes whose command line holds every one of `marks` (a scan of /proc). */
-async function processesWith(...marks: string[]): Promise<number[]> {
-  const out: number[] = [];
-  for (const name of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(name)) continue;
-    const pid = Number(name);
-    if (pid !== process.pid && (await aliveWith(pid, ...marks))) out.push(pid);
-  }
-  return out;
-}
-
-async function waitGone(pid: number, marks: string[], ms: number): Promise<boolean> {
-  for (let waited = 0; waited < ms; waited += 50) {
-    if (!(await aliveWith(pid, ...marks))) return true;
-    await sleep(50);
-  }
-  return !(await aliveWith(pid, ...marks));
-}
-
 export class RuncRuntime implements Runtime {
   private readonly runc: Runc;
   /** One sandbox operation at a time per group: two concurrent creates would each start a forwarder. */
@@ -195,7 +172,7 @@ export class RuncRuntime implements Runtime {
       await mkdir(this.runc.root, { recursive: true, mode: 0o700 });
       await mkdir(join(this.base, 'groups'), { recursive: true, mode: 0o700 });
       await this.cache.sweep();
-      await this.sweepForwarders();
+      await this.sweepOrphans();
       const want = this.opts.rootfs ?? 'auto';
       const rootfs: RootfsMode = want === 'auto' ? ((await overlayWorks(this.base)) ? 'overlay' : 'copy') : want;
       const hard = (await hardLimits()).nofile ?? 1024;
@@ -208,18 +185,21 @@ export class RuncRuntime implements Runtime {
     return this.initialised;
   }
 
-  /** Stops forwarders of this data directory whose group directory is gone (a crash mid-delete). */
-  private async sweepForwarders(): Promise<void> {
+  /**
+   * Stops the helper processes (port forwarders, outbound network stacks) of this runtime's groups
+   * whose group is gone — a crash in the middle of a delete — so that none holds a port or a namespace.
+   */
+  private async sweepOrphans(): Promise<void> {
     const groups = join(this.base, 'groups') + '/';
     for (const name of await readdir('/proc').catch(() => [] as string[])) {
-      if (!/^\d+$/.test(name)) continue;
+      if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
       const args = (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).split('\0');
-      const cfg = args.find((a) => a.startsWith(groups) && a.endsWith('/forwarder.json'));
-      if (!args.includes(FORWARDER_SCRIPT) || !cfg) continue;
-      const groupDir = cfg.slice(0, -'/forwarder.json'.length);
+      const mark = args.find((a) => a.startsWith(groups) && (a.endsWith('/forwarder.json') || a.endsWith('/netns')));
+      if (!mark || !(args.includes(FORWARDER_SCRIPT) || args.includes('--netns-type=path'))) continue;
+      const groupDir = mark.slice(0, mark.lastIndexOf('/'));
       if (await exists(join(groupDir, 'sandbox.json'))) continue;
-      this.opts.logger?.info('stopping an orphaned port forwarder', { pid: Number(name) });
-      await this.stopForwarder(groupDir.slice(groups.length), Number(name)).catch(() => undefined);
+      this.opts.logger?.info('stopping a helper process of a removed group', { pid: Number(name) });
+      await stopProcess(Number(name), [mark]).catch(() => undefined);
     }
   }
 
@@ -284,7 +264,7 @@ export class RuncRuntime implements Runtime {
       const netns = join(dir, 'netns');
       await createNetns(netns);
       if (spec.identityEndpoint) await createMetadataLink(netns, join(dir, 'metadata-netns'));
-      await writeFile(join(dir, 'hosts'), '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n', { mode: 0o644 });
+      await configureOutbound({ dir, netnsPath: netns, enabled: this.opts.outbound !== false, ...(this.opts.slirp4netns ? { bin: this.opts.slirp4netns } : {}) });
 
       const sock = this.imdsSocket(spec.groupId);
       await this.closeImds(spec.groupId);
@@ -340,14 +320,8 @@ export class RuncRuntime implements Runtime {
     return aliveWith(pid, FORWARDER_SCRIPT, join(this.groupDir(groupId), 'forwarder.json'));
   }
 
-  private async stopForwarder(groupId: string, pid: number): Promise<void> {
-    const marks = [FORWARDER_SCRIPT, join(this.groupDir(groupId), 'forwarder.json')];
-    if (!(await aliveWith(pid, ...marks))) return;
-    process.kill(pid, 'SIGTERM');
-    if (!(await waitGone(pid, marks, 5000))) {
-      process.kill(pid, 'SIGKILL');
-      await waitGone(pid, marks, 5000);
-    }
+  private stopForwarder(groupId: string, pid: number): Promise<void> {
+    return stopProcess(pid, [FORWARDER_SCRIPT, join(this.groupDir(groupId), 'forwarder.json')]);
   }
 
   private async closeImds(groupId: string): Promise<void> {
@@ -377,6 +351,7 @@ export class RuncRuntime implements Runtime {
     for (const pid of await processesWith(FORWARDER_SCRIPT, join(dir, 'forwarder.json'))) await this.stopForwarder(groupId, pid);
     await this.closeImds(groupId);
     await rm(this.imdsSocket(groupId), { force: true });
+    await removeOutbound(dir, join(dir, 'netns'));
     await deleteNetns(join(dir, 'netns'));
     await deleteNetns(join(dir, 'metadata-netns'));
     await unmountAll(dir);
@@ -408,7 +383,8 @@ export class RuncRuntime implements Runtime {
         user,
         hostname: spec.name,
         netnsPath: join(gdir, 'netns'),
-        hostsPath: join(gdir, 'hosts'),
+        hostsPath: await writeContainerHosts(gdir, bundle, spec.name),
+        resolvConfPath: join(gdir, 'resolv.conf'),
         cgroupsPath: rec.runcId,
         limits: { nofile: info.nofile, memory: info.cgroups.memory, cpu: info.cgroups.cpu },
       });

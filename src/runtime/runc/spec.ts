@@ -47,6 +47,8 @@ export interface OciSpecInput {
   netnsPath: string;
   /** Host file bind-mounted read-only at /etc/hosts. */
   hostsPath: string;
+  /** Host file bind-mounted read-only at /etc/resolv.conf (the image's own is kept when not given). */
+  resolvConfPath?: string;
   /** Relative cgroup path (runc's cgroupfs driver puts it under its own cgroup). */
   cgroupsPath: string;
   limits: { nofile: number; memory: boolean; cpu: boolean };
@@ -83,6 +85,7 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
       { destination: '/etc/hosts', type: 'bind', source: i.hostsPath, options: ['rbind', 'ro'] },
+      ...(i.resolvConfPath ? [{ destination: '/etc/resolv.conf', type: 'bind', source: i.resolvConfPath, options: ['rbind', 'ro'] }] : []),
     ],
     linux: {
       namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network', path: i.netnsPath }],
