@@ -23,6 +23,8 @@ import { createDualServer } from '../platform/dual-listener.js';
 import type { TlsMaterial } from '../platform/tls.js';
 import type { ContainerGroups } from '../instances/service.js';
 import { registerContainerRoutes, registerExecSessionRoutes, type ExecSession } from './container-routes.js';
+import { registerImageGcRoutes } from './image-gc-routes.js';
+import type { ImageGc } from '../platform/image-gc.js';
 
 export interface ApiDeps {
   identity: IdentityService;
@@ -36,6 +38,8 @@ export interface ApiDeps {
   workloads: WorkloadIdentities;
   vaults: Vaults;
   containerGroups: ContainerGroups;
+  /** Image garbage collection (POST /berth/images/prune). */
+  imageGc?: ImageGc;
   log: Logger;
   /** Base URL clients reach this server at (for issuer and discovery documents). */
   baseUrl: () => string;
@@ -169,6 +173,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     registerIdentityRoutes(scope, d);
     registerVaultRoutes(scope, d);
     registerContainerRoutes(scope, d, execSessions);
+    registerImageGcRoutes(scope, d);
   };
   void app.register(arm);
   return app;
