@@ -130,12 +130,17 @@ export class LayerCache {
       if (sep < 0) continue;
       const [fstype, , superOpts = ''] = line.slice(sep + 3).split(' ');
       if (fstype !== 'overlay') continue;
-      const opt = superOpts.split(',').find((o) => o.startsWith('lowerdir='));
-      if (!opt) continue;
-      const decoded = opt.slice('lowerdir='.length).replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-      // Berth mounts with relative lowerdirs (the mount runs in this directory); others may name it in full.
-      for (const d of decoded.split(/(?<!\\):/)) {
-        if (!d.includes('/') || dirname(d) === this.dir) out.add(basename(d));
+      const opts = superOpts.split(',');
+      const opt = (name: string) => opts.find((o) => o.startsWith(`${name}=`))?.slice(name.length + 1).replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+      const lower = opt('lowerdir');
+      if (!lower) continue;
+      // Berth mounts with lowerdirs relative to this directory (the mount runs here) and the container's
+      // upperdir in a bundle beside it; a relative lowerdir of a mount of another data directory is not
+      // one of these layers. Absolute lowerdirs are compared in full.
+      const upper = opt('upperdir');
+      const ours = !upper || upper.startsWith(dirname(this.dir) + '/');
+      for (const d of lower.split(/(?<!\\):/)) {
+        if (d.includes('/') ? dirname(d) === this.dir : ours) out.add(basename(d));
       }
     }
     return out;
