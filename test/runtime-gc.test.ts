@@ -21,6 +21,13 @@ import { RuncRuntime, runcUnavailable } from '../src/runtime/runc/runc-runtime.j
 import { ImageGoneError, type ContainerSpec } from '../src/runtime/runtime.js';
 import { findRole } from '../src/identity/roles.js';
 import { runCli, type CliResult } from './helpers/berth.js';
+import { FakePuller, FakeRuntime } from './helpers/fake-runtime.js';
+import { Reconciler } from '../src/instances/reconciler.js';
+import { parseGroupSpec } from '../src/instances/spec.js';
+import { initialState } from '../src/instances/state.js';
+import { MultiKeychain } from '../src/keychain/keychain.js';
+import { createLogger } from '../src/platform/logger.js';
+import type { Sandbox, Task } from '../src/runtime/runtime.js';
 import { busyboxLayer, busyboxPath, entriesLayer, imageWorkDir, pulledImage } from './helpers/runtime-images.js';
 
 const run = promisify(execFile);
@@ -225,6 +232,33 @@ describe('content store', { skip }, () => {
     assert.equal(await store.ensure(blobs.young!, bytes.length, async () => assert.fail('cached')), 'cached');
     assert.equal((await store.collectGarbage({ graceMs: DAY, keep: new Set() })).removed, 0);
   });
+});
+
+test('the reconciler pulls again when create finds the image data gone: at once the first time, after a back-off when it happens again', async () => {
+  // A runtime whose first two creates find the pulled blobs gone (a collection ran since the pull).
+  class GoneOnce extends FakeRuntime {
+    gone = 2;
+    override async create(sb: Sandbox, s: ContainerSpec): Promise<Task> {
+      if (this.gone-- > 0) throw new ImageGoneError(`the layer blob of image ${s.image.reference} is gone`);
+      return super.create(sb, s);
+    }
+  }
+  const runtime = new GoneOnce();
+  const puller = new FakePuller();
+  const delays: number[] = [];
+  const r = new Reconciler({ runtime, puller, log: createLogger('error', () => undefined), keychainFor: () => new MultiKeychain([]), persist: () => undefined,
+    sleep: async (ms) => { delays.push(ms); } });
+  const spec = parseGroupSpec({ location: 'westus', properties: { osType: 'Linux', restartPolicy: 'Always',
+    containers: [{ name: 'app', properties: { image: 'r.io/app:1', resources: { requests: { cpu: 1, memoryInGB: 1 } } } }] } });
+  const g = { id: 'g-gone', resourceGroup: 'rg', name: 'grp', location: 'westus', spec, state: initialState(['app']), createdAt: '' };
+  const runner = r.run(g);
+  await runtime.running('app');
+  await runner.provisioned;
+  // First create: gone → pulled again at once (no back-off); the second create: gone again → an ordinary
+  // start failure with back-off (no tight loop), then pulled again after it.
+  assert.deepEqual(puller.pulls, ['r.io/app:1', 'r.io/app:1', 'r.io/app:1']);
+  assert.equal(delays.length, 1);
+  await r.halt(g, { deleteSandbox: true });
 });
 
 describe('berth container prune-images, end to end', { skip }, () => {

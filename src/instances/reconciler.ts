@@ -199,12 +199,15 @@ export class GroupRunner {
           await o.runtime.start(task);
         } catch (e) {
           if (signal.aborted) break;
-          if (e instanceof ImageGoneError && !repulled) {
-            // The pulled image's blobs were removed since (image garbage collection): pull it again.
+          if (e instanceof ImageGoneError) {
+            // The pulled image's blobs were removed since (image garbage collection): pull it again, at
+            // once the first time, after the back-off of a failed start when it happens again.
             o.log.info('image data gone, pulling again', { group: this.group.name, container: c.name, error: e.message });
             image = undefined;
-            repulled = true;
-            continue;
+            if (!repulled) {
+              repulled = true;
+              continue;
+            }
           }
           const why = errText(e);
           this.event(cs, 'Failed', `Error: failed to start container "${c.name}": ${why}`, 'Warning');
