@@ -261,6 +261,34 @@ test('the reconciler pulls again when create finds the image data gone: at once 
   await r.halt(g, { deleteSandbox: true });
 });
 
+test('berth serve collects on its timer and logs the counts and bytes freed; a bad --image-gc-grace is a usage error', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-gc-timer-'));
+  const logs: string[] = [];
+  const b = await startBerth({ dataDir: dir, port: 0, logSink: (l) => logs.push(l), imageGcIntervalMs: 20, imageGcGraceMs: HOUR });
+  try {
+    const store = new ContentStore(dataPaths(dir).content);
+    const bytes = Buffer.from('an old blob\n'.repeat(500));
+    const d = digestOf(bytes, 'sha256');
+    await store.putBytes(bytes, d);
+    await age(store.path(d), 2 * HOUR);
+    let line: string | undefined;
+    for (let i = 0; i < 200 && !line; i++) {
+      line = logs.find((l) => l.includes('image garbage collected'));
+      if (!line) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(line, 'the timer ran');
+    assert.match(line, /"blobs":1/);
+    assert.match(line, /"bytesFreed":[1-9]/);
+    assert.equal(await store.has(d), false);
+  } finally {
+    await b.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+  const bad = await runCli(['serve', '--port', '0', '--data-dir', join(tmpdir(), 'berth-gc-never'), '--image-gc-grace', 'soon'], process.env);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--image-gc-grace: invalid grace period "soon"/);
+});
+
 describe('berth container prune-images, end to end', { skip }, () => {
   let b: RunningBerth;
   let dir: string;

@@ -5,8 +5,9 @@ import type { FastifyInstance } from 'fastify';
 import { BerthError } from '../platform/errors.js';
 import { parseGrace, type ImageGc } from '../platform/image-gc.js';
 import type { IdentityService } from '../identity/service.js';
+import type { Logger } from '../platform/logger.js';
 
-export function registerImageGcRoutes(app: FastifyInstance, d: { identity: IdentityService; imageGc?: ImageGc }): void {
+export function registerImageGcRoutes(app: FastifyInstance, d: { identity: IdentityService; imageGc?: ImageGc; log: Logger }): void {
   app.post('/berth/images/prune', async (req) => {
     const p = req.principal!;
     const sub = `/subscriptions/${d.identity.ids.subscriptionId}`;
@@ -24,6 +25,8 @@ export function registerImageGcRoutes(app: FastifyInstance, d: { identity: Ident
         throw new BerthError('invalid', 'InvalidGracePeriod', (e as Error).message);
       }
     }
-    return d.imageGc.collect(graceMs !== undefined ? { graceMs } : {});
+    const r = await d.imageGc.collect(graceMs !== undefined ? { graceMs } : {});
+    d.log.info('image garbage collected', { by: p.id, layers: r.layers.removed, blobs: r.blobs.removed, bytesFreed: r.bytesFreed, graceSeconds: r.graceSeconds });
+    return r;
   });
 }

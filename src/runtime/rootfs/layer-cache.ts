@@ -56,7 +56,7 @@ export class LayerCache {
       p = (gone ? gone.then(() => this.extract(layer, key, signal)) : this.extract(layer, key, signal))
         .then(async (dir) => {
           const now = new Date();
-          await utimes(dir, now, now);
+          await utimes(dir, now, now).catch(() => undefined);
           return dir;
         })
         .finally(() => this.inflight.delete(key));
