@@ -15,6 +15,9 @@ import { PullError } from '../src/pull/types.js';
 import type { KeychainFactory } from '../src/instances/keychains.js';
 import { findRole } from '../src/identity/roles.js';
 import type { SandboxSpec } from '../src/runtime/runtime.js';
+import { WebSocket } from 'ws';
+import { execSocket, postExec } from './helpers/exec-socket.js';
+import { TerminalInput, terminalOutput } from '../src/instances/exec-terminal.js';
 
 let b: TestBerth;
 let runtime: FakeRuntime;
@@ -260,12 +263,54 @@ test('CLI: create from flags waits for the LRO; show, events table, list table, 
   // Exec with arguments (ACI cannot); the exit code carries over.
   const ex = await b.cli(['container', 'exec', '-g', 'rg', '-n', 'my-app', '--exec-command', "sh -c 'echo FOO && echo BAR'"]);
   assert.equal(ex.code, 0, ex.stderr);
-  assert.equal(ex.stdout, 'ran sh -c echo FOO && echo BAR in my-app\n');
-  assert.equal(ex.stderr, 'to stderr\n');
+  // One stream, as on ACI's terminal: the command's stderr comes with its stdout.
+  assert.equal(ex.stdout, 'ran sh -c echo FOO && echo BAR in my-app\nto stderr\n');
+  assert.equal(ex.stderr, '');
   assert.ok(runtime.calls.includes(`exec my-app ${JSON.stringify(['sh', '-c', 'echo FOO && echo BAR'])}`));
   const exFail = await b.cli(['container', 'exec', '-g', 'rg', '-n', 'my-app', '--exec-command', 'false']);
   assert.equal(exFail.code, 1);
   assert.match(exFail.stderr, /The command exited with code 1/);
+});
+
+test('exec answers a websocket URI of the scheme the request came in on; its password never reaches the log; Authorization header works too; a stopped container refuses', async () => {
+  const put = await arm('PUT', groupUrl('rg', 'ws1'), groupBody('r.io/app:1'));
+  assert.equal((await pollOperation(put.headers.get('azure-asyncoperation')!)).status, 'Succeeded');
+  const http = await postExec(b, b.url, ownerToken, 'rg', 'ws1', 'app', 'sh');
+  assert.equal(http.status, 200, JSON.stringify(http.body));
+  assert.deepEqual(Object.keys(http.body).sort(), ['password', 'webSocketUri']);
+  assert.ok(http.body.webSocketUri.startsWith(`${b.url.replace(/^http:/, 'ws:')}/berth/exec-sockets/`));
+  const https = await postExec(b, b.httpsUrl!, ownerToken, 'rg', 'ws1', 'app', 'sh -c "echo hi"');
+  assert.ok(https.body.webSocketUri.startsWith(`${b.httpsUrl!.replace(/^https:/, 'wss:')}/berth/exec-sockets/`), https.body.webSocketUri);
+  // The swagger's reading: the password as the Authorization header of the upgrade; then no password message.
+  const viaHeader = await new Promise<{ out: string; code: number; reason: string }>((resolve, reject) => {
+    const ws = new WebSocket(https.body.webSocketUri, { ca: b.tls!.ca, headers: { authorization: https.body.password } });
+    let out = '';
+    ws.on('message', (d: Buffer) => (out += d.toString()));
+    ws.on('error', reject);
+    ws.on('close', (code, reason) => resolve({ out, code, reason: reason.toString() }));
+  });
+  assert.deepEqual(viaHeader, { out: 'ran sh -c echo hi in app\r\nto stderr\r\n', code: 1000, reason: 'exit code 0' });
+  const first = await execSocket(http.body.webSocketUri, http.body.password);
+  assert.equal(first.reason, 'exit code 0');
+  for (const p of [http.body.password, https.body.password]) assert.ok(!b.logs.some((l) => l.includes(p)), 'the password is not logged');
+  // Not a session path: refused.
+  await assert.rejects(execSocket(http.body.webSocketUri.replace('/exec-sockets/', '/nope/'), 'x'), /Unexpected server response: 404/);
+  // A container that does not run cannot exec: the POST says so.
+  assert.equal((await arm('POST', groupUrl('rg', 'ws1').replace('?', '/stop?'))).status, 204);
+  const stopped = await postExec(b, b.url, ownerToken, 'rg', 'ws1', 'app', 'sh');
+  assert.equal(stopped.status, 409);
+  assert.equal(stopped.body.error.code, 'ContainerNotRunning');
+  assert.equal((await arm('DELETE', groupUrl('rg', 'ws1'))).status, 200);
+});
+
+test('the emulated terminal: echo, Enter, Backspace, ^U, ^D, ^C; output newlines become CR LF', () => {
+  const t = new TerminalInput();
+  assert.deepEqual(t.input('ls -l\x7fa\r'), { data: 'ls -a\n', echo: 'ls -l\b \ba\r\n', eof: false, interrupt: false });
+  assert.deepEqual(t.input('oops\x15echo\x04'), { data: 'echo', echo: 'oops' + '\b \b'.repeat(4) + 'echo', eof: false, interrupt: false });
+  assert.deepEqual(t.input('\x04ignored'), { data: '', echo: '', eof: true, interrupt: false });
+  assert.deepEqual(new TerminalInput().input('sleep\x03'), { data: '', echo: 'sleep^C\r\n', eof: false, interrupt: true });
+  assert.deepEqual(new TerminalInput().input('\x7fé\x7f\n'), { data: '\n', echo: 'é\b \b\r\n', eof: false, interrupt: false });
+  assert.equal(terminalOutput('a\nb\n'), 'a\r\nb\r\n');
 });
 
 test('CLI: --file - (stdin) with the seed\'s YAML, name checks, parse errors; stop, start, restart, delete', async () => {

@@ -2,6 +2,7 @@
 // its long-running-operation poller must follow Azure-AsyncOperation to the end and read the group.
 // The SDK refuses bearer tokens over plain HTTP; until Berth serves HTTPS here, the test swaps the
 // SDK's bearer policy for one that sets the same header (everything else in its pipeline is unchanged).
+// containers.executeCommand runs over HTTPS too, with the SDK's own bearer policy.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,6 +14,8 @@ import { startBerth, type RunningBerth } from '../src/platform/berth.js';
 import { FakePuller, FakeRuntime } from './helpers/fake-runtime.js';
 import type { KeychainFactory } from '../src/instances/keychains.js';
 import { PullError } from '../src/pull/types.js';
+import { Agent as HttpsAgent } from 'node:https';
+import { execSocket } from './helpers/exec-socket.js';
 
 const require = createRequire(import.meta.url);
 const { ContainerInstanceManagementClient } = require('@azure/arm-containerinstance') as typeof import('@azure/arm-containerinstance');
@@ -90,4 +93,28 @@ test('SDK sees InaccessibleImage as a RestError with ACI\'s code', async () => {
     assert.match(e.message, /The image 'r\.io\/gone:1' in container group 'sdk2' is not accessible\. Please check the image and registry credential\. The registry answered: name unknown/);
     return true;
   });
+});
+
+test('SDK containers.executeCommand: a wss:// websocket over HTTPS (with the SDK\'s own bearer policy), ws:// over HTTP; az\'s protocol runs the command', async () => {
+  const c = client();
+  await c.containerGroups.beginCreateOrUpdateAndWait('rg', 'sdkexec', {
+    location: 'westus', osType: 'Linux', containers: [{ name: 'app', image: 'r.io/app:1', resources: { requests: { cpu: 1, memoryInGB: 1 } } }],
+  }, { updateIntervalInMs: 20 });
+  const request = { command: '/bin/sh', terminalSize: { rows: 24, cols: 80 } };
+  const plain = await c.containers.executeCommand('rg', 'sdkexec', 'app', request);
+  assert.match(plain.webSocketUri!, /^ws:\/\/127\.0\.0\.1:\d+\//);
+  const r = await execSocket(plain.webSocketUri!, plain.password!);
+  assert.deepEqual([r.output, r.code, r.reason], ['ran /bin/sh in app\r\nto stderr\r\n', 1000, 'exit code 0']);
+  // Over HTTPS the SDK keeps its bearer policy; Berth's CA reaches it through the request's agent.
+  const agent = new HttpsAgent({ ca: b.tls!.ca });
+  const secure = new ContainerInstanceManagementClient({ getToken: async () => ({ token, expiresOnTimestamp: Date.now() + 3600_000 }) }, b.identity.ids.subscriptionId, {
+    endpoint: b.httpsUrl!,
+    additionalPolicies: [{ position: 'perCall', policy: { name: 'berthCa', sendRequest: (req, next) => { req.agent = agent; return next(req); } } }],
+  });
+  const s = await secure.containers.executeCommand('rg', 'sdkexec', 'app', request);
+  assert.match(s.webSocketUri!, /^wss:\/\/localhost:\d+\//);
+  const rs = await execSocket(s.webSocketUri!, s.password!, { ca: b.tls!.ca });
+  assert.deepEqual([rs.code, rs.reason], [1000, 'exit code 0']);
+  agent.destroy();
+  await c.containerGroups.beginDeleteAndWait('rg', 'sdkexec', { updateIntervalInMs: 20 });
 });

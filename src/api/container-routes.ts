@@ -1,30 +1,25 @@
 // ACI's management surface (Microsoft.ContainerInstance/containerGroups) over the container-groups
 // core: PUT/GET/PATCH/DELETE, lists, restart/stop/start, logs, exec, and the long-running operations
 // the ARM way (201 + Azure-AsyncOperation, a status URL to poll).
-import { randomBytes, randomUUID } from 'node:crypto';
-import { PassThrough, Writable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiDeps } from './server.js';
 import { checkSub, requirePermission } from './common.js';
 import { invalid, notFound } from '../platform/errors.js';
-import { safeEqual } from '../identity/secrets.js';
 import { GROUP_TYPE } from '../instances/spec.js';
 import { shlexSplit } from '../instances/flags.js';
 import type { Operation } from '../instances/store.js';
+import type { ContainerSockets } from './container-sockets.js';
 
 const A = {
   read: `${GROUP_TYPE}/read`, write: `${GROUP_TYPE}/write`, delete: `${GROUP_TYPE}/delete`,
   restart: `${GROUP_TYPE}/restart/action`, stop: `${GROUP_TYPE}/stop/action`, start: `${GROUP_TYPE}/start/action`,
-  logs: `${GROUP_TYPE}/containers/logs/read`, exec: `${GROUP_TYPE}/containers/exec/action`,
+  logs: `${GROUP_TYPE}/containers/logs/read`, exec: `${GROUP_TYPE}/containers/exec/action`, attach: `${GROUP_TYPE}/containers/attach/action`,
 };
-
-interface ExecSession { id: string; password: string; rg: string; name: string; container: string; argv: string[]; expires: number }
-const EXEC_SESSION_TTL_MS = 60_000;
 
 /** Base URL as the client reached us (so polling URLs work behind TLS or another host name). */
 const origin = (req: FastifyRequest) => `${req.protocol}://${req.headers.host ?? req.hostname}`;
 
-export function registerContainerRoutes(app: FastifyInstance, d: ApiDeps, sessions = new Map<string, ExecSession>()): void {
+export function registerContainerRoutes(app: FastifyInstance, d: ApiDeps, sockets: ContainerSockets): void {
   const cg = d.containerGroups;
   const sub = d.identity.ids.subscriptionId;
   const base = '/subscriptions/:sub/resourcegroups/:rg/providers/Microsoft.ContainerInstance/containerGroups';
@@ -108,19 +103,22 @@ export function registerContainerRoutes(app: FastifyInstance, d: ApiDeps, sessio
     return { content: await cg.logs(rg, name, container!, tail) };
   });
 
+  // Exec and attach answer a websocket on this listener (container-sockets.ts), ws:// or wss:// as the request came.
+  const socketAnswer = (req: FastifyRequest, target: { rg: string; name: string; container: string; argv?: string[] }) => {
+    cg.runningTask(target.rg, target.name, target.container);
+    const s = sockets.open(target);
+    return { webSocketUri: `${origin(req).replace(/^http/, 'ws')}${s.path}`, password: s.password };
+  };
   app.post(`${base}/:name/containers/:container/exec`, async (req) => {
     const { rg, name, container } = params(req, A.exec);
-    const g = cg.get(rg, name);
-    if (!g.spec.containers.some((c) => c.name === container)) throw notFound('ContainerNotFound', `The container '${container}' does not exist in container group '${g.name}'.`);
     const body = (req.body ?? {}) as { command?: unknown };
     if (typeof body.command !== 'string' || body.command.trim() === '') throw invalid('InvalidRequestContent', "The request needs a 'command' string, e.g. {\"command\": \"/bin/sh\"}.");
-    const argv = shlexSplit(body.command);
-    const now = Date.now();
-    for (const [k, s] of sessions) if (s.expires < now) sessions.delete(k);
-    const s: ExecSession = { id: randomUUID(), password: randomBytes(24).toString('base64url'), rg, name, container: container!, argv, expires: now + EXEC_SESSION_TTL_MS };
-    sessions.set(s.id, s);
-    // ACI answers a websocket URI; Berth's is a plain HTTP stream (POST, Authorization: <password>).
-    return { webSocketUri: `${origin(req)}/berth/exec-sessions/${s.id}`, password: s.password };
+    return socketAnswer(req, { rg, name, container: container!, argv: shlexSplit(body.command) });
+  });
+  // The container's output from now on (az's own attach command polls the logs instead).
+  app.post(`${base}/:name/containers/:container/attach`, async (req) => {
+    const { rg, name, container } = params(req, A.attach);
+    return socketAnswer(req, { rg, name, container: container! });
   });
 
   app.get('/subscriptions/:sub/providers/Microsoft.ContainerInstance/locations/:loc/operations/:id', async (req) => {
@@ -138,35 +136,3 @@ export function registerContainerRoutes(app: FastifyInstance, d: ApiDeps, sessio
     };
   });
 }
-
-/**
- * The exec stream: POST with `Authorization: <password>` from the exec answer; the request body is the
- * process's stdin; the response is NDJSON frames {"stdout"|"stderr": base64} and a last {"exitCode": n}.
- */
-export function registerExecSessionRoutes(app: FastifyInstance, d: ApiDeps, sessions: Map<string, ExecSession>): void {
-  void app.register(async (s) => {
-    s.removeAllContentTypeParsers();
-    s.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
-    s.post('/berth/exec-sessions/:id', async (req, reply) => {
-      const { id } = req.params as { id: string };
-      const session = sessions.get(id);
-      const auth = String(req.headers.authorization ?? '');
-      if (!session || session.expires < Date.now() || !safeEqual(auth, session.password)) {
-        return reply.status(401).send({ error: { code: 'Unauthorized', message: 'The exec session does not exist, has expired or the password is wrong. Run the exec request again.' } });
-      }
-      sessions.delete(id);
-      const out = new PassThrough();
-      const frames = (stream: 'stdout' | 'stderr') => new Writable({
-        write(chunk: Buffer, _enc, cb) { out.write(JSON.stringify({ [stream]: Buffer.from(chunk).toString('base64') }) + '\n'); cb(); },
-      });
-      const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-      const stdin = hasBody ? (req.body as NodeJS.ReadableStream) : undefined;
-      void d.containerGroups.exec(session.rg, session.name, session.container, session.argv, { ...(stdin ? { stdin } : {}), stdout: frames('stdout'), stderr: frames('stderr') })
-        .then((exitCode) => out.end(JSON.stringify({ exitCode }) + '\n'))
-        .catch((e: Error & { code?: string }) => out.end(JSON.stringify({ error: { code: e.code ?? 'ExecFailed', message: e.message } }) + '\n'));
-      return reply.header('content-type', 'application/x-ndjson').send(out);
-    });
-  });
-}
-
-export type { ExecSession };

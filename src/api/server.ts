@@ -1,4 +1,6 @@
 // The management API: ARM-shaped REST over the domain services, plus the identity endpoints.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { BerthError } from '../platform/errors.js';
 import type { Principal } from '../identity/principals.js';
@@ -22,7 +24,8 @@ import type { Vaults } from '../vault/vaults.js';
 import { createDualServer } from '../platform/dual-listener.js';
 import type { TlsMaterial } from '../platform/tls.js';
 import type { ContainerGroups } from '../instances/service.js';
-import { registerContainerRoutes, registerExecSessionRoutes, type ExecSession } from './container-routes.js';
+import { registerContainerRoutes } from './container-routes.js';
+import { ContainerSockets } from './container-sockets.js';
 import { registerImageGcRoutes } from './image-gc-routes.js';
 import type { ImageGc } from '../platform/image-gc.js';
 
@@ -153,8 +156,13 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   app.post('/:tenant/oauth2/v2.0/token', tokenHandler);
   app.post('/:tenant/oauth2/token', tokenHandler);
   registerWorkloadIdentityRoutes(app, d);
-  const execSessions = new Map<string, ExecSession>();
-  registerExecSessionRoutes(app, d, execSessions);
+  // Exec websockets (ACI's webSocketUri) are upgrades on this same listener, over TLS or plain HTTP.
+  const sockets = new ContainerSockets(d.containerGroups, d.log);
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (sockets.upgrade(req, socket, head)) return;
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  });
+  app.addHook('preClose', async () => sockets.close());
 
   // ---- ARM (authenticated)
   const arm = async (scope: FastifyInstance) => {
@@ -172,7 +180,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     registerRegistryAccessRoutes(scope, d);
     registerIdentityRoutes(scope, d);
     registerVaultRoutes(scope, d);
-    registerContainerRoutes(scope, d, execSessions);
+    registerContainerRoutes(scope, d, sockets);
     registerImageGcRoutes(scope, d);
   };
   void app.register(arm);

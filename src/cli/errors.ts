@@ -1,6 +1,7 @@
-// Errors the CLI prints as "ERROR: ..." with az's exit codes: 1 error, 2 usage, 3 resource not found.
+// Errors the CLI prints as "ERROR: ..." with az's exit codes: 1 error, 2 usage, 3 resource not found
+// (and `container exec`'s, which is the remote command's own).
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode: 1 | 2 | 3 = 1) {
+  constructor(message: string, readonly exitCode: number = 1) {
     super(message);
   }
 }

@@ -53,13 +53,11 @@ export function buildProgram(): Command {
 }
 
 /** Command groups whose every command uses only ArmClient (no undici, no global fetch); anything else trusts via undici. */
-const ARM_ONLY = new Set(['group', 'ad', 'identity', 'role', 'keyvault', 'login', 'logout', 'account']);
+const ARM_ONLY = new Set(['group', 'ad', 'identity', 'role', 'keyvault', 'login', 'logout', 'account', 'container']);
 
 function armOnly(action: Command): boolean {
   const path: string[] = [];
   for (let c: Command | null = action; c?.parent; c = c.parent) path.unshift(c.name());
-  // `container exec` streams over global fetch (an https exec URL needs the dispatcher); the rest of `container` is ARM only.
-  if (path[0] === 'container') return path[1] !== 'exec';
   return ARM_ONLY.has(path[0]!);
 }
 

@@ -6,7 +6,7 @@ import type { Sealer } from '../storage/sealer.js';
 import type { ImagePuller, PulledImage, PullOptions } from '../pull/types.js';
 import { PullError } from '../pull/types.js';
 import { KeychainError } from '../keychain/keychain.js';
-import type { Runtime, SandboxSpec } from '../runtime/runtime.js';
+import type { Runtime, SandboxSpec, Task } from '../runtime/runtime.js';
 import type { ResourceGroups } from '../resources/groups.js';
 import type { ManagedIdentities } from '../identity/managed-identities.js';
 import type { WorkloadIdentities } from '../identity/workload-identity.js';
@@ -18,7 +18,7 @@ import { initialState, recordEvent } from './state.js';
 import { Reconciler, type ReconcilerOptions } from './reconciler.js';
 import { groupKeychain, type GroupIdentity, type KeychainFactory } from './keychains.js';
 import { groupArmId, groupResource, type IdentityView } from './shapes.js';
-import { lastLines, readLogTail } from './log-tail.js';
+import { followLog, lastLines, logSize, readLogTail } from './log-tail.js';
 
 export interface ContainerGroupsOptions {
   db: Db;
@@ -382,12 +382,25 @@ export class ContainerGroups {
     return tail === undefined ? text : lastLines(text, tail);
   }
 
-  async exec(rg: string, name: string, container: string, argv: string[], io: Parameters<Runtime['exec']>[2]): Promise<number> {
+  /** The container's task; throws when the group or container does not exist or does not run (exec needs it running). */
+  runningTask(rg: string, name: string, container: string): Task {
     const g = this.get(rg, name);
     this.container(g, container);
     const reconciler = this.requireRuntime();
     const task = reconciler.runner(g.id)?.task(container);
     if (!task) throw conflict('ContainerNotRunning', `The container '${container}' in container group '${g.name}' is not running (state: ${g.state.containers[container]?.currentState?.state ?? 'Unknown'}); exec needs a running container.`);
+    return task;
+  }
+
+  /** Streams the container's output from now on into `out` until the container stops running or `signal` aborts. */
+  async attach(rg: string, name: string, container: string, out: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {
+    const task = this.runningTask(rg, name, container);
+    const running = () => this.store.find(rg, name)?.state.containers[container]?.currentState?.state === 'Running';
+    await followLog(task.logPath, await logSize(task.logPath), out, running, signal);
+  }
+
+  async exec(rg: string, name: string, container: string, argv: string[], io: Parameters<Runtime['exec']>[2]): Promise<number> {
+    const task = this.runningTask(rg, name, container);
     if (argv.length === 0) throw invalid('InvalidExecCommand', 'The exec command is empty.');
     const r = await this.o.runtime!.exec(task, argv, io);
     return r.exitCode;

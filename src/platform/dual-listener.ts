@@ -28,6 +28,11 @@ export function createDualServer(handler: RequestListener, tls: TlsMaterial | un
   // An http server tracks its connections (for timeouts and closeIdleConnections) from its 'listening'
   // event on; the https server never listens itself, so it starts tracking when the plain one does.
   plain.on('listening', () => secure.emit('listening'));
+  // Upgrade requests (websockets) that came over TLS reach the listeners of the server that listens.
+  // Forwarding starts with the first such listener: without one, Node answers upgrades as plain requests.
+  plain.on('newListener', (event: string) => {
+    if (event === 'upgrade' && secure.listenerCount('upgrade') === 0) secure.on('upgrade', (...args: unknown[]) => plain.emit('upgrade', ...args));
+  });
 
   const httpConnection = plain.listeners('connection') as Array<(s: Socket) => void>;
   plain.removeAllListeners('connection');

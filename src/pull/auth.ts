@@ -38,7 +38,7 @@ export function basicHeader(c: RegistryCredential): string | undefined {
 
 export class TokenCache {
   private readonly tokens = new Map<string, Token>();
-  private readonly inflight = new Map<string, Promise<string>>();
+  private readonly inflight = new Map<string, { p: Promise<string>; signal: AbortSignal | undefined }>();
   /** Number of token requests actually sent (for tests and diagnostics). */
   fetches = 0;
 
@@ -49,14 +49,19 @@ export class TokenCache {
     const key = `${registry}|${challenge.params.realm ?? ''}|${challenge.params.service ?? ''}|${[...scopes].sort().join(' ')}|${credentialKey(cred)}`;
     const t = this.tokens.get(key);
     if (t && t.refreshAt > Date.now()) return t.value;
-    let p = this.inflight.get(key);
-    if (!p) {
-      p = this.fetch(registry, challenge, scopes, cred, opts).then((tok) => {
-        this.tokens.set(key, tok);
-        return tok.value;
-      }).finally(() => this.inflight.delete(key));
-      this.inflight.set(key, p);
+    const shared = this.inflight.get(key);
+    if (shared) {
+      // The fetch belongs to another pull: when that pull was cancelled, this one asks again itself.
+      return shared.p.catch((e: unknown) => {
+        if (opts.signal?.aborted || !shared.signal?.aborted) throw e;
+        return this.token(registry, challenge, scopes, cred, opts);
+      });
     }
+    const p = this.fetch(registry, challenge, scopes, cred, opts).then((tok) => {
+      this.tokens.set(key, tok);
+      return tok.value;
+    }).finally(() => this.inflight.delete(key));
+    this.inflight.set(key, { p, signal: opts.signal });
     return p;
   }
 

@@ -92,7 +92,8 @@ export interface Runtime {
   status(task: Task): Promise<TaskStatus | undefined>;
   /** Removes the container (not its log). Idempotent. */
   delete(task: Task): Promise<void>;
-  exec(task: Task, argv: string[], io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; tty?: boolean }): Promise<ExecResult>;
+  /** Runs argv in the task's container; `signal` aborting (the client went away) hangs the command up (SIGHUP). */
+  exec(task: Task, argv: string[], io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; tty?: boolean; signal?: AbortSignal }): Promise<ExecResult>;
   /** Sandboxes and tasks that exist on this machine (after a server restart), for reconciliation. */
   list(): Promise<Array<{ groupId: string; containers: Array<{ name: string; status: TaskStatus; pid?: number }> }>>;
   /**

@@ -1,5 +1,6 @@
 // `berth container ...`: ACI's az container commands over Berth's container groups.
 import { readFile } from 'node:fs/promises';
+import { rootCertificates } from 'node:tls';
 import type { Command } from 'commander';
 import { leaf, parseTags, type Io } from '../command.js';
 import { flatten, type ArmClient } from '../arm-client.js';
@@ -7,6 +8,8 @@ import { CliError } from '../errors.js';
 import type { GroupSpec } from '../../instances/spec.js';
 import type { CreateFlags } from '../../instances/flags.js';
 import { BerthError } from '../../platform/errors.js';
+import { berthCaPem } from '../trust.js';
+import { RAW_PROTOCOL } from '../../instances/exec-terminal.js';
 
 const PROVIDER = '/providers/Microsoft.ContainerInstance/containerGroups';
 /** The api-version az 2.45 uses for flag-based container commands. */
@@ -239,7 +242,7 @@ export function registerContainerCommands(program: Command, client: () => ArmCli
   leaf<{ resourceGroup: string; name: string; containerName?: string; execCommand: string }>(container, 'exec', 'Execute a command from within a running container of a container group.',
     (c) => ident(c).requiredOption('--exec-command <command>', 'The command to run from within the container (Berth also takes arguments: "sh -c \'echo hi\'").')
       .option('--container-name <name>', 'The container name where to execute the command. Can be omitted for container groups with only one container.'),
-    async (o, io) => {
+    async (o) => {
       const c = client();
       const path = groupPath(c, o.resourceGroup, o.name);
       const g = flattenGroup((await c.request<Record<string, unknown>>('GET', path, undefined, { apiVersion: ACI_API }))!);
@@ -248,9 +251,8 @@ export function registerContainerCommands(program: Command, client: () => ArmCli
       const cols = process.stdout.columns ?? 80;
       const rows = process.stdout.rows ?? 24;
       const s = (await c.request<{ webSocketUri: string; password: string }>('POST', `${path}/containers/${encodeURIComponent(name)}/exec`, { command: o.execCommand, terminalSize: { rows, cols } }, { apiVersion: ACI_API }))!;
-      const stdin = process.stdin.isTTY ? undefined : await readStdin();
-      const code = await streamExec(s.webSocketUri, s.password, stdin, io);
-      if (code !== 0) throw new CliError(`The command exited with code ${code}.`);
+      const code = await streamExec(s.webSocketUri, s.password);
+      if (code !== 0) throw new CliError(`The command exited with code ${code}.`, code);
       return undefined;
     });
 
@@ -304,35 +306,43 @@ async function follow(c: ArmClient, io: Io, path: string, read: () => Promise<st
   }
 }
 
-/** Runs Berth's exec stream: NDJSON frames of stdout/stderr, then the exit code. */
-async function streamExec(uri: string, password: string, stdin: string | undefined, io: Io): Promise<number> {
-  let res: Response;
+/**
+ * Runs an exec session as az does (password first, then stdin, every message is output), in Berth's raw
+ * mode: binary frames carry the bytes as they are, and an empty message ends the command's stdin (a
+ * local terminal stays in cooked mode: the command has no terminal, so the local one echoes and edits
+ * lines, and ^D ends input). Resolves with the exit code from the close reason ("exit code N").
+ */
+async function streamExec(uri: string, password: string): Promise<number> {
+  const { WebSocket } = await import('ws');
+  const pem = uri.startsWith('wss:') ? berthCaPem() : undefined;
+  const ws = new WebSocket(uri, RAW_PROTOCOL, pem ? { ca: [...rootCertificates, pem] } : {});
+  const stdin = process.stdin;
+  const done = new Promise<number>((resolve, reject) => {
+    ws.on('error', (e) => reject(new CliError(`Cannot connect to the exec websocket ${new URL(uri).origin}: ${e.message}`)));
+    ws.on('open', () => {
+      ws.send(password);
+      // One chunk in flight at a time: a large input waits for the socket instead of piling up in memory.
+      stdin.on('data', (chunk: Buffer) => {
+        if (!chunk.length) return;
+        stdin.pause();
+        ws.send(chunk, () => stdin.resume());
+      });
+      stdin.on('end', () => { if (ws.readyState === WebSocket.OPEN) ws.send(Buffer.alloc(0)); });
+    });
+    // Bytes straight to stdout (Io carries strings; a command's output need not be text).
+    ws.on('message', (data: Buffer) => process.stdout.write(data));
+    ws.on('close', (code, why) => {
+      const text = why.toString('utf8');
+      const exit = /^exit code (\d+)$/.exec(text);
+      if (code === 1000 && exit) resolve(Number(exit[1]));
+      else reject(new CliError(text || `The exec session closed (websocket code ${code}).`));
+    });
+  });
   try {
-    res = await fetch(uri, { method: 'POST', headers: { authorization: password, 'content-type': 'application/octet-stream' }, body: stdin ?? '' });
-  } catch (e) {
-    throw new CliError(`Cannot reach the exec endpoint ${uri}: ${(e as Error).message}`);
+    return await done;
+  } finally {
+    // The command may end while stdin is still open (a terminal, a pipe nobody closes): stop reading it.
+    stdin.pause();
+    stdin.destroy();
   }
-  if (!res.ok || !res.body) {
-    const b = (await res.json().catch(() => ({}))) as { error?: { message?: string } };
-    throw new CliError(b.error?.message ?? `The exec request failed (HTTP ${res.status}).`);
-  }
-  let buf = '';
-  let code: number | undefined;
-  const decoder = new TextDecoder();
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buf += decoder.decode(chunk, { stream: true });
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      if (!line) continue;
-      const f = JSON.parse(line) as { stdout?: string; stderr?: string; exitCode?: number; error?: { message: string } };
-      if (f.stdout) io.stdout(Buffer.from(f.stdout, 'base64').toString('utf8'));
-      if (f.stderr) io.stderr(Buffer.from(f.stderr, 'base64').toString('utf8'));
-      if (f.exitCode !== undefined) code = f.exitCode;
-      if (f.error) throw new CliError(f.error.message);
-    }
-  }
-  if (code === undefined) throw new CliError('The exec stream ended without an exit code.');
-  return code;
 }

@@ -665,18 +665,29 @@ export class RuncRuntime implements Runtime {
     await rm(bundle, { recursive: true, force: true });
   }
 
-  async exec(task: Task, argv: string[], io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; tty?: boolean }): Promise<ExecResult> {
+  async exec(task: Task, argv: string[], io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; tty?: boolean; signal?: AbortSignal }): Promise<ExecResult> {
     if (io.tty) throw new Error('exec with a terminal is not supported by the runc runtime yet; run the command without a tty');
     if (argv.length === 0) throw new Error('exec needs a command');
     const rec = await this.record(task);
     if (!rec || (await this.status(task)) !== 'running') throw new Error(`container ${task.name} of group ${task.groupId} is not running`);
     const child = spawn(this.runc.bin, this.runc.args('exec', rec.runcId, ...argv), { stdio: [io.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-    if (io.stdin && child.stdin) io.stdin.pipe(child.stdin);
+    if (io.stdin && child.stdin) {
+      // Input still arriving after the command exited (EPIPE) is dropped, not a server error.
+      child.stdin.on('error', () => undefined);
+      io.stdin.pipe(child.stdin);
+    }
+    // runc exec forwards the signals it gets to the command: a hang-up ends it as a closed terminal would.
+    const hangup = () => child.kill('SIGHUP');
+    if (io.signal?.aborted) hangup();
+    else io.signal?.addEventListener('abort', hangup, { once: true });
     child.stdout!.pipe(io.stdout, { end: false });
     child.stderr!.pipe(io.stderr, { end: false });
     return new Promise((res, rej) => {
       child.on('error', rej);
-      child.on('close', (code, signal) => res({ exitCode: code ?? (signal ? 128 : 1) }));
+      child.on('close', (code, signal) => {
+        io.signal?.removeEventListener('abort', hangup);
+        res({ exitCode: code ?? (signal ? 128 : 1) });
+      });
     });
   }
 
