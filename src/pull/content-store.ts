@@ -125,10 +125,13 @@ export class ContentStore {
           report.kept++;
           continue;
         }
-        const gone = unlink(this.path(digest)).then(() => true, () => false);
+        // Touched since the stat above (a pull in another process found it): it stays.
+        const gone = stat(this.path(digest)).then((again) => again.mtimeMs === st.mtimeMs && unlink(this.path(digest)).then(() => true), () => false).catch(() => false);
         this.removing.set(digest, gone.then(() => undefined));
         try {
-          if (await gone) {
+          if (!(await gone)) {
+            report.kept++;
+          } else {
             report.removed++;
             if (st.nlink === 1) report.bytesFreed += st.blocks * 512; // else hard-linked into an OCI layout
           }
