@@ -91,7 +91,16 @@ export class LayerCache {
    * Removes every cached layer that is not in `referenced` (digests), not pinned or being extracted,
    * not a lowerdir of a live overlay mount, and last used at least `graceMs` before `now`.
    */
-  async collectGarbage(opts: { graceMs: number; referenced: Iterable<string>; now?: number }): Promise<LayerGcReport> {
+  collectGarbage(opts: { graceMs: number; referenced: Iterable<string>; now?: number }): Promise<LayerGcReport> {
+    // One collection at a time (two would sweep each other's `.gc-*` directories).
+    const run = this.collecting.catch(() => undefined).then(() => this.collectNow(opts));
+    this.collecting = run;
+    return run;
+  }
+
+  private collecting: Promise<unknown> = Promise.resolve();
+
+  private async collectNow(opts: { graceMs: number; referenced: Iterable<string>; now?: number }): Promise<LayerGcReport> {
     const now = opts.now ?? Date.now();
     const report: LayerGcReport = { removed: 0, kept: 0, bytesFreed: 0 };
     await this.sweep({ tmp: false });
