@@ -26,6 +26,8 @@ import type { TlsMaterial } from '../platform/tls.js';
 import type { ContainerGroups } from '../instances/service.js';
 import { registerContainerRoutes } from './container-routes.js';
 import { ContainerSockets } from './container-sockets.js';
+import { registerImageGcRoutes } from './image-gc-routes.js';
+import type { ImageGc } from '../platform/image-gc.js';
 
 export interface ApiDeps {
   identity: IdentityService;
@@ -39,6 +41,8 @@ export interface ApiDeps {
   workloads: WorkloadIdentities;
   vaults: Vaults;
   containerGroups: ContainerGroups;
+  /** Image garbage collection (POST /berth/images/prune). */
+  imageGc?: ImageGc;
   log: Logger;
   /** Base URL clients reach this server at (for issuer and discovery documents). */
   baseUrl: () => string;
@@ -177,6 +181,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     registerIdentityRoutes(scope, d);
     registerVaultRoutes(scope, d);
     registerContainerRoutes(scope, d, sockets);
+    registerImageGcRoutes(scope, d);
   };
   void app.register(arm);
   return app;

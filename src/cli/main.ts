@@ -18,6 +18,7 @@ import { registerVaultAdminCommands } from './commands/vault-admin.js';
 import { registerCaCommand } from './commands/ca.js';
 import { trustBerthCa } from './trust.js';
 import { registerContainerCommands } from './commands/container.js';
+import { registerPruneImagesCommand } from './commands/prune-images.js';
 
 export function buildProgram(): Command {
   const program = new Command('berth')
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
     if (action.name() !== 'serve' && !armOnly(action)) await trustBerthCa();
   });
   registerContainerCommands(program, getClient);
+  registerPruneImagesCommand(program.commands.find((c) => c.name() === 'container')!, getClient);
   return program;
 }
 

@@ -5,6 +5,7 @@ import type { Keychain } from '../keychain/keychain.js';
 import type { ImagePuller, PulledImage } from '../pull/types.js';
 import { PullError } from '../pull/types.js';
 import type { ContainerSpec, ExitStatus, Runtime, Sandbox, SandboxSpec, Task } from '../runtime/runtime.js';
+import { ImageGoneError } from '../runtime/runtime.js';
 import type { Logger } from '../platform/logger.js';
 import type { ContainerDef } from './spec.js';
 import { lastLines, logSize, readLogTail } from './log-tail.js';
@@ -143,6 +144,7 @@ export class GroupRunner {
     const cs = (this.state.containers[c.name] ??= { restartCount: 0, events: [] });
     let image = this.images.get(c.name);
     let failures = 0;
+    let repulled = false; // the image data was gone once (garbage collected) and pulled again
     const backOff = async (kind: 'pull' | 'restart', lastError: string, lastOutput = '') => {
       failures += 1;
       const head = kind === 'pull'
@@ -189,6 +191,7 @@ export class GroupRunner {
         try {
           o.log.debug('creating', { group: this.group.name, container: c.name });
           task = await o.runtime.create(sandbox, this.containerSpec(c, image));
+          repulled = false;
           o.log.debug('starting', { group: this.group.name, container: c.name });
           cs.logPath = task.logPath;
           logStart = await logSize(task.logPath).catch(() => 0);
@@ -196,6 +199,16 @@ export class GroupRunner {
           await o.runtime.start(task);
         } catch (e) {
           if (signal.aborted) break;
+          if (e instanceof ImageGoneError) {
+            // The pulled image's blobs were removed since (image garbage collection): pull it again, at
+            // once the first time, after the back-off of a failed start when it happens again.
+            o.log.info('image data gone, pulling again', { group: this.group.name, container: c.name, error: e.message });
+            image = undefined;
+            if (!repulled) {
+              repulled = true;
+              continue;
+            }
+          }
           const why = errText(e);
           this.event(cs, 'Failed', `Error: failed to start container "${c.name}": ${why}`, 'Warning');
           await o.runtime.delete({ groupId: this.group.id, name: c.name, logPath: cs.logPath ?? '' }).catch(() => undefined);

@@ -35,6 +35,8 @@ import { ContainerGroups, type ContainerGroupsOptions } from '../instances/servi
 import { platformKeychainFactory } from '../instances/platform-keychains.js';
 import { VaultSecretReader } from '../vault/reader.js';
 import { DockerConfigKeychain } from '../keychain/docker-config.js';
+import { ContentStore } from '../pull/content-store.js';
+import { ImageGc } from './image-gc.js';
 
 export interface BerthOptions {
   dataDir: string;
@@ -57,6 +59,10 @@ export interface BerthOptions {
   keychainFactory?: KeychainFactory;
   /** Reconciler back-off/sleep overrides (tests). */
   reconciler?: ContainerGroupsOptions['reconciler'];
+  /** Image garbage collection (cached layers, pulled blobs) every this many ms (default: never; `berth container prune-images` still works). */
+  imageGcIntervalMs?: number;
+  /** What the image garbage collection keeps: anything used within this many ms (default 24 h). */
+  imageGcGraceMs?: number;
 }
 
 export interface RunningBerth {
@@ -80,6 +86,8 @@ export interface RunningBerth {
   /** The pull client for container groups: one content store (<dataDir>/content) shared by all pulls. */
   puller: LazyPuller;
   containerGroups: ContainerGroups;
+  /** Garbage collection of the runtime's layers and the pull client's content store. */
+  imageGc: ImageGc;
   vaults: Vaults;
   secrets: Secrets;
   /** Re-seals every sealed value under a new key-encryption key (see src/storage/kek.ts). */
@@ -129,12 +137,14 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   vaults.onChange({ opened: (v) => vaultListeners.open(v, vaults.vaultUri(v)), closed: (v) => vaultListeners.close(v) });
 
   // The pull client for container groups and `berth pull`: one content store shared by all pulls.
-  const puller = new LazyPuller({ contentDir: paths.content });
+  const contentStore = new ContentStore(paths.content);
+  const puller = new LazyPuller({ contentDir: paths.content, store: contentStore });
+  const imageGc = new ImageGc({ store: contentStore, runtime: o.runtime, ...(o.imageGcGraceMs !== undefined ? { graceMs: o.imageGcGraceMs } : {}) });
   const containerGroups = new ContainerGroups({ db, subscriptionId: ids.subscriptionId, tenantId: ids.tenantId, sealer, groups, managedIdentities, workloads, log,
     ...(o.runtime ? { runtime: o.runtime } : {}), puller: o.puller ?? puller, keychainFactory: o.keychainFactory ?? platformKeychainFactory({ identity, secrets: new VaultSecretReader(vaults, secrets), defaults: () => DockerConfigKeychain.defaults() }),
     ...(o.reconciler ? { reconciler: o.reconciler } : {}) });
 
-  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, containerGroups, log, baseUrl: () => baseUrl, tls });
+  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, containerGroups, imageGc, log, baseUrl: () => baseUrl, tls });
   await api.listen({ port: o.port, host });
   const port = (api.server.address() as { port: number }).port;
   baseUrl = `http://${host}:${port}`;
@@ -159,13 +169,23 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
     }, o.gcIntervalMs);
     timer.unref();
   }
+  let imageGcTimer: NodeJS.Timeout | undefined;
+  if (o.imageGcIntervalMs) {
+    imageGcTimer = setInterval(() => {
+      imageGc.collect().then((r) => {
+        if (r.layers.removed || r.blobs.removed) log.info('image garbage collected', { layers: r.layers.removed, blobs: r.blobs.removed, bytesFreed: r.bytesFreed });
+      }).catch((e) => log.error('image garbage collection failed', { error: String(e) }));
+    }, o.imageGcIntervalMs);
+    imageGcTimer.unref();
+  }
 
   return {
-    url: baseUrl, httpsUrl, tls, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, vaults, secrets, puller, containerGroups,
+    url: baseUrl, httpsUrl, tls, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, vaults, secrets, puller, containerGroups, imageGc,
     rotateKek: () => rotateKek(db, paths.kek, sealer),
     apiRoutes: () => apiRoutes(api),
     async stop() {
       if (timer) clearInterval(timer);
+      if (imageGcTimer) clearInterval(imageGcTimer);
       await containerGroups.detach();
       await puller.close();
       await listeners.closeAll();

@@ -20,6 +20,8 @@ export interface PullerOptions extends TransportOptions {
   contentDir: string;
   /** Layers downloaded at once per pull (default 3). */
   concurrency?: number;
+  /** The content store over contentDir, when the caller shares it (the server's garbage collection). */
+  store?: ContentStore;
 }
 
 /** What `resolve` finds: the image without its layers downloaded. */
@@ -62,7 +64,7 @@ export class RegistryPuller implements ImagePuller {
 
   constructor(private readonly opts: PullerOptions) {
     this.transport = new Transport(opts);
-    this.store = new ContentStore(opts.contentDir);
+    this.store = opts.store ?? new ContentStore(opts.contentDir);
   }
 
   async close(): Promise<void> {
@@ -70,9 +72,16 @@ export class RegistryPuller implements ImagePuller {
   }
 
   async pull(reference: string, opts: PullOptions): Promise<PulledImage> {
-    const r = await this.download(await this.resolve(reference, opts), opts);
-    const { manifest: _m, layerDescriptors: _l, configDescriptor: _c, ...image } = r;
-    return image;
+    const resolved = await this.resolve(reference, opts);
+    // The image's blobs are held against the store's garbage collection while its layers download.
+    const release = this.store.pin([resolved.digest, resolved.indexDigest ?? resolved.digest, resolved.configDigest, ...resolved.layers.map((l) => l.digest)]);
+    try {
+      const r = await this.download(resolved, opts);
+      const { manifest: _m, layerDescriptors: _l, configDescriptor: _c, ...image } = r;
+      return image;
+    } finally {
+      release();
+    }
   }
 
   /** Brings the layers of a resolved image into the content store (bounded parallelism). */

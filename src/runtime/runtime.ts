@@ -57,6 +57,24 @@ export interface Task {
   logPath: string;
 }
 
+/**
+ * create() could not read image data the pull had stored (a garbage collection or a person removed it
+ * since): pull the image again and retry.
+ */
+export class ImageGoneError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ImageGoneError';
+  }
+}
+
+/** What a runtime's image garbage collection freed (cached layers). */
+export interface RuntimeGcReport {
+  removed: number;
+  kept: number;
+  bytesFreed: number;
+}
+
 export interface ExecResult {
   exitCode: number;
 }
@@ -78,4 +96,11 @@ export interface Runtime {
   exec(task: Task, argv: string[], io: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; tty?: boolean; signal?: AbortSignal }): Promise<ExecResult>;
   /** Sandboxes and tasks that exist on this machine (after a server restart), for reconciliation. */
   list(): Promise<Array<{ groupId: string; containers: Array<{ name: string; status: TaskStatus; pid?: number }> }>>;
+  /**
+   * Digests (manifests, configs, layers) of the images its containers use, including containers being
+   * created: the pull client's content store keeps these. Runtimes without it keep the store untouched.
+   */
+  imageReferences?(): Promise<Set<string>>;
+  /** Removes what the runtime caches of images (extracted layers) that no container used for `graceMs`. */
+  collectGarbage?(opts: { graceMs: number; now?: number }): Promise<RuntimeGcReport>;
 }

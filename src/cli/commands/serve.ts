@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
 import { CliError } from '../errors.js';
+import { parseGrace } from '../../platform/image-gc.js';
 
 export function registerServeCommand(program: Command): void {
   program.command('serve')
@@ -9,14 +10,24 @@ export function registerServeCommand(program: Command): void {
     .option('--port <port>', 'Port of the management API on 127.0.0.1.', '8080')
     .option('--log-level <level>', 'debug, info, warn or error.', 'info')
     .option('--gc-interval <minutes>', 'Collect unreferenced blobs every N minutes (0 = never).', '60')
+    .option('--image-gc-interval <minutes>', 'Remove cached image layers and pulled blobs no container uses every N minutes (0 = never).', '60')
+    .option('--image-gc-grace <duration>', 'Keep image data used within this period (s, m, h or d; hours when no unit).', '24h')
     .option('--domain <name>', 'An extra DNS name or IP address for the server certificate (it always covers localhost, 127.0.0.1 and ::1).')
     .option('--no-tls', 'Plain HTTP only: no local CA, no HTTPS (Azure SDK clients then cannot send tokens).')
     .option('--no-outbound', 'Container groups get no outbound network access (by default they reach the host as host.berth.internal and whatever the host reaches, through slirp4netns).')
-    .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string; domain?: string; tls: boolean; outbound: boolean }) => {
+    .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string; imageGcInterval: string; imageGcGrace: string; domain?: string; tls: boolean; outbound: boolean }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`argument --port: invalid value '${o.port}'`, 2);
       if (!['debug', 'info', 'warn', 'error'].includes(o.logLevel)) throw new CliError(`argument --log-level: invalid choice '${o.logLevel}'`, 2);
       if (o.domain && !o.tls) throw new CliError('usage error: --domain names a host for the TLS certificate; it cannot be used with --no-tls', 2);
+      let imageGcGraceMs: number;
+      try {
+        imageGcGraceMs = parseGrace(o.imageGcGrace);
+      } catch (e) {
+        throw new CliError(`argument --image-gc-grace: ${(e as Error).message}`, 2);
+      }
+      const imageGcIntervalMs = Number(o.imageGcInterval) * 60_000;
+      if (!Number.isFinite(imageGcIntervalMs) || imageGcIntervalMs < 0) throw new CliError(`argument --image-gc-interval: invalid value '${o.imageGcInterval}'`, 2);
       const dataDir = o.dataDir ?? defaultDataDir();
       let b;
       let runtime: import('../../runtime/runc/runc-runtime.js').RuncRuntime | undefined;
@@ -29,7 +40,7 @@ export function registerServeCommand(program: Command): void {
         const opened = await openRuncRuntime({ dataDir: dataPaths(dataDir).runtime, outbound: o.outbound });
         if ('unavailable' in opened) process.stderr.write(`WARNING: container groups cannot run: ${opened.unavailable}\n`);
         else runtime = opened.runtime;
-        b = await startBerth({ dataDir, port, logLevel: o.logLevel as 'info', gcIntervalMs: Number(o.gcInterval) * 60_000,
+        b = await startBerth({ dataDir, port, logLevel: o.logLevel as 'info', gcIntervalMs: Number(o.gcInterval) * 60_000, imageGcIntervalMs, imageGcGraceMs,
           ...(o.domain ? { domain: o.domain } : {}), tls: o.tls, ...(runtime ? { runtime } : {}) });
       } catch (e) {
         const err = e as NodeJS.ErrnoException;

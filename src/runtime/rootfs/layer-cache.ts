@@ -2,10 +2,17 @@
 // into <dataDir>/layers/<hex>/ — into a temp directory first, renamed into place when complete, so a
 // crash never leaves a half-extracted layer that looks finished. Concurrent requests for the same
 // layer share one extraction.
+//
+// Garbage collection removes layers nobody uses: not referenced by the caller (existing bundles), not
+// pinned (a container being created), not being extracted, not a lowerdir of a live overlay mount, and
+// not used for a grace period (a layer directory's mtime is its last use: ensure() touches it; nothing
+// else changes the mtime of a layer's root once it is extracted, and a container's overlay shows its own
+// upperdir's root, not this one). A layer is first renamed to `.gc-<key>-<rand>` and then removed, so
+// a crash part-way leaves a name that is never taken for a layer and that the next sweep removes.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { applyLayer } from './apply-layer.js';
 
@@ -21,8 +28,18 @@ export function layerKey(digest: string): string {
   return alg === 'sha256' ? hex : `${alg}-${hex}`;
 }
 
+export interface LayerGcReport {
+  removed: number;
+  kept: number;
+  bytesFreed: number;
+}
+
 export class LayerCache {
   private readonly inflight = new Map<string, Promise<string>>();
+  /** Layer keys held by containers being created (a count per key): never collected. */
+  private readonly pins = new Map<string, number>();
+  /** Layers being renamed away by a collection: ensure() of one waits, then extracts it again. */
+  private readonly removing = new Map<string, Promise<void>>();
 
   constructor(readonly dir: string) {}
 
@@ -30,15 +47,112 @@ export class LayerCache {
     return join(this.dir, layerKey(digest));
   }
 
-  /** The extracted directory of `layer`, extracting it first if it is not cached. */
+  /** The extracted directory of `layer`, extracting it first if it is not cached; records the use. */
   ensure(layer: LayerBlob, signal?: AbortSignal): Promise<string> {
     const key = layerKey(layer.digest);
     let p = this.inflight.get(key);
     if (!p) {
-      p = this.extract(layer, key, signal).finally(() => this.inflight.delete(key));
+      const gone = this.removing.get(key);
+      p = (gone ? gone.then(() => this.extract(layer, key, signal)) : this.extract(layer, key, signal))
+        .then(async (dir) => {
+          const now = new Date();
+          await utimes(dir, now, now).catch(() => undefined);
+          return dir;
+        })
+        .finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
     }
     return p;
+  }
+
+  /** Holds the layers of `digests` against collection until the returned function is called. */
+  pin(digests: Iterable<string>): () => void {
+    const held = [...new Set([...digests].map(layerKey))];
+    for (const k of held) this.pins.set(k, (this.pins.get(k) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      for (const k of held) {
+        const n = (this.pins.get(k) ?? 1) - 1;
+        if (n > 0) this.pins.set(k, n);
+        else this.pins.delete(k);
+      }
+    };
+  }
+
+  /** Records a use of the cached layers of `digests` that exist (a container that stopped using them). */
+  async touch(digests: Iterable<string>): Promise<void> {
+    const now = new Date();
+    for (const d of digests) await utimes(this.pathOf(d), now, now).catch(() => undefined);
+  }
+
+  /**
+   * Removes every cached layer that is not in `referenced` (digests), not pinned or being extracted,
+   * not a lowerdir of a live overlay mount, and last used at least `graceMs` before `now`.
+   */
+  collectGarbage(opts: { graceMs: number; referenced: Iterable<string>; now?: number }): Promise<LayerGcReport> {
+    // One collection at a time (two would sweep each other's `.gc-*` directories).
+    const run = this.collecting.catch(() => undefined).then(() => this.collectNow(opts));
+    this.collecting = run;
+    return run;
+  }
+
+  private collecting: Promise<unknown> = Promise.resolve();
+
+  private async collectNow(opts: { graceMs: number; referenced: Iterable<string>; now?: number }): Promise<LayerGcReport> {
+    const now = opts.now ?? Date.now();
+    const report: LayerGcReport = { removed: 0, kept: 0, bytesFreed: 0 };
+    await this.sweep({ tmp: false });
+    const referenced = new Set([...opts.referenced].map(layerKey));
+    const mounted = await this.mountedLayers();
+    for (const key of await readdir(this.dir).catch(() => [] as string[])) {
+      if (key.startsWith('.')) continue;
+      const st = await stat(join(this.dir, key)).catch(() => undefined);
+      if (!st?.isDirectory()) continue;
+      // Decided and marked without an await in between: an ensure() that starts later waits for the rename.
+      if (referenced.has(key) || mounted.has(key) || this.pins.has(key) || this.inflight.has(key) || this.removing.has(key) || now - st.mtimeMs < opts.graceMs) {
+        report.kept++;
+        continue;
+      }
+      const doomed = join(this.dir, `.gc-${key.slice(0, 12)}-${randomBytes(4).toString('hex')}`);
+      const renamed = rename(join(this.dir, key), doomed).then(() => true, () => false);
+      this.removing.set(key, renamed.then(() => undefined));
+      try {
+        if (!(await renamed)) continue;
+      } finally {
+        this.removing.delete(key);
+      }
+      report.bytesFreed += await diskUsage(doomed);
+      await rm(doomed, { recursive: true, force: true });
+      report.removed++;
+    }
+    return report;
+  }
+
+  /** Keys of this cache's layers that are lowerdirs of overlay mounts in /proc/self/mountinfo. */
+  private async mountedLayers(): Promise<Set<string>> {
+    const out = new Set<string>();
+    const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+    for (const line of text.split('\n')) {
+      const sep = line.indexOf(' - ');
+      if (sep < 0) continue;
+      const [fstype, , superOpts = ''] = line.slice(sep + 3).split(' ');
+      if (fstype !== 'overlay') continue;
+      const opts = superOpts.split(',');
+      const opt = (name: string) => opts.find((o) => o.startsWith(`${name}=`))?.slice(name.length + 1).replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+      const lower = opt('lowerdir');
+      if (!lower) continue;
+      // Berth mounts with lowerdirs relative to this directory (the mount runs here) and the container's
+      // upperdir in a bundle beside it; a relative lowerdir of a mount of another data directory is not
+      // one of these layers. Absolute lowerdirs are compared in full.
+      const upper = opt('upperdir');
+      const ours = !upper || upper.startsWith(dirname(this.dir) + '/');
+      for (const d of lower.split(/(?<!\\):/)) {
+        if (d.includes('/') ? dirname(d) === this.dir : ours) out.add(basename(d));
+      }
+    }
+    return out;
   }
 
   private async extract(layer: LayerBlob, key: string, signal?: AbortSignal): Promise<string> {
@@ -67,16 +181,38 @@ export class LayerCache {
     return final;
   }
 
-  /** Removes temp directories left by a crash during extraction. */
-  async sweep(): Promise<void> {
+  /**
+   * Removes what a crash left: half-removed layers (`.gc-*`) and, when `tmp` (at start-up, when no
+   * extraction runs), half-extracted ones (`.tmp-*`).
+   */
+  async sweep(opts: { tmp?: boolean } = {}): Promise<void> {
     let names: string[] = [];
     try {
       names = await readdir(this.dir);
     } catch {
       return;
     }
-    for (const n of names) if (n.startsWith('.tmp-')) await rm(join(this.dir, n), { recursive: true, force: true });
+    for (const n of names) {
+      if (n.startsWith('.gc-') || (opts.tmp !== false && n.startsWith('.tmp-'))) await rm(join(this.dir, n), { recursive: true, force: true });
+    }
   }
+}
+
+/** Bytes a directory tree occupies on disk (each inode counted once). */
+async function diskUsage(root: string): Promise<number> {
+  const seen = new Set<string>();
+  let total = 0;
+  const walk = async (p: string): Promise<void> => {
+    const st = await lstat(p).catch(() => undefined);
+    if (!st) return;
+    const id = `${st.dev}:${st.ino}`;
+    if (seen.has(id)) return;
+    seen.add(id);
+    total += st.blocks * 512;
+    if (st.isDirectory()) for (const n of await readdir(p).catch(() => [] as string[])) await walk(join(p, n));
+  };
+  await walk(root);
+  return total;
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -21,10 +21,13 @@
 //   groups/<groupId>/logs/<name>.log   container output (kept until the group is deleted)
 //   groups/<groupId>/containers/<name>/  bundle: config.json, rootfs/, upper/, work/,
 //                                      hosts, task.json, exit, status.json, runc.log, killed
+//
+// task.json records the image a container uses (manifest, config and layer digests, layer blob paths):
+// the image garbage collection keeps what any bundle on disk names (collectGarbage, imageReferences).
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { watch } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import type http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +37,8 @@ import type { Logger } from '../../platform/logger.js';
 import { LayerCache } from '../rootfs/layer-cache.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { buildRootfs, overlayWorks, unmountAll, type RootfsMode } from '../rootfs/rootfs.js';
-import type { ContainerSpec, ExecResult, ExitStatus, Runtime, Sandbox, SandboxSpec, Task, TaskStatus } from '../runtime.js';
+import { ImageGoneError, type ContainerSpec, type ExecResult, type ExitStatus, type Runtime, type RuntimeGcReport, type Sandbox, type SandboxSpec, type Task, type TaskStatus } from '../runtime.js';
+import type { PulledImage } from '../../pull/types.js';
 import { cgroupInfo, hardLimits, oomKills, type CgroupInfo } from './host.js';
 import { createMetadataLink, createNetns, deleteNetns, IMDS_ADDRESS } from './netns.js';
 import { configureOutbound, removeOutbound, writeContainerHosts } from './outbound.js';
@@ -103,6 +107,25 @@ interface TaskRecord {
   runcId: string;
   shimPid?: number;
   startedAt?: string;
+  /** The image the bundle was built from (absent in bundles of Berth before image garbage collection). */
+  image?: ImageRecord;
+}
+
+interface ImageRecord {
+  reference: string;
+  manifest: string;
+  index?: string;
+  config: string;
+  layers: Array<{ digest: string; path: string }>;
+}
+
+function imageRecord(i: PulledImage): ImageRecord {
+  return { reference: i.reference, manifest: i.digest, ...(i.indexDigest ? { index: i.indexDigest } : {}), config: i.configDigest,
+    layers: i.layers.map((l) => ({ digest: l.digest, path: l.path })) };
+}
+
+function imageDigests(i: ImageRecord): string[] {
+  return [i.manifest, ...(i.index ? [i.index] : []), i.config, ...i.layers.map((l) => l.digest)];
 }
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -159,6 +182,8 @@ export class RuncRuntime implements Runtime {
   private readonly imds = new Map<string, http.Server>();
   private readonly closed = new AbortController();
   private initialised?: Promise<RuntimeInfo>;
+  /** Images of containers being created (not yet recorded in their task.json). */
+  private readonly creating = new Set<ImageRecord>();
 
   constructor(private readonly opts: RuncRuntimeOptions) {
     this.base = opts.dataDir;
@@ -361,6 +386,63 @@ export class RuncRuntime implements Runtime {
   // ---- containers ----
 
   async create(sandbox: Sandbox, spec: ContainerSpec): Promise<Task> {
+    // The image is held against garbage collection until task.json names it.
+    const image = imageRecord(spec.image);
+    this.creating.add(image);
+    const release = this.cache.pin(image.layers.map((l) => l.digest));
+    try {
+      await this.touchImage(image);
+      return await this.createBundle(sandbox, spec, image);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'ENOENT' && image.layers.some((l) => l.path === err.path)) {
+        throw new ImageGoneError(`the layer blob ${err.path} of image ${image.reference} is gone (removed by garbage collection?); pull the image again`);
+      }
+      throw e;
+    } finally {
+      release();
+      this.creating.delete(image);
+    }
+  }
+
+  /** Records a use of an image's cached layers and blobs: their grace period starts again. */
+  private async touchImage(image: ImageRecord): Promise<void> {
+    await this.cache.touch(image.layers.map((l) => l.digest));
+    const now = new Date();
+    for (const l of image.layers) await utimes(l.path, now, now).catch(() => undefined);
+  }
+
+  /** The image records of every bundle on disk (containers of every group, running or not). */
+  private async bundleImages(): Promise<ImageRecord[]> {
+    const out: ImageRecord[] = [];
+    const groupsDir = join(this.base, 'groups');
+    for (const groupId of await readdir(groupsDir).catch(() => [] as string[])) {
+      if (!ID.test(groupId)) continue;
+      for (const name of await readdir(join(groupsDir, groupId, 'containers')).catch(() => [] as string[])) {
+        const rec = ID.test(name) ? await readJson<TaskRecord>(join(groupsDir, groupId, 'containers', name, 'task.json')) : undefined;
+        if (rec?.image) out.push(rec.image);
+      }
+    }
+    return out;
+  }
+
+  async imageReferences(): Promise<Set<string>> {
+    const creating = [...this.creating];
+    return new Set([...creating, ...(await this.bundleImages())].flatMap(imageDigests));
+  }
+
+  /**
+   * Removes cached layers that no bundle on disk uses, no create in progress holds, no live overlay
+   * mount has as a lowerdir, and that nobody used for `graceMs`.
+   */
+  async collectGarbage(opts: { graceMs: number; now?: number }): Promise<RuntimeGcReport> {
+    await this.info();
+    const creating = [...this.creating];
+    const referenced = [...creating, ...(await this.bundleImages())].flatMap((i) => i.layers.map((l) => l.digest));
+    return this.cache.collectGarbage({ graceMs: opts.graceMs, referenced, ...(opts.now !== undefined ? { now: opts.now } : {}) });
+  }
+
+  private async createBundle(sandbox: Sandbox, spec: ContainerSpec, image: ImageRecord): Promise<Task> {
     const info = await this.info();
     const gdir = this.groupDir(sandbox.groupId);
     if (!(await exists(join(gdir, 'sandbox.json')))) throw new Error(`group ${sandbox.groupId} has no sandbox: create it first`);
@@ -376,7 +458,7 @@ export class RuncRuntime implements Runtime {
       const user = await resolveUser(rootfs, spec.image.config.user);
       const cwd = spec.image.config.workingDir || '/';
       await mkdir(await resolveInRoot(rootfs, cwd, { followFinal: true }), { recursive: true });
-      const rec: TaskRecord = { groupId: sandbox.groupId, name: spec.name, runcId: this.runcId(sandbox.groupId, spec.name) };
+      const rec: TaskRecord = { groupId: sandbox.groupId, name: spec.name, runcId: this.runcId(sandbox.groupId, spec.name), image };
       const config = buildOciSpec({
         image: spec.image.config,
         container: spec,
@@ -552,6 +634,8 @@ export class RuncRuntime implements Runtime {
         if (!(await waitGone(rec.shimPid!, marks, 10_000))) process.kill(rec.shimPid!, 'SIGKILL');
       }
       await this.runc.delete(rec.runcId);
+      // Its last use of the image: the grace period of the layers and blobs starts now.
+      if (rec.image) await this.touchImage(rec.image);
     }
     await unmountAll(bundle);
     await rm(bundle, { recursive: true, force: true });
