@@ -50,7 +50,7 @@ test('the CA and the server certificate are in the data directory with the right
   assert.equal(cert.ca, false);
   assert.ok(cert.checkIssued(ca) && cert.verify(ca.publicKey), 'the server certificate is signed by the CA');
   const san = cert.subjectAltName ?? '';
-  for (const want of ['DNS:localhost', 'IP Address:127.0.0.1', 'IP Address:0:0:0:0:0:0:0:1']) assert.ok(san.includes(want), `SAN has ${want}: ${san}`);
+  for (const want of ['DNS:localhost', 'DNS:host.berth.internal', 'IP Address:127.0.0.1', 'IP Address:0:0:0:0:0:0:0:1']) assert.ok(san.includes(want), `SAN has ${want}: ${san}`);
   assert.ok(cert.checkIP('::1') && cert.checkIP('127.0.0.1') && cert.checkHost('localhost'));
   assert.equal(cert.checkHost('example.com'), undefined);
   assert.match(cert.keyUsage?.join(',') ?? '', /1\.3\.6\.1\.5\.5\.7\.3\.1/, 'extended key usage: serverAuth');

@@ -11,6 +11,7 @@ import { isIP } from 'node:net';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
 import { writeFileAtomic } from './fs-atomic.js';
+import { HOST_ALIAS } from '../runtime/runc/outbound.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 const CA_VALIDITY_DAYS = 3650;
@@ -34,9 +35,12 @@ export interface TlsMaterial {
   names: string[];
 }
 
-/** Names every Berth server certificate covers, plus the configured domain (if any). */
+/**
+ * Names every Berth server certificate covers, plus the configured domain (if any). HOST_ALIAS is one:
+ * a container calling Berth's vault or API over https as host.berth.internal verifies the certificate.
+ */
 export function serverNames(domain?: string): string[] {
-  const names = ['localhost', '127.0.0.1', '::1'];
+  const names = ['localhost', '127.0.0.1', '::1', HOST_ALIAS];
   if (domain) {
     const d = domain.trim().toLowerCase();
     if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(d) && !isIP(d)) {
