@@ -583,11 +583,18 @@ export class RuncRuntime implements Runtime {
     const closed = this.closed.signal;
     for (;;) {
       if (closed.aborted) throw new Error('the runtime was closed while waiting for a container');
-      const s = await this.exitStatus(task);
-      if (s) return s;
-      if (!(await exists(bundle))) throw new Error(`container ${task.name} of group ${task.groupId} was deleted`);
       // Woken by any change in the bundle directory (the shim writes `exit` there), else every second.
-      await nextChange(bundle, 1000, closed);
+      // The watch starts before the check, so an exit written during the check is not missed.
+      const done = new AbortController();
+      const change = nextChange(bundle, 1000, AbortSignal.any([closed, done.signal]));
+      try {
+        const s = await this.exitStatus(task);
+        if (s) return s;
+        if (!(await exists(bundle))) throw new Error(`container ${task.name} of group ${task.groupId} was deleted`);
+        await change;
+      } finally {
+        done.abort();
+      }
     }
   }
 
