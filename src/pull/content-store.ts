@@ -11,6 +11,7 @@ import { chmod, mkdir, readdir, rename, rm, stat, unlink, utimes } from 'node:fs
 import { join } from 'node:path';
 import { digestAlgorithm, digestHex, digestOf, type Digest } from '../oci/digest.js';
 import { writeFileAtomic } from '../platform/fs-atomic.js';
+import { PinSet } from '../platform/pin-set.js';
 
 export interface ContentGcReport {
   removed: number;
@@ -23,7 +24,7 @@ const BLOB_NAME: Record<string, RegExp> = { sha256: /^[a-f0-9]{64}$/, sha512: /^
 export class ContentStore {
   private readonly inflight = new Map<string, Promise<'downloaded' | 'cached'>>();
   /** Digests pulls in progress hold (a count per digest): never collected. */
-  private readonly pins = new Map<string, number>();
+  private readonly pins = new PinSet();
   /** Blobs being removed by a collection: lookups of them wait until the file is gone. */
   private readonly removing = new Map<string, Promise<void>>();
 
@@ -91,18 +92,7 @@ export class ContentStore {
 
   /** Holds `digests` against collection until the returned function is called. */
   pin(digests: Iterable<string>): () => void {
-    const held = [...new Set(digests)];
-    for (const d of held) this.pins.set(d, (this.pins.get(d) ?? 0) + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      for (const d of held) {
-        const n = (this.pins.get(d) ?? 1) - 1;
-        if (n > 0) this.pins.set(d, n);
-        else this.pins.delete(d);
-      }
-    };
+    return this.pins.pin(digests);
   }
 
   /**

@@ -15,6 +15,7 @@ import { lstat, mkdir, readdir, readFile, rename, rm, stat, utimes } from 'node:
 import { basename, dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { applyLayer } from './apply-layer.js';
+import { PinSet } from '../../platform/pin-set.js';
 
 export interface LayerBlob {
   digest: string;
@@ -37,7 +38,7 @@ export interface LayerGcReport {
 export class LayerCache {
   private readonly inflight = new Map<string, Promise<string>>();
   /** Layer keys held by containers being created (a count per key): never collected. */
-  private readonly pins = new Map<string, number>();
+  private readonly pins = new PinSet();
   /** Layers being renamed away by a collection: ensure() of one waits, then extracts it again. */
   private readonly removing = new Map<string, Promise<void>>();
 
@@ -67,18 +68,7 @@ export class LayerCache {
 
   /** Holds the layers of `digests` against collection until the returned function is called. */
   pin(digests: Iterable<string>): () => void {
-    const held = [...new Set([...digests].map(layerKey))];
-    for (const k of held) this.pins.set(k, (this.pins.get(k) ?? 0) + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      for (const k of held) {
-        const n = (this.pins.get(k) ?? 1) - 1;
-        if (n > 0) this.pins.set(k, n);
-        else this.pins.delete(k);
-      }
-    };
+    return this.pins.pin([...digests].map(layerKey));
   }
 
   /** Records a use of the cached layers of `digests` that exist (a container that stopped using them). */
