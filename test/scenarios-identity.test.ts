@@ -7,12 +7,13 @@
 // secret reaches any output, event, log or process command line.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
+import { startServeChild } from './helpers/serve-child.js';
 import { runCli, BERTH_BIN, type CliResult } from './helpers/berth.js';
 import { busyboxLayer, busyboxPath, imageWorkDir } from './helpers/runtime-images.js';
 import { freeLoopbackPort } from '../src/platform/listeners.js';
@@ -84,14 +85,8 @@ async function eventually<T>(what: string, f: () => Promise<T | undefined>, trie
 }
 
 async function startServer(): Promise<void> {
-  const child = spawn(process.execPath, [BERTH_BIN, 'serve', '--data-dir', dataDir, '--port', String(port), ...(process.env.SCEN_DEBUG ? ['--log-level', 'debug'] : [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  server = child;
-  const ready = new Promise<void>((res, rej) => {
-    child.stdout!.on('data', (d: Buffer) => { serverLog.push(d.toString()); if (serverLog.join('').includes('Berth is ready')) res(); });
-    child.once('exit', (code) => rej(new Error(`berth serve exited ${code}: ${serverLog.join('')}`)));
-  });
-  child.stderr!.on('data', (d: Buffer) => serverLog.push(d.toString()));
-  await ready;
+  server = (await startServeChild(['--data-dir', dataDir, '--port', String(port), ...(process.env.SCEN_DEBUG ? ['--log-level', 'debug'] : [])], env,
+    (text) => serverLog.push(text))).child;
 }
 
 async function stopServer(signal: NodeJS.Signals): Promise<void> {

@@ -5,12 +5,13 @@
 // Key Vault; a group without the identity reaches the vault too but gets no token, so no secret.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli, BERTH_BIN } from './helpers/berth.js';
+import { startServeChild } from './helpers/serve-child.js';
+import { runCli } from './helpers/berth.js';
 import { busyboxLayer, busyboxPath, imageWorkDir } from './helpers/runtime-images.js';
 import { freeLoopbackPort } from '../src/platform/listeners.js';
 import { runcUnavailable } from '../src/runtime/runc/runc-runtime.js';
@@ -50,14 +51,7 @@ before(async () => {
   await busyboxLayer(work); // leaves the busybox root filesystem in work/busybox-rootfs
   const port = await freeLoopbackPort();
   env = { ...process.env, BERTH_SERVER: `http://127.0.0.1:${port}`, BERTH_DATA_DIR: dataDir, BERTH_CONFIG_DIR: join(dataDir, 'cli-config') };
-  const child = spawn(process.execPath, [BERTH_BIN, 'serve', '--data-dir', dataDir, '--port', String(port)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  server = child;
-  let out = '';
-  await new Promise<void>((res, rej) => {
-    child.stdout!.on('data', (d: Buffer) => { out += d; if (out.includes('Berth is ready')) res(); });
-    child.stderr!.on('data', (d: Buffer) => (out += d));
-    child.once('exit', (code) => rej(new Error(`berth serve exited ${code}: ${out}`)));
-  });
+  server = (await startServeChild(['--data-dir', dataDir, '--port', String(port)], env)).child;
   await berth('group', 'create', '-n', RG, '-l', 'westus');
   await berth('acr', 'create', '-n', 'outreg', '-g', RG, '--sku', 'Basic', '--admin-enabled', 'true');
   const login = await berth('acr', 'show', '--name', 'outreg', '--query', 'loginServer', '--output', 'tsv');

@@ -3,7 +3,7 @@
 // answering on their published ports, command groups' logs, and each create failure's wording and diagnosis.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,8 @@ import { promisify } from 'node:util';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { runcUnavailable } from '../src/runtime/runc/runc-runtime.js';
 import { dataPaths } from '../src/platform/data-dir.js';
-import { BERTH_BIN, REPO_ROOT, runCli, type CliResult } from './helpers/berth.js';
+import { REPO_ROOT, runCli, type CliResult } from './helpers/berth.js';
+import { startServeChild } from './helpers/serve-child.js';
 import { busyboxLayer, busyboxPath, imageWorkDir } from './helpers/runtime-images.js';
 import { haveReferenceRegistry, startReferenceRegistry, startTokenAuthRegistry, type ReferenceRegistry, type TokenAuthRegistry } from './helpers/reference-registry.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
@@ -91,22 +92,11 @@ const logs = (name: string, container?: string): Promise<CliResult> =>
   cli(['container', 'logs', '-g', 'demo', '-n', name, ...(container ? ['--container-name', container] : [])]);
 
 async function startServe(): Promise<void> {
-  const child = spawn(process.execPath, [BERTH_BIN, 'serve', '--data-dir', dataDir, '--port', '0'], {
-    env: { ...process.env, DOCKER_CONFIG: join(work, 'docker'), PATH: `${join(work, 'bin')}:${process.env.PATH}` },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  server = child;
-  child.stderr!.on('data', (d) => (serverStderr += d));
-  url = await new Promise<string>((res, rej) => {
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      serverOut += d;
-      const m = /Berth is ready at (http:\/\/\S+)/.exec(out);
-      if (m) res(m[1]!);
-    });
-    child.once('exit', (code) => rej(new Error(`berth serve exited ${code}: ${serverStderr}`)));
-  });
+  const started = await startServeChild(['--data-dir', dataDir, '--port', '0'],
+    { ...process.env, DOCKER_CONFIG: join(work, 'docker'), PATH: `${join(work, 'bin')}:${process.env.PATH}` },
+    (text, stream) => { if (stream === 'stdout') serverOut += text; else serverStderr += text; });
+  server = started.child;
+  url = started.url;
   env = { ...process.env, BERTH_SERVER: url, BERTH_DATA_DIR: dataDir };
 }
 

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { writeFileAtomic } from '../../platform/fs-atomic.js';
 import { inNetns } from './netns.js';
-import { aliveWith, processesWith, stopProcess } from './proc.js';
+import { aliveWith, stopProcess, stopProcessesWith } from './proc.js';
 
 const run = promisify(execFile);
 
@@ -40,8 +40,10 @@ export interface OutboundOptions {
   bin?: string;
 }
 
+/** The argument every group's slirp4netns carries (its namespace path follows it). */
+export const STACK_MARK = '--netns-type=path';
 /** The marks that identify a group's slirp4netns in /proc/<pid>/cmdline. */
-const marksOf = (netnsPath: string) => ['--netns-type=path', netnsPath, OUTBOUND_NET.dev];
+const marksOf = (netnsPath: string) => [STACK_MARK, netnsPath, OUTBOUND_NET.dev];
 const pidFileOf = (dir: string) => join(dir, 'outbound.pid');
 
 const features = new Map<string, Promise<string[]>>();
@@ -91,7 +93,7 @@ async function startStack(o: OutboundOptions): Promise<number> {
   const log = await open(logFile, 'a', 0o600);
   // $1 pid file, then the command. fd 3 is the ready pipe slirp4netns writes "1" to once tap0 is up.
   const script = 'echo $$ > "$1.tmp" && mv -f "$1.tmp" "$1" && shift && exec "$@"';
-  const argv = [bin, '--configure', `--mtu=${OUTBOUND_NET.mtu}`, ...flags, '--ready-fd=3', '--netns-type=path', o.netnsPath, OUTBOUND_NET.dev];
+  const argv = [bin, '--configure', `--mtu=${OUTBOUND_NET.mtu}`, ...flags, '--ready-fd=3', ...marksOf(o.netnsPath)];
   const child = spawn('sh', ['-c', script, 'berth-outbound', pidFile, ...argv], { stdio: ['ignore', log.fd, log.fd, 'pipe'], detached: true });
   child.unref();
   await log.close();
@@ -145,15 +147,9 @@ export async function configureOutbound(o: OutboundOptions): Promise<void> {
   await writeFileAtomic(join(o.dir, 'hosts'), hostsFile(o.enabled), 0o644);
 }
 
-async function stopStrays(netnsPath: string): Promise<void> {
-  for (const pid of await processesWith(...marksOf(netnsPath))) await stopProcess(pid, marksOf(netnsPath));
-}
-
 /** Stops the group's network stack (the recorded one and any other on the namespace). Idempotent. */
 export async function removeOutbound(dir: string, netnsPath: string): Promise<void> {
-  const pid = await recordedPid(dir);
-  if (pid) await stopProcess(pid, marksOf(netnsPath));
-  await stopStrays(netnsPath);
+  await stopProcessesWith(...marksOf(netnsPath));
   await rm(pidFileOf(dir), { force: true });
 }
 

@@ -52,3 +52,8 @@ export async function processesWith(...marks: string[]): Promise<number[]> {
   }
   return out;
 }
+
+/** Stops every process that carries `marks` (one recorded in a pid file or any stray one): a scan of /proc. */
+export async function stopProcessesWith(...marks: string[]): Promise<void> {
+  for (const pid of await processesWith(...marks)) await stopProcess(pid, marks);
+}

@@ -41,8 +41,8 @@ import { ImageGoneError, type ContainerSpec, type ExecResult, type ExitStatus, t
 import type { PulledImage } from '../../pull/types.js';
 import { cgroupInfo, hardLimits, oomKills, type CgroupInfo } from './host.js';
 import { createMetadataLink, createNetns, deleteNetns, IMDS_ADDRESS } from './netns.js';
-import { configureOutbound, removeOutbound, writeContainerHosts } from './outbound.js';
-import { aliveWith, processesWith, stopProcess, waitGone } from './proc.js';
+import { configureOutbound, removeOutbound, STACK_MARK, writeContainerHosts } from './outbound.js';
+import { aliveWith, stopProcess, stopProcessesWith, waitGone } from './proc.js';
 import { bindHostPorts, FORWARDER_SCRIPT, listenInNetns, startForwarder, startImdsServer } from './publish.js';
 import { Runc, type RuncState } from './runc.js';
 import { buildOciSpec } from './spec.js';
@@ -220,7 +220,7 @@ export class RuncRuntime implements Runtime {
       if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
       const args = (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).split('\0');
       const mark = args.find((a) => a.startsWith(groups) && (a.endsWith('/forwarder.json') || a.endsWith('/netns')));
-      if (!mark || !(args.includes(FORWARDER_SCRIPT) || args.includes('--netns-type=path'))) continue;
+      if (!mark || !(args.includes(FORWARDER_SCRIPT) || args.includes(STACK_MARK))) continue;
       const groupDir = mark.slice(0, mark.lastIndexOf('/'));
       if (await exists(join(groupDir, 'sandbox.json'))) continue;
       this.opts.logger?.info('stopping a helper process of a removed group', { pid: Number(name) });
@@ -369,11 +369,9 @@ export class RuncRuntime implements Runtime {
         await this.runc.delete(s.id);
       }
     }
-    const rec = await readJson<SandboxRecord>(join(dir, 'sandbox.json'));
-    if (rec?.forwarderPid) await this.stopForwarder(groupId, rec.forwarderPid);
-    // Any other forwarder of this group (one whose start was interrupted before it was recorded): none
-    // may outlive the group holding its host ports.
-    for (const pid of await processesWith(FORWARDER_SCRIPT, join(dir, 'forwarder.json'))) await this.stopForwarder(groupId, pid);
+    // The group's forwarder, found by its command line rather than the recorded pid: one whose start was
+    // interrupted before it was recorded must not outlive the group holding its host ports either.
+    await stopProcessesWith(FORWARDER_SCRIPT, join(dir, 'forwarder.json'));
     await this.closeImds(groupId);
     await rm(this.imdsSocket(groupId), { force: true });
     await removeOutbound(dir, join(dir, 'netns'));

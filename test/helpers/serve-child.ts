@@ -1,0 +1,29 @@
+// `berth serve` as a child process, for the scenario tests that run the real server and CLI: started
+// with the given arguments and environment, resolved once it prints its "Berth is ready at URL" line.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { BERTH_BIN } from './berth.js';
+
+export interface ServeChild {
+  child: ChildProcess;
+  /** The management API's URL, as the server printed it. */
+  url: string;
+}
+
+/** Starts `berth serve ARGS`; every chunk of its output also goes to `onOutput` (for secret checks and logs). */
+export function startServeChild(args: string[], env: NodeJS.ProcessEnv, onOutput: (text: string, stream: 'stdout' | 'stderr') => void = () => undefined): Promise<ServeChild> {
+  const child = spawn(process.execPath, [BERTH_BIN, 'serve', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise<ServeChild>((res, rej) => {
+    child.stderr!.on('data', (d: Buffer) => {
+      out += d;
+      onOutput(d.toString(), 'stderr');
+    });
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d;
+      onOutput(d.toString(), 'stdout');
+      const m = /Berth is ready at (\S+)\s/.exec(out); // the whole URL: something follows it
+      if (m) res({ child, url: m[1]! });
+    });
+    child.once('exit', (code) => rej(new Error(`berth serve exited ${code}: ${out}`)));
+  });
+}
