@@ -17,12 +17,25 @@ export async function aliveWith(pid: number | undefined, ...marks: string[]): Pr
   return marks.every((m) => args.includes(m));
 }
 
+/**
+ * True while `pid` is in the middle of exiting: its memory (and with it its command line) already
+ * released, the process not yet a zombie — it may still hold sockets, namespaces and mounts.
+ */
+async function exiting(pid: number): Promise<boolean> {
+  const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => undefined);
+  if (cmd !== '') return false; // gone, or still running (a reused pid has a command line of its own)
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat !== '' && !/\) Z /.test(stat);
+}
+
+/** Waits up to `ms` until the process `pid` that carried `marks` has exited for good; false if it has not. */
 export async function waitGone(pid: number, marks: string[], ms: number): Promise<boolean> {
+  const gone = async () => !(await aliveWith(pid, ...marks)) && !(await exiting(pid));
   for (let waited = 0; waited < ms; waited += 50) {
-    if (!(await aliveWith(pid, ...marks))) return true;
+    if (await gone()) return true;
     await sleep(50);
   }
-  return !(await aliveWith(pid, ...marks));
+  return gone();
 }
 
 /** SIGTERM, then SIGKILL after 5 s, to the process `pid` if it still carries `marks`. */
