@@ -34,7 +34,7 @@ test('keyvault create/show/list/delete; name rules as errors', async () => {
   assert.equal(v.resourceGroup, 'myResourceGroup');
   assert.equal(v.location, 'eastus');
   assert.equal(v.type, 'Microsoft.KeyVault/vaults');
-  assert.match(v.properties.vaultUri, /^https?:\/\/localhost:\d+\/$/);
+  assert.match(v.properties.vaultUri, /^https:\/\/mykeyvault\.vault\.localhost:\d+\/$|^https?:\/\/localhost:\d+\/$/);
   assert.equal(v.properties.enableRbacAuthorization, true);
   assert.equal(v.properties.tenantId, b.identity.ids.tenantId);
   assert.equal(await berth('keyvault', 'show', '-n', 'mykeyvault', '--query', 'properties.vaultUri', '-o', 'tsv'), v.properties.vaultUri);

@@ -24,6 +24,11 @@ before(async () => {
 });
 after(async () => b?.cleanup());
 
+/** The vault's URL on its own port (kept besides the by-name one). */
+function portUri(b: TestBerth, name: string): string {
+  return `${b.tls ? 'https' : 'http'}://localhost:${b.vaults.byName(name)!.port}/`;
+}
+
 async function kv(method: string, path: string, opts: { body?: unknown; token?: string | null; raw?: string } = {}) {
   const token = opts.token === undefined ? officerToken : opts.token;
   const sep = path.includes('?') ? '&' : '?';
@@ -65,9 +70,15 @@ test('challenge: an unauthenticated request, even a PUT with no body, gets 401 a
   for (const [method, path] of [['PUT', '/secrets/x'], ['GET', '/secrets'], ['DELETE', '/deletedsecrets/x']] as const) {
     const r = await kv(method, path, { token: null });
     assert.equal(r.status, 401, `${method} ${path}`);
-    assert.equal(r.headers.get('www-authenticate'), `Bearer authorization="${b.httpsUrl ?? b.url}/${b.identity.ids.tenantId}", resource="https://vault.azure.net"`);
+    // by name (<vault>.vault.localhost) the resource is the parent domain, which SDKs accept as it is
+    const resource = /\.vault\.localhost:/.test(uri) ? `https://vault.localhost:${b.port}` : 'https://vault.azure.net';
+    assert.equal(r.headers.get('www-authenticate'), `Bearer authorization="${b.httpsUrl ?? b.url}/${b.identity.ids.tenantId}", resource="${resource}"`);
     assert.deepEqual(r.body, { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } });
   }
+  // on the vault's own port the resource is Azure's
+  const own = await b.fetch(`${portUri(b, 'proto-vault')}secrets?api-version=7.4`);
+  assert.equal(own.status, 401);
+  assert.match(own.headers.get('www-authenticate') ?? '', /resource="https:\/\/vault\.azure\.net"$/);
   // a token for another audience (the management API) is refused the same way
   const arm = await tokenFor(b, officer, 'https://management.core.windows.net//.default');
   const r = await kv('GET', '/secrets', { token: arm.token });
@@ -156,11 +167,13 @@ test('errors: SecretNotFound, BadParameter (name, body, nbf>exp, api-version, ma
   const noVersion = await b.fetch(`${uri}secrets`, { headers: { authorization: `Bearer ${officerToken}` } });
   assert.equal(noVersion.status, 400);
   assert.match(((await noVersion.json()) as { error: { message: string } }).error.message, /api-version/);
-  const old = await kv('GET', '/secrets?api-version=7.2');
-  assert.equal(old.status, 400);
-  assert.match(old.body.error.message, /7\.4 or later/);
-  assert.equal((await kv('GET', '/secrets?api-version=7.6')).status, 200);
-  assert.equal((await kv('GET', '/secrets?api-version=2025-07-01')).status, 400);
+  // 7.x (az 2.45 sends 7.3) and the date forms of current SDKs (4.11 sends 2025-07-01)
+  for (const v of ['7.0', '7.3', '7.6', '7.6-preview.2', '2025-07-01', '2026-03-01-preview']) assert.equal((await kv('GET', `/secrets?api-version=${v}`)).status, 200, v);
+  for (const v of ['6.0', '2016-10-01', '2025-13-01', 'latest']) {
+    const old = await kv('GET', `/secrets?api-version=${v}`);
+    assert.equal(old.status, 400, v);
+    assert.match(old.body.error.message, /not recognized.*7\.4, 7\.6 or 2025-07-01/);
+  }
   for (const m of ['0', '26', 'x']) {
     const r = await kv('GET', `/secrets?maxresults=${m}`);
     assert.equal(r.status, 400, m);
@@ -384,7 +397,7 @@ test('ARM: vault resource shape, list by group and subscription, delete closes t
   const p = created.body.properties;
   assert.equal(created.body.type, 'Microsoft.KeyVault/vaults');
   assert.equal(created.body.location, 'westus');
-  assert.match(p.vaultUri, /^https?:\/\/localhost:\d+\/$/);
+  assert.match(p.vaultUri, /^https:\/\/arm-vault\.vault\.localhost:\d+\/$|^https?:\/\/localhost:\d+\/$/);
   assert.equal(p.tenantId, owner.tenantId);
   assert.equal(p.enableRbacAuthorization, true);
   assert.equal(p.enableSoftDelete, true);
@@ -394,23 +407,26 @@ test('ARM: vault resource shape, list by group and subscription, delete closes t
   assert.equal((await call('GET', '/resourcegroups/rg/providers/Microsoft.KeyVault/vaults/arm-vault')).body.properties.sku.name, 'premium');
   assert.ok((await call('GET', '/resourcegroups/rg/providers/Microsoft.KeyVault/vaults')).body.value.some((v: { name: string }) => v.name === 'arm-vault'));
   assert.ok((await call('GET', '/providers/Microsoft.KeyVault/vaults')).body.value.length >= 3);
-  const ap = await call('PUT', '/resourcegroups/rg/providers/Microsoft.KeyVault/vaults/ap-vault', { location: 'westus', properties: { enableRbacAuthorization: false } });
-  assert.equal(ap.status, 400);
-  assert.match(ap.body.error.message, /RBAC only/);
   // the creator gets Key Vault Administrator on the vault, so it can use secrets at once
   const ownerVault = await tokenFor(b, { appId: owner.clientId, secret: owner.clientSecret });
   const put = await b.fetch(`${p.vaultUri}secrets/by-creator?api-version=7.4`, { method: 'PUT', headers: { authorization: `Bearer ${ownerVault.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ value: 'x' }) });
   assert.equal(put.status, 200);
+  const ownPort = portUri(b, 'arm-vault');
   assert.equal((await call('DELETE', '/resourcegroups/rg/providers/Microsoft.KeyVault/vaults/arm-vault')).status, 200);
   assert.equal((await call('GET', '/resourcegroups/rg/providers/Microsoft.KeyVault/vaults/arm-vault')).status, 404);
   assert.equal((await call('DELETE', '/resourcegroups/rg/providers/Microsoft.KeyVault/vaults/arm-vault')).status, 204);
-  await assert.rejects(b.fetch(`${p.vaultUri}secrets?api-version=7.4`), 'the data plane port is closed');
+  await assert.rejects(b.fetch(`${ownPort}secrets?api-version=7.4`), 'the data plane port is closed');
+  if (/\.vault\.localhost:/.test(p.vaultUri)) {
+    const gone = await b.fetch(`${p.vaultUri}secrets?api-version=7.4`);
+    assert.equal(gone.status, 404);
+    assert.equal(((await gone.json()) as { error: { code: string } }).error.code, 'VaultNotFound');
+  }
   assert.equal((b.db.prepare('SELECT count(*) AS n FROM vault_secret_versions WHERE vault_id NOT IN (SELECT id FROM vaults)').get() as { n: number }).n, 0);
 });
 
 test('vaults and their secrets survive a restart on the same port', async () => {
   await kv('PUT', '/secrets/persist', { body: { value: 'still-here' } });
-  b = await b.restart();
+  b = await b.restart(true);
   officerToken = (await tokenFor(b, officer)).token;
   assert.equal(b.vaults.vaultUri(b.vaults.byName('proto-vault')!), uri);
   assert.equal((await kv('GET', '/secrets/persist')).body.value, 'still-here');
@@ -461,7 +477,8 @@ test('KEK rotation with BERTH_KEK takes the new key from BERTH_KEK_NEW; deleting
   const del = await b.fetch(`${b.url}/subscriptions/${owner.subscriptionId}/resourcegroups/doomed?api-version=2023-07-01`, { method: 'DELETE', headers: { authorization: `Bearer ${arm}` } });
   assert.equal(del.status, 200);
   assert.equal(b.vaults.byName('doomed-vault'), undefined);
-  await assert.rejects(b.fetch(`${doomed}secrets?api-version=7.4`));
+  const after = await b.fetch(`${doomed}secrets?api-version=7.4`).then((r) => r.status, () => 'closed');
+  assert.ok(after === 'closed' || after === 404, String(after));
 });
 
 test('VaultSecretReader (for the keychain): the value, undefined for missing/deleted/disabled, an error for an unknown vault or a bad name', async () => {
@@ -475,4 +492,58 @@ test('VaultSecretReader (for the keychain): the value, undefined for missing/del
   await kv('DELETE', '/secrets/reader-usr');
   assert.equal(await r.getSecret('proto-vault', 'reader-usr'), undefined);
   await assert.rejects(r.getSecret('no-such-vault', 'x'), /vault no-such-vault does not exist/);
+});
+
+test('access policies: a vault created with them (az keyvault create\'s default) authorizes by policy, not by role; add/replace/remove', async () => {
+  const owner = JSON.parse(readFileSync(join(b.dataDir, 'owner-credential.json'), 'utf8')) as { clientId: string; clientSecret: string; subscriptionId: string; tenantId: string };
+  const arm = (await tokenFor(b, { appId: owner.clientId, secret: owner.clientSecret }, 'https://management.core.windows.net//.default')).token;
+  const base = `${b.url}/subscriptions/${owner.subscriptionId}/resourcegroups/rg/providers/Microsoft.KeyVault/vaults/policy-vault`;
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await b.fetch(`${base}${path}?api-version=2022-07-01`, { method, headers: { authorization: `Bearer ${arm}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as any };
+  };
+  const reader = await principalWithRole(b, undefined);
+  const officerOnRbac = await principalWithRole(b, 'Key Vault Secrets Officer', `/subscriptions/${owner.subscriptionId}`);
+  const ownerObject = b.applications.find(owner.clientId)!.id;
+  const created = await call('PUT', '', { location: 'westus', properties: { tenantId: owner.tenantId, sku: { family: 'A', name: 'standard' }, accessPolicies: [
+    { tenantId: owner.tenantId, objectId: ownerObject, permissions: { secrets: ['Get', 'List', 'Set', 'Delete', 'Recover', 'Backup', 'Restore'], keys: ['all'] } },
+    { tenantId: owner.tenantId, objectId: reader.objectId, permissions: { secrets: ['get'] } },
+  ] } });
+  assert.equal(created.status, 201);
+  assert.equal(created.body.properties.enableRbacAuthorization, false);
+  assert.deepEqual(created.body.properties.accessPolicies[1], { tenantId: owner.tenantId, objectId: reader.objectId, permissions: { keys: [], secrets: ['get'], certificates: [], storage: [] } });
+  const uri = created.body.properties.vaultUri as string;
+  const data = async (p: { appId: string; secret: string }, method: string, path: string, body?: unknown) => {
+    const t = (await tokenFor(b, p)).token;
+    const res = await b.fetch(`${uri}${path}?api-version=7.4`, { method, headers: { authorization: `Bearer ${t}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    return { status: res.status, body: (await res.json().catch(() => undefined)) as any };
+  };
+  const ownerP = { appId: owner.clientId, secret: owner.clientSecret };
+  assert.equal((await data(ownerP, 'PUT', 'secrets/p1', { value: 'policy-value' })).status, 200);
+  assert.equal((await data(reader, 'GET', 'secrets/p1')).body.value, 'policy-value');
+  const denied = await data(reader, 'PUT', 'secrets/p1', { value: 'nope' });
+  assert.equal(denied.status, 403);
+  assert.equal(denied.body.error.innererror.code, 'AccessDenied');
+  assert.match(denied.body.error.message, /does not have secrets set permission on key vault 'policy-vault/);
+  assert.equal((await data(reader, 'GET', 'secrets')).status, 403, 'list needs the list permission');
+  // a role assignment does not open an access-policy vault, as on Azure
+  assert.equal((await data(officerOnRbac, 'GET', 'secrets/p1')).status, 403);
+  // accessPolicies/add merges permissions, remove takes them away, a bad name is refused
+  const add = await call('PUT', '/accessPolicies/add', { properties: { accessPolicies: [{ tenantId: owner.tenantId, objectId: reader.objectId, permissions: { secrets: ['list', 'set'] } }] } });
+  assert.equal(add.status, 200);
+  assert.deepEqual(add.body.properties.accessPolicies[1].permissions.secrets, ['get', 'list', 'set']);
+  assert.equal((await data(reader, 'PUT', 'secrets/p1', { value: 'now-allowed' })).status, 200);
+  assert.equal((await call('PUT', '/accessPolicies/remove', { properties: { accessPolicies: [{ tenantId: owner.tenantId, objectId: reader.objectId, permissions: { secrets: ['set'] } }] } })).status, 200);
+  assert.equal((await data(reader, 'PUT', 'secrets/p1', { value: 'again' })).status, 403);
+  assert.equal((await data(reader, 'GET', 'secrets/p1')).body.value, 'now-allowed');
+  const bad = await call('PUT', '/accessPolicies/add', { properties: { accessPolicies: [{ objectId: reader.objectId, permissions: { secrets: ['read'] } }] } });
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.error.message, /'read', which is not a secret permission/);
+  // a full PUT (az keyvault set-policy) replaces the list; enableRbacAuthorization true switches to roles
+  const back = await call('PUT', '', { location: 'westus', properties: { enableRbacAuthorization: true } });
+  assert.equal(back.body.properties.enableRbacAuthorization, true);
+  assert.equal((await data(officerOnRbac, 'GET', 'secrets/p1')).body.value, 'now-allowed');
+  assert.equal((await data(reader, 'GET', 'secrets/p1')).status, 403);
+  assert.equal((await call('DELETE', '')).status, 200);
 });

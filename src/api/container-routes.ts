@@ -10,6 +10,9 @@ import { shlexSplit } from '../instances/flags.js';
 import type { Operation } from '../instances/store.js';
 import type { ContainerSockets } from './container-sockets.js';
 
+/** The polling interval long-running operations suggest (Retry-After, seconds). */
+const POLL_SECONDS = 1;
+
 const A = {
   read: `${GROUP_TYPE}/read`, write: `${GROUP_TYPE}/write`, delete: `${GROUP_TYPE}/delete`,
   restart: `${GROUP_TYPE}/restart/action`, stop: `${GROUP_TYPE}/stop/action`, start: `${GROUP_TYPE}/start/action`,
@@ -30,8 +33,10 @@ export function registerContainerRoutes(app: FastifyInstance, d: ApiDeps, socket
     requirePermission(d, req, action, scope(p.rg, p.name));
     return p;
   };
+  // Retry-After: without it, ARM pollers (az, the Python SDK) wait 30 s between polls; a group here is
+  // usually up within a second or two.
   const asyncHeader = (req: FastifyRequest, reply: FastifyReply, location: string, op: Operation) =>
-    reply.header('Azure-AsyncOperation', `${origin(req)}/subscriptions/${sub}/providers/Microsoft.ContainerInstance/locations/${encodeURIComponent(location)}/operations/${op.id}?api-version=2018-06-01`);
+    reply.header('Retry-After', String(POLL_SECONDS)).header('Azure-AsyncOperation', `${origin(req)}/subscriptions/${sub}/providers/Microsoft.ContainerInstance/locations/${encodeURIComponent(location)}/operations/${op.id}?api-version=2018-06-01`);
 
   const readable = (req: FastifyRequest) => (g: { resourceGroup: string; name: string }) => d.identity.can(req.principal!, A.read, scope(g.resourceGroup, g.name));
   app.get('/subscriptions/:sub/providers/Microsoft.ContainerInstance/containerGroups', async (req) => {
@@ -121,7 +126,7 @@ export function registerContainerRoutes(app: FastifyInstance, d: ApiDeps, socket
     return socketAnswer(req, { rg, name, container: container! });
   });
 
-  app.get('/subscriptions/:sub/providers/Microsoft.ContainerInstance/locations/:loc/operations/:id', async (req) => {
+  app.get('/subscriptions/:sub/providers/Microsoft.ContainerInstance/locations/:loc/operations/:id', async (req, reply) => {
     const { sub: s, id } = req.params as { sub: string; loc: string; id: string };
     checkSub(d, s);
     const op = cg.operation(id);
@@ -130,6 +135,7 @@ export function registerContainerRoutes(app: FastifyInstance, d: ApiDeps, socket
     const groupId = g ? cg.armId(g.resourceGroup, g.name) : undefined;
     if (g) requirePermission(d, req, A.read, groupId!);
     const events = g ? Object.values(g.state.containers).flatMap((c) => c.events) : [];
+    if (op.status === 'InProgress') reply.header('Retry-After', String(POLL_SECONDS));
     return {
       ...(groupId ? { id: groupId } : {}), name: op.id, status: op.status, startTime: op.startTime, ...(op.endTime ? { endTime: op.endTime } : {}),
       properties: { events }, ...(op.error ? { error: op.error } : {}),

@@ -175,6 +175,11 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
     return a;
   };
   const G = '/v1.0';
+  // The signed-in principal: Berth's principals are applications and managed identities, for which
+  // Graph answers /me as below; az then looks the principal up by its appId (servicePrincipalNames).
+  app.get(`${G}/me`, async () => {
+    throw invalid('Request_BadRequest', '/me request is only valid with delegated authentication flow.');
+  });
   app.get(`${G}/applications`, async (req) => filterList(d.applications.list().map(appShape), (req.query as Record<string, string>).$filter));
   app.post(`${G}/applications`, async (req, reply) => {
     directoryWrite(req);

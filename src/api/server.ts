@@ -1,5 +1,5 @@
 // The management API: ARM-shaped REST over the domain services, plus the identity endpoints.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { BerthError } from '../platform/errors.js';
@@ -27,6 +27,7 @@ import type { ContainerGroups } from '../instances/service.js';
 import { registerContainerRoutes } from './container-routes.js';
 import { ContainerSockets } from './container-sockets.js';
 import { registerImageGcRoutes } from './image-gc-routes.js';
+import { registerResourceRoutes } from './resource-routes.js';
 import type { ImageGc } from '../platform/image-gc.js';
 
 export interface ApiDeps {
@@ -48,12 +49,18 @@ export interface ApiDeps {
   baseUrl: () => string;
   /** Serve HTTPS (and plain HTTP) on the same port with this certificate; plain HTTP only when absent. */
   tls?: TlsMaterial;
+  /** Requests this answers (true) by their Host header never reach the API: a vault's data plane by name. */
+  hostRoute?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 /** The scheme and host this request came in on: discovery documents point clients back there. */
 export function requestBase(req: FastifyRequest): string {
   return `${req.protocol}://${req.host}`;
 }
+
+/** Audiences the management API and its Graph subset take, besides the server's own base URL. */
+const MANAGEMENT_AUDIENCES = [ARM_AUDIENCE, ARM_AUDIENCE.replace(/\/$/, ''), 'https://management.azure.com', 'https://management.azure.com/',
+  'https://graph.microsoft.com', 'https://graph.microsoft.com/'];
 
 export const STATUS: Record<BerthError['kind'], number> = { invalid: 400, unauthenticated: 401, forbidden: 403, notFound: 404, conflict: 409, internal: 500 };
 
@@ -76,7 +83,7 @@ export function apiRoutes(app: FastifyInstance): ApiRoute[] {
 }
 
 export function buildApi(d: ApiDeps): FastifyInstance {
-  const app = Fastify({ logger: false, serverFactory: (handler) => createDualServer(handler, d.tls), routerOptions: { caseSensitive: false, ignoreTrailingSlash: true }, bodyLimit: 4 * 1024 * 1024,
+  const app = Fastify({ logger: false, serverFactory: (handler) => createDualServer((req, res) => { if (!d.hostRoute?.(req, res)) handler(req, res); }, d.tls), routerOptions: { caseSensitive: false, ignoreTrailingSlash: true }, bodyLimit: 4 * 1024 * 1024,
     // az's generic-resource path for `container create --file` has an empty parent path: providers/NS//type/name.
     rewriteUrl: (req) => (req.url ?? '/').replace(/^([^?]*\/providers\/[^/?]+)\/\/+/i, '$1/') });
   const routes: ApiRoute[] = [];
@@ -99,20 +106,32 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     return reply.status(500).send({ error: { code: 'InternalServerError', message: 'Internal error; see the server log.' } });
   });
 
+  // Unknown paths answer in the error shape ARM and Graph clients parse ({"error":{"code","message"}}).
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0]!;
+    const graph = /^\/v1\.0\//i.test(path);
+    return reply.status(404).send({ error: graph
+      ? { code: 'Request_ResourceNotFound', message: `Berth's Graph subset has no ${req.method} ${path}.` }
+      : { code: 'NotFound', message: `Berth serves no ${req.method} ${path}.` } });
+  });
+
   app.addHook('onResponse', async (req, reply) => {
     d.log.info('api request', { method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) });
   });
 
   // ---- identity endpoints (no auth)
-  const tenantOk = (t: string) => t.toLowerCase() === d.identity.ids.tenantId || ['organizations', 'common'].includes(t.toLowerCase());
-  const oidc = (req: FastifyRequest) => {
-    const base = `${requestBase(req)}/${d.identity.ids.tenantId}`;
+  // 'adfs': az 2.45's MSAL skips instance discovery (a call to login.microsoftonline.com) only for an
+  // authority whose path is /adfs, so `berth cloud register` names that one.
+  const tenantOk = (t: string) => t.toLowerCase() === d.identity.ids.tenantId || ['organizations', 'common', 'adfs'].includes(t.toLowerCase());
+  const oidc = (req: FastifyRequest, adfs = false) => {
+    const base = adfs ? `${requestBase(req)}/adfs` : `${requestBase(req)}/${d.identity.ids.tenantId}`;
+    const v2 = adfs ? '' : '/v2.0';
     return {
       issuer: d.identity.issuer(requestBase(req)),
-      token_endpoint: `${base}/oauth2/v2.0/token`,
-      authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
-      device_authorization_endpoint: `${base}/oauth2/v2.0/devicecode`,
-      jwks_uri: `${base}/discovery/v2.0/keys`,
+      token_endpoint: `${base}/oauth2${v2}/token`,
+      authorization_endpoint: `${base}/oauth2${v2}/authorize`,
+      device_authorization_endpoint: `${base}/oauth2${v2}/devicecode`,
+      jwks_uri: `${base}/discovery${v2}/keys`,
       response_types_supported: ['code', 'id_token', 'token'],
       subject_types_supported: ['pairwise'],
       id_token_signing_alg_values_supported: ['ES256'],
@@ -127,6 +146,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     if (!tenantOk(tenant)) return reply.status(400).send({ error: 'invalid_tenant', error_description: `Tenant '${tenant}' not found.` });
     return oidc(req);
   });
+  app.get('/adfs/.well-known/openid-configuration', async (req) => oidc(req, true));
   app.get('/:tenant/discovery/v2.0/keys', async () => ({ keys: [d.tokens.publicJwk] }));
   app.get('/:tenant/discovery/keys', async () => ({ keys: [d.tokens.publicJwk] }));
   const tokenHandler = async (req: FastifyRequest, reply: FastifyReply) => {
@@ -172,7 +192,10 @@ export function buildApi(d: ApiDeps): FastifyInstance {
         .header('WWW-Authenticate', `Bearer authorization_uri="${requestBase(req)}/${d.identity.ids.tenantId}", error="invalid_token", error_description="${msg}"`)
         .send({ error: { code: 'AuthenticationFailed', message: msg } });
       if (!h || !h.toLowerCase().startsWith('bearer ')) return unauth('Authentication failed. The Authorization header is missing.');
-      const p = await d.identity.verifyAccessToken(h.slice(7).trim(), [ARM_AUDIENCE, ARM_AUDIENCE.replace(/\/$/, ''), 'https://management.azure.com', 'https://management.azure.com/', 'https://graph.microsoft.com', 'https://graph.microsoft.com/']);
+      // A registered cloud's Graph resource is Berth's own URL (`berth cloud register`), so tokens for it
+      // name the base the client came in on.
+      const base = requestBase(req);
+      const p = await d.identity.verifyAccessToken(h.slice(7).trim(), [...MANAGEMENT_AUDIENCES, base, `${base}/`]);
       if (!p) return unauth('Authentication failed. The access token is invalid or expired.');
       req.principal = p;
     });
@@ -182,6 +205,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     registerVaultRoutes(scope, d);
     registerContainerRoutes(scope, d, sockets);
     registerImageGcRoutes(scope, d);
+    registerResourceRoutes(scope, d);
   };
   void app.register(arm);
   return app;

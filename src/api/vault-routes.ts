@@ -6,7 +6,7 @@ import type { IdentityService } from '../identity/service.js';
 import { findRole } from '../identity/roles.js';
 import type { ResourceGroups } from '../resources/groups.js';
 import type { Logger } from '../platform/logger.js';
-import { parseVaultSku, VAULT_TYPE, vaultArmId, type VaultRecord, type Vaults } from '../vault/vaults.js';
+import { normaliseAccessPolicies, parseVaultSku, VAULT_TYPE, vaultArmId, type VaultRecord, type Vaults } from '../vault/vaults.js';
 import { RECOVERABLE_DAYS } from '../vault/secrets.js';
 import { checkSub, requirePermission } from './common.js';
 
@@ -28,13 +28,14 @@ export function vaultResource(v: VaultRecord, vaultUri: string, tenantId: string
     properties: {
       sku: { family: 'A', name: v.sku },
       tenantId,
-      accessPolicies: [],
+      accessPolicies: v.accessPolicies.map((p) => ({ tenantId: p.tenantId, objectId: p.objectId, ...(p.applicationId ? { applicationId: p.applicationId } : {}),
+        permissions: { keys: p.permissions.keys ?? [], secrets: p.permissions.secrets ?? [], certificates: p.permissions.certificates ?? [], storage: p.permissions.storage ?? [] } })),
       enabledForDeployment: false,
       enabledForDiskEncryption: false,
       enabledForTemplateDeployment: false,
       enableSoftDelete: true,
       softDeleteRetentionInDays: RECOVERABLE_DAYS,
-      enableRbacAuthorization: true,
+      enableRbacAuthorization: v.enableRbacAuthorization,
       enablePurgeProtection: null,
       createMode: null,
       networkAcls: null,
@@ -73,25 +74,38 @@ export function registerVaultRoutes(app: FastifyInstance, d: VaultRouteDeps): vo
     const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
     checkSub(d, s);
     requirePermission(d, req, `${VAULT_TYPE}/write`, scope(rg, name));
-    const body = (req.body ?? {}) as { location?: string; tags?: Record<string, string>; properties?: { sku?: { name?: string }; enableRbacAuthorization?: boolean; accessPolicies?: unknown[] } };
-    if (body.properties?.enableRbacAuthorization === false || (body.properties?.accessPolicies?.length ?? 0) > 0) {
-      throw invalid('BadRequest', 'Berth vaults use Azure RBAC only (enableRbacAuthorization true); access policies are not supported. Grant access with role assignments such as "Key Vault Secrets User".');
-    }
+    const body = (req.body ?? {}) as { location?: string; tags?: Record<string, string>; properties?: { sku?: { name?: string }; enableRbacAuthorization?: boolean; accessPolicies?: unknown } };
+    const props = body.properties ?? {};
+    const accessPolicies = props.accessPolicies === undefined ? undefined : normaliseAccessPolicies(props.accessPolicies, d.identity.ids.tenantId);
+    // Without enableRbacAuthorization, a vault given access policies uses them (az keyvault create's
+    // default); one given none uses RBAC, Azure's default since api-version 2026-02-01 and Berth's always.
+    const rbac = props.enableRbacAuthorization !== undefined ? Boolean(props.enableRbacAuthorization) : accessPolicies?.length ? false : undefined;
     const { vault, created } = await d.vaults.createOrUpdate(rg, name, {
       ...(body.location ? { location: body.location } : {}), ...(body.tags ? { tags: body.tags } : {}),
-      ...(body.properties?.sku?.name ? { sku: parseVaultSku(body.properties.sku.name) } : {}),
+      ...(props.sku?.name ? { sku: parseVaultSku(props.sku.name) } : {}),
+      ...(rbac !== undefined ? { enableRbacAuthorization: rbac } : {}), ...(accessPolicies ? { accessPolicies } : {}),
     });
-    if (created) {
-      // Berth vaults are RBAC-only; the creator gets Key Vault Administrator on the new vault so that it
-      // can manage secrets at once, as the creator's access policy allows on an access-policy vault.
+    if (created && vault.enableRbacAuthorization) {
+      // The creator of an RBAC vault gets Key Vault Administrator on it so that it can manage secrets at
+      // once, as the creator's access policy (which az adds itself) allows on an access-policy vault.
       try {
         d.identity.assignRole(req.principal!.id, findRole('Key Vault Administrator')!, vaultArmId(vault));
       } catch (e) {
         if (!(e instanceof BerthError && e.kind === 'conflict')) throw e;
       }
-      d.log.info('vault created', { vault: vault.name, vaultUri: d.vaults.vaultUri(vault) });
     }
+    if (created) d.log.info('vault created', { vault: vault.name, vaultUri: d.vaults.vaultUri(vault), rbac: vault.enableRbacAuthorization });
     return reply.status(created ? 201 : 200).send(shape(vault));
+  });
+  app.put(`${path}/:name/accessPolicies/:kind`, async (req) => {
+    const { sub: s, rg, name, kind } = req.params as { sub: string; rg: string; name: string; kind: string };
+    checkSub(d, s);
+    requirePermission(d, req, `${VAULT_TYPE}/accessPolicies/write`, scope(rg, name));
+    const k = kind.toLowerCase();
+    if (k !== 'add' && k !== 'replace' && k !== 'remove') throw invalid('BadRequest', `The access policy operation '${kind}' is not valid: use add, replace or remove.`);
+    const entries = normaliseAccessPolicies(((req.body ?? {}) as { properties?: { accessPolicies?: unknown } }).properties?.accessPolicies ?? [], d.identity.ids.tenantId);
+    const v = d.vaults.updateAccessPolicies(rg, name, k, entries);
+    return { id: `${vaultArmId(v)}/accessPolicies/${k}`, name: k, type: `${VAULT_TYPE}/accessPolicies`, location: v.location, properties: { accessPolicies: shape(v).properties.accessPolicies } };
   });
   app.get(`${path}/:name`, async (req) => {
     const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };

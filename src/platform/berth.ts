@@ -1,13 +1,15 @@
 // The composition root: opens the data directory and wires every service together. `berth serve`
 // and the tests both start Berth through startBerth().
 import { existsSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIPv6 } from 'node:net';
 import { mkdir, rm } from 'node:fs/promises';
 import { openDatabase, type Db } from '../storage/sqlite.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { SqliteRegistryMetadata } from '../storage/sqlite-registry-metadata.js';
 import { loadKek, rotateKek } from '../storage/kek.js';
-import { Vaults } from '../vault/vaults.js';
+import { Vaults, VAULT_DNS_SUFFIX, vaultNameFromHost } from '../vault/vaults.js';
+import { localhostNamesResolve } from './localhost-names.js';
 import { Secrets } from '../vault/secrets.js';
 import { VaultHttp } from '../vault/http.js';
 import { TokenService } from '../identity/token-service.js';
@@ -22,7 +24,7 @@ import { ManagedIdentities } from '../identity/managed-identities.js';
 import { WorkloadIdentities } from '../identity/workload-identity.js';
 import { RegistryHttp } from '../registry/http/server.js';
 import { apiRoutes, buildApi, type ApiRoute } from '../api/server.js';
-import { PortListeners, freeLoopbackPort } from './listeners.js';
+import { PortListeners, alsoListenOn, closeServer, freeLoopbackPort } from './listeners.js';
 import { dataPaths } from './data-dir.js';
 import { writeFileAtomic } from './fs-atomic.js';
 import { createLogger, type Level, type Logger } from './logger.js';
@@ -129,10 +131,21 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   registries.onChange({ opened: (r) => listeners.open(r, registries.loginServer(r)), closed: (r) => listeners.close(r) });
   // Every vault's data plane on a loopback port of its own (the SDK wants /secrets/... at the path root).
   // The scheme comes from here only.
+  // With TLS, and where names under .localhost resolve here, a vault's URI is its name on the main port
+  // (what az builds from --vault-name, and a host the Key Vault SDKs' challenge check accepts).
   const dataPlaneScheme = tls ? 'https' : 'http';
-  const vaults = new Vaults(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host), (p) => `${dataPlaneScheme}://localhost:${p}/`);
+  const byName = tls !== undefined && await localhostNamesResolve();
+  if (tls && !byName) log.warn('vaults are served by port only: names under .localhost do not resolve here', { fix: 'apt-get install libnss-myhostname (adds myhostname to /etc/nsswitch.conf)' });
+  const vaults = new Vaults(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host),
+    (v) => (byName ? `https://${v.name.toLowerCase()}.${VAULT_DNS_SUFFIX}:${port}/` : `${dataPlaneScheme}://localhost:${v.port}/`));
   const secrets = new Secrets(db, vaults);
   const vaultHttp = new VaultHttp({ vaults, secrets, identity, log, identityBase: () => (tls ? `https://localhost:${port}` : baseUrl) });
+  const vaultByHost = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const name = vaultNameFromHost(req.headers.host);
+    if (!name) return false;
+    void vaultHttp.handle(req, res, vaults.byName(name));
+    return true;
+  };
   const vaultListeners = new PortListeners('vault', (p) => (req, res) => void vaultHttp.handle(req, res, vaults.byPort(p)), host, log, tls);
   vaults.onChange({ opened: (v) => vaultListeners.open(v, vaults.vaultUri(v)), closed: (v) => vaultListeners.close(v) });
 
@@ -144,9 +157,12 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
     ...(o.runtime ? { runtime: o.runtime } : {}), puller: o.puller ?? puller, keychainFactory: o.keychainFactory ?? platformKeychainFactory({ identity, secrets: new VaultSecretReader(vaults, secrets), defaults: () => DockerConfigKeychain.defaults() }),
     ...(o.reconciler ? { reconciler: o.reconciler } : {}) });
 
-  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, containerGroups, imageGc, log, baseUrl: () => baseUrl, tls });
+  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, containerGroups, imageGc, log, baseUrl: () => baseUrl, tls, hostRoute: vaultByHost });
   await api.listen({ port: o.port, host });
   const port = (api.server.address() as { port: number }).port;
+  // Names under .localhost resolve to ::1 before 127.0.0.1, and not every client falls back from one
+  // to the other: the main port answers on ::1 too (same server; connections handed over).
+  const v6 = byName && host === '127.0.0.1' ? await alsoListenOn('::1', port, api.server, log) : undefined;
   baseUrl = `http://${host}:${port}`;
   const httpsUrl = tls ? `https://localhost:${port}` : undefined;
   otherBases = (tls ? ['http', 'https'] : ['http']).flatMap((scheme) =>
@@ -191,6 +207,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
       await listeners.closeAll();
       await vaultListeners.closeAll();
       await api.close();
+      if (v6) await closeServer(v6);
       db.close();
       await rm(paths.serverInfo, { force: true });
     },

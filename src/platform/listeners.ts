@@ -1,7 +1,7 @@
 // Loopback listeners: each registry's login server and each vault's URI is localhost:<its own port>.
 // Every listener speaks HTTPS (with Berth's server certificate) and plain HTTP on the same port.
 import type { RequestListener, Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import type { Logger } from './logger.js';
 import { createDualServer } from './dual-listener.js';
 import type { TlsMaterial } from './tls.js';
@@ -35,11 +35,29 @@ export async function listenLoopback(port: number, host: string, handler: Reques
   return server;
 }
 
-export function closeServer(s: Server): Promise<void> {
+export function closeServer(s: Server | NetServer): Promise<void> {
   return new Promise((resolveClose) => {
     s.close(() => resolveClose());
-    s.closeAllConnections();
+    if ('closeAllConnections' in s) s.closeAllConnections();
   });
+}
+
+/**
+ * Accepts connections on host:port and hands each to `server` (which then serves it as its own). An
+ * address that cannot be had (IPv6 off, the port taken there) is logged and skipped: undefined.
+ */
+export async function alsoListenOn(host: string, port: number, server: Server, log: Logger): Promise<NetServer | undefined> {
+  const extra = createNetServer((socket) => server.emit('connection', socket));
+  try {
+    await new Promise<void>((resolveListen, reject) => {
+      extra.once('error', reject);
+      extra.listen(port, host, () => resolveListen());
+    });
+    return extra;
+  } catch (e) {
+    log.warn(`not listening on ${host}:${port}`, { error: (e as Error).message });
+    return undefined;
+  }
 }
 
 /**

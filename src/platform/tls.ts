@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import forge from 'node-forge';
 import { writeFileAtomic } from './fs-atomic.js';
 import { HOST_ALIAS } from '../runtime/runc/outbound.js';
+import { VAULT_DNS_SUFFIX } from '../vault/vaults.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 const CA_VALIDITY_DAYS = 3650;
@@ -40,7 +41,7 @@ export interface TlsMaterial {
  * a container calling Berth's vault or API over https as host.berth.internal verifies the certificate.
  */
 export function serverNames(domain?: string): string[] {
-  const names = ['localhost', '127.0.0.1', '::1', HOST_ALIAS];
+  const names = ['localhost', '127.0.0.1', '::1', HOST_ALIAS, `*.${VAULT_DNS_SUFFIX}`];
   if (domain) {
     const d = domain.trim().toLowerCase();
     if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(d) && !isIP(d)) {
@@ -117,7 +118,10 @@ export function whyReissue(certPem: string, caPem: string, names: string[], now 
   if (!x.checkIssued(new X509Certificate(caPem)) || !x.verify(new X509Certificate(caPem).publicKey)) return 'not issued by the current CA';
   if (Date.parse(x.validTo) - now < REISSUE_BEFORE_MS) return `expires ${x.validTo}`;
   if (Date.parse(x.validFrom) > now) return `not valid before ${x.validFrom}`;
-  const missing = names.filter((n) => (isIP(n) ? !x.checkIP(n) : !x.checkHost(n, { wildcards: false })));
+  const covers = (n: string) => (isIP(n) ? x.checkIP(n) !== undefined
+    : n.startsWith('*.') ? x.checkHost(`berth-probe${n.slice(1)}`) !== undefined
+      : x.checkHost(n, { wildcards: false }) !== undefined);
+  const missing = names.filter((n) => !covers(n));
   if (missing.length) return `does not cover ${missing.join(', ')}`;
   return undefined;
 }

@@ -106,6 +106,10 @@ const MIGRATIONS: string[] = [
     id TEXT PRIMARY KEY, group_id TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
     start_time TEXT NOT NULL, end_time TEXT);
   `,
+  `
+  ALTER TABLE vaults ADD COLUMN rbac INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE vaults ADD COLUMN access_policies TEXT NOT NULL DEFAULT '[]';
+  `,
 ];
 
 export function openDatabase(path: string): Db {

@@ -6,12 +6,30 @@ import { BerthError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { IdentityService } from '../identity/service.js';
 import type { Principal } from '../identity/principals.js';
-import { vaultArmId, type VaultRecord, type Vaults } from './vaults.js';
+import { policiesAllow, vaultArmId, type SecretPermission, type VaultRecord, type Vaults } from './vaults.js';
 import { RECOVERABLE_DAYS, RECOVERY_LEVEL, type DeletedSecret, type Page, type SecretVersion, type Secrets } from './secrets.js';
 
 /** The audience of vault tokens; the challenge names it as `resource`. */
 export const VAULT_RESOURCE = 'https://vault.azure.net';
 const AUDIENCES = [VAULT_RESOURCE, `${VAULT_RESOURCE}/`];
+
+/** The access-policy permission each data action needs on a vault that does not use RBAC. */
+const POLICY_PERMISSION: Record<string, SecretPermission> = {
+  'readMetadata/action': 'list', 'getSecret/action': 'get', 'setSecret/action': 'set', 'update/action': 'set',
+  delete: 'delete', 'recover/action': 'recover', 'purge/action': 'purge', 'backup/action': 'backup', 'restore/action': 'restore',
+};
+
+/**
+ * The challenge's `resource` for a request addressed to `host`. A vault reached by name under a DNS
+ * suffix (`<vault>.vault.localhost:8080`) names the suffix (`https://vault.localhost:8080`): the Key
+ * Vault SDKs (and so az) accept a resource only when the vault's host is a subdomain of it. A vault on
+ * its own port names Azure's resource (SDKs there need their challenge-verification option off).
+ */
+export function challengeResource(host: string | undefined, vaultName: string): string {
+  const h = (host ?? '').toLowerCase();
+  const prefix = `${vaultName.toLowerCase()}.`;
+  return h.startsWith(prefix) && h.length > prefix.length ? `https://${h.slice(prefix.length)}` : VAULT_RESOURCE;
+}
 const ACTION = 'Microsoft.KeyVault/vaults/secrets';
 const BODY_LIMIT = 256 * 1024;
 const STATUS: Record<BerthError['kind'], number> = { invalid: 400, unauthenticated: 401, forbidden: 403, notFound: 404, conflict: 409, internal: 500 };
@@ -38,12 +56,19 @@ class HttpError extends Error {
   }
 }
 
-function checkApiVersion(q: URLSearchParams): void {
+/**
+ * Key Vault's api-versions: `7.x[-preview[.n]]` from 7.0 (az 2.45's SDK sends 7.3) and the date forms the
+ * service took up after 7.6 (`2025-07-01`, `YYYY-MM-DD-preview`), which current SDKs send. The secrets
+ * surface Berth serves is the same in all of them.
+ */
+export function checkApiVersion(q: URLSearchParams): void {
   const v = q.get('api-version');
   if (!v) throw new HttpError(400, 'BadParameter', "The 'api-version' query parameter is missing: use api-version=7.4 or later.");
-  const m = /^(\d+)\.(\d+)(-preview(\.\d+)?)?$/.exec(v);
-  if (!m || Number(m[1]) < 7 || (Number(m[1]) === 7 && Number(m[2]) < 4)) {
-    throw new HttpError(400, 'BadParameter', `The specified version (${v}) is not recognized: use api-version=7.4 or later.`);
+  const dotted = /^(\d+)\.(\d+)(-preview(\.\d+)?)?$/.exec(v);
+  const dated = /^(\d{4})-(\d{2})-(\d{2})(-preview)?$/.exec(v);
+  const ok = dotted ? Number(dotted[1]) === 7 : dated ? Number(dated[1]) >= 2025 && Number(dated[2]) >= 1 && Number(dated[2]) <= 12 && Number(dated[3]) >= 1 && Number(dated[3]) <= 31 : false;
+  if (!ok) {
+    throw new HttpError(400, 'BadParameter', `The specified version (${v}) is not recognized: use a Key Vault api-version such as 7.4, 7.6 or 2025-07-01.`);
   }
 }
 
@@ -153,9 +178,10 @@ export class VaultHttp {
     try {
       if (!vault) throw new HttpError(404, 'VaultNotFound', 'This vault no longer exists.');
       // Authenticate first, before looking at the body: the SDK's first request carries no token and no body.
-      const principal = await this.authenticate(req);
+      const resource = challengeResource(req.headers.host, vault.name);
+      const principal = await this.authenticate(req, resource);
       if (principal instanceof HttpError) {
-        return fail(principal, { 'WWW-Authenticate': `Bearer authorization="${this.d.identityBase()}/${this.d.identity.ids.tenantId}", resource="${VAULT_RESOURCE}"` });
+        return fail(principal, { 'WWW-Authenticate': `Bearer authorization="${this.d.identityBase()}/${this.d.identity.ids.tenantId}", resource="${resource}"` });
       }
       const q = url.searchParams;
       checkApiVersion(q);
@@ -176,19 +202,26 @@ export class VaultHttp {
   }
 
   /** The caller, or an Unauthorized error whose answer carries the challenge. */
-  private async authenticate(req: IncomingMessage): Promise<Principal | HttpError> {
+  private async authenticate(req: IncomingMessage, resource: string): Promise<Principal | HttpError> {
     const h = req.headers.authorization;
     let message = 'AKV10000: Request is missing a Bearer or PoP token.';
     if (h && /^bearer\s+/i.test(h)) {
-      const p = await this.d.identity.verifyAccessToken(h.replace(/^bearer\s+/i, '').trim(), AUDIENCES);
+      const p = await this.d.identity.verifyAccessToken(h.replace(/^bearer\s+/i, '').trim(), [...AUDIENCES, resource, `${resource}/`]);
       if (p) return p;
-      message = `AKV10022: Invalid audience, issuer, signature or expired token: the access token must be issued by ${this.d.identity.issuer()} for resource ${VAULT_RESOURCE}.`;
+      message = `AKV10022: Invalid audience, issuer, signature or expired token: the access token must be issued by ${this.d.identity.issuer()} for resource ${resource}.`;
     }
     return new HttpError(401, 'Unauthorized', message);
   }
 
   private authorize(p: Principal, v: VaultRecord, r: Route): void {
     const scope = vaultArmId(v);
+    if (!v.enableRbacAuthorization) {
+      const perm = POLICY_PERMISSION[r.action.slice(ACTION.length + 1)]!;
+      if (policiesAllow(v.accessPolicies, p.id, perm)) return;
+      throw new HttpError(403, 'Forbidden',
+        `The user, group or application 'appid=${p.appId ?? p.id};oid=${p.id};iss=${this.d.identity.issuer()}' does not have secrets ${perm} permission on key vault '${v.name};location=${v.location}'. ` +
+        `For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287 (Berth: az keyvault set-policy -n ${v.name} --object-id ${p.id} --secret-permissions ${perm})`, 'AccessDenied');
+    }
     if (this.d.identity.can(p, r.action, scope, true)) return;
     const resource = `${scope}${r.secret ? `/secrets/${r.secret}` : ''}`.toLowerCase();
     throw new HttpError(403, 'Forbidden',

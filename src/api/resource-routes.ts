@@ -1,0 +1,99 @@
+// ARM's generic resource listing (Microsoft.Resources): GET /subscriptions/{sub}/resources and
+// .../resourceGroups/{rg}/resources, with the `$filter` forms az and the SDKs send (resourceType,
+// name, resourceGroup; `eq` joined by `and`), `$top` and `$skiptoken` paging. az finds a registry or
+// vault named without `-g` this way (acr/_utils.get_resources_in_subscription).
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ApiDeps } from './server.js';
+import { checkSub } from './common.js';
+import { invalid } from '../platform/errors.js';
+import { registryResource } from './arm-shapes.js';
+import { vaultResource } from './vault-routes.js';
+import { identityResource } from './identity-routes.js';
+import { GROUP_TYPE } from '../instances/spec.js';
+import { VAULT_TYPE } from '../vault/vaults.js';
+
+const REGISTRY_TYPE = 'Microsoft.ContainerRegistry/registries';
+const IDENTITY_TYPE = 'Microsoft.ManagedIdentity/userAssignedIdentities';
+const MAX_TOP = 1000;
+
+export interface GenericResource {
+  id: string;
+  name: string;
+  type: string;
+  location: string;
+  tags: Record<string, string>;
+  sku?: unknown;
+  identity?: unknown;
+  /** Not part of the wire shape: the group, for `resourceGroup eq` filters. */
+  resourceGroup: string;
+}
+
+type Clause = { field: 'resourceType' | 'name' | 'resourceGroup'; value: string };
+
+/** Parses `$filter`: `resourceType eq 'T'`, `name eq 'N'`, `resourceGroup eq 'G'`, joined by `and`. */
+export function parseResourceFilter(filter: string | undefined): Clause[] {
+  if (!filter || !filter.trim()) return [];
+  const clauses: Clause[] = [];
+  for (const part of filter.split(/\s+and\s+/i)) {
+    const m = /^\s*\(?\s*(resourceType|name|resourceGroup)\s+eq\s+'((?:[^']|'')*)'\s*\)?\s*$/i.exec(part);
+    if (!m) {
+      throw invalid('InvalidFilterInQueryString', `Invalid $filter '${filter}'. Berth filters resources by "resourceType eq '<type>'", "name eq '<name>'" and "resourceGroup eq '<group>'", joined by "and".`);
+    }
+    const field = m[1]!.toLowerCase() === 'resourcetype' ? 'resourceType' : m[1]!.toLowerCase() === 'name' ? 'name' : 'resourceGroup';
+    clauses.push({ field, value: m[2]!.replace(/''/g, "'") });
+  }
+  return clauses;
+}
+
+function matches(r: GenericResource, clauses: Clause[]): boolean {
+  return clauses.every((c) => {
+    const v = c.field === 'resourceType' ? r.type : c.field === 'name' ? r.name : r.resourceGroup;
+    return v.toLowerCase() === c.value.toLowerCase();
+  });
+}
+
+export function registerResourceRoutes(app: FastifyInstance, d: ApiDeps): void {
+  const tenant = d.identity.ids.tenantId;
+  const generic = (x: { id: string; name: string; type: string; location: string; tags?: Record<string, string> | null; sku?: unknown; identity?: unknown }, resourceGroup: string): GenericResource => ({
+    id: x.id, name: x.name, type: x.type, location: x.location, tags: x.tags ?? {},
+    ...(x.sku !== undefined ? { sku: x.sku } : {}), ...(x.identity !== undefined ? { identity: x.identity } : {}), resourceGroup,
+  });
+  const all = (rg?: string): GenericResource[] => [
+    ...d.registries.list(rg).map((r) => generic(registryResource(r, d.registries.loginServer(r)), r.resourceGroup)),
+    ...d.vaults.list(rg).map((v) => { const x = vaultResource(v, d.vaults.vaultUri(v), tenant); return generic({ ...x, sku: x.properties.sku }, v.resourceGroup); }),
+    ...d.managedIdentities.list(rg).map((i) => generic(identityResource(i), i.resourceGroup)),
+    ...d.containerGroups.list(rg).map((g) => generic(d.containerGroups.resource(g, false), g.resourceGroup)),
+  ];
+  const readAction = (type: string) => ({
+    [REGISTRY_TYPE.toLowerCase()]: `${REGISTRY_TYPE}/read`, [VAULT_TYPE.toLowerCase()]: `${VAULT_TYPE}/read`,
+    [IDENTITY_TYPE.toLowerCase()]: `${IDENTITY_TYPE}/read`, [GROUP_TYPE.toLowerCase()]: `${GROUP_TYPE}/read`,
+  })[type.toLowerCase()] ?? `${type}/read`;
+
+  const list = (req: FastifyRequest, rg?: string) => {
+    const q = req.query as Record<string, string | undefined>;
+    const clauses = parseResourceFilter(q.$filter);
+    const top = q.$top === undefined ? MAX_TOP : Number(q.$top);
+    if (!Number.isInteger(top) || top < 1) throw invalid('InvalidTopInQueryString', `$top must be a positive whole number; got '${q.$top}'.`);
+    const skip = q.$skiptoken === undefined ? 0 : Number(Buffer.from(q.$skiptoken, 'base64url').toString('utf8'));
+    if (!Number.isInteger(skip) || skip < 0) throw invalid('InvalidSkipToken', 'The $skiptoken is not valid: use the nextLink of the previous page as it is.');
+    const visible = all(rg)
+      .filter((r) => matches(r, clauses) && d.identity.can(req.principal!, readAction(r.type), r.id))
+      .sort((a, b) => a.id.toLowerCase().localeCompare(b.id.toLowerCase()));
+    const page = visible.slice(skip, skip + Math.min(top, MAX_TOP));
+    const value = page.map(({ resourceGroup: _rg, ...r }) => r);
+    const next = skip + page.length;
+    if (next >= visible.length) return { value };
+    const url = new URL(req.url, `${req.protocol}://${req.host}`);
+    url.searchParams.set('$skiptoken', Buffer.from(String(next), 'utf8').toString('base64url'));
+    return { value, nextLink: url.toString() };
+  };
+  app.get('/subscriptions/:sub/resources', async (req) => {
+    checkSub(d, (req.params as { sub: string }).sub);
+    return list(req);
+  });
+  app.get('/subscriptions/:sub/resourcegroups/:rg/resources', async (req) => {
+    const { sub, rg } = req.params as { sub: string; rg: string };
+    checkSub(d, sub);
+    return list(req, d.groups.get(rg)!.name);
+  });
+}
