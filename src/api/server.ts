@@ -28,6 +28,7 @@ import { registerContainerRoutes } from './container-routes.js';
 import { ContainerSockets } from './container-sockets.js';
 import { registerImageGcRoutes } from './image-gc-routes.js';
 import { registerResourceRoutes } from './resource-routes.js';
+import { registerCloudMetadataRoutes } from './cloud-metadata.js';
 import type { ImageGc } from '../platform/image-gc.js';
 
 export interface ApiDeps {
@@ -51,6 +52,8 @@ export interface ApiDeps {
   tls?: TlsMaterial;
   /** Requests this answers (true) by their Host header never reach the API: a vault's data plane by name. */
   hostRoute?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** The DNS suffix (with the port) vaults are reached by name under, when they are (`vault.localhost:8080`). */
+  vaultDnsSuffix?: () => string | undefined;
 }
 
 /** The scheme and host this request came in on: discovery documents point clients back there. */
@@ -85,7 +88,8 @@ export function apiRoutes(app: FastifyInstance): ApiRoute[] {
 export function buildApi(d: ApiDeps): FastifyInstance {
   const app = Fastify({ logger: false, serverFactory: (handler) => createDualServer((req, res) => { if (!d.hostRoute?.(req, res)) handler(req, res); }, d.tls), routerOptions: { caseSensitive: false, ignoreTrailingSlash: true }, bodyLimit: 4 * 1024 * 1024,
     // az's generic-resource path for `container create --file` has an empty parent path: providers/NS//type/name.
-    rewriteUrl: (req) => (req.url ?? '/').replace(/^([^?]*\/providers\/[^/?]+)\/\/+/i, '$1/') });
+    // msrestazure asks for <resourceManager>/metadata/endpoints with the endpoint's trailing slash kept: //metadata/...
+    rewriteUrl: (req) => (req.url ?? '/').replace(/^\/\/+/, '/').replace(/^([^?]*\/providers\/[^/?]+)\/\/+/i, '$1/') });
   const routes: ApiRoute[] = [];
   (app as unknown as { [ROUTES]: ApiRoute[] })[ROUTES] = routes;
   app.addHook('onRoute', (r) => {
@@ -176,6 +180,8 @@ export function buildApi(d: ApiDeps): FastifyInstance {
   app.post('/:tenant/oauth2/v2.0/token', tokenHandler);
   app.post('/:tenant/oauth2/token', tokenHandler);
   registerWorkloadIdentityRoutes(app, d);
+  // az needs https endpoints: with TLS on, the document names https even when asked over plain HTTP.
+  registerCloudMetadataRoutes(app, (req) => (d.tls ? requestBase(req).replace(/^http:/, 'https:') : requestBase(req)), () => d.vaultDnsSuffix?.());
   // Exec websockets (ACI's webSocketUri) are upgrades on this same listener, over TLS or plain HTTP.
   const sockets = new ContainerSockets(d.containerGroups, d.log);
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

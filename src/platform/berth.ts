@@ -157,7 +157,8 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
     ...(o.runtime ? { runtime: o.runtime } : {}), puller: o.puller ?? puller, keychainFactory: o.keychainFactory ?? platformKeychainFactory({ identity, secrets: new VaultSecretReader(vaults, secrets), defaults: () => DockerConfigKeychain.defaults() }),
     ...(o.reconciler ? { reconciler: o.reconciler } : {}) });
 
-  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, containerGroups, imageGc, log, baseUrl: () => baseUrl, tls, hostRoute: vaultByHost });
+  const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, containerGroups, imageGc, log, baseUrl: () => baseUrl, tls, hostRoute: vaultByHost,
+    vaultDnsSuffix: () => (byName ? `${VAULT_DNS_SUFFIX}:${port}` : undefined) });
   await api.listen({ port: o.port, host });
   const port = (api.server.address() as { port: number }).port;
   // Names under .localhost resolve to ::1 before 127.0.0.1, and not every client falls back from one
