@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(runc skopeo podman docker-registry busybox-static apache2-utils umoci docker.io iproute2 attr time slirp4netns)
+# libnss-myhostname resolves names under .localhost to loopback (vaults by name: <vault>.vault.localhost);
+# azure-cli is the real az the tests drive (Debian's 2.45, with python3-azure).
+PACKAGES=(runc skopeo podman docker-registry busybox-static apache2-utils umoci docker.io iproute2 attr time slirp4netns libnss-myhostname azure-cli)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,6 +19,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "berth: installing OS packages: ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# libnss-myhostname's install adds itself to /etc/nsswitch.conf; a machine where that line was edited by
+# hand may lack it, so make sure (vault URIs are by name only where such names resolve).
+if [ "$(id -u)" = 0 ] && [ -f /etc/nsswitch.conf ] && ! grep -qE '^hosts:.*\bmyhostname\b' /etc/nsswitch.conf; then
+  sed -i -E 's/^(hosts:\s+files)/\1 myhostname/' /etc/nsswitch.conf
 fi
 # The Debian docker-registry package may start a registry on :5000 through its init script; Berth's
 # tests start their own, so stop that one if it runs.
