@@ -31,3 +31,14 @@ if command -v service >/dev/null 2>&1; then service docker-registry stop >/dev/n
 
 echo "berth: installing npm dependencies (npm ci)"
 npm ci --no-audit --no-fund
+
+# The newest published Azure SDK packages, beside the pinned ones (users install @latest): the SDK tests
+# run against both. A failure here (no registry) is not fatal: those tests then skip and say why.
+AZURE_SDKS=(@azure/identity @azure/keyvault-secrets @azure/container-registry @azure/arm-containerinstance
+  @azure/arm-containerregistry @azure/arm-keyvault @azure/arm-msi @azure/arm-authorization @azure/arm-resources)
+echo "berth: installing the newest Azure SDK packages into .sdk-latest"
+mkdir -p .sdk-latest
+[ -f .sdk-latest/package.json ] || echo '{"name":"berth-sdk-latest","private":true}' > .sdk-latest/package.json
+if ! npm install --prefix .sdk-latest --no-audit --no-fund --no-save --loglevel=error "${AZURE_SDKS[@]/%/@latest}" >/dev/null; then
+  echo "berth: could not install the newest Azure SDK packages; their tests will skip" >&2
+fi
