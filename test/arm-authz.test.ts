@@ -8,6 +8,8 @@ import { findRole } from '../src/identity/roles.js';
 
 let b: TestBerth;
 let sub: string;
+/** An application (and its service principal) that Graph routes name. */
+let graphApp: string;
 const REG = 'authzreg01';
 
 before(async () => {
@@ -18,6 +20,10 @@ before(async () => {
   b.repoTokens.createOrUpdateScopeMap(r, 'sm_authz', ['repositories/app/content/read']);
   b.repoTokens.createOrUpdateToken(r, 'tok_authz', { scopeMap: 'sm_authz' });
   b.managedIdentities.createOrUpdate('rg', 'mi-authz', {});
+  await b.vaults.createOrUpdate('rg', 'authz-vault', {});
+  const app = b.applications.createApplication('authz-graph-target');
+  b.applications.createServicePrincipal(app.appId);
+  graphApp = app.appId;
 });
 after(async () => b?.cleanup());
 
@@ -38,6 +44,7 @@ async function principalToken(role: string | undefined): Promise<string> {
 function fill(url: string): string {
   const existing: Record<string, string> = {
     subscriptions: sub, resourcegroups: 'rg', registries: REG, scopemaps: 'sm_authz', tokens: 'tok_authz', userassignedidentities: 'mi-authz',
+    vaults: 'authz-vault', accesspolicies: 'add', applications: graphApp, serviceprincipals: graphApp,
   };
   const parts = url.split('/');
   return parts.map((p, i) => (p.startsWith(':') ? existing[(parts[i - 1] ?? '').toLowerCase()] ?? 'x' : p)).join('/');
@@ -79,6 +86,8 @@ function snapshot(): string {
     maps: b.repoTokens.getScopeMap(r, 'sm_authz').actions,
     token: b.repoTokens.tokenActions(r, b.repoTokens.tokenById(b.repoTokens.listTokens(r).find((t) => t.name === 'tok_authz')!.id)!),
     identities: b.managedIdentities.list().map((i) => i.name),
+    vaults: b.vaults.list().map((v) => [v.name, v.enableRbacAuthorization, v.accessPolicies]),
+    applications: b.applications.list().map((a) => [a.appId, a.displayName, a.hasServicePrincipal, a.passwordCredentials.map((c) => c.keyId)]),
     credentials: b.registries.credentials('rg', REG).passwords.map((p) => p.value),
   });
 }
@@ -128,4 +137,59 @@ test('a Contributor manages resources but cannot assign roles; only an Owner can
   assert.match(await refused.text(), /Microsoft\.Authorization\/roleAssignments\/write/);
   const allowed = await api(owner, 'PUT', assignment('3f0b8b8e-1111-4222-8333-944455556667'), body);
   assert.equal(allowed.status, 201, await allowed.text());
+});
+
+/** Every route of the Graph subset (under /v1.0). */
+function graphRoutes() {
+  const routes = b.apiRoutes().filter((r) => r.url.startsWith('/v1.0/'));
+  assert.ok(routes.length >= 10, `found ${routes.length} Graph routes`);
+  return routes;
+}
+
+const GRAPH_BODY = JSON.stringify({ displayName: 'authz-made-by-walk', appId: 'x', keyId: 'x', ids: [] });
+
+async function graphCall(token: string, method: string, url: string): Promise<{ status: number; body: string }> {
+  const r = await fetch(`${b.url}${fill(url)}`, {
+    method, headers: { authorization: `Bearer ${token}`, ...(method === 'GET' || method === 'DELETE' ? {} : { 'content-type': 'application/json' }) },
+    ...(method === 'GET' || method === 'DELETE' ? {} : { body: GRAPH_BODY }),
+  });
+  return { status: r.status, body: await r.text() };
+}
+
+test('Graph: a principal with no role reads and changes nothing in the directory; a Reader reads and changes nothing', async () => {
+  const outsider = await principalToken(undefined);
+  const reader = await principalToken('Reader');
+  const before = snapshot();
+  const bad: string[] = [];
+  for (const r of graphRoutes()) {
+    const me = r.url === '/v1.0/me';
+    const none = await graphCall(outsider, r.method, r.url);
+    if (!(me ? none.status === 400 : none.status === 403)) bad.push(`no role: ${r.method} ${r.url} -> ${none.status} ${none.body.slice(0, 160)}`);
+    if (!me && none.status === 403) assert.match(none.body, /Authorization_RequestDenied/, `${r.method} ${r.url}`);
+    const read = r.method === 'GET' || r.url.endsWith('/getByIds');
+    const res = await graphCall(reader, r.method, r.url);
+    const ok = me ? res.status === 400 : read ? res.status === 200 : res.status === 403;
+    if (!ok) bad.push(`Reader: ${r.method} ${r.url} -> ${res.status} ${res.body.slice(0, 160)}`);
+    // no Graph answer carries a password
+    assert.doesNotMatch(res.body, /"secretText":"[^"]/);
+  }
+  assert.deepEqual(bad, []);
+  assert.equal(snapshot(), before, 'no Graph call by an outsider or a Reader changed anything');
+});
+
+test('the unauthenticated surface is discovery only: cloud metadata and OIDC documents, nothing of the resources', async () => {
+  const routes = b.apiRoutes().filter((r) => !r.url.startsWith('/subscriptions') && !r.url.startsWith('/v1.0/') && !r.url.startsWith('/providers/') && r.url !== '/subscriptions' && r.url !== '/tenants');
+  const urls = routes.map((r) => `${r.method} ${r.url}`).sort();
+  assert.deepEqual(urls.filter((u) => !/\/(oauth2|discovery|\.well-known|msi|metadata\/identity)\b/.test(u) && !/\/berth\/images\/prune$/.test(u) && !/\/oauth2\//.test(u)),
+    ['GET /metadata/endpoints'], 'every other unauthenticated route is a token or discovery endpoint');
+  const meta = await fetch(`${b.url}/metadata/endpoints?api-version=2022-09-01`);
+  assert.equal(meta.status, 200);
+  const [cloud] = (await meta.json()) as Array<{ name: string; resourceManager: string; authentication: { loginEndpoint: string } }>;
+  assert.equal(cloud!.name, 'Berth');
+  assert.match(cloud!.authentication.loginEndpoint, /\/adfs$/);
+  const adfs = await fetch(`${b.url}/adfs/.well-known/openid-configuration`);
+  assert.equal(adfs.status, 200);
+  assert.match(((await adfs.json()) as { token_endpoint: string }).token_endpoint, /\/adfs\/oauth2\/token$/);
+  // the generic resource listing is behind auth like every other ARM route
+  assert.equal((await fetch(`${b.url}/subscriptions/${sub}/resources?api-version=2021-04-01`)).status, 401);
 });

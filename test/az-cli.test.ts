@@ -207,6 +207,20 @@ test('seed 002/003/004 container groups with az: admin user, service principal, 
   assert.match(await az('container', 'show', '-g', RG, '-n', 'app-admin', '-o', 'table'), /app-admin\s+azrg\s+Running/);
   assert.match(await az('container', 'list', '-g', RG, '--query', '[].name', '-o', 'tsv'), /app-admin/);
 
+  // exec: az's terminal session over the exec websocket (az needs a terminal: `script` gives it one)
+  const exec = await sh(`${script}\n(sleep 4; printf 'echo hi-from-$((6*7))\\r'; sleep 3; printf 'exit\\r'; sleep 3) | ` +
+    `timeout 60 script -qec ${q(`az container exec -g ${RG} -n app-admin --exec-command "/bin/busybox sh"`)} /dev/null`);
+  assert.match(exec.stdout, /hi-from-42/, `exec output: ${exec.stdout.slice(-500)} ${exec.stderr.slice(-500)}`);
+  // attach: az prints the state and events, then polls the logs
+  await az('container', 'create', '-g', RG, '-n', 'app-ticker', '--image', `${login}/myimage:v1`, '--registry-login-server', login,
+    '--registry-username', ACR, '--registry-password', pw, '--restart-policy', 'Never',
+    '--command-line', `/bin/busybox sh -c 'i=0; while [ $i -lt 60 ]; do echo tick-$i; i=$((i+1)); sleep 0.5; done'`, '-o', 'none');
+  await running('app-ticker');
+  const attach = await sh(`${script}\ntimeout 12 az container attach -g ${RG} -n app-ticker; true`);
+  assert.match(attach.stdout, /Container 'app-ticker' is in state 'Running'\.\.\./);
+  assert.match(attach.stdout, /\(count: 1\) \(last timestamp: [^)]+\) Started container/);
+  assert.match(attach.stdout, /Start streaming logs:\s*\n[\s\S]*tick-\d+/);
+
   // seed 003: the service principal's appId and password (from the vault) pull; it cannot push
   const sp = JSON.parse(process.env.BERTH_AZ_TEST_SP ?? '{}') as { appId: string; password: string };
   const usr = await berth('keyvault', 'secret', 'show', '--vault-name', 'azkv-policy', '-n', `${ACR}-pull-usr`, '--query', 'value', '-o', 'tsv');
@@ -272,7 +286,7 @@ az container create -g ${RG} --name app-stdin --file - --only-show-errors`, {}, 
   assert.notEqual(stdin.code, 0);
   assert.match(stdin.stderr, /No such file or directory: -/, 'az 2.45 reads --file - as a file name (the README says: berth container create --file -)');
 
-  for (const n of ['app-admin', 'app-sp', 'app-token', 'app-mi', 'app-mi-yaml']) await az('container', 'delete', '-g', RG, '-n', n, '--yes', '-o', 'none');
+  for (const n of ['app-admin', 'app-ticker', 'app-sp', 'app-token', 'app-mi', 'app-mi-yaml']) await az('container', 'delete', '-g', RG, '-n', n, '--yes', '-o', 'none');
   assert.equal(await az('container', 'list', '-g', RG, '--query', 'length(@)', '-o', 'tsv'), '0');
 });
 

@@ -159,6 +159,13 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
       throw new BerthError('forbidden', 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation. Creating or changing applications needs Owner on the subscription.');
     }
   };
+  // Reading the directory takes a role somewhere in the subscription (an app with none is an outsider,
+  // as one without Graph permissions is refused on Azure); changing it takes Owner (directoryWrite).
+  const directoryRead = (req: FastifyRequest) => {
+    if (!d.identity.listAssignments().some((a) => a.principalId === req.principal!.id)) {
+      throw new BerthError('forbidden', 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation. Reading the directory needs a role assignment in the subscription.');
+    }
+  };
   const pw = (a: Application) => a.passwordCredentials.map((c) => ({ customKeyIdentifier: null, displayName: c.displayName, endDateTime: c.endDateTime, hint: c.hint, keyId: c.keyId, secretText: null, startDateTime: c.startDateTime }));
   const appShape = (a: Application) => ({ id: a.appObjectId, appId: a.appId, displayName: a.displayName, createdDateTime: a.createdDateTime, signInAudience: 'AzureADMyOrg', passwordCredentials: pw(a) });
   const spShape = (a: Application) => ({ id: a.id, appId: a.appId, displayName: a.displayName, appDisplayName: a.displayName, accountEnabled: true, appOwnerOrganizationId: tenant,
@@ -180,13 +187,19 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
   app.get(`${G}/me`, async () => {
     throw invalid('Request_BadRequest', '/me request is only valid with delegated authentication flow.');
   });
-  app.get(`${G}/applications`, async (req) => filterList(d.applications.list().map(appShape), (req.query as Record<string, string>).$filter));
+  app.get(`${G}/applications`, async (req) => {
+    directoryRead(req);
+    return filterList(d.applications.list().map(appShape), (req.query as Record<string, string>).$filter);
+  });
   app.post(`${G}/applications`, async (req, reply) => {
     directoryWrite(req);
     const body = (req.body ?? {}) as { displayName?: string };
     return reply.status(201).send(appShape(d.applications.createApplication(body.displayName ?? '')));
   });
-  app.get(`${G}/applications/:id`, async (req) => appShape(appByObjectId((req.params as { id: string }).id)));
+  app.get(`${G}/applications/:id`, async (req) => {
+    directoryRead(req);
+    return appShape(appByObjectId((req.params as { id: string }).id));
+  });
   app.patch(`${G}/applications/:id`, async (req, reply) => {
     directoryWrite(req);
     const a = appByObjectId((req.params as { id: string }).id);
@@ -214,10 +227,13 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
     d.applications.removePassword(a.id, ((req.body ?? {}) as { keyId?: string }).keyId ?? '');
     return reply.status(204).send();
   });
-  app.get(`${G}/servicePrincipals`, async (req) => filterList([
-    ...d.applications.list().filter((a) => a.hasServicePrincipal).map(spShape),
-    ...d.managedIdentities.list().map(miAsSp),
-  ], (req.query as Record<string, string>).$filter));
+  app.get(`${G}/servicePrincipals`, async (req) => {
+    directoryRead(req);
+    return filterList([
+      ...d.applications.list().filter((a) => a.hasServicePrincipal).map(spShape),
+      ...d.managedIdentities.list().map(miAsSp),
+    ], (req.query as Record<string, string>).$filter);
+  });
   app.post(`${G}/servicePrincipals`, async (req, reply) => {
     directoryWrite(req);
     return reply.status(201).send(spShape(d.applications.createServicePrincipal(((req.body ?? {}) as { appId?: string }).appId ?? '')));
@@ -233,7 +249,10 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
       servicePrincipalNames: [sys.clientId, sys.resourceId], alternativeNames: ['isExplicit=False', sys.resourceId], passwordCredentials: [] };
     throw notFound('Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`);
   };
-  app.get(`${G}/servicePrincipals/:id`, async (req) => spById((req.params as { id: string }).id));
+  app.get(`${G}/servicePrincipals/:id`, async (req) => {
+    directoryRead(req);
+    return spById((req.params as { id: string }).id);
+  });
   app.delete(`${G}/servicePrincipals/:id`, async (req, reply) => {
     directoryWrite(req);
     const sp = spById((req.params as { id: string }).id);
@@ -242,6 +261,7 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
     return reply.status(204).send();
   });
   app.post(`${G}/directoryObjects/getByIds`, async (req) => {
+    directoryRead(req);
     const ids = ((req.body ?? {}) as { ids?: string[] }).ids ?? [];
     const value: unknown[] = [];
     for (const id of ids) {
