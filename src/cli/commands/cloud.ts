@@ -56,7 +56,8 @@ export function registerCloudCommands(program: Command): void {
     .description('Print the shell commands that register Berth with az as a cloud and select it: eval "$(berth cloud register)".')
     .option('-n, --name <name>', 'Name of the cloud in az.', 'Berth')
     .option('--data-dir <dir>', 'Data directory of berth serve (default: $BERTH_DATA_DIR or ~/.local/share/berth).')
-    .action(async (o: { name: string; dataDir?: string }) => {
+    .option('--host <name>', 'Host name az reaches Berth by (host.berth.internal from inside a container group). Default: localhost.')
+    .action(async (o: { name: string; dataDir?: string; host?: string }) => {
       const dir = o.dataDir ?? defaultDataDir();
       const paths = dataPaths(dir);
       let httpsUrl: string | undefined = process.env.BERTH_SERVER?.startsWith('https://') ? process.env.BERTH_SERVER.replace(/\/+$/, '') : undefined;
@@ -71,7 +72,9 @@ export function registerCloudCommands(program: Command): void {
       }
       let res;
       try {
-        res = await simpleRequest(`${httpsUrl}/metadata/endpoints?api-version=2022-09-01`, { method: 'GET', headers: { accept: 'application/json' } });
+        // The server describes itself as seen from the Host a request names.
+        const host: Record<string, string> = o.host ? { host: `${o.host}:${new URL(httpsUrl).port}` } : {};
+        res = await simpleRequest(`${httpsUrl}/metadata/endpoints?api-version=2022-09-01`, { method: 'GET', headers: { accept: 'application/json', ...host } });
       } catch (e) {
         throw new CliError(`Cannot reach Berth at ${httpsUrl}: ${(e as Error).message}. Is \`berth serve\` running?`);
       }
