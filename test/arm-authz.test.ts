@@ -168,7 +168,8 @@ test('Graph: a principal with no role reads and changes nothing in the directory
     if (!me && none.status === 403) assert.match(none.body, /Authorization_RequestDenied/, `${r.method} ${r.url}`);
     const read = r.method === 'GET' || r.url.endsWith('/getByIds');
     const res = await graphCall(reader, r.method, r.url);
-    const ok = me ? res.status === 400 : read ? res.status === 200 : res.status === 403;
+    // Berth has no users, so a user by id is not found
+    const ok = me ? res.status === 400 : read ? res.status === 200 || (r.url === '/v1.0/users/:id' && res.status === 404) : res.status === 403;
     if (!ok) bad.push(`Reader: ${r.method} ${r.url} -> ${res.status} ${res.body.slice(0, 160)}`);
     // no Graph answer carries a password
     assert.doesNotMatch(res.body, /"secretText":"[^"]/);

@@ -187,6 +187,15 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
   app.get(`${G}/me`, async () => {
     throw invalid('Request_BadRequest', '/me request is only valid with delegated authentication flow.');
   });
+  // Berth has no users (people sign in as service principals): lookups find none, as for an unknown name.
+  app.get(`${G}/users`, async (req) => {
+    directoryRead(req);
+    return filterList([] as Array<Record<string, unknown>>, (req.query as Record<string, string>).$filter);
+  });
+  app.get(`${G}/users/:id`, async (req) => {
+    directoryRead(req);
+    throw notFound('Request_ResourceNotFound', `Resource '${(req.params as { id: string }).id}' does not exist or one of its queried reference-property objects are not present. Berth has no users: sign in as a service principal.`);
+  });
   app.get(`${G}/applications`, async (req) => {
     directoryRead(req);
     return filterList(d.applications.list().map(appShape), (req.query as Record<string, string>).$filter);

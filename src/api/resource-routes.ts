@@ -74,8 +74,9 @@ export function registerResourceRoutes(app: FastifyInstance, d: ApiDeps): void {
     const clauses = parseResourceFilter(q.$filter);
     const top = q.$top === undefined ? MAX_TOP : Number(q.$top);
     if (!Number.isInteger(top) || top < 1) throw invalid('InvalidTopInQueryString', `$top must be a positive whole number; got '${q.$top}'.`);
-    const skip = q.$skiptoken === undefined ? 0 : Number(Buffer.from(q.$skiptoken, 'base64url').toString('utf8'));
-    if (!Number.isInteger(skip) || skip < 0) throw invalid('InvalidSkipToken', 'The $skiptoken is not valid: use the nextLink of the previous page as it is.');
+    const decoded = q.$skiptoken === undefined ? '0' : /^[A-Za-z0-9_-]+$/.test(q.$skiptoken) ? Buffer.from(q.$skiptoken, 'base64url').toString('utf8') : '';
+    const skip = /^\d+$/.test(decoded) ? Number(decoded) : -1;
+    if (skip < 0) throw invalid('InvalidSkipToken', 'The $skiptoken is not valid: use the nextLink of the previous page as it is.');
     const visible = all(rg)
       .filter((r) => matches(r, clauses) && d.identity.can(req.principal!, readAction(r.type), r.id))
       .sort((a, b) => a.id.toLowerCase().localeCompare(b.id.toLowerCase()));
@@ -83,9 +84,11 @@ export function registerResourceRoutes(app: FastifyInstance, d: ApiDeps): void {
     const value = page.map(({ resourceGroup: _rg, ...r }) => r);
     const next = skip + page.length;
     if (next >= visible.length) return { value };
-    const url = new URL(req.url, `${req.protocol}://${req.host}`);
-    url.searchParams.set('$skiptoken', Buffer.from(String(next), 'utf8').toString('base64url'));
-    return { value, nextLink: url.toString() };
+    // The same query with the next $skiptoken (kept literal, as ARM writes it).
+    const [path, query = ''] = req.url.split('?', 2) as [string, string?];
+    const kept = query.split('&').filter((p) => p && !/^(\$|%24)skiptoken=/i.test(p));
+    kept.push(`$skiptoken=${Buffer.from(String(next), 'utf8').toString('base64url')}`);
+    return { value, nextLink: `${req.protocol}://${req.host}${path}?${kept.join('&')}` };
   };
   app.get('/subscriptions/:sub/resources', async (req) => {
     checkSub(d, (req.params as { sub: string }).sub);
