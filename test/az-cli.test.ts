@@ -8,13 +8,13 @@
 // README says, so that the list stays true.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServeChild } from './helpers/serve-child.js';
-import { runCli, which } from './helpers/berth.js';
+import { startServeChild, stopServeChild } from './helpers/serve-child.js';
+import { runCli, runProcess, which } from './helpers/berth.js';
 import { busyboxLayer, busyboxPath, imageWorkDir } from './helpers/runtime-images.js';
 import { freeLoopbackPort } from '../src/platform/listeners.js';
 import { runcUnavailable } from '../src/runtime/runc/runc-runtime.js';
@@ -36,16 +36,7 @@ const hostsSeen = new Set<string>();
 interface Run { code: number; stdout: string; stderr: string }
 
 function sh(command: string, extraEnv: NodeJS.ProcessEnv = {}, input = ''): Promise<Run> {
-  return new Promise((res, rej) => {
-    const p = spawn('bash', ['-c', command], { env: { ...env, ...extraEnv }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', rej);
-    p.on('close', (code) => res({ code: code ?? -1, stdout, stderr }));
-    p.stdin.end(input);
-  });
+  return runProcess('bash', ['-c', command], { env: { ...env, ...extraEnv }, input, timeoutMs: 300_000 });
 }
 
 const q = (s: string) => `'${s.replace(/'/g, `'"'"'`)}'`;
@@ -102,13 +93,7 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
-  if (server && server.exitCode === null) {
-    const left = await runCli(['container', 'list', '--query', '[].name', '-o', 'tsv'], env).catch(() => undefined);
-    for (const n of left?.stdout.split('\n').filter(Boolean) ?? []) await runCli(['container', 'delete', '-g', RG, '-n', n, '--yes'], env);
-    const gone = new Promise((r) => server!.once('exit', r));
-    server.kill('SIGTERM');
-    await gone;
-  }
+  await stopServeChild(server, env);
   await rm(dataDir, { recursive: true, force: true });
   if (work) await rm(work, { recursive: true, force: true });
 });

@@ -6,13 +6,13 @@
 // mount namespace): the group's network, IMDS and name resolution, the host's az/node/python.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServeChild } from './helpers/serve-child.js';
-import { REPO_ROOT, runCli, which } from './helpers/berth.js';
+import { startServeChild, stopServeChild } from './helpers/serve-child.js';
+import { REPO_ROOT, runCli, runProcess, which } from './helpers/berth.js';
 import { busyboxLayer, busyboxPath, imageWorkDir } from './helpers/runtime-images.js';
 import { SDK_VARIANTS } from './helpers/sdk-variants.js';
 import { freeLoopbackPort } from '../src/platform/listeners.js';
@@ -41,18 +41,9 @@ async function berth(...args: string[]): Promise<string> {
 }
 
 /** Runs a shell command in the group's network namespace with the group's /etc/hosts. */
-function inGroup(command: string, extra: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const inner = `mount --bind ${groupDir}/hosts /etc/hosts && ${command}`;
-    const p = spawn('nsenter', [`--net=${groupDir}/netns`, 'unshare', '-m', 'sh', '-c', inner], { env: { ...env, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => p.kill('SIGKILL'), 120_000);
-    p.on('error', rej);
-    p.on('close', (code) => { clearTimeout(timer); res({ code: code ?? -1, stdout, stderr }); });
-  });
+function inGroup(command: string, extra: NodeJS.ProcessEnv = {}) {
+  const inner = `mount --bind ${groupDir}/hosts /etc/hosts && ${command}`;
+  return runProcess('nsenter', [`--net=${groupDir}/netns`, 'unshare', '-m', 'sh', '-c', inner], { env: { ...env, ...extra }, timeoutMs: 120_000 });
 }
 
 before(async () => {
@@ -85,12 +76,7 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
-  if (server && server.exitCode === null) {
-    await runCli(['container', 'delete', '-g', RG, '-n', 'mi-app', '--yes'], env);
-    const gone = new Promise((r) => server!.once('exit', r));
-    server.kill('SIGTERM');
-    await gone;
-  }
+  await stopServeChild(server, env);
   await rm(dataDir, { recursive: true, force: true });
   await rm(work, { recursive: true, force: true });
 });

@@ -5,12 +5,12 @@
 // creates a container group that pulls from the reference registry (not Berth's) with it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServeChild } from './helpers/serve-child.js';
-import { REPO_ROOT, runCli } from './helpers/berth.js';
+import { startServeChild, stopServeChild } from './helpers/serve-child.js';
+import { REPO_ROOT, runCli, runProcess } from './helpers/berth.js';
 import { busyboxLayer, busyboxPath, imageWorkDir } from './helpers/runtime-images.js';
 import { haveReferenceRegistry, startReferenceRegistry, type ReferenceRegistry } from './helpers/reference-registry.js';
 import { freeLoopbackPort } from '../src/platform/listeners.js';
@@ -37,17 +37,8 @@ async function berth(...args: string[]): Promise<string> {
   return r.stdout.trim();
 }
 
-function python(script: string, extra: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const p = spawn(PYTHON, [script], { env: { ...env, ...extra, REQUESTS_CA_BUNDLE: join(dataDir, 'tls', 'ca.pem') }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => p.kill('SIGKILL'), 240_000);
-    p.on('error', rej);
-    p.on('close', (code) => { clearTimeout(timer); res({ code: code ?? -1, stdout, stderr }); });
-  });
+function python(script: string, extra: NodeJS.ProcessEnv) {
+  return runProcess(PYTHON, [script], { env: { ...env, ...extra, REQUESTS_CA_BUNDLE: join(dataDir, 'tls', 'ca.pem') }, timeoutMs: 240_000 });
 }
 
 before(async () => {
@@ -61,11 +52,7 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
-  if (server && server.exitCode === null) {
-    const gone = new Promise((r) => server!.once('exit', r));
-    server.kill('SIGTERM');
-    await gone;
-  }
+  await stopServeChild(server, env);
   await ref?.stop();
   await rm(dataDir, { recursive: true, force: true });
   if (work) await rm(work, { recursive: true, force: true });

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServeChild } from './helpers/serve-child.js';
+import { startServeChild, stopServeChild } from './helpers/serve-child.js';
 import { runCli } from './helpers/berth.js';
 import { busyboxLayer, busyboxPath, imageWorkDir } from './helpers/runtime-images.js';
 import { freeLoopbackPort } from '../src/platform/listeners.js';
@@ -63,13 +63,7 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
-  if (server && server.exitCode === null) {
-    const left = await runCli(['container', 'list', '--query', '[].name', '-o', 'tsv'], env).catch(() => undefined);
-    for (const n of left?.stdout.split('\n').filter(Boolean) ?? []) await runCli(['container', 'delete', '-g', RG, '-n', n, '--yes'], env);
-    const gone = new Promise((r) => server!.once('exit', r));
-    server.kill('SIGTERM');
-    await gone;
-  }
+  await stopServeChild(server, env);
   await rm(dataDir, { recursive: true, force: true });
   await rm(work, { recursive: true, force: true });
 });
