@@ -100,13 +100,28 @@ test('az login --identity inside the group, then az reads the resource group (be
   assert.deepEqual(rest.join('\n').trim().split('\n'), [RG, 'mi-app']);
 });
 
+test('a vault created while the group runs is reached by its vaultUri from inside: its name is in the containers\' /etc/hosts', { skip }, async () => {
+  const vault = JSON.parse(await berth('keyvault', 'create', '-g', RG, '-n', 'mi-late-vault')) as { id: string; properties: { vaultUri: string } };
+  await berth('keyvault', 'secret', 'set', '--vault-name', 'mi-late-vault', '-n', 'greeting', '--value', 'from-the-late-vault', '-o', 'none');
+  const principal = await berth('identity', 'show', '-g', RG, '-n', 'app-mi', '--query', 'principalId', '-o', 'tsv');
+  await berth('role', 'assignment', 'create', '--assignee', principal, '--role', 'Key Vault Secrets User', '--scope', vault.id);
+  lateVault = vault.properties.vaultUri;
+  const hosts = await berth('container', 'exec', '-g', RG, '-n', 'mi-app', '--exec-command', 'cat /etc/hosts');
+  if (/\.vault\.localhost:/.test(lateVault)) assert.match(hosts, /^10\.0\.2\.2\s.*\bmi-late-vault\.vault\.localhost\b/m);
+  assert.match(hosts, /\bhost\.berth\.internal\b/);
+});
+
+let lateVault: string;
+
 for (const v of SDK_VARIANTS) {
   test(`@azure/identity ManagedIdentityCredential (${v.label}) inside the group lists container groups with arm-containerinstance`, { skip: skip ?? v.skip }, async () => {
     const root = v.label === 'pinned' ? REPO_ROOT : join(REPO_ROOT, '.sdk-latest');
+    // the vault by its vaultUri (the group's /etc/hosts names it) when vaults are by name
+    const vault = lateVault && /\.vault\.localhost:/.test(lateVault) ? { VAULT_URL: lateVault, SECRET_NAME: 'greeting' } : {};
     const r = await inGroup(`node ${join(REPO_ROOT, 'test', 'fixtures', 'managed-identity.mjs')} ${root}`,
-      { BERTH_URL: inside(), SUBSCRIPTION: sub, RESOURCE_GROUP: RG, CLIENT_ID: clientId, NODE_EXTRA_CA_CERTS: ca() });
+      { BERTH_URL: inside(), SUBSCRIPTION: sub, RESOURCE_GROUP: RG, CLIENT_ID: clientId, NODE_EXTRA_CA_CERTS: ca(), ...vault });
     assert.equal(r.code, 0, r.stderr.slice(-3000));
-    assert.deepEqual(JSON.parse(r.stdout), { tokenParts: 3, groups: ['mi-app'] });
+    assert.deepEqual(JSON.parse(r.stdout), { tokenParts: 3, groups: ['mi-app'], ...(vault.VAULT_URL ? { secret: 'from-the-late-vault' } : {}) });
   });
 }
 

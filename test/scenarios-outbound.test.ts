@@ -79,13 +79,13 @@ test('a group with a managed identity reads a Key Vault secret from Berth on the
   await berth('role', 'assignment', 'create', '--assignee-object-id', principal, '--assignee-principal-type', 'ServicePrincipal',
     '--role', 'Key Vault Secrets User', '--scope', vaultId);
 
-  // The vault's port serves plain HTTP too; from the group the host's loopback is host.berth.internal.
-  // A vaultUri by name (outvault.vault.localhost:<main port>) is reached there with its Host header.
-  const secretUrl = `http://host.berth.internal:${vaultUri.port}/secrets/greeting?api-version=7.4`;
-  const hostHeader = `--header "Host: ${vaultUri.host}"`;
+  // The vault's port serves plain HTTP too. A vaultUri by name (outvault.vault.localhost:<main port>)
+  // resolves to the host in the group's /etc/hosts; one on a port of its own is on host.berth.internal.
+  const byName = vaultUri.hostname.endsWith('.vault.localhost');
+  const secretUrl = `http://${byName ? vaultUri.hostname : 'host.berth.internal'}:${vaultUri.port}/secrets/greeting?api-version=7.4`;
   const tokenUrl = 'http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net';
   const script = `T=$(wget -q -O - --header "Metadata: true" "${tokenUrl}" | sed 's/.*"access_token":"\\([^"]*\\)".*/\\1/'); ` +
-    `echo "token: \${#T} chars"; wget -q -O - ${hostHeader} --header "Authorization: Bearer $T" "${secretUrl}" || echo "vault: refused"`;
+    `echo "token: \${#T} chars"; wget -q -O - --header "Authorization: Bearer $T" "${secretUrl}" || echo "vault: refused"`;
   const cmd = `/bin/sh -c '${script.replace(/'/g, `'"'"'`)}'`;
   await berth('container', 'create', '-g', RG, '-n', 'kv-reader', '--image', image, '--restart-policy', 'Never', '--assign-identity', id,
     '--command-line', cmd, ...creds, '-o', 'none');

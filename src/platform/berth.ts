@@ -174,6 +174,12 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
 
   for (const r of registries.list()) await listeners.open(r, registries.loginServer(r));
   for (const v of vaults.list()) await vaultListeners.open(v, vaults.vaultUri(v));
+  // Containers reach a vault by its vaultUri too: its name points at the host in every group's /etc/hosts.
+  const vaultHostAliases = async () => {
+    if (byName) await o.runtime?.setHostAliases?.(vaults.list().map((v) => `${v.name.toLowerCase()}.${VAULT_DNS_SUFFIX}`));
+  };
+  await vaultHostAliases();
+  vaults.onChange({ opened: vaultHostAliases, closed: vaultHostAliases });
   await containerGroups.recover();
   await writeFileAtomic(paths.serverInfo, JSON.stringify({ url: baseUrl, ...(httpsUrl ? { httpsUrl, ca: tls!.caPath } : {}), pid: process.pid }) + '\n', 0o644);
 

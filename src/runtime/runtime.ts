@@ -103,4 +103,6 @@ export interface Runtime {
   imageReferences?(): Promise<Set<string>>;
   /** Removes what the runtime caches of images (extracted layers) that no container used for `graceMs`. */
   collectGarbage?(opts: { graceMs: number; now?: number }): Promise<RuntimeGcReport>;
+  /** More names by which containers reach the host (Berth's vaults by name), for groups now and later. */
+  setHostAliases?(names: string[]): Promise<void>;
 }

@@ -131,7 +131,7 @@ async function startStack(o: OutboundOptions): Promise<number> {
  * Brings the group's outbound access to the wanted state — the network stack running (an alive one
  * from an earlier Berth is adopted) or stopped — and writes the group's resolv.conf and hosts files.
  */
-export async function configureOutbound(o: OutboundOptions): Promise<void> {
+export async function configureOutbound(o: OutboundOptions & { hostAliases?: string[] }): Promise<void> {
   if (o.enabled) {
     // Both before any container of the group runs (createSandbox comes first), so in parallel; both
     // settle before a failure is reported, so that the caller's clean-up finds no start under way.
@@ -144,7 +144,7 @@ export async function configureOutbound(o: OutboundOptions): Promise<void> {
     await removeOutbound(o.dir, o.netnsPath);
   }
   await writeFileAtomic(join(o.dir, 'resolv.conf'), await resolvConf(o.enabled), 0o644);
-  await writeFileAtomic(join(o.dir, 'hosts'), hostsFile(o.enabled), 0o644);
+  await writeFileAtomic(join(o.dir, 'hosts'), hostsFile(o.enabled, o.hostAliases), 0o644);
 }
 
 /** Stops the group's network stack (the recorded one and any other on the namespace). Idempotent. */
@@ -161,9 +161,18 @@ export async function resolvConf(enabled: boolean): Promise<string> {
   return [`nameserver ${OUTBOUND_NET.dns}`, ...keep].join('\n') + '\n';
 }
 
-/** /etc/hosts of the group (each container's copy adds its own hostname: ./runc-runtime.ts). */
-export function hostsFile(enabled: boolean): string {
-  return '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' + (enabled ? `${OUTBOUND_NET.gateway}\t${HOST_ALIAS}\n` : '');
+/**
+ * /etc/hosts of the group (each container's copy adds its own hostname: ./runc-runtime.ts). With
+ * outbound access, the host is host.berth.internal and every one of `aliases` (Berth's vaults by name).
+ */
+export function hostsFile(enabled: boolean, aliases: string[] = []): string {
+  return '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' +
+    (enabled ? `${OUTBOUND_NET.gateway}\t${[HOST_ALIAS, ...aliases].join(' ')}\n` : '');
+}
+
+/** The container's /etc/hosts: the group's, plus its hostname on 127.0.0.1. */
+export function containerHosts(group: string, hostname: string): string {
+  return `${group}127.0.0.1\t${hostname}\n`;
 }
 
 /**
@@ -174,6 +183,6 @@ export function hostsFile(enabled: boolean): string {
 export async function writeContainerHosts(groupDir: string, bundle: string, hostname: string): Promise<string> {
   const group = await readFile(join(groupDir, 'hosts'), 'utf8').catch(() => hostsFile(false));
   const path = join(bundle, 'hosts');
-  await writeFileAtomic(path, `${group}127.0.0.1\t${hostname}\n`, 0o644);
+  await writeFileAtomic(path, containerHosts(group, hostname), 0o644);
   return path;
 }

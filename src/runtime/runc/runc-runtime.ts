@@ -41,7 +41,7 @@ import { ImageGoneError, type ContainerSpec, type ExecResult, type ExitStatus, t
 import type { PulledImage } from '../../pull/types.js';
 import { cgroupInfo, hardLimits, oomKills, type CgroupInfo } from './host.js';
 import { createMetadataLink, createNetns, deleteNetns, IMDS_ADDRESS } from './netns.js';
-import { configureOutbound, removeOutbound, STACK_MARK, writeContainerHosts } from './outbound.js';
+import { configureOutbound, containerHosts, hostsFile, removeOutbound, STACK_MARK, writeContainerHosts } from './outbound.js';
 import { aliveWith, stopProcess, stopProcessesWith, waitGone } from './proc.js';
 import { bindHostPorts, FORWARDER_SCRIPT, listenInNetns, startForwarder, startImdsServer } from './publish.js';
 import { Runc, type RuncState } from './runc.js';
@@ -184,6 +184,8 @@ export class RuncRuntime implements Runtime {
   private initialised?: Promise<RuntimeInfo>;
   /** Images of containers being created (not yet recorded in their task.json). */
   private readonly creating = new Set<ImageRecord>();
+  /** More names for the host in every group's /etc/hosts (Berth's vaults by name): setHostAliases. */
+  private hostAliases: string[] = [];
 
   constructor(private readonly opts: RuncRuntimeOptions) {
     this.base = opts.dataDir;
@@ -225,6 +227,29 @@ export class RuncRuntime implements Runtime {
       if (await exists(join(groupDir, 'sandbox.json'))) continue;
       this.opts.logger?.info('stopping a helper process of a removed group', { pid: Number(name) });
       await stopProcess(Number(name), [mark]).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Names every group reaches the host by besides host.berth.internal (Berth's vaults by name, so a
+   * vaultUri works from inside a group), written into the /etc/hosts of the groups that exist and of
+   * those to come. A running container's hosts file is bind-mounted, so it is rewritten in place.
+   */
+  async setHostAliases(names: string[]): Promise<void> {
+    const next = [...new Set(names.map((n) => n.toLowerCase()).filter((n) => /^[a-z0-9.-]+$/.test(n)))].sort();
+    if (next.join(' ') === this.hostAliases.join(' ')) return;
+    this.hostAliases = next;
+    if (this.opts.outbound === false) return;
+    for (const groupId of await readdir(join(this.base, 'groups')).catch(() => [] as string[])) {
+      if (!ID.test(groupId)) continue;
+      const dir = this.groupDir(groupId);
+      if (!(await exists(join(dir, 'hosts')))) continue;
+      const group = hostsFile(true, next);
+      await writeFileAtomic(join(dir, 'hosts'), group, 0o644);
+      for (const name of await readdir(join(dir, 'containers')).catch(() => [] as string[])) {
+        const hosts = join(dir, 'containers', name, 'hosts');
+        if (ID.test(name) && (await exists(hosts))) await writeFile(hosts, containerHosts(group, name), { mode: 0o644 });
+      }
     }
   }
 
@@ -289,7 +314,7 @@ export class RuncRuntime implements Runtime {
       const netns = join(dir, 'netns');
       await createNetns(netns);
       if (spec.identityEndpoint) await createMetadataLink(netns, join(dir, 'metadata-netns'));
-      await configureOutbound({ dir, netnsPath: netns, enabled: this.opts.outbound !== false, ...(this.opts.slirp4netns ? { bin: this.opts.slirp4netns } : {}) });
+      await configureOutbound({ dir, netnsPath: netns, enabled: this.opts.outbound !== false, hostAliases: this.hostAliases, ...(this.opts.slirp4netns ? { bin: this.opts.slirp4netns } : {}) });
 
       const sock = this.imdsSocket(spec.groupId);
       await this.closeImds(spec.groupId);
