@@ -98,7 +98,7 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-test('seed 002/004 registry steps with az: group, acr create/update/show without -g/credential show, repository list/show-tags, scope map and token', { skip }, async () => {
+test('seed 001/002/004 registry steps with az: group, acr create/update/show without -g/credential show/login --expose-token, repository list/show-tags, scope map and token', { skip }, async () => {
   assert.match(await az('group', 'create', '--name', RG, '--location', 'westus', '--output', 'table'), /westus\s+azrg/);
   const created = JSON.parse(await az('acr', 'create', '--name', ACR, '--resource-group', RG, '--sku', 'Basic')) as { loginServer: string; adminUserEnabled: boolean };
   assert.match(created.loginServer, /^localhost:\d+$/);
@@ -116,6 +116,12 @@ test('seed 002/004 registry steps with az: group, acr create/update/show without
   await berth('image', 'push', join(work, 'busybox-rootfs'), `${login}/other:v1`, '--username', ACR, '--password', pw);
   assert.deepEqual((await az('acr', 'repository', 'list', '-n', ACR, '-o', 'tsv')).split('\n').sort(), ['myimage', 'other']);
   assert.match(await az('acr', 'repository', 'show-tags', '-n', ACR, '--repository', 'myimage', '-o', 'table'), /Result\s*\n-+\s*\nv1/);
+  // seed 001: az acr login (without docker: --expose-token), the token as docker login's password
+  const exposed = JSON.parse(await az('acr', 'login', '--name', ACR, '--expose-token', '-o', 'json')) as { accessToken: string; loginServer: string };
+  assert.equal(exposed.loginServer, login);
+  const tags = await fetch(`http://${login}/v2/myimage/tags/list`, { headers: { authorization: `Basic ${Buffer.from(`00000000-0000-0000-0000-000000000000:${exposed.accessToken}`).toString('base64')}` } });
+  assert.equal(tags.status, 200);
+  assert.deepEqual(((await tags.json()) as { tags: string[] }).tags, ['v1']);
   // seed 004: a repository-scoped token
   await az('acr', 'scope-map', 'create', '-r', ACR, '-n', 'sm_pull', '--repository', 'myimage', 'content/read', 'metadata/read', '-o', 'none');
   const tok = JSON.parse(await az('acr', 'token', 'create', '-r', ACR, '-n', 'tok_pull', '--scope-map', 'sm_pull')) as { credentials: { passwords: Array<{ value: string }> } };
