@@ -14,8 +14,8 @@ export interface CloudDescriptor {
   graph: string;
   graphAudience: string;
   microsoftGraphResourceId: string;
-  /** Berth's own: which port the main API is on (az's ACR suffix holds no port). */
   authentication: { loginEndpoint: string; audiences: string[]; tenant: string; identityProvider: string };
+  /** keyVaultDns holds the main port (vaults by name are on it); login servers carry their own ports. */
   suffixes: { acrLoginServer: string; keyVaultDns?: string };
 }
 
