@@ -10,6 +10,7 @@ import { SqliteRegistryMetadata } from '../storage/sqlite-registry-metadata.js';
 import { loadKek, rotateKek } from '../storage/kek.js';
 import { Vaults, VAULT_DNS_SUFFIX, vaultNameFromHost } from '../vault/vaults.js';
 import { localhostNamesResolve } from './localhost-names.js';
+import { makePrivate } from './private-files.js';
 import { Secrets } from '../vault/secrets.js';
 import { VaultHttp } from '../vault/http.js';
 import { TokenService } from '../identity/token-service.js';
@@ -104,10 +105,14 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const log: Logger = createLogger(o.logLevel ?? 'info', o.logSink);
   const paths = dataPaths(o.dataDir);
   await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
+  // The data directory holds specs, environment values, password hashes and pulled private layers:
+  // private to its owner, whoever created it (mkdir -p makes it 0755).
+  await makePrivate(o.dataDir, 0o700, log);
   if (o.tls === false && o.domain) throw new Error('--domain names a host for the TLS certificate; it cannot be used with --no-tls.');
   const tls = o.tls === false ? undefined
     : await ensureTls(paths.tls, serverNames(o.domain), (msg, fields) => log.info(msg, fields));
   const db = openDatabase(paths.db);
+  for (const f of [paths.db, `${paths.db}-wal`, `${paths.db}-shm`]) await makePrivate(f, 0o600, log);
   const blobs = new FsBlobStore(o.dataDir);
   await blobs.init();
   const sealer = await loadKek(db, paths.kek);
