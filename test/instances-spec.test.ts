@@ -153,7 +153,13 @@ test('values that are wrong fail with the path', () => {
     mutate(d);
     assert.match(specError(() => parseGroupSpec(d)), re);
   }
-  assert.match(specError(() => parseGroupFile('properties: [unclosed')), /^Error while parsing yaml file:\n\n/);
+  assert.match(specError(() => parseGroupFile('properties: [unclosed')), /^Error while parsing yaml file: .* at line \d+, column \d+ \(the line is not shown/);
+  // the offending line may hold a secret: the error says where, never what it says
+  for (const bad of ['properties:\n  containers:\n  - name: a\n    secureValue: "hunter2-canary\n', 'x:\n  - a\n - password: hunter2-canary\n', '{"password": "hunter2-canary", ']) {
+    const msg = specError(() => parseGroupFile(bad));
+    assert.match(msg, /Error while parsing yaml file: .*line \d+/, msg);
+    assert.doesNotMatch(msg, /hunter2-canary/, msg);
+  }
   assert.match(specError(() => parseGroupFile('name: a\nname: b\n')), /Error while parsing yaml file/);
 });
 

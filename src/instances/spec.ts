@@ -226,8 +226,10 @@ export function parseGroupFile(text: string): GroupSpec {
   try {
     doc = parseYaml(text, { schema: 'core', uniqueKeys: true });
   } catch (e) {
-    const msg = e instanceof YAMLParseError ? e.message : String(e);
-    throw invalid('InvalidYaml', `Error while parsing yaml file:\n\n${msg}`);
+    // yaml's message quotes the offending lines, which may hold a secureValue or a password: say where
+    // the error is, never what the line says.
+    const msg = e instanceof YAMLParseError ? e.message.split(':\n\n')[0]!.trim() : 'the file is not valid YAML or JSON';
+    throw invalid('InvalidYaml', `Error while parsing yaml file: ${msg} (the line is not shown: it may hold a secret).`);
   }
   return parseGroupSpec(doc);
 }
