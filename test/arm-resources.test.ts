@@ -73,9 +73,11 @@ test('paging: $top pages with an absolute nextLink that keeps the filter; bad in
   assert.equal(bad.status, 400);
   assert.equal(bad.body.error.code, 'InvalidFilterInQueryString');
   assert.match(bad.body.error.message, /resourceType eq '<type>'/);
-  assert.equal((await list(ownerToken, '/resources?$top=0')).status, 400);
-  assert.equal((await list(ownerToken, '/resources?$skiptoken=@@')).status, 400);
-  assert.equal((await list(ownerToken, '/resourceGroups/missing/resources')).status, 404);
+  const top0 = await list(ownerToken, '/resources?api-version=2021-04-01&$top=0');
+  assert.equal(top0.body.error.code, 'InvalidTopInQueryString');
+  const skip = await list(ownerToken, '/resources?api-version=2021-04-01&$skiptoken=@@');
+  assert.equal(skip.body.error.code, 'InvalidSkipToken');
+  assert.equal((await list(ownerToken, '/resourceGroups/missing/resources?api-version=2021-04-01')).status, 404);
   assert.throws(() => parseResourceFilter("name ne 'x'"), /Invalid \$filter/);
   assert.deepEqual(parseResourceFilter("name eq 'it''s'"), [{ field: 'name', value: "it's" }]);
 });
@@ -83,9 +85,9 @@ test('paging: $top pages with an absolute nextLink that keeps the filter; bad in
 test('visibility: a Reader on one resource group sees that group\'s resources only', async () => {
   const reader = await principalWithRole(b, 'Reader', `/subscriptions/${sub}/resourceGroups/rg-a`);
   const token = (await tokenFor(b, reader, 'https://management.core.windows.net//.default')).token;
-  const r = await list(token, '/resources');
+  const r = await list(token, '/resources?api-version=2021-04-01');
   assert.deepEqual(r.body.value.map((x: { name: string }) => x.name).sort(), ['list-vault', 'listreg01']);
   const none = await principalWithRole(b, undefined);
   const t2 = (await tokenFor(b, none, 'https://management.core.windows.net//.default')).token;
-  assert.deepEqual((await list(t2, '/resources')).body.value, []);
+  assert.deepEqual((await list(t2, '/resources?api-version=2021-04-01')).body.value, []);
 });

@@ -79,8 +79,12 @@ export function registerRegistryAccessRoutes(app: FastifyInstance, d: ApiDeps): 
   });
   const putToken = (req: FastifyRequest) => {
     const r = registry(req, 'Microsoft.ContainerRegistry/registries/tokens/write');
-    const body = (req.body ?? {}) as { properties?: { scopeMapId?: string; status?: string } };
-    const map = mapName(body.properties?.scopeMapId);
+    const body = (req.body ?? {}) as { properties?: { scopeMapId?: unknown; status?: unknown } };
+    for (const k of ['scopeMapId', 'status'] as const) {
+      const v = body.properties?.[k];
+      if (v !== undefined && v !== null && typeof v !== 'string') throw invalid('InvalidRequestContent', `properties.${k} must be a string.`);
+    }
+    const map = mapName(body.properties?.scopeMapId as string | undefined);
     return { r, ...d.repoTokens.createOrUpdateToken(r, (req.params as { token: string }).token, {
       ...(map ? { scopeMap: map } : {}), ...(body.properties?.status ? { status: body.properties.status as TokenStatus } : {}) }) };
   };

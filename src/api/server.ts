@@ -29,6 +29,7 @@ import { ContainerSockets } from './container-sockets.js';
 import { registerImageGcRoutes } from './image-gc-routes.js';
 import { registerResourceRoutes } from './resource-routes.js';
 import { registerCloudMetadataRoutes } from './cloud-metadata.js';
+import { checkArmApiVersion, checkArmBody } from './arm-request.js';
 import type { ImageGc } from '../platform/image-gc.js';
 
 export interface ApiDeps {
@@ -204,6 +205,13 @@ export function buildApi(d: ApiDeps): FastifyInstance {
       const p = await d.identity.verifyAccessToken(h.slice(7).trim(), [...MANAGEMENT_AUDIENCES, base, `${base}/`]);
       if (!p) return unauth('Authentication failed. The access token is invalid or expired.');
       req.principal = p;
+    });
+    // ARM's own checks (Graph and Berth's own routes have none of these rules).
+    scope.addHook('preHandler', async (req) => {
+      const path = req.url.split('?')[0]!;
+      if (!/^\/(subscriptions|providers|tenants)(\/|$)/i.test(path)) return;
+      checkArmApiVersion((req.query as Record<string, unknown>)['api-version']);
+      checkArmBody(req.body, req.method);
     });
     registerArmRoutes(scope, d);
     registerRegistryAccessRoutes(scope, d);
