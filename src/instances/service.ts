@@ -12,7 +12,8 @@ import type { ManagedIdentities } from '../identity/managed-identities.js';
 import type { WorkloadIdentities } from '../identity/workload-identity.js';
 import type { Logger } from '../platform/logger.js';
 import { conflict, forbidden, invalid, notFound, resourceNotFound } from '../platform/errors.js';
-import { GROUP_TYPE, isSecretRef, parseGroupSpec, type GroupSpec } from './spec.js';
+import { GROUP_TYPE, groupRequests, isSecretRef, parseGroupSpec, type GroupSpec } from './spec.js';
+import { availableParallelism, totalmem } from 'node:os';
 import { GroupStore, type Operation, type StoredGroup } from './store.js';
 import { initialState, recordEvent } from './state.js';
 import { Reconciler, type ReconcilerOptions } from './reconciler.js';
@@ -34,6 +35,13 @@ export interface ContainerGroupsOptions {
   keychainFactory?: KeychainFactory;
   /** Back-off and sleep overrides (tests). */
   reconciler?: Pick<ReconcilerOptions, 'backoff' | 'sleep'>;
+  /** What one group may ask for on this node (default: the host's CPUs and memory). */
+  capacity?: { cpu: number; memoryInGB: number };
+}
+
+/** The host's CPUs and memory: no group can ask for more than the node has. */
+export function hostCapacity(): { cpu: number; memoryInGB: number } {
+  return { cpu: availableParallelism(), memoryInGB: Math.floor((totalmem() / 2 ** 30) * 10) / 10 };
 }
 
 /**
@@ -195,6 +203,12 @@ export class ContainerGroups {
     }
     const location = (spec.location ?? rgRec.location).toLowerCase().replace(/\s+/g, '');
     spec.location = location;
+    const want = groupRequests(spec.containers);
+    const has = this.o.capacity ?? hostCapacity();
+    if (want.cpu > has.cpu || want.memoryInGB > has.memoryInGB) {
+      throw invalid('ResourceRequestsNotAvailable', `The requested resource with '${want.cpu}' CPU and '${want.memoryInGB}' GB memory is not available in the location '${location}' at this moment. ` +
+        `Please retry with a different resource request or in another location. (This Berth node has ${has.cpu} CPUs and ${has.memoryInGB} GB of memory; ask for at most that.)`);
+    }
     return this.exclusive(`${rg}/${name}`, async () => {
       const existing = this.store.find(rg, name);
       if (existing && JSON.stringify({ ...existing.spec, tags: {} }) === JSON.stringify({ ...spec, tags: {} }) && !existing.state.stopped) {

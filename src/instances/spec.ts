@@ -47,6 +47,15 @@ export interface GroupSpec {
   priority?: string;
 }
 
+/** ACI's per-group limits for a standard Linux group (containers, CPUs and GB of memory, summed over its containers). */
+export const ACI_LIMITS = { containers: 60, cpu: 4, memoryInGB: 16 } as const;
+
+/** What a group's containers request together. */
+export function groupRequests(containers: Array<{ resources: { requests: ResourceAmounts } }>): { cpu: number; memoryInGB: number } {
+  const sum = (k: 'cpu' | 'memoryInGB') => Math.round(containers.reduce((n, c) => n + (c.resources.requests[k] ?? 0), 0) * 1000) / 1000;
+  return { cpu: sum('cpu'), memoryInGB: sum('memoryInGB') };
+}
+
 // ---- the schema (SPEC-ACI 2023-05-01 definitions; read-only fields accepted and dropped)
 const secretRef = obj({ reference: obj({ keyVault: obj({ id: str }, ['id']), secretName: str, secretVersion: str }, ['keyVault', 'secretName']) }, ['reference']);
 const port = obj({ protocol: oneOf('TCP', 'UDP'), port: int(1, 65535) }, ['port']);
@@ -156,6 +165,10 @@ export function parseGroupSpec(doc: unknown): GroupSpec {
     const requests = cp.resources?.requests ?? {};
     if (requests.cpu === 0) errors.push(`${at}.properties.resources.requests.cpu must be more than 0`);
     if (requests.memoryInGB === 0) errors.push(`${at}.properties.resources.requests.memoryInGB must be more than 0`);
+    for (const [kind, v, max] of [['requests.cpu', requests.cpu, ACI_LIMITS.cpu], ['requests.memoryInGB', requests.memoryInGB, ACI_LIMITS.memoryInGB],
+      ['limits.cpu', cp.resources?.limits?.cpu, ACI_LIMITS.cpu], ['limits.memoryInGB', cp.resources?.limits?.memoryInGB, ACI_LIMITS.memoryInGB]] as const) {
+      if (typeof v === 'number' && v > max) errors.push(`${at}.properties.resources.${kind} is ${v}; a container group has at most ${max} (ACI's limit for a standard Linux group)`);
+    }
     containers.push({
       name: c.name, image: cp.image?.trim() ?? '', ...(cp.command ? { command: cp.command } : {}), ports: cp.ports ?? [],
       environmentVariables: env.map((e) => ({ name: e.name, ...(e.value !== undefined ? { value: e.value } : {}), ...(e.secureValue !== undefined ? { secureValue: e.secureValue } : {}) })),
@@ -163,6 +176,10 @@ export function parseGroupSpec(doc: unknown): GroupSpec {
     });
   });
   if (containers.length === 0 && !errors.some((e) => e.startsWith('properties.containers'))) errors.push('properties.containers must list at least one container');
+  if (containers.length > ACI_LIMITS.containers) errors.push(`properties.containers lists ${containers.length} containers; a container group has at most ${ACI_LIMITS.containers}`);
+  const total = groupRequests(containers);
+  if (total.cpu > ACI_LIMITS.cpu) errors.push(`the containers ask for ${total.cpu} CPUs together; a container group has at most ${ACI_LIMITS.cpu}`);
+  if (total.memoryInGB > ACI_LIMITS.memoryInGB) errors.push(`the containers ask for ${total.memoryInGB} GB of memory together; a container group has at most ${ACI_LIMITS.memoryInGB}`);
 
   const creds: RegistryCredentialDef[] = p.imageRegistryCredentials ?? [];
   creds.forEach((c, i) => {

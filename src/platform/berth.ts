@@ -62,6 +62,8 @@ export interface BerthOptions {
   keychainFactory?: KeychainFactory;
   /** Reconciler back-off/sleep overrides (tests). */
   reconciler?: ContainerGroupsOptions['reconciler'];
+  /** What one container group may ask for (default: this host's CPUs and memory). */
+  groupCapacity?: ContainerGroupsOptions['capacity'];
   /** Image garbage collection (cached layers, pulled blobs) every this many ms (default: never; `berth container prune-images` still works). */
   imageGcIntervalMs?: number;
   /** What the image garbage collection keeps: anything used within this many ms (default 24 h). */
@@ -160,7 +162,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const imageGc = new ImageGc({ store: contentStore, runtime: o.runtime, ...(o.imageGcGraceMs !== undefined ? { graceMs: o.imageGcGraceMs } : {}) });
   const containerGroups = new ContainerGroups({ db, subscriptionId: ids.subscriptionId, tenantId: ids.tenantId, sealer, groups, managedIdentities, workloads, log,
     ...(o.runtime ? { runtime: o.runtime } : {}), puller: o.puller ?? puller, keychainFactory: o.keychainFactory ?? platformKeychainFactory({ identity, secrets: new VaultSecretReader(vaults, secrets), defaults: () => DockerConfigKeychain.defaults() }),
-    ...(o.reconciler ? { reconciler: o.reconciler } : {}) });
+    ...(o.reconciler ? { reconciler: o.reconciler } : {}), ...(o.groupCapacity ? { capacity: o.groupCapacity } : {}) });
 
   const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, containerGroups, imageGc, log, baseUrl: () => baseUrl, tls, hostRoute: vaultByHost,
     vaultDnsSuffix: () => (byName ? `${VAULT_DNS_SUFFIX}:${port}` : undefined) });
