@@ -359,3 +359,14 @@ test('canary: no secret this suite created appears in a server log line, any CLI
     for (const [where, h] of haystacks) assert.ok(!h.includes(s), `secret ${s.slice(0, 4)}… leaked into ${where}: ${h.slice(0, 200)}`);
   }
 });
+
+test('account list shows the one subscription as az does; account set takes it by id or name and refuses another', { skip }, async () => {
+  const list = JSON.parse(await get('account', 'list')) as Array<{ id: string; name: string; isDefault: boolean; cloudName: string; state: string; user: { type: string } }>;
+  assert.equal(list.length, 1);
+  assert.deepEqual([list[0]!.cloudName, list[0]!.isDefault, list[0]!.state, list[0]!.user.type], ['Berth', true, 'Enabled', 'servicePrincipal']);
+  await berth('account', 'set', '-s', list[0]!.id);
+  await berth('account', 'set', '--subscription', list[0]!.name);
+  const other = await cli(['account', 'set', '-s', '00000000-0000-0000-0000-000000000001']);
+  assert.equal(other.code, 1);
+  assert.match(other.stderr, /The subscription of '00000000-0000-0000-0000-000000000001' doesn't exist in cloud 'Berth'/);
+});

@@ -52,6 +52,23 @@ export function registerLoginCommands(program: Command, client: () => ArmClient)
     });
 
   const account = program.command('account').description('The principal and subscription the CLI uses.');
+  // A Berth server has one subscription; `list` shows it as az does, `set` accepts it by id or name.
+  const subscriptions = async () => {
+    const ctx = resolveContext();
+    const subs = (await client().request<{ value: Array<{ subscriptionId: string; displayName: string; state: string; tenantId: string }> }>('GET', '/subscriptions'))!.value;
+    return subs.map((x) => ({ cloudName: 'Berth', homeTenantId: x.tenantId, id: x.subscriptionId, isDefault: x.subscriptionId === ctx.credential.subscriptionId,
+      managedByTenants: [], name: x.displayName, state: x.state, tenantId: x.tenantId, user: { name: ctx.credential.clientId, type: 'servicePrincipal' } }));
+  };
+  leaf(account, 'list', 'Get the subscriptions the CLI can use.', (c) => c.option('--all', 'List all subscriptions (Berth has one).'),
+    async () => subscriptions());
+  leaf<{ subscription: string }>(account, 'set', 'Set the subscription the CLI uses (a Berth server has one).',
+    (c) => c.requiredOption('-s, --subscription <id-or-name>', 'Name or id of the subscription.'),
+    async (o) => {
+      const want = o.subscription.toLowerCase();
+      const found = (await subscriptions()).find((x) => x.id.toLowerCase() === want || x.name.toLowerCase() === want);
+      if (!found) throw new CliError(`The subscription of '${o.subscription}' doesn't exist in cloud 'Berth'. A Berth server has one subscription: berth account list shows it.`);
+      return undefined;
+    });
   leaf(account, 'show', 'Get the details of the subscription the CLI uses.', (c) => c,
     async () => {
       const ctx = resolveContext();
