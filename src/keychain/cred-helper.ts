@@ -64,7 +64,9 @@ export async function runCredentialHelper(name: string, serverUrl: string, opts:
   if (timedOut) throw fail(`no answer within ${formatMs(opts.timeoutMs ?? DEFAULT_HELPER_TIMEOUT_MS)}; the helper was stopped`);
   if (code !== 0) {
     if (NOT_FOUND.test(stdout) || NOT_FOUND.test(stderr)) return undefined;
-    throw fail(`failed with exit code ${code}${helperMessage(stdout, stderr)}`);
+    // What a failing helper prints can hold a token (some print the request or the response they got):
+    // none of it goes into an error that reaches an API client, a log or an event.
+    throw fail(`failed with exit code ${code}; its output is withheld (it may hold a secret): to see it, run \`echo ${serverUrl} | ${program} get\` as the user berth serve runs as`);
   }
   let parsed: unknown;
   try {
@@ -84,8 +86,3 @@ export function formatMs(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }
 
-/** What the helper said on failure, shortened; output that looks like JSON is left out (it may hold a secret). */
-function helperMessage(stdout: string, stderr: string): string {
-  const text = [stderr, stdout].map((s) => s.trim()).filter((s) => s !== '' && !s.startsWith('{')).join(' ').replace(/\s+/g, ' ');
-  return text ? `: ${text.slice(0, 300)}` : '';
-}

@@ -7,7 +7,7 @@
 // scheme) apply to the repositories below them, the most specific first.
 import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { KeychainError, type Keychain, type KeychainTarget, type RegistryCredential } from './keychain.js';
 import { helperServerUrl, serverKey, tryServerKey } from './server-key.js';
 import { runCredentialHelper } from './cred-helper.js';
@@ -92,7 +92,8 @@ export class DockerConfigKeychain implements Keychain {
     if (helper) {
       const source = `credential helper docker-credential-${helper} (${this.description})`;
       const got = await runCredentialHelper(helper, helperServerUrl(key), {
-        source, configuredIn: `${specific ? 'credHelpers' : 'credsStore'} in ${this.path}`,
+        // The file by name only: these messages reach API clients, who have no business with the server's paths.
+        source, configuredIn: `${specific ? 'credHelpers' : 'credsStore'} in ${basename(this.path)}`,
         ...(this.opts.env ? { env: this.opts.env } : {}), ...(this.opts.helperTimeoutMs ? { timeoutMs: this.opts.helperTimeoutMs } : {}), ...(signal ? { signal } : {}),
       });
       if (got) {
