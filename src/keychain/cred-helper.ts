@@ -16,7 +16,7 @@ export interface RunHelperOptions {
   /** How long the helper may take; default 30 s (helpers may prompt a keyring unlock). */
   timeoutMs?: number;
   signal?: AbortSignal;
-  /** Where the helper was configured, for messages: `credHelpers in /root/.docker/config.json`. */
+  /** Where the helper was configured, for messages: `credHelpers in config.json` (a file name, no server path). */
   configuredIn: string;
   /** The KeychainError's source. */
   source: string;
