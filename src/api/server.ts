@@ -269,7 +269,12 @@ function registerArmRoutes(app: FastifyInstance, d: ApiDeps): void {
     for (const r of d.registries.list(g.name)) await d.registries.delete(g.name, r.name);
     for (const v of d.vaults.list(g.name)) await d.vaults.delete(g.name, v.name);
     for (const c of d.containerGroups.list(g.name)) await d.containerGroups.delete(g.name, c.name);
+    // As ARM: the group's user-assigned identities (their principals and roles) and every role
+    // assignment at the group or a resource in it go with it.
+    for (const i of d.managedIdentities.list(g.name)) d.managedIdentities.delete(g.name, i.name);
+    const removed = d.identity.deleteAssignmentsUnder(rgScope(g.name));
     d.groups.delete(g.name);
+    d.log.info('resource group deleted', { group: g.name, roleAssignmentsRemoved: removed });
     return reply.status(200).send();
   });
 

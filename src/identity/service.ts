@@ -191,6 +191,13 @@ export class IdentityService {
     return ra;
   }
 
+  /** Removes every role assignment at `scope` or below it (a deleted resource group's), returning how many. */
+  deleteAssignmentsUnder(scope: string): number {
+    const s = scope.replace(/\/+$/, '');
+    return this.db.prepare('DELETE FROM role_assignments WHERE lower(scope) = lower(?) OR lower(substr(scope, 1, ?)) = lower(?)')
+      .run(s, s.length + 1, `${s}/`).changes;
+  }
+
   /** Role assignments of `principalId` whose scope covers `scope`. */
   assignmentsCovering(principalId: string, scope: string): Array<{ assignment: RoleAssignment; role: RoleDefinition }> {
     const rows = this.db.prepare('SELECT * FROM role_assignments WHERE principal_id = ?').all(principalId) as Array<{
