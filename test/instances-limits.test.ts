@@ -8,21 +8,16 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBerth, type RunningBerth } from '../src/platform/berth.js';
-import { FakePuller, FakeRuntime } from './helpers/fake-runtime.js';
-import type { KeychainFactory } from '../src/instances/keychains.js';
+import { FakePuller, FakeRuntime, inlineKeychainFactory } from './helpers/fake-runtime.js';
 import { ACI_LIMITS, parseGroupSpec } from '../src/instances/spec.js';
 
 let b: RunningBerth;
 let dir: string;
 let token: string;
-const keychainFactory: KeychainFactory = {
-  inline: (_s, username, password) => ({ description: 'inline', resolve: async () => ({ kind: 'basic', username, password, source: 'inline' }) }),
-  managedIdentity: () => ({ description: 'mi', resolve: async () => undefined }),
-};
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-limits-'));
-  b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime: new FakeRuntime(dir), puller: new FakePuller(), keychainFactory,
+  b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime: new FakeRuntime(dir), puller: new FakePuller(), keychainFactory: inlineKeychainFactory,
     reconciler: { sleep: async () => undefined }, groupCapacity: { cpu: 2, memoryInGB: 4 } });
   b.groups.createOrUpdate('rg', 'westus');
   const cred = JSON.parse(readFileSync(join(dir, 'owner-credential.json'), 'utf8')) as { clientId: string; clientSecret: string; tenantId: string };

@@ -11,8 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { startBerth, type RunningBerth } from '../src/platform/berth.js';
-import { FakePuller, FakeRuntime } from './helpers/fake-runtime.js';
-import type { KeychainFactory } from '../src/instances/keychains.js';
+import { FakePuller, FakeRuntime, inlineKeychainFactory } from './helpers/fake-runtime.js';
 import { PullError } from '../src/pull/types.js';
 import { Agent as HttpsAgent } from 'node:https';
 import { execSocket } from './helpers/exec-socket.js';
@@ -24,14 +23,10 @@ let b: RunningBerth;
 let dir: string;
 let token: string;
 const puller = new FakePuller();
-const keychainFactory: KeychainFactory = {
-  inline: (_s, username, password) => ({ description: 'inline', resolve: async () => ({ kind: 'basic', username, password, source: 'inline' }) }),
-  managedIdentity: () => ({ description: 'mi', resolve: async () => undefined }),
-};
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
-  b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime: new FakeRuntime(dir), puller, keychainFactory, reconciler: { sleep: async () => undefined } });
+  b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime: new FakeRuntime(dir), puller, keychainFactory: inlineKeychainFactory, reconciler: { sleep: async () => undefined } });
   b.groups.createOrUpdate('rg', 'westus');
   const cred = JSON.parse(readFileSync(join(dir, 'owner-credential.json'), 'utf8')) as { clientId: string; clientSecret: string; tenantId: string };
   const res = await fetch(`${b.url}/${cred.tenantId}/oauth2/v2.0/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },

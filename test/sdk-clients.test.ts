@@ -14,22 +14,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'node:https';
 import { startBerth, type RunningBerth } from '../src/platform/berth.js';
-import { FakePuller, FakeRuntime } from './helpers/fake-runtime.js';
-import type { KeychainFactory } from '../src/instances/keychains.js';
+import { FakePuller, FakeRuntime, inlineKeychainFactory } from './helpers/fake-runtime.js';
 import { SDK_VARIANTS } from './helpers/sdk-variants.js';
 
 let b: RunningBerth;
 let dir: string;
 let owner: { clientId: string; clientSecret: string; tenantId: string; subscriptionId: string };
 let agent: Agent;
-const keychainFactory: KeychainFactory = {
-  inline: (_s, username, password) => ({ description: 'inline', resolve: async () => ({ kind: 'basic', username, password, source: 'inline' }) }),
-  managedIdentity: () => ({ description: 'mi', resolve: async () => undefined }),
-};
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-sdks-'));
-  b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime: new FakeRuntime(dir), puller: new FakePuller(), keychainFactory, reconciler: { sleep: async () => undefined } });
+  b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime: new FakeRuntime(dir), puller: new FakePuller(), keychainFactory: inlineKeychainFactory, reconciler: { sleep: async () => undefined } });
   owner = JSON.parse(readFileSync(join(dir, 'owner-credential.json'), 'utf8')) as typeof owner;
   agent = new Agent({ ca: b.tls!.ca, keepAlive: false });
 });

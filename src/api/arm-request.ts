@@ -20,12 +20,12 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 /** The body of a PUT or PATCH: a JSON object, with location, tags, sku, identity and properties of the right kinds. */
 export function checkArmBody(body: unknown, method: string): void {
   if (method !== 'PUT' && method !== 'PATCH') return;
-  // An empty body is the route's to judge (some PUTs, such as a role-assignment delete's twin, take none).
+  // No body at all is the route's to judge (it answers with what it requires).
   if (body === undefined) return;
-  if (!isObject(body)) {
-    throw invalid('InvalidRequestContent', `The request content was invalid and could not be deserialized: the body must be a JSON object, not ${body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body}.`);
-  }
   const kind = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);
+  if (!isObject(body)) {
+    throw invalid('InvalidRequestContent', `The request content was invalid and could not be deserialized: the body must be a JSON object, not ${kind(body)}.`);
+  }
   const fail = (path: string, want: string, v: unknown) => {
     throw invalid('InvalidRequestContent', `The request content was invalid and could not be deserialized: '${path}' must be ${want}, not ${kind(v)}.`);
   };

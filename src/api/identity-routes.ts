@@ -162,7 +162,7 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
   // Reading the directory takes a role somewhere in the subscription (an app with none is an outsider,
   // as one without Graph permissions is refused on Azure); changing it takes Owner (directoryWrite).
   const directoryRead = (req: FastifyRequest) => {
-    if (!d.identity.listAssignments().some((a) => a.principalId === req.principal!.id)) {
+    if (!d.identity.hasAnyAssignment(req.principal!.id)) {
       throw new BerthError('forbidden', 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation. Reading the directory needs a role assignment in the subscription.');
     }
   };

@@ -9,11 +9,7 @@ import { invalid } from '../platform/errors.js';
 import { registryResource } from './arm-shapes.js';
 import { vaultResource } from './vault-routes.js';
 import { identityResource } from './identity-routes.js';
-import { GROUP_TYPE } from '../instances/spec.js';
-import { VAULT_TYPE } from '../vault/vaults.js';
 
-const REGISTRY_TYPE = 'Microsoft.ContainerRegistry/registries';
-const IDENTITY_TYPE = 'Microsoft.ManagedIdentity/userAssignedIdentities';
 const MAX_TOP = 1000;
 
 export interface GenericResource {
@@ -64,10 +60,6 @@ export function registerResourceRoutes(app: FastifyInstance, d: ApiDeps): void {
     ...d.managedIdentities.list(rg).map((i) => generic(identityResource(i), i.resourceGroup)),
     ...d.containerGroups.list(rg).map((g) => generic(d.containerGroups.resource(g, false), g.resourceGroup)),
   ];
-  const readAction = (type: string) => ({
-    [REGISTRY_TYPE.toLowerCase()]: `${REGISTRY_TYPE}/read`, [VAULT_TYPE.toLowerCase()]: `${VAULT_TYPE}/read`,
-    [IDENTITY_TYPE.toLowerCase()]: `${IDENTITY_TYPE}/read`, [GROUP_TYPE.toLowerCase()]: `${GROUP_TYPE}/read`,
-  })[type.toLowerCase()] ?? `${type}/read`;
 
   const list = (req: FastifyRequest, rg?: string) => {
     const q = req.query as Record<string, string | undefined>;
@@ -78,7 +70,7 @@ export function registerResourceRoutes(app: FastifyInstance, d: ApiDeps): void {
     const skip = /^\d+$/.test(decoded) ? Number(decoded) : -1;
     if (skip < 0) throw invalid('InvalidSkipToken', 'The $skiptoken is not valid: use the nextLink of the previous page as it is.');
     const visible = all(rg)
-      .filter((r) => matches(r, clauses) && d.identity.can(req.principal!, readAction(r.type), r.id))
+      .filter((r) => matches(r, clauses) && d.identity.can(req.principal!, `${r.type}/read`, r.id))
       .sort((a, b) => a.id.toLowerCase().localeCompare(b.id.toLowerCase()));
     const page = visible.slice(skip, skip + Math.min(top, MAX_TOP));
     const value = page.map(({ resourceGroup: _rg, ...r }) => r);

@@ -229,7 +229,7 @@ function registerArmRoutes(app: FastifyInstance, d: ApiDeps): void {
   const sub = d.identity.ids.subscriptionId;
   const subObj = () => ({ id: `/subscriptions/${sub}`, subscriptionId: sub, tenantId: d.identity.ids.tenantId, displayName: 'Berth local subscription', state: 'Enabled', authorizationSource: 'RoleBased' });
   // Only subscriptions where the caller holds some role are visible to it (az login relies on this).
-  const seesSubscription = (p: Principal) => d.identity.listAssignments().some((a) => a.principalId === p.id);
+  const seesSubscription = (p: Principal) => d.identity.hasAnyAssignment(p.id);
   app.get('/subscriptions', async (req) => ({ value: seesSubscription(req.principal!) ? [subObj()] : [] }));
   app.get('/tenants', async () => ({ value: [{ id: `/tenants/${d.identity.ids.tenantId}`, tenantId: d.identity.ids.tenantId }] }));
   app.get('/subscriptions/:sub', async (req) => {

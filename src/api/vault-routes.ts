@@ -6,7 +6,7 @@ import type { IdentityService } from '../identity/service.js';
 import { findRole } from '../identity/roles.js';
 import type { ResourceGroups } from '../resources/groups.js';
 import type { Logger } from '../platform/logger.js';
-import { normaliseAccessPolicies, parseVaultSku, VAULT_TYPE, vaultArmId, type VaultRecord, type Vaults } from '../vault/vaults.js';
+import { normaliseAccessPolicies, parseVaultSku, POLICY_KINDS, VAULT_TYPE, vaultArmId, type VaultRecord, type Vaults } from '../vault/vaults.js';
 import { RECOVERABLE_DAYS } from '../vault/secrets.js';
 import { checkSub, requirePermission } from './common.js';
 
@@ -29,7 +29,7 @@ export function vaultResource(v: VaultRecord, vaultUri: string, tenantId: string
       sku: { family: 'A', name: v.sku },
       tenantId,
       accessPolicies: v.accessPolicies.map((p) => ({ tenantId: p.tenantId, objectId: p.objectId, ...(p.applicationId ? { applicationId: p.applicationId } : {}),
-        permissions: { keys: p.permissions.keys ?? [], secrets: p.permissions.secrets ?? [], certificates: p.permissions.certificates ?? [], storage: p.permissions.storage ?? [] } })),
+        permissions: Object.fromEntries(POLICY_KINDS.map((k) => [k, p.permissions[k] ?? []])) })),
       enabledForDeployment: false,
       enabledForDiskEncryption: false,
       enabledForTemplateDeployment: false,

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CliError } from './errors.js';
-import { dataPaths, defaultDataDir } from '../platform/data-dir.js';
+import { dataPaths, defaultDataDir, readServerInfo } from '../platform/data-dir.js';
 
 export interface ClientCredential {
   tenantId: string;
@@ -55,14 +55,7 @@ export function resolveContext(env: NodeJS.ProcessEnv = process.env): CliContext
   const dir = defaultDataDir(env);
   const paths = dataPaths(dir);
   let server = env.BERTH_SERVER?.replace(/\/+$/, '');
-  if (!server && existsSync(paths.serverInfo)) {
-    try {
-      server = (JSON.parse(readFileSync(paths.serverInfo, 'utf8')) as { url: string }).url;
-    } catch {
-      // fall through to the default
-    }
-  }
-  server ??= 'http://127.0.0.1:8080';
+  server ??= readServerInfo(paths.serverInfo)?.url ?? 'http://127.0.0.1:8080';
   if (!existsSync(paths.ownerCredential)) {
     throw new CliError(
       `No credential found for ${server}. Set BERTH_DATA_DIR to the data directory of \`berth serve\` ` +

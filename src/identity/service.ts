@@ -176,6 +176,11 @@ export class IdentityService {
     return ra;
   }
 
+  /** Whether `principalId` holds any role assignment (it sees the subscription and may read the directory). */
+  hasAnyAssignment(principalId: string): boolean {
+    return this.db.prepare('SELECT 1 FROM role_assignments WHERE principal_id = ? LIMIT 1').get(principalId) !== undefined;
+  }
+
   listAssignments(): RoleAssignment[] {
     return (this.db.prepare('SELECT * FROM role_assignments ORDER BY created_at').all() as AssignmentRow[]).map(toAssignment);
   }

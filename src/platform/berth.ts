@@ -8,7 +8,7 @@ import { openDatabase, type Db } from '../storage/sqlite.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { SqliteRegistryMetadata } from '../storage/sqlite-registry-metadata.js';
 import { loadKek, rotateKek } from '../storage/kek.js';
-import { Vaults, VAULT_DNS_SUFFIX, vaultNameFromHost } from '../vault/vaults.js';
+import { Vaults, VAULT_DNS_SUFFIX, vaultHostName, vaultNameFromHost } from '../vault/vaults.js';
 import { localhostNamesResolve } from './localhost-names.js';
 import { makePrivate } from './private-files.js';
 import { Secrets } from '../vault/secrets.js';
@@ -144,7 +144,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const byName = tls !== undefined && await localhostNamesResolve();
   if (tls && !byName) log.warn('vaults are served by port only: names under .localhost do not resolve here', { fix: 'apt-get install libnss-myhostname (adds myhostname to /etc/nsswitch.conf)' });
   const vaults = new Vaults(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host),
-    (v) => (byName ? `https://${v.name.toLowerCase()}.${VAULT_DNS_SUFFIX}:${port}/` : `${dataPlaneScheme}://localhost:${v.port}/`));
+    (v) => (byName ? `https://${vaultHostName(v.name)}:${port}/` : `${dataPlaneScheme}://localhost:${v.port}/`));
   const secrets = new Secrets(db, vaults);
   const vaultHttp = new VaultHttp({ vaults, secrets, identity, log, identityBase: () => (tls ? `https://localhost:${port}` : baseUrl) });
   const vaultByHost = (req: IncomingMessage, res: ServerResponse): boolean => {
@@ -183,7 +183,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   for (const v of vaults.list()) await vaultListeners.open(v, vaults.vaultUri(v));
   // Containers reach a vault by its vaultUri too: its name points at the host in every group's /etc/hosts.
   const vaultHostAliases = async () => {
-    if (byName) await o.runtime?.setHostAliases?.(vaults.list().map((v) => `${v.name.toLowerCase()}.${VAULT_DNS_SUFFIX}`));
+    if (byName) await o.runtime?.setHostAliases?.(vaults.list().map((v) => vaultHostName(v.name)));
   };
   await vaultHostAliases();
   vaults.onChange({ opened: vaultHostAliases, closed: vaultHostAliases });

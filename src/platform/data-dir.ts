@@ -13,6 +13,7 @@
 //   tls/server-key.pem        its private key (0600)
 //   runtime/                  the runc runtime's state (`berth serve`): runc root, layer cache
 //                             (runtime/layers/<hex>), per-group bundles, namespaces, logs
+import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -20,6 +21,17 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.BERTH_DATA_DIR) return resolve(env.BERTH_DATA_DIR);
   const base = env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
   return join(base, 'berth');
+}
+
+/** What a running server wrote to server.json (its URLs and pid), or undefined when there is none to read. */
+export interface ServerInfo { url?: string; httpsUrl?: string; ca?: string; pid?: number }
+
+export function readServerInfo(path: string): ServerInfo | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as ServerInfo;
+  } catch {
+    return undefined;
+  }
 }
 
 export function dataPaths(dir: string) {

@@ -16,6 +16,11 @@ export const VAULT_TYPE = 'Microsoft.KeyVault/vaults';
  */
 export const VAULT_DNS_SUFFIX = 'vault.localhost';
 
+/** A vault's host name under VAULT_DNS_SUFFIX (the inverse of vaultNameFromHost). */
+export function vaultHostName(name: string): string {
+  return `${name.toLowerCase()}.${VAULT_DNS_SUFFIX}`;
+}
+
 /** The vault name a request's Host header addresses under VAULT_DNS_SUFFIX, if it does. */
 export function vaultNameFromHost(host: string | undefined): string | undefined {
   const m = /^([a-z0-9-]{1,64})\.vault\.localhost(?::\d+)?$/i.exec(host ?? '');
@@ -41,6 +46,8 @@ export interface VaultRecord {
 /** Secret permissions of an access policy, as Azure names them. */
 export const SECRET_PERMISSIONS = ['get', 'list', 'set', 'delete', 'recover', 'backup', 'restore', 'purge'] as const;
 export type SecretPermission = typeof SECRET_PERMISSIONS[number];
+/** The kinds of permission an access policy entry lists. */
+export const POLICY_KINDS = ['keys', 'secrets', 'certificates', 'storage'] as const;
 
 /** One entry of a vault's access policies (Azure's AccessPolicyEntry); keys, certificates and storage are kept as given. */
 export interface AccessPolicy {
@@ -86,7 +93,7 @@ export function normaliseAccessPolicies(input: unknown, tenantId: string): Acces
     if (bad) throw invalid('BadRequest', `properties.accessPolicies[${i}].permissions.secrets has '${bad}', which is not a secret permission: use ${SECRET_PERMISSIONS.join(', ')} or all.`);
     const out: AccessPolicy = { tenantId, objectId: e.objectId.toLowerCase(), permissions: {} };
     if (typeof e.applicationId === 'string' && e.applicationId) out.applicationId = e.applicationId.toLowerCase();
-    for (const k of ['keys', 'secrets', 'certificates', 'storage'] as const) {
+    for (const k of POLICY_KINDS) {
       const v = k === 'secrets' ? secrets : list(k);
       if (v) out.permissions[k] = v;
     }
@@ -208,14 +215,14 @@ export class Vaults {
       } else if (kind === 'add') {
         if (!cur) { next.push(e); continue; }
         const merged: AccessPolicy = { ...cur, permissions: { ...cur.permissions } };
-        for (const k of ['keys', 'secrets', 'certificates', 'storage'] as const) {
+        for (const k of POLICY_KINDS) {
           const add = e.permissions[k];
           if (add) merged.permissions[k] = [...new Set([...(cur.permissions[k] ?? []), ...add])];
         }
         next[i] = merged;
       } else if (cur) {
         const left: AccessPolicy = { ...cur, permissions: { ...cur.permissions } };
-        for (const k of ['keys', 'secrets', 'certificates', 'storage'] as const) {
+        for (const k of POLICY_KINDS) {
           const rm = e.permissions[k];
           if (rm) left.permissions[k] = (cur.permissions[k] ?? []).filter((x) => !rm.includes(x));
         }

@@ -5,6 +5,13 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { PullError, type ImagePuller, type PulledImage, type PullOptions } from '../../src/pull/types.js';
 import type { ContainerSpec, ExecResult, ExitStatus, Runtime, Sandbox, SandboxSpec, Task, TaskStatus } from '../../src/runtime/runtime.js';
+import type { KeychainFactory } from '../../src/instances/keychains.js';
+
+/** Keychains for API-level tests: the inline username/password as given, managed identities find nothing. */
+export const inlineKeychainFactory: KeychainFactory = {
+  inline: (_s, username, password) => ({ description: 'inline', resolve: async () => ({ kind: 'basic', username, password, source: 'inline' }) }),
+  managedIdentity: () => ({ description: 'mi', resolve: async () => undefined }),
+};
 
 interface FakeTask { task: Task; spec: ContainerSpec; status: TaskStatus; exit: Promise<ExitStatus>; resolve: (e: ExitStatus) => void }
 

@@ -1,9 +1,9 @@
 // `berth ca`: where Berth's local CA is, and how to make each client trust it. `berth ca --path` prints
 // only the path (for scripts: `export NODE_EXTRA_CA_CERTS=$(berth ca --path)`).
 import type { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { CliError } from '../errors.js';
-import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
+import { dataPaths, defaultDataDir, readServerInfo } from '../../platform/data-dir.js';
 
 export function registerCaCommand(program: Command): void {
   program.command('ca')
@@ -22,11 +22,7 @@ export function registerCaCommand(program: Command): void {
         process.stdout.write(`${ca}\n`);
         return;
       }
-      let https = 'https://localhost:<port>';
-      try {
-        https = (JSON.parse(readFileSync(paths.serverInfo, 'utf8')) as { httpsUrl?: string }).httpsUrl ?? https;
-      } catch { /* not running: keep the placeholder */ }
-      process.stdout.write(caHelp(ca, https));
+      process.stdout.write(caHelp(ca, readServerInfo(paths.serverInfo)?.httpsUrl ?? 'https://localhost:<port>'));
     });
 }
 

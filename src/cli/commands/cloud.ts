@@ -2,9 +2,9 @@
 // cloud and select it, so that `eval "$(berth cloud register)"` does both. The endpoints come from
 // the server's own cloud metadata (GET /metadata/endpoints), so az and Berth agree on them.
 import type { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { CliError } from '../errors.js';
-import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
+import { dataPaths, defaultDataDir, readServerInfo } from '../../platform/data-dir.js';
 import { simpleRequest } from '../http.js';
 import type { CloudDescriptor } from '../../api/cloud-metadata.js';
 
@@ -60,12 +60,8 @@ export function registerCloudCommands(program: Command): void {
     .action(async (o: { name: string; dataDir?: string; host?: string }) => {
       const dir = o.dataDir ?? defaultDataDir();
       const paths = dataPaths(dir);
-      let httpsUrl: string | undefined = process.env.BERTH_SERVER?.startsWith('https://') ? process.env.BERTH_SERVER.replace(/\/+$/, '') : undefined;
-      if (!httpsUrl && existsSync(paths.serverInfo)) {
-        try {
-          httpsUrl = (JSON.parse(readFileSync(paths.serverInfo, 'utf8')) as { httpsUrl?: string }).httpsUrl;
-        } catch { /* fall through */ }
-      }
+      const fromEnv = process.env.BERTH_SERVER?.startsWith('https://') ? process.env.BERTH_SERVER.replace(/\/+$/, '') : undefined;
+      const httpsUrl = fromEnv ?? readServerInfo(paths.serverInfo)?.httpsUrl;
       if (!httpsUrl || !existsSync(paths.tls.ca)) {
         throw new CliError(`No running Berth server with HTTPS found for ${dir}: az sends tokens over HTTPS only. ` +
           'Start `berth serve` (without --no-tls), and set BERTH_DATA_DIR (or --data-dir) to its data directory.');

@@ -1,16 +1,15 @@
 // `berth vault rotate-kek`: re-seals every sealed value of a data directory under a new key-encryption key.
 // Runs against the data directory directly, with the server stopped.
 import type { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { leaf } from '../command.js';
 import { CliError } from '../errors.js';
-import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
+import { dataPaths, defaultDataDir, readServerInfo } from '../../platform/data-dir.js';
 
 function runningServerPid(serverInfo: string): number | undefined {
-  if (!existsSync(serverInfo)) return undefined;
+  const pid = readServerInfo(serverInfo)?.pid;
+  if (!pid) return undefined;
   try {
-    const pid = (JSON.parse(readFileSync(serverInfo, 'utf8')) as { pid?: number }).pid;
-    if (!pid) return undefined;
     process.kill(pid, 0);
     return pid;
   } catch {
