@@ -29,8 +29,17 @@ fi
 # tests start their own, so stop that one if it runs.
 if command -v service >/dev/null 2>&1; then service docker-registry stop >/dev/null 2>&1 || true; fi
 
-echo "berth: installing npm dependencies (npm ci)"
-npm ci --no-audit --no-fund
+# npm ci starts from an empty node_modules every time; a second run (quickstart again) skips it while
+# node_modules was installed from this very lockfile, and only builds.
+LOCK_SUM=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.berth-lockfile.sha256 2>/dev/null)" = "$LOCK_SUM" ]; then
+  echo "berth: npm dependencies are installed from this lockfile; building"
+  npm run build --silent
+else
+  echo "berth: installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund
+  echo "$LOCK_SUM" > node_modules/.berth-lockfile.sha256
+fi
 
 # The newest published Azure SDK packages, beside the pinned ones (users install @latest): the SDK tests
 # run against both. A failure here (no registry) is not fatal: those tests then skip and say why.

@@ -3,6 +3,11 @@ import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
 import { CliError } from '../errors.js';
 import { parseGrace } from '../../platform/image-gc.js';
 
+/** What the CLI needs to find this server: nothing when the data directory is the CLI's default (it reads server.json there). */
+function cliHint(dataDir: string): string {
+  return dataDir === defaultDataDir({ ...process.env, BERTH_DATA_DIR: '' }) ? '' : `; CLI: export BERTH_DATA_DIR=${dataDir}`;
+}
+
 export function registerServeCommand(program: Command): void {
   program.command('serve')
     .description('Run the Berth server: management API, identity endpoint and every registry.')
@@ -48,7 +53,7 @@ export function registerServeCommand(program: Command): void {
         throw new CliError((e as Error).message);
       }
       process.stdout.write(`Berth is ready at ${b.url}${b.httpsUrl ? ` and ${b.httpsUrl} (CA: ${b.tls!.caPath}; see berth ca)` : ''} ` +
-        `(data directory ${dataDir}; CLI: export BERTH_SERVER=${b.url} BERTH_DATA_DIR=${dataDir})\n`);
+        `(data directory ${dataDir}${cliHint(dataDir)})\n`);
       const stop = async () => {
         await b.stop();
         await runtime?.close();
