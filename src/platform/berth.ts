@@ -132,7 +132,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const managedIdentities = new ManagedIdentities(db, ids.subscriptionId, ids.tenantId, groups);
   const workloads = new WorkloadIdentities(identity, managedIdentities);
   const auth = new RegistryAuth(registries, identity, tokens, repoTokens);
-  const registryHttp = new RegistryHttp({ registries, service: registryService, auth, log });
+  const registryHttp = new RegistryHttp({ registries, service: registryService, auth, log, browserOrigins: () => [baseUrl, ...otherBases] });
   // Look the registry up per request: it may have been updated (admin user) since the listener opened.
   const listeners = new PortListeners('registry', (p) => (req, res) => void registryHttp.handle(req, res, registries.byPort(p)), host, log, tls);
   registries.onChange({ opened: (r) => listeners.open(r, registries.loginServer(r)), closed: (r) => listeners.close(r) });
