@@ -141,6 +141,18 @@ test('S11: sign in with a one-time link, registry → repository → tag → Run
   await page.locator('pre.logs').filter({ hasText: LOG_LINE }).waitFor({ timeout: 60_000 });
   await shot(page, '04-container-group');
 
+  // The console: exec over the websocket, typed into the terminal.
+  await page.getByRole('button', { name: 'Connect' }).click();
+  await page.getByTestId('console-status').filter({ hasText: 'Connected' }).waitFor();
+  await page.locator('.console-terminal').click();
+  await page.keyboard.type('echo console-$((6*7))');
+  await page.keyboard.press('Enter');
+  await page.locator('.xterm-rows').filter({ hasText: 'console-42' }).waitFor();
+  await shot(page, '04b-console');
+  await page.keyboard.type('exit 3');
+  await page.keyboard.press('Enter');
+  await page.getByTestId('console-status').filter({ hasText: 'exit code 3' }).waitFor();
+
   const endpoint = page.locator('dd a.chip').first();
   const href = await endpoint.getAttribute('href');
   assert.match(href ?? '', /^http:\/\/127\.0\.0\.1:\d+\/$/);

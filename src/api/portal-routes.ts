@@ -39,10 +39,12 @@ function assets(dir: string): Map<string, string> {
   return out;
 }
 
-// The portal talks to this origin, to registries on other loopback ports, and to websockets here.
+// The portal talks to this origin, to registries and vaults on other loopback ports and names, and to
+// websockets here. Scripts come only from the build; styles may also be inline, because the terminal
+// (xterm.js) writes <style> elements for its renderer.
 const CSP = [
-  "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'",
-  "connect-src 'self' http://localhost:* https://localhost:* http://127.0.0.1:* https://127.0.0.1:* ws://localhost:* wss://localhost:* ws://127.0.0.1:* wss://127.0.0.1:*",
+  "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'",
+  "connect-src 'self' http://localhost:* https://localhost:* http://*.localhost:* https://*.localhost:* http://127.0.0.1:* https://127.0.0.1:* ws://localhost:* wss://localhost:* ws://127.0.0.1:* wss://127.0.0.1:*",
 ].join('; ');
 
 /** Unauthenticated: the assets and the code-for-tokens exchange. */

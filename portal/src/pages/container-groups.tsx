@@ -4,6 +4,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { API, arm, list, rgOf, subPath, type ArmResource } from '../api.js';
 import { go, href } from '../router.js';
 import { ErrorBox, Show, useLoad, when } from '../ui.js';
+import { Console } from './console.js';
 
 interface Port { port: number; protocol: string; hostPort?: number }
 interface Event { count: number; firstTimestamp: string; lastTimestamp: string; name: string; message: string; type: string }
@@ -167,6 +168,7 @@ export function ContainerGroup({ rg, name }: { rg: string; name: string }) {
                     <Events events={iv?.events ?? []} />
                     <h3>Logs</h3>
                     <Logs path={g.id} container={c.name} running={cs?.state === 'Running'} />
+                    {cs?.state === 'Running' ? <><h3>Console</h3><Console path={g.id} container={c.name} /></> : null}
                   </article>
                 );
               })}
