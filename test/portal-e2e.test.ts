@@ -27,6 +27,7 @@ if (skip) console.log(`# skipping portal end-to-end tests: ${skip}`);
 const SHOTS = join(REPO_ROOT, '.test-output', 'portal');
 const LOG_LINE = 'portal-log-line-7f3a';
 const SECURE_VALUE = 'secure-env-value-9c1e5b';
+const VAULT_VALUE = 'vault-secret-value-4d2b8a';
 const UI_TIMEOUT = 30_000;
 
 let work: string;
@@ -98,6 +99,8 @@ before(async () => {
   acr = { loginServer: reg.loginServer, password: cred.passwords[0].value };
   await ok(['image', 'push', join(work, 'busybox-rootfs'), `${acr.loginServer}/my-app:v1.0`,
     '--cmd', `["/bin/sh","-c","echo ${LOG_LINE}; exec /bin/busybox httpd -f -p 80 -h /www"]`]);
+  await ok(['keyvault', 'create', '-g', 'demo', '-n', 'portalkv01']);
+  await ok(['keyvault', 'secret', 'set', '--vault-name', 'portalkv01', '-n', 'db-password', '--value', VAULT_VALUE]);
   const sub = await ok(['account', 'show', '--query', 'id', '-o', 'tsv']);
   reader = await ok(['ad', 'sp', 'create-for-rbac', '-n', 'portal-reader', '--role', 'Reader', '--scopes', `/subscriptions/${sub}`]);
   browser = await chromium.launch({
@@ -219,8 +222,65 @@ test('a Reader signed in with appId and secret sees the registry and groups but 
   await shot(page, '07-reader-refused');
   assert.equal((await runCli(['container', 'show', '-g', 'demo', '-n', 'readers-group'], env)).code, 3, 'nothing was created');
 
+  await nav(page, 'Key vaults').click();
+  await page.getByRole('link', { name: 'portalkv01' }).click();
+  const noSecrets = page.getByRole('alert');
+  await noSecrets.waitFor();
+  assert.match(await noSecrets.innerText(), /not authorized|Forbidden|denied/i, 'a Reader has no secret data action');
+
   const state = await visibleState(page);
   assert.ok(!state.includes(reader.password), 'the client secret is not kept in the DOM or the storages');
+  assert.ok(!state.includes(VAULT_VALUE));
   assert.ok(!requestUrls.some((u) => u.includes(reader.password)), 'nor in a request URL');
+  await context.close();
+});
+
+test('vaults: secret names and attributes without values; a value only when asked for, and gone when hidden', { skip, timeout: 120_000 }, async () => {
+  const { context, page } = await newPage();
+  await signInWithLink(page);
+  await nav(page, 'Key vaults').click();
+  await page.getByRole('link', { name: 'portalkv01' }).click();
+  await page.getByRole('link', { name: 'db-password' }).click();
+  const show = page.getByRole('button', { name: 'Show value' });
+  await show.waitFor();
+  assert.ok(!(await visibleState(page)).includes(VAULT_VALUE), 'no value before it is asked for');
+  await shot(page, '08-secret');
+  await show.click();
+  assert.equal(await page.getByTestId('secret-value').innerText(), VAULT_VALUE);
+  assert.ok(!JSON.stringify(await page.evaluate(() => ({ ...sessionStorage, ...localStorage }))).includes(VAULT_VALUE), 'never stored');
+  await page.getByRole('button', { name: 'Hide' }).click();
+  await show.waitFor();
+  assert.ok(!(await visibleState(page)).includes(VAULT_VALUE), 'gone from the page once hidden');
+  assert.ok(!requestUrls.some((u) => u.includes(VAULT_VALUE)));
+  await context.close();
+});
+
+test('identities and access control: create an identity, give it AcrPull on the registry, take it away', { skip, timeout: 120_000 }, async () => {
+  const { context, page } = await newPage();
+  await signInWithLink(page);
+  await nav(page, 'Identities').click();
+  await page.getByLabel('Identity name').fill('portal-mi');
+  await page.getByRole('button', { name: 'Create' }).click();
+  const row = page.locator('tr').filter({ hasText: 'portal-mi' });
+  await row.waitFor();
+  const principalId = (await ok(['identity', 'show', '-g', 'demo', '-n', 'portal-mi', '--query', 'principalId', '-o', 'tsv'])) as string;
+  assert.ok((await row.innerText()).includes(principalId));
+
+  await openTag(page, 'v1.0');
+  await page.getByRole('link', { name: 'portalreg01' }).click();
+  await page.locator('main').getByRole('link', { name: 'Access control' }).click();
+  await page.waitForFunction(() => (document.querySelector('input[name=scope]') as HTMLInputElement | null)?.value.endsWith('/registries/portalreg01'));
+  await page.getByLabel('Principal ID').fill(principalId);
+  await page.getByLabel('Role').selectOption('AcrPull');
+  await page.getByRole('button', { name: 'Add' }).click();
+  const assignment = page.locator('tr').filter({ hasText: 'portal-mi' }).filter({ hasText: 'AcrPull' });
+  await assignment.waitFor();
+  await shot(page, '09-access-control');
+  const listed = await ok(['role', 'assignment', 'list', '--assignee', principalId, '--all']);
+  assert.ok(listed.some((a: { roleDefinitionName: string; scope: string }) => a.roleDefinitionName === 'AcrPull' && /registries\/portalreg01$/.test(a.scope)), JSON.stringify(listed));
+  page.once('dialog', (d) => void d.accept());
+  await assignment.getByRole('button', { name: 'Remove' }).click();
+  await assignment.waitFor({ state: 'detached' });
+  assert.deepEqual(await ok(['role', 'assignment', 'list', '--assignee', principalId, '--all']), []);
   await context.close();
 });

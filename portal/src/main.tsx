@@ -8,6 +8,9 @@ import { ResourceGroups } from './pages/resource-groups.js';
 import { Registries, Registry, Repository } from './pages/registries.js';
 import { RunInstance } from './pages/run-instance.js';
 import { ContainerGroup, ContainerGroups } from './pages/container-groups.js';
+import { SecretPage, VaultPage, Vaults } from './pages/vaults.js';
+import { Identities } from './pages/identities.js';
+import { Access } from './pages/access.js';
 import './style.css';
 
 function Page({ route }: { route: string[] }) {
@@ -23,6 +26,14 @@ function Page({ route }: { route: string[] }) {
     case 'container-groups':
       if (a && b) return <ContainerGroup rg={a} name={b} />;
       return <ContainerGroups />;
+    case 'vaults':
+      if (a && b && c === 'secrets' && d) return <SecretPage rg={a} vault={b} name={d} />;
+      if (a && b) return <VaultPage rg={a} name={b} />;
+      return <Vaults />;
+    case 'identities':
+      return <Identities />;
+    case 'access':
+      return <Access {...(a ? { scope: a } : {})} />;
     case undefined:
     case 'resource-groups':
       return <ResourceGroups />;
@@ -42,6 +53,9 @@ function App() {
           <a href={href('resource-groups')} class={!route[0] || route[0] === 'resource-groups' ? 'active' : ''}>Resource groups</a>
           <a href={href('registries')} class={route[0] === 'registries' || route[0] === 'run' ? 'active' : ''}>Registries</a>
           <a href={href('container-groups')} class={route[0] === 'container-groups' ? 'active' : ''}>Container groups</a>
+          <a href={href('vaults')} class={route[0] === 'vaults' ? 'active' : ''}>Key vaults</a>
+          <a href={href('identities')} class={route[0] === 'identities' ? 'active' : ''}>Identities</a>
+          <a href={href('access')} class={route[0] === 'access' ? 'active' : ''}>Access control</a>
         </nav>
         <span class="who" title={session.principal.id}>{session.principal.displayName}</span>
         <button type="button" class="small" onClick={() => { signOut(); setSession(undefined); }}>Sign out</button>

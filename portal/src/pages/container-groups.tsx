@@ -143,6 +143,7 @@ export function ContainerGroup({ rg, name }: { rg: string; name: string }) {
               <div class="toolbar">
                 {(['restart', 'stop', 'start'] as const).map((a) => <button key={a} type="button" disabled={busy !== undefined} onClick={() => void act(a)}>{a[0]!.toUpperCase() + a.slice(1)}</button>)}
                 <button type="button" class="danger" disabled={busy !== undefined} onClick={() => void act('delete')}>Delete</button>
+                <a href={href('access', g.id)}>Access control</a>
               </div>
               <dl>
                 <dt>State</dt><dd data-testid="group-state">{state}</dd>

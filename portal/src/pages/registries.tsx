@@ -67,6 +67,7 @@ export function Registry({ rg, name }: { rg: string; name: string }) {
               <dt>Resource group</dt><dd>{rg}</dd>
               <dt>Admin user</dt><dd>{r.properties.adminUserEnabled ? 'Enabled' : 'Disabled'}</dd>
             </dl>
+            <p><a href={href('access', r.id)}>Access control</a></p>
             {r.properties.adminUserEnabled ? <Credentials path={r.id} /> : null}
             <h2>Repositories</h2>
             <RepositoryList rg={rg} name={name} loginServer={r.properties.loginServer} />

@@ -1,4 +1,4 @@
-// Cross-origin access for Berth's own portal: a registry answers the portal's origins (the main
+// Cross-origin access for Berth's own portal: registries and vaults answer the portal's origins (the main
 // port's) and no other. Tokens travel in the Authorization header, never in cookies, so nothing
 // ambient is exposed to the origins allowed here.
 import type { IncomingMessage } from 'node:http';
