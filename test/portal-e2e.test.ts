@@ -101,6 +101,7 @@ before(async () => {
     '--cmd', `["/bin/sh","-c","echo ${LOG_LINE}; exec /bin/busybox httpd -f -p 80 -h /www"]`]);
   await ok(['keyvault', 'create', '-g', 'demo', '-n', 'portalkv01']);
   await ok(['keyvault', 'secret', 'set', '--vault-name', 'portalkv01', '-n', 'db-password', '--value', VAULT_VALUE]);
+  await ok(['keyvault', 'secret', 'set', '--vault-name', 'portalkv01', '-n', 'acr-password', '--value', acr.password]);
   const sub = await ok(['account', 'show', '--query', 'id', '-o', 'tsv']);
   reader = await ok(['ad', 'sp', 'create-for-rbac', '-n', 'portal-reader', '--role', 'Reader', '--scopes', `/subscriptions/${sub}`]);
   browser = await chromium.launch({
@@ -282,5 +283,26 @@ test('identities and access control: create an identity, give it AcrPull on the 
   await assignment.getByRole('button', { name: 'Remove' }).click();
   await assignment.waitFor({ state: 'detached' });
   assert.deepEqual(await ok(['role', 'assignment', 'list', '--assignee', principalId, '--all']), []);
+  await context.close();
+});
+
+test('Run instance with the registry password kept in a key vault: the group pulls with the vault reference', { skip, timeout: 120_000 }, async () => {
+  const { context, page } = await newPage();
+  await signInWithLink(page);
+  await openTag(page, 'v1.0');
+  await page.locator('tr[data-tag="v1.0"]').getByRole('button', { name: 'Run instance' }).click();
+  await page.getByLabel('Container group name').fill('web-kv');
+  await page.getByLabel('Ports (comma-separated)').fill('');
+  await page.getByRole('radio', { name: 'Password in a key vault' }).check();
+  await page.getByLabel('Username (optional)').fill('portalreg01');
+  await page.getByLabel('Key vault', { exact: true }).selectOption({ label: 'portalkv01' });
+  await page.getByLabel('Secret name').fill('acr-password');
+  await page.getByRole('button', { name: 'Create' }).click();
+  await Promise.race([page.waitForURL(/#\/container-groups\/demo\/web-kv$/), page.getByRole('alert').waitFor().then(async () => assert.fail(await page.getByRole('alert').innerText()))]);
+  await page.getByTestId('group-state').filter({ hasText: 'Running' }).waitFor({ timeout: 90_000 });
+  const g = await ok(['container', 'show', '-g', 'demo', '-n', 'web-kv']);
+  assert.equal(g.imageRegistryCredentials[0].username, 'portalreg01');
+  assert.ok(!JSON.stringify(g).includes(acr.password), 'the group holds the reference, not the password');
+  assert.ok(!(await visibleState(page)).includes(acr.password));
   await context.close();
 });

@@ -6,13 +6,14 @@ import { go, href } from '../router.js';
 import { ErrorBox, Show, useLoad } from '../ui.js';
 
 interface EnvRow { name: string; value: string; secure: boolean }
-type Credential = 'admin' | 'identity' | 'none';
+type Credential = 'admin' | 'token' | 'identity' | 'vault' | 'none';
 
 export function RunInstance({ rg, registry, repo, ref }: { rg: string; registry: string; repo: string; ref: string }) {
   const reg = useLoad(async () => arm<ArmResource<{ loginServer: string; adminUserEnabled: boolean }>>('GET',
     await subPath(`/resourceGroups/${rg}/providers/Microsoft.ContainerRegistry/registries/${registry}`), API.registries), [rg, registry]);
   const groups = useLoad(() => list<unknown>('/resourcegroups', API.resources), []);
   const identities = useLoad(() => list<{ clientId: string }>('/providers/Microsoft.ManagedIdentity/userAssignedIdentities', API.msi), []);
+  const vaults = useLoad(() => list<unknown>('/providers/Microsoft.KeyVault/vaults', API.vaults), []);
   const [name, setName] = useState(repo.split('/').pop()!.replace(/[^a-z0-9-]/gi, '-').toLowerCase().slice(0, 50));
   const [group, setGroup] = useState(rg);
   const [cpu, setCpu] = useState('1');
@@ -23,6 +24,10 @@ export function RunInstance({ rg, registry, repo, ref }: { rg: string; registry:
   const [env, setEnv] = useState<EnvRow[]>([]);
   const [credential, setCredential] = useState<Credential>('admin');
   const [identity, setIdentity] = useState('');
+  const [username, setUsername] = useState('');
+  const [password, setPassword] = useState('');
+  const [vault, setVault] = useState('');
+  const [secretName, setSecretName] = useState('');
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
   const setValue = (i: number, value: string) => setEnv(env.map((x, j) => (j === i ? { ...x, value } : x)));
@@ -50,9 +55,16 @@ export function RunInstance({ rg, registry, repo, ref }: { rg: string; registry:
               if (cred === 'admin') {
                 const c = await arm<{ username: string; passwords: Array<{ value: string }> }>('POST', `${r.id}/listCredentials`, API.registries);
                 credentials.push({ server: r.properties.loginServer, username: c.username, password: c.passwords[0]!.value });
+              } else if (cred === 'token') {
+                if (!username.trim() || !password) throw new Error('Give the token\'s name (the username) and one of its passwords.');
+                credentials.push({ server: r.properties.loginServer, username: username.trim(), password });
               } else if (cred === 'identity') {
                 if (!identity) throw new Error('Choose the managed identity that pulls the image (it needs AcrPull on the registry).');
                 credentials.push({ server: r.properties.loginServer, identity });
+              } else if (cred === 'vault') {
+                if (!vault || !secretName.trim()) throw new Error('Choose the vault and name the secret that holds the password (or a {"username","password"} JSON with no username given).');
+                credentials.push({ server: r.properties.loginServer, ...(username.trim() ? { username: username.trim() } : {}),
+                  password: { reference: { keyVault: { id: vault }, secretName: secretName.trim() } } });
               }
               const location = (groups.data?.find((g) => g.name.toLowerCase() === group.toLowerCase())?.location) ?? 'westus';
               const body = {
@@ -119,8 +131,27 @@ export function RunInstance({ rg, registry, repo, ref }: { rg: string; registry:
               <fieldset>
                 <legend>Pull credential</legend>
                 <label class="inline"><input type="radio" name="credential" checked={cred === 'admin'} disabled={!r.properties.adminUserEnabled} onChange={() => setCredential('admin')} /> Admin user{r.properties.adminUserEnabled ? '' : ' (disabled on this registry)'}</label>
+                <label class="inline"><input type="radio" name="credential" checked={cred === 'token'} onChange={() => setCredential('token')} /> Token or username/password</label>
                 <label class="inline"><input type="radio" name="credential" checked={cred === 'identity'} onChange={() => setCredential('identity')} /> Managed identity</label>
+                <label class="inline"><input type="radio" name="credential" checked={cred === 'vault'} onChange={() => setCredential('vault')} /> Password in a key vault</label>
                 <label class="inline"><input type="radio" name="credential" checked={cred === 'none'} onChange={() => setCredential('none')} /> None (anonymous pull)</label>
+                {cred === 'token' || cred === 'vault' ? (
+                  <label>Username{cred === 'vault' ? ' (optional)' : ''} <input name="username" value={username} autocomplete="off" onInput={(e) => setUsername(e.currentTarget.value)} /></label>
+                ) : null}
+                {cred === 'token' ? (
+                  <label>Password <input name="password" type="password" value={password} autocomplete="new-password" onInput={(e) => setPassword(e.currentTarget.value)} /></label>
+                ) : null}
+                {cred === 'vault' ? (
+                  <>
+                    <label>Key vault
+                      <select name="vault" aria-label="Key vault" value={vault} onChange={(e) => setVault(e.currentTarget.value)}>
+                        <option value="">Choose a vault…</option>
+                        {(vaults.data ?? []).map((v) => <option key={v.id} value={v.id}>{v.name}</option>)}
+                      </select>
+                    </label>
+                    <label>Secret name <input name="secretName" value={secretName} onInput={(e) => setSecretName(e.currentTarget.value)} /></label>
+                  </>
+                ) : null}
                 {cred === 'identity' ? (
                   <select name="identity" value={identity} onChange={(e) => setIdentity(e.currentTarget.value)}>
                     <option value="">Choose an identity…</option>
