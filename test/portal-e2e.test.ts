@@ -306,3 +306,18 @@ test('Run instance with the registry password kept in a key vault: the group pul
   assert.ok(!(await visibleState(page)).includes(acr.password));
   await context.close();
 });
+
+test('a session the API no longer takes ends on the sign-in page, saying so', { skip, timeout: 60_000 }, async () => {
+  const { context, page } = await newPage();
+  await signInWithLink(page);
+  // As after a server restart with new keys: the stored token's signature no longer checks out.
+  await page.evaluate(() => {
+    const s = JSON.parse(sessionStorage.getItem('berth.portal.session')!) as { management: string };
+    s.management = `${s.management.slice(0, -4)}AAAA`;
+    sessionStorage.setItem('berth.portal.session', JSON.stringify(s));
+  });
+  await page.reload();
+  await page.getByRole('status').filter({ hasText: 'Your session has ended' }).waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('berth.portal.session')), null, 'the dead session is dropped');
+  await context.close();
+});

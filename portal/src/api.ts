@@ -1,6 +1,9 @@
 // The portal's calls: Berth's public ARM API on this origin, with the signed-in principal's token.
 // Nothing here reaches a private endpoint: what a principal can do in the portal is what it can do with az.
-import { currentSession } from './session.js';
+import { currentSession, signOut } from './session.js';
+
+/** Fired when the API refuses the session's token: the shell goes back to the sign-in page. */
+export const SIGNED_OUT = 'berth-signed-out';
 
 export class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
@@ -19,7 +22,10 @@ export const API = {
 
 export function session() {
   const s = currentSession();
-  if (!s) throw new ApiError(401, 'SignedOut', 'Your session has ended. Sign in again.');
+  if (!s) {
+    dispatchEvent(new Event(SIGNED_OUT));
+    throw new ApiError(401, 'SignedOut', 'Your session has ended. Sign in again.');
+  }
   return s;
 }
 
@@ -44,6 +50,11 @@ export async function arm<T>(method: string, path: string, apiVersion: string, b
     headers: { authorization: `Bearer ${s.management}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
+  if (res.status === 401) {
+    signOut();
+    dispatchEvent(new Event(SIGNED_OUT));
+    throw new ApiError(401, 'SignedOut', 'Your session has ended. Sign in again.');
+  }
   if (!res.ok) throw await failure(res);
   if (res.status === 204) return undefined as T;
   const text = await res.text();

@@ -1,6 +1,7 @@
 // The portal's shell: sign-in, navigation and the hash routes.
 import { render } from 'preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
+import { SIGNED_OUT } from './api.js';
 import { currentSession, signOut, type Session } from './session.js';
 import { href, useRoute } from './router.js';
 import { SignIn } from './pages/sign-in.js';
@@ -43,8 +44,17 @@ function Page({ route }: { route: string[] }) {
 
 function App() {
   const [session, setSession] = useState<Session | undefined>(currentSession);
+  const [ended, setEnded] = useState(false);
   const route = useRoute();
-  if (!session || route[0] === 'sign-in') return <SignIn onSignedIn={(s) => { setSession(s); if (route[0] === 'sign-in') location.replace('#/'); }} />;
+  useEffect(() => {
+    const on = () => { setSession(undefined); setEnded(true); };
+    addEventListener(SIGNED_OUT, on);
+    return () => removeEventListener(SIGNED_OUT, on);
+  }, []);
+  if (!session || route[0] === 'sign-in') {
+    return <SignIn notice={ended ? 'Your session has ended (a sign-in lasts an hour, or the server was restarted with new keys). Sign in again.' : undefined}
+      onSignedIn={(s) => { setSession(s); setEnded(false); if (route[0] === 'sign-in') location.replace('#/'); }} />;
+  }
   return (
     <>
       <header>
@@ -58,7 +68,7 @@ function App() {
           <a href={href('access')} class={route[0] === 'access' ? 'active' : ''}>Access control</a>
         </nav>
         <span class="who" title={session.principal.id}>{session.principal.displayName}</span>
-        <button type="button" class="small" onClick={() => { signOut(); setSession(undefined); }}>Sign out</button>
+        <button type="button" class="small" onClick={() => { signOut(); setSession(undefined); setEnded(false); }}>Sign out</button>
       </header>
       <main><Page route={route} /></main>
     </>

@@ -4,7 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { signInWithCode, signInWithSecret, type Session } from '../session.js';
 import { ErrorBox } from '../ui.js';
 
-export function SignIn({ onSignedIn }: { onSignedIn: (s: Session) => void }) {
+export function SignIn({ onSignedIn, notice }: { onSignedIn: (s: Session) => void; notice?: string }) {
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
   const [code, setCode] = useState('');
@@ -37,6 +37,7 @@ export function SignIn({ onSignedIn }: { onSignedIn: (s: Session) => void }) {
   return (
     <main class="sign-in">
       <h1>Berth</h1>
+      {notice && !error ? <p class="notice" role="status">{notice}</p> : null}
       {error ? <ErrorBox error={error} /> : null}
       <section class="card">
         <h2>Local owner</h2>
