@@ -205,6 +205,14 @@ test('a Reader signed in with appId and secret sees the registry and groups but 
   await nav(page, 'Container groups').click();
   await page.getByRole('link', { name: 'web' }).waitFor();
 
+  await nav(page, 'Registries').click();
+  await page.getByRole('link', { name: 'portalreg01' }).click();
+  await page.getByRole('button', { name: 'Disable' }).click();
+  const noAdmin = page.getByRole('alert');
+  await noAdmin.waitFor();
+  assert.match(await noAdmin.innerText(), /does not have authorization/i);
+  assert.equal(await ok(['acr', 'show', '-n', 'portalreg01', '--query', 'adminUserEnabled', '-o', 'tsv']), 'true', 'a Reader cannot turn the admin user off');
+
   await openTag(page, 'v1.0');
   page.once('dialog', (d) => void d.accept());
   await page.locator('tr[data-tag="v1.0"]').getByRole('button', { name: 'Delete tag' }).click();
@@ -283,6 +291,16 @@ test('identities and access control: create an identity, give it AcrPull on the 
   await assignment.getByRole('button', { name: 'Remove' }).click();
   await assignment.waitFor({ state: 'detached' });
   assert.deepEqual(await ok(['role', 'assignment', 'list', '--assignee', principalId, '--all']), []);
+
+  // The owner turns the admin user off and on again.
+  await nav(page, 'Registries').click();
+  await page.getByRole('link', { name: 'portalreg01' }).click();
+  await page.getByRole('button', { name: 'Disable' }).click();
+  await page.getByRole('button', { name: 'Enable' }).waitFor();
+  assert.equal(await ok(['acr', 'show', '-n', 'portalreg01', '--query', 'adminUserEnabled', '-o', 'tsv']), 'false');
+  await page.getByRole('button', { name: 'Enable' }).click();
+  await page.getByRole('button', { name: 'Disable' }).waitFor();
+  assert.equal(await ok(['acr', 'show', '-n', 'portalreg01', '--query', 'adminUserEnabled', '-o', 'tsv']), 'true');
   await context.close();
 });
 

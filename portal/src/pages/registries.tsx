@@ -54,6 +54,16 @@ function Credentials({ path }: { path: string }) {
 
 export function Registry({ rg, name }: { rg: string; name: string }) {
   const reg = useLoad(async () => arm<Registry>('GET', await subPath(`/resourceGroups/${rg}${REG}/${name}`), API.registries), [rg, name]);
+  const [error, setError] = useState<Error>();
+  const setAdmin = async (r: Registry, on: boolean) => {
+    setError(undefined);
+    try {
+      await arm('PATCH', r.id, API.registries, { properties: { adminUserEnabled: on } });
+      reg.reload();
+    } catch (e) {
+      setError(e as Error);
+    }
+  };
   return (
     <section>
       <p class="crumbs"><a href={href('registries')}>Registries</a> / {name}</p>
@@ -65,8 +75,10 @@ export function Registry({ rg, name }: { rg: string; name: string }) {
               <dt>Login server</dt><dd><code>{r.properties.loginServer}</code></dd>
               <dt>SKU</dt><dd>{r.sku.name}</dd>
               <dt>Resource group</dt><dd>{rg}</dd>
-              <dt>Admin user</dt><dd>{r.properties.adminUserEnabled ? 'Enabled' : 'Disabled'}</dd>
+              <dt>Admin user</dt><dd>{r.properties.adminUserEnabled ? 'Enabled' : 'Disabled'}{' '}
+                <button type="button" class="small" onClick={() => void setAdmin(r, !r.properties.adminUserEnabled)}>{r.properties.adminUserEnabled ? 'Disable' : 'Enable'}</button></dd>
             </dl>
+            {error ? <ErrorBox error={error} /> : null}
             <p><a href={href('access', r.id)}>Access control</a></p>
             {r.properties.adminUserEnabled ? <Credentials path={r.id} /> : null}
             <h2>Repositories</h2>
