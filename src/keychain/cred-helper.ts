@@ -33,7 +33,7 @@ export function validHelperName(name: string): boolean {
 
 export async function runCredentialHelper(name: string, serverUrl: string, opts: RunHelperOptions): Promise<HelperCredential | undefined> {
   const program = `docker-credential-${name}`;
-  const fail = (what: string) => new KeychainError(opts.source, `credential helper ${program} (${opts.configuredIn}) for server ${serverUrl}: ${what}`);
+  const fail = (what: string) => new KeychainError(opts.source, `credential helper ${program} (${opts.configuredIn}) for server ${serverUrl}: ${what}`, 'helper');
   if (!validHelperName(name)) throw fail(`invalid helper name '${name.slice(0, 100)}': a helper name is letters, digits, '.', '_' or '-'`);
   const { code, stdout, stderr, error, timedOut } = await new Promise<{ code: number | null; stdout: string; stderr: string; error?: NodeJS.ErrnoException; timedOut: boolean }>((resolve) => {
     const child = spawn(program, ['get'], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], ...(opts.signal ? { signal: opts.signal } : {}) });

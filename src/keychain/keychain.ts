@@ -50,8 +50,11 @@ export interface Keychain {
   invalidate?(target: KeychainTarget, credential: RegistryCredential): void;
 }
 
+/** What kind of source failed, so that a diagnosis can say who said it (Key Vault, a credential helper, an identity). */
+export type KeychainOrigin = 'vault' | 'helper' | 'identity';
+
 export class KeychainError extends Error {
-  constructor(readonly source: string, message: string) {
+  constructor(readonly source: string, message: string, readonly origin?: KeychainOrigin) {
     super(message);
     this.name = 'KeychainError';
   }

@@ -74,7 +74,7 @@ export class ManagedIdentityKeychain implements Keychain {
   }
 
   private async exchange(): Promise<Cached> {
-    const fail = (what: string) => new KeychainError(this.description, `${this.description}: ${what}`);
+    const fail = (what: string) => new KeychainError(this.description, `${this.description}: ${what}`, 'identity');
     const resource = this.opts.resource ?? ARM_RESOURCE;
     let aad: AccessToken;
     try {
