@@ -123,7 +123,8 @@ export class TokenCache {
       const words = e?.message ?? json.error_description ?? json.error ?? `token request failed with HTTP ${res.statusCode}`;
       const code = res.statusCode === 403 ? 'DENIED' : res.statusCode === 429 ? 'TOOMANYREQUESTS' : 'UNAUTHORIZED';
       throw new PullError(code, `${(e?.code ?? (res.statusCode === 403 ? 'denied' : 'unauthorized')).toLowerCase()}: ${words}`,
-        `The token server ${url.origin}${url.pathname} refused ${describeCredential(cred)}.`, { credentialSource: cred.source, source: 'token-server' });
+        `The token server ${url.origin}${url.pathname} refused ${describeCredential(cred)}.`,
+        { credentialSource: cred.source, source: 'token-server', ...(cred.kind === 'anonymous' ? { remedy: { kind: 'credentials', registry } } : {}) });
     }
     // Docker's token spec: expires_in defaults to 60 seconds; issued_at, when present, is the start.
     const expiresIn = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : 60;

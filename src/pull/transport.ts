@@ -196,7 +196,7 @@ export class RegistrySession {
     const registryMessage = `${(w.code ?? 'UNAUTHORIZED').toLowerCase()}: ${w.message || 'authentication required'}`;
     if (cred.kind === 'anonymous') {
       return new PullError('UNAUTHORIZED', registryMessage, `No credential was found for ${this.registry} (keychain: ${this.keychain.description || 'none'})`,
-        { credentialSource: cred.source, remedy: { kind: 'credentials', registry: this.registry, keychain: this.keychain.description } });
+        { credentialSource: cred.source, remedy: { kind: 'credentials', registry: this.registry } });
     }
     return new PullError('UNAUTHORIZED', registryMessage, `${this.registry} refused ${describeCredential(cred)}: the password or token is wrong, expired or revoked.`, { credentialSource: cred.source });
   }

@@ -90,7 +90,7 @@ export type PullRemedy =
   | { kind: 'ca'; host: string; /** CA files that were trusted and still did not verify the certificate. */ caFiles?: string[] }
   | { kind: 'plain-http'; host: string }
   | { kind: 'platform'; wanted: string; available: string[] }
-  | { kind: 'credentials'; registry: string; keychain: string };
+  | { kind: 'credentials'; registry: string };
 
 export interface PullErrorOptions {
   temporary?: boolean;
