@@ -86,7 +86,7 @@ export class TokenCache {
     // loopback registry and the realm is on loopback too; never as a downgrade from an https registry.
     if (url.protocol === 'http:' && !this.opts.insecure && !(registryIsPlainHttp && isLoopbackHost(url.host))) {
       throw new PullError('UNAUTHORIZED', `${registry} asks for credentials at ${url.origin} over plain HTTP`,
-        'Berth does not send credentials to a token server over plain HTTP (nor downgrade from https); use --insecure only if you trust the network.');
+        'Berth does not send credentials to a token server over plain HTTP (nor downgrade from https)', { remedy: { kind: 'plain-http', host: url.host } });
     }
     if (url.username || url.password) {
       throw new PullError('UNAUTHORIZED', `${registry} sent a token realm with embedded credentials`, 'The token realm is refused.');

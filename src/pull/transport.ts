@@ -296,7 +296,7 @@ export class RegistrySession {
     const cred = this.used ?? await this.cred().catch(() => undefined);
     const when = retryAfter !== undefined ? `retry after ${retryAfter} s (at ${new Date(Date.now() + retryAfter * 1000).toISOString()})` : 'it sent no Retry-After; retry in a few minutes';
     const diagnosis = cred && cred.kind !== 'anonymous'
-      ? `${this.registry} is rate-limiting requests made with ${describeCredential(cred)}; ${when}. Berth tried ${attempts} time${attempts === 1 ? '' : 's'}; other credentials of the same account share the limit`
+      ? `${this.registry} is rate-limiting requests made with ${describeCredential(cred)}; ${when}. Berth tried ${attempts} time${attempts === 1 ? '' : 's'}; authenticating again does not raise this limit`
       : `${this.registry} limits the request rate of anonymous pulls; ${when}. Berth tried ${attempts} time${attempts === 1 ? '' : 's'}. Authenticate to get a higher limit, or use a mirror`;
     return new PullError('TOOMANYREQUESTS', `toomanyrequests: ${message || 'rate limit exceeded'}`, diagnosis,
       { temporary: true, ...(cred ? { credentialSource: cred.source } : {}), ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}) });
@@ -348,7 +348,7 @@ export class RegistrySession {
         const next = new URL(loc, url);
         if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new PullError('UNKNOWN', `${this.registry} redirected to ${next.protocol}`, 'Only http(s) redirects are followed.');
         if (url.protocol === 'https:' && next.protocol === 'http:' && !isLoopbackHost(next.host) && !this.t.opts.insecure) {
-          throw new PullError('UNKNOWN', `${this.registry} redirected from https to plain http (${next.host})`, 'Berth does not downgrade to plain HTTP; use --insecure if you trust the network.');
+          throw new PullError('UNKNOWN', `${this.registry} redirected from https to plain http (${next.host})`, 'Berth does not downgrade to plain HTTP', { remedy: { kind: 'plain-http', host: next.host } });
         }
         url = next;
         continue;
