@@ -154,7 +154,7 @@ test('a repository deleted after the group pulled it: restart answers Inaccessib
   assert.match(err, /The registry answered: name unknown/);
   assert.ok(err.includes(`The repository of ${image('gone:v1')} no longer exists on ${reg.loginServer}: it was deleted after this group pulled the image (last pulled `), err);
   assert.equal(runtime.calls.filter((c) => c === 'start was-here').length, starts, 'nothing was restarted');
-  assert.ok(!runtime.calls.some((c) => c.startsWith('kill')), `nothing was stopped: ${runtime.calls.join(', ')}`);
+  assert.ok(!runtime.calls.some((c) => c.startsWith('kill was-here')), `nothing was stopped: ${runtime.calls.join(', ')}`);
   // A repository this group never pulled is just missing.
   const never = await fails(create('never-here', '--image', image('never:v1'), ...adminCreds()));
   assert.match(never, /The repository never does not exist in/);

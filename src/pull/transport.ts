@@ -96,6 +96,8 @@ export class Transport {
   readonly challenges = new Map<string, Challenge>();
   /** Loopback registries found to speak HTTPS only (they answered plain HTTP with an HTTPS server's refusal). */
   readonly httpsOnly = new Set<string>();
+  /** Hosts that have answered plain HTTP (never probed for TLS after a dropped connection: Berth's own ports speak both). */
+  readonly answeredPlain = new Set<string>();
   /** Every CA file trusted besides the system's. */
   readonly caFiles: string[];
 
@@ -226,7 +228,7 @@ export class RegistrySession {
         res = await this.follow(method, new URL(path, this.base), { ...headers, ...(auth ? { authorization: auth } : {}) });
       } catch (e) {
         let pe = networkPullError(e, this.base.host, this.t.netContext());
-        if (pe?.opts.source === 'connection' && await this.moveToHttps(() => speaksTls(this.base.host))) {
+        if (pe?.opts.source === 'connection' && !this.t.answeredPlain.has(this.base.host) && await this.moveToHttps(() => speaksTls(this.base.host))) {
           attempt--;
           continue;
         }
@@ -239,6 +241,7 @@ export class RegistrySession {
         }
         throw pe ?? e;
       }
+      if (this.base.protocol === 'http:' && !(res.status === 400 && res.headers['content-type'] === undefined)) this.t.answeredPlain.add(this.base.host);
       if (res.status === 400 && res.headers['content-type'] === undefined && await this.moveToHttps(async () => /HTTP request to an HTTPS server/i.test((await res.body.text().catch(() => '')).slice(0, 1000)))) {
         // Go's net/http (the reference registry, Harbor, Zot) answers plain HTTP on a TLS port this way.
         attempt--;
