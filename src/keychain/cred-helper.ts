@@ -3,7 +3,7 @@
 // time limit. "credentials not found in native keychain" means not found; anything else that goes
 // wrong is a KeychainError naming the helper and the server, never the secret.
 import { spawn } from 'node:child_process';
-import { KeychainError } from './keychain.js';
+import { KeychainError, formatMs } from './keychain.js';
 
 export interface HelperCredential {
   username: string;
@@ -80,9 +80,5 @@ export async function runCredentialHelper(name: string, serverUrl: string, opts:
   }
   if (p.Secret === '') return undefined;
   return { username: p.Username, secret: p.Secret };
-}
-
-export function formatMs(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }
 

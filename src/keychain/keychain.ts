@@ -60,6 +60,11 @@ export class KeychainError extends Error {
   }
 }
 
+/** A time limit for messages: `300 ms`, `30 s`. */
+export function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+}
+
 export const ANONYMOUS: RegistryCredential = { kind: 'anonymous', source: 'anonymous' };
 
 /** Tries each keychain in order; the first that has a credential wins; none → anonymous. */

@@ -1,6 +1,7 @@
 // Turns a failed connection (DNS, refused, TLS, timeout, reset) into a PullError with a diagnosis, and
 // says which failures are worth retrying. Pure: no I/O.
 import { PullError } from './types.js';
+import { formatMs } from '../keychain/keychain.js';
 
 /** The error codes of a network failure, including those nested in `cause` and AggregateError. */
 function codes(e: unknown, depth = 0): string[] {
@@ -35,7 +36,6 @@ export interface NetworkErrorContext {
   timeoutMs?: number;
 }
 
-const waited = (ms: number) => (ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`);
 
 /** A PullError for a network failure talking to `host` (undefined when `e` is not a network failure). */
 export function networkPullError(e: unknown, host: string, opts: NetworkErrorContext): PullError | undefined {
@@ -66,8 +66,8 @@ export function networkPullError(e: unknown, host: string, opts: NetworkErrorCon
   if (timeout) {
     const what = timeout === 'UND_ERR_CONNECT_TIMEOUT' || timeout === 'ETIMEDOUT' ? 'a connection' : timeout === 'UND_ERR_BODY_TIMEOUT' ? 'more of the answer' : 'an answer';
     const limit = opts.timeoutMs === undefined ? undefined : what === 'a connection' ? Math.min(opts.timeoutMs, 15_000) : opts.timeoutMs;
-    return new PullError('TIMEOUT', `${opts.url ?? host}: no ${what.replace(/^an? /, '')} within ${limit !== undefined ? waited(limit) : 'the time limit'}`,
-      `Berth waited ${limit !== undefined ? waited(limit) : 'its time limit'} for ${what} from ${host}. The registry may be overloaded or a firewall may drop the connection; try again later`,
+    return new PullError('TIMEOUT', `${opts.url ?? host}: no ${what.replace(/^an? /, '')} within ${limit !== undefined ? formatMs(limit) : 'the time limit'}`,
+      `Berth waited ${limit !== undefined ? formatMs(limit) : 'its time limit'} for ${what} from ${host}. The registry may be overloaded or a firewall may drop the connection; try again later`,
       { temporary: true, source: 'timeout' });
   }
   if (isTransientNetworkError(e)) {
