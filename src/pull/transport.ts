@@ -241,11 +241,16 @@ export class RegistrySession {
         }
         throw pe ?? e;
       }
-      if (this.base.protocol === 'http:' && !(res.status === 400 && res.headers['content-type'] === undefined)) this.t.answeredPlain.add(this.base.host);
-      if (res.status === 400 && res.headers['content-type'] === undefined && await this.moveToHttps(async () => /HTTP request to an HTTPS server/i.test((await res.body.text().catch(() => '')).slice(0, 1000)))) {
+      const httpsRefusal = res.status === 400 && res.headers['content-type'] === undefined && res.url.origin === this.base.origin;
+      if (this.base.protocol === 'http:' && !httpsRefusal) this.t.answeredPlain.add(this.base.host);
+      if (httpsRefusal && this.mayMoveToHttps()) {
         // Go's net/http (the reference registry, Harbor, Zot) answers plain HTTP on a TLS port this way.
-        attempt--;
-        continue;
+        const text = (await res.body.text().catch(() => '')).slice(0, 1000);
+        if (await this.moveToHttps(async () => /HTTP request to an HTTPS server/i.test(text))) {
+          attempt--;
+          continue;
+        }
+        throw new PullError('UNKNOWN', `http 400: ${text.trim().slice(0, 300) || 'Bad Request'}`, `Unexpected answer from ${this.registry} (HTTP 400 without a registry error body)`);
       }
       if (res.status === 401 && res.url.origin === this.base.origin) {
         const ch = parseChallenge(header(res.headers, 'www-authenticate') ?? '');
@@ -310,12 +315,16 @@ export class RegistrySession {
    * server; once per session. True when it moved.
    */
   private async moveToHttps(speaksHttpsOnly: () => Promise<boolean>): Promise<boolean> {
-    if (this.upgraded || this.base.protocol !== 'http:' || this.t.opts.insecure || !isLoopbackHost(this.base.host)) return false;
-    if (!(await speaksHttpsOnly())) return false;
+    if (!this.mayMoveToHttps() || !(await speaksHttpsOnly())) return false;
     this.t.httpsOnly.add(this.base.host);
     this.base = new URL(this.t.baseUrl(this.registry));
     this.upgraded = true;
     return true;
+  }
+
+  /** Whether this session talks plain HTTP to loopback by default (not --insecure) and has not moved to https yet. */
+  private mayMoveToHttps(): boolean {
+    return !this.upgraded && this.base.protocol === 'http:' && !this.t.opts.insecure && isLoopbackHost(this.base.host);
   }
 
   /** The registry refused `cred`: the keychain may refresh it; its tokens are dropped. */
