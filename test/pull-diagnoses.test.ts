@@ -5,7 +5,7 @@
 // for the secrets the test handed out.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -25,6 +25,8 @@ import { InlineKeychain } from '../src/keychain/inline.js';
 import { DockerConfigKeychain } from '../src/keychain/docker-config.js';
 import { findRole } from '../src/identity/roles.js';
 import { armId } from '../src/registry/registries.js';
+import { runcUnavailable } from '../src/runtime/runc/runc-runtime.js';
+import { startServeChild, stopServeChild } from './helpers/serve-child.js';
 
 const run = promisify(execFile);
 let b: RunningBerth;
@@ -212,7 +214,7 @@ test('sources are named: Key Vault and a credential helper are not "the registry
   }
 });
 
-test('berth serve --registry-ca: an unreadable or non-PEM file is refused at start', { timeout: 60_000 }, async () => {
+test('berth serve --registry-ca (and $BERTH_REGISTRY_CA): an unreadable or non-PEM file is refused at start', { timeout: 60_000 }, async () => {
   const r = await cli(['serve', '--data-dir', join(dir, 'unused'), '--port', '0', '--registry-ca', join(dir, 'no-such-ca.pem')]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /argument --registry-ca: cannot read .*no-such-ca\.pem \(ENOENT\)/);
@@ -221,6 +223,9 @@ test('berth serve --registry-ca: an unreadable or non-PEM file is refused at sta
   const r2 = await cli(['serve', '--data-dir', join(dir, 'unused'), '--port', '0', '--registry-ca', notPem]);
   assert.equal(r2.code, 2);
   assert.match(r2.stderr, /holds no PEM certificate/);
+  const r3 = await runCli(['serve', '--data-dir', join(dir, 'unused'), '--port', '0'], { ...env, BERTH_REGISTRY_CA: `${notPem}` });
+  assert.equal(r3.code, 2);
+  assert.match(r3.stderr, /BERTH_REGISTRY_CA: .*not-a-ca\.txt holds no PEM certificate/);
 });
 
 /** HTTPS-only registries on loopback: a TLS proxy (Node) in front of Berth's registry, and the reference registry (Go) with TLS. */
@@ -229,6 +234,8 @@ test('an HTTPS-only registry on localhost: detected and named, the CA option nam
   let proxy: FaultProxy | undefined;
   let refReg: ReferenceRegistry | undefined;
   let b2: RunningBerth | undefined;
+  let serveChild: ChildProcess | undefined;
+  const noRunc = await runcUnavailable();
   const dir2 = await mkdtemp(join(tmpdir(), 'berth-diag2-'));
   try {
     proxy = await startFaultProxy(reg.loginServer, { tls: { key: certs.key, cert: certs.cert } });
@@ -291,7 +298,21 @@ test('an HTTPS-only registry on localhost: detected and named, the CA option nam
     const { operation } = await b2.containerGroups.createOrUpdate('rg', 'tls-ok', body);
     await rt2.running('app');
     assert.notEqual(b2.containerGroups.operation(operation.id)!.status, 'Failed');
+    // And through `berth serve --registry-ca` itself (a real server with runc): the create's image check passes.
+    if (!noRunc) {
+      const dir3 = join(dir2, 'serve');
+      const env3 = { ...process.env, BERTH_DATA_DIR: dir3 };
+      const served = await startServeChild(['--data-dir', dir3, '--port', '0', '--registry-ca', certs.ca], env3);
+      serveChild = served.child;
+      const env4 = { ...env3, BERTH_SERVER: served.url };
+      assert.equal((await runCli(['group', 'create', '-n', 'rg', '-l', 'westus'], env4)).code, 0);
+      const r = await runCli(['container', 'create', '-g', 'rg', '-n', 'tls-serve', '--image', `${proxy.host}/app:v1`, ...regCreds, '--no-wait'], env4);
+      outputs.push(r.stdout, r.stderr);
+      assert.equal(r.code, 0, r.stderr);
+      await stopServeChild(serveChild, env4);
+    }
   } finally {
+    if (serveChild && serveChild.exitCode === null) serveChild.kill('SIGKILL');
     await b2?.stop();
     await proxy?.stop();
     await refReg?.stop();
