@@ -34,7 +34,7 @@ export function groupPullContext(e: unknown, f: GroupPullFacts): DiagnosisContex
     if (f.freshSystemIdentity && SYSTEM.test(e.opts.credentialSource ?? '')) {
       const scope = /--scope (\S+)/.exec(e.opts.fix ?? '')?.[1] ?? `$(berth acr show -n REGISTRY --query id -o tsv)`;
       const id = `$(berth identity show -g ${f.resourceGroup} -n pull-identity --query id -o tsv)`;
-      ctx.hints!.push(`A system-assigned identity exists only with its group, and is deleted again when the create fails, so it cannot hold AcrPull before this create`);
+      ctx.diagnosis = `${e.diagnosis.replace(/\.$/, '')}. A system-assigned identity exists only with its group, and is deleted again when the create fails, so it cannot hold AcrPull before this create`;
       ctx.fix = `use a user-assigned identity instead: \`berth identity create -g ${f.resourceGroup} -n pull-identity\`, ` +
         `\`berth role assignment create --assignee $(berth identity show -g ${f.resourceGroup} -n pull-identity --query principalId -o tsv) --role AcrPull --scope ${scope}\`, ` +
         `then create the group with \`--assign-identity ${id} --acr-identity ${id}\``;

@@ -63,7 +63,7 @@ function remedy(r: PullRemedy, caller: DiagnosisContext['caller']): string {
   }
 }
 
-const sentence = (s: string) => (/[.!?)`]$/.test(s) ? s : `${s}.`);
+const sentence = (s: string) => (/[.!?]$/.test(s) ? s : `${s}.`);
 
 /** Berth's diagnosis of a failed pull, after ACI's sentence: who said what, the source, the fix. */
 export function diagnosePull(e: unknown, ctx: DiagnosisContext): string {
