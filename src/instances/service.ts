@@ -303,7 +303,7 @@ export class ContainerGroups {
       spec, resourceGroup: g.resourceGroup, image: f.image, freshSystemIdentity: systemWanted && !keepSystemIdentity, ...(previousEvents ? { previousEvents } : {}) }));
     if (failures.length === 1) {
       const f = failures[0]!;
-      this.o.log.info('container group create refused: image not accessible', { group: g.name, image: f.image, code: f.error instanceof PullError ? f.error.code : 'UNKNOWN' });
+      this.o.log.info('container group create or restart refused: image not accessible', { group: g.name, image: f.image, code: f.error instanceof PullError ? f.error.code : 'UNKNOWN' });
       throw invalid('InaccessibleImage', `${inaccessibleSentence(f.image, g.name)} ${diagnose(f)}`);
     }
     if (failures.length > 1) {
