@@ -446,6 +446,14 @@ test('S9: a Key Vault secret referenced by name is resolved at pull time, never 
   const vaultId = `/subscriptions/${b.identity.ids.subscriptionId}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv1`;
   const ref = { reference: { keyVault: { id: vaultId }, secretName: 'my_docker_credentials' } };
   const body = groupBody('r.io/app:1', { imageRegistryCredentials: [{ server: 'r.io', password: ref }] });
+  // A vault that does not exist is said to be missing, not a missing permission.
+  const noVault = await arm('PUT', groupUrl('rg', 'vault1'), body);
+  assert.equal(noVault.status, 400, noVault.text);
+  assert.equal(noVault.json.error.code, 'KeyVaultNotFound');
+  assert.match(noVault.json.error.message, /The Key Vault 'kv1' that imageRegistryCredentials for r\.io reference .* does not exist\. Create it with `berth keyvault create -g rg -n kv1`/);
+  assert.doesNotMatch(noVault.json.error.message, /getSecret|Secrets User|cannot read/);
+  assert.equal(b.containerGroups.store.find('rg', 'vault1'), undefined);
+  await b.vaults.createOrUpdate('rg', 'kv1', {});
   const denied = await arm('PUT', groupUrl('rg', 'vault1'), body);
   assert.equal(denied.status, 403, denied.text);
   assert.match(denied.json.error.message, /cannot read the Key Vault secret 'my_docker_credentials'.*getSecret\/action.*\/vaults\/kv1\/secrets\/my_docker_credentials/);

@@ -219,7 +219,13 @@ export function parseGroupSpec(doc: unknown): GroupSpec {
     if (t !== 'None') identityDef = { type: t, userAssignedIdentities: ua };
   }
   for (const [i, c] of creds.entries()) {
-    if (!c.identity || c.identity.toLowerCase() === '[system]') continue;
+    if (!c.identity) continue;
+    if (c.identity.toLowerCase() === '[system]' || c.identity.toLowerCase() === 'system') {
+      if (!identityDef?.type.includes('SystemAssigned')) {
+        errors.push(`properties.imageRegistryCredentials[${i}].identity '${c.identity}' is the group's system-assigned identity, but the group has none: give it one with --assign-identity (identity.type SystemAssigned)`);
+      }
+      continue;
+    }
     if (!identityDef?.userAssignedIdentities.some((u) => u.toLowerCase() === c.identity!.toLowerCase())) {
       errors.push(`properties.imageRegistryCredentials[${i}].identity '${c.identity}' is not one of the group's identity.userAssignedIdentities; assign it to the group too`);
     }

@@ -3,7 +3,7 @@
 // time limit. "credentials not found in native keychain" means not found; anything else that goes
 // wrong is a KeychainError naming the helper and the server, never the secret.
 import { spawn } from 'node:child_process';
-import { KeychainError } from './keychain.js';
+import { KeychainError, formatMs } from './keychain.js';
 
 export interface HelperCredential {
   username: string;
@@ -33,7 +33,7 @@ export function validHelperName(name: string): boolean {
 
 export async function runCredentialHelper(name: string, serverUrl: string, opts: RunHelperOptions): Promise<HelperCredential | undefined> {
   const program = `docker-credential-${name}`;
-  const fail = (what: string) => new KeychainError(opts.source, `credential helper ${program} (${opts.configuredIn}) for server ${serverUrl}: ${what}`);
+  const fail = (what: string) => new KeychainError(opts.source, `credential helper ${program} (${opts.configuredIn}) for server ${serverUrl}: ${what}`, 'helper');
   if (!validHelperName(name)) throw fail(`invalid helper name '${name.slice(0, 100)}': a helper name is letters, digits, '.', '_' or '-'`);
   const { code, stdout, stderr, error, timedOut } = await new Promise<{ code: number | null; stdout: string; stderr: string; error?: NodeJS.ErrnoException; timedOut: boolean }>((resolve) => {
     const child = spawn(program, ['get'], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], ...(opts.signal ? { signal: opts.signal } : {}) });
@@ -80,9 +80,5 @@ export async function runCredentialHelper(name: string, serverUrl: string, opts:
   }
   if (p.Secret === '') return undefined;
   return { username: p.Username, secret: p.Secret };
-}
-
-export function formatMs(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }
 

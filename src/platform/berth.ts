@@ -8,7 +8,7 @@ import { openDatabase, type Db } from '../storage/sqlite.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { SqliteRegistryMetadata } from '../storage/sqlite-registry-metadata.js';
 import { loadKek, rotateKek } from '../storage/kek.js';
-import { Vaults, VAULT_DNS_SUFFIX, vaultHostName, vaultNameFromHost } from '../vault/vaults.js';
+import { Vaults, VAULT_DNS_SUFFIX, vaultArmId, vaultHostName, vaultNameFromHost } from '../vault/vaults.js';
 import { localhostNamesResolve } from './localhost-names.js';
 import { makePrivate } from './private-files.js';
 import { Secrets } from '../vault/secrets.js';
@@ -68,6 +68,8 @@ export interface BerthOptions {
   imageGcIntervalMs?: number;
   /** What the image garbage collection keeps: anything used within this many ms (default 24 h). */
   imageGcGraceMs?: number;
+  /** PEM files with CA certificates container groups trust for registries (`berth serve --registry-ca`). */
+  registryCaFiles?: string[];
 }
 
 export interface RunningBerth {
@@ -158,10 +160,11 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
 
   // The pull client for container groups and `berth pull`: one content store shared by all pulls.
   const contentStore = new ContentStore(paths.content);
-  const puller = new LazyPuller({ contentDir: paths.content, store: contentStore });
+  const puller = new LazyPuller({ contentDir: paths.content, store: contentStore, ...(o.registryCaFiles?.length ? { caFiles: o.registryCaFiles } : {}) });
   const imageGc = new ImageGc({ store: contentStore, runtime: o.runtime, ...(o.imageGcGraceMs !== undefined ? { graceMs: o.imageGcGraceMs } : {}) });
   const containerGroups = new ContainerGroups({ db, subscriptionId: ids.subscriptionId, tenantId: ids.tenantId, sealer, groups, managedIdentities, workloads, log,
     ...(o.runtime ? { runtime: o.runtime } : {}), puller: o.puller ?? puller, keychainFactory: o.keychainFactory ?? platformKeychainFactory({ identity, secrets: new VaultSecretReader(vaults, secrets), defaults: () => DockerConfigKeychain.defaults() }),
+    vaultExists: (id) => vaults.list().some((v) => vaultArmId(v).toLowerCase() === id.toLowerCase().replace(/\/+$/, '')),
     ...(o.reconciler ? { reconciler: o.reconciler } : {}), ...(o.groupCapacity ? { capacity: o.groupCapacity } : {}) });
 
   const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, containerGroups, imageGc, log, baseUrl: () => baseUrl, tls, hostRoute: vaultByHost,

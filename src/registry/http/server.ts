@@ -128,7 +128,8 @@ export class RegistryHttp {
       const liveActions = new Set(live.flatMap((a) => a.actions));
       const missingLive = access.actions.find((a) => !liveActions.has(a));
       if (missingLive) {
-        return { status: 403, body: { errors: [{ code: 'DENIED', message: `requested access to the resource is denied: ${this.d.auth.missing(registry, principal, access, missingLive)}`, detail: [{ Type: access.type, Name: access.name, Action: missingLive }] }] } };
+        const why = this.d.auth.missing(registry, principal, access, missingLive);
+        return { status: 403, body: { errors: [{ code: 'DENIED', message: `requested access to the resource is denied: ${why.reason}`, detail: [{ Type: access.type, Name: access.name, Action: missingLive, ...(why.fix ? { Fix: why.fix } : {}) }] }] } };
       }
       if (authn.granted) {
         const tokenActions = new Set(authn.granted.filter((g) => g.type === access.type && g.name === access.name).flatMap((g) => g.actions));
