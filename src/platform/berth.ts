@@ -6,6 +6,7 @@ import { isIPv6 } from 'node:net';
 import { mkdir, rm } from 'node:fs/promises';
 import { openDatabase, type Db } from '../storage/sqlite.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
+import { DiskSpace } from '../storage/disk-space.js';
 import { SqliteRegistryMetadata } from '../storage/sqlite-registry-metadata.js';
 import { loadKek, rotateKek } from '../storage/kek.js';
 import { Vaults, VAULT_DNS_SUFFIX, vaultHostName, vaultNameFromHost } from '../vault/vaults.js';
@@ -68,6 +69,8 @@ export interface BerthOptions {
   imageGcIntervalMs?: number;
   /** What the image garbage collection keeps: anything used within this many ms (default 24 h). */
   imageGcGraceMs?: number;
+  /** Bytes kept free on the data directory's filesystem for metadata: no blob data is written into them (default: 5% of the filesystem, at most 1 GiB). */
+  storageReserve?: number;
 }
 
 export interface RunningBerth {
@@ -115,7 +118,8 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
     : await ensureTls(paths.tls, serverNames(o.domain), (msg, fields) => log.info(msg, fields));
   const db = openDatabase(paths.db);
   for (const f of [paths.db, `${paths.db}-wal`, `${paths.db}-shm`]) await makePrivate(f, 0o600, log);
-  const blobs = new FsBlobStore(o.dataDir);
+  const space = new DiskSpace(o.dataDir, o.storageReserve !== undefined ? { reserve: o.storageReserve } : {});
+  const blobs = new FsBlobStore(o.dataDir, { space });
   await blobs.init();
   const sealer = await loadKek(db, paths.kek);
   const tokens = await TokenService.load(paths.signingKey);

@@ -7,9 +7,11 @@ import { parseManifest, type Descriptor } from '../oci/manifest.js';
 import { MediaTypes, isIndexMediaType } from '../oci/media-types.js';
 import { isTag } from '../oci/names.js';
 import {
-  DigestMismatchError, UploadOffsetError, UploadTooLargeError,
+  DigestMismatchError, UploadOffsetError, UploadTooLargeError, StorageFullError,
   type BlobStore, type ByteRange,
 } from '../storage/blob-store.js';
+import { isDiskFull } from '../storage/disk-space.js';
+import { formatBytes } from '../platform/bytes.js';
 import type {
   AttributeTarget, ChangeableAttributes, ManifestRecord, RegistryMetadataStore, RepositoryRecord, TagRecord, Page,
 } from './metadata.js';
@@ -56,6 +58,22 @@ function checkDeletable(what: string, a: ChangeableAttributes): void {
   if (!a.deleteEnabled) throw locked(what, 'deleteEnabled');
 }
 
+/**
+ * The registry's answer when the data directory's disk is full or at its reserve: 507 Insufficient
+ * Storage (registry clients print that status line; the message is for those that read the body).
+ */
+export function storageFullError(e: unknown, what: string): RegistryError {
+  const why = e instanceof StorageFullError && e.kind === 'reserve'
+    ? `it has ${formatBytes(e.free)} free and Berth keeps ${formatBytes(e.reserve)} in reserve for its metadata`
+    : 'the filesystem refused the write (no space left)';
+  return new RegistryError('UNKNOWN',
+    `insufficient storage: the disk holding the Berth server's data directory is full (${why}); ${what}. ` +
+    'Free space on that disk (delete images you no longer need, then run berth acr gc), or give berth serve a smaller --storage-reserve.',
+    { reason: 'StorageFull' }, 507);
+}
+
+const isStorageFull = (e: unknown) => e instanceof StorageFullError || isDiskFull(e);
+
 function parseRefDigest(s: string): Digest {
   try {
     return parseDigest(s);
@@ -99,9 +117,27 @@ export class RegistryService {
 
   async startUpload(registryId: string, repo: string): Promise<string> {
     const id = randomUUID();
-    await this.blobs.startUpload(id);
-    await this.meta.createUpload(id, registryId, repo);
+    try {
+      await this.blobs.startUpload(id);
+    } catch (e) {
+      if (isStorageFull(e)) throw storageFullError(e, 'no upload was started');
+      throw e;
+    }
+    try {
+      await this.meta.createUpload(id, registryId, repo);
+    } catch (e) {
+      await this.blobs.abortUpload(id);
+      if (isStorageFull(e)) throw storageFullError(e, 'no upload was started');
+      throw e;
+    }
     return id;
+  }
+
+  /** Ends an upload session the disk had no room for: its bytes are gone already, now its row. */
+  private async discardFull(id: string, e: unknown): Promise<RegistryError> {
+    await this.blobs.abortUpload(id).catch(() => undefined);
+    await this.meta.deleteUpload(id).catch(() => undefined);
+    return storageFullError(e, 'the upload was discarded; push again once there is room');
   }
 
   private async checkUpload(registryId: string, repo: string, id: string): Promise<number> {
@@ -140,6 +176,7 @@ export class RegistryService {
         throw new RegistryError('RANGE_INVALID', 'another chunk for this upload is being written; retry after it completes', { offset: size });
       }
       if (e instanceof UploadTooLargeError) throw new RegistryError('SIZE_INVALID', 'chunk is longer than its Content-Range');
+      if (isStorageFull(e)) throw await this.discardFull(id, e);
       throw e;
     }
   }
@@ -166,9 +203,16 @@ export class RegistryService {
         await this.meta.deleteUpload(id);
         throw new RegistryError('DIGEST_INVALID', `uploaded content does not match digest ${digest}; the upload was discarded`, { digest });
       }
+      if (isStorageFull(e)) throw await this.discardFull(id, e);
       throw e;
     }
-    await this.meta.linkBlob(registryId, repo, digest, info.size);
+    try {
+      await this.meta.linkBlob(registryId, repo, digest, info.size);
+    } catch (e) {
+      // The blob stays unlinked (GC takes it); the session is over either way.
+      if (isStorageFull(e)) throw await this.discardFull(id, e);
+      throw e;
+    }
     await this.meta.deleteUpload(id);
     void size;
     return { digest, size: info.size };
@@ -193,7 +237,12 @@ export class RegistryService {
       if (!canReadFrom(src)) continue;
       const size = await this.meta.linkedBlobSize(registryId, src, digest);
       if (size !== undefined && (await this.blobs.stat(digest))) {
-        await this.meta.linkBlob(registryId, repo, digest, size);
+        try {
+          await this.meta.linkBlob(registryId, repo, digest, size);
+        } catch (e) {
+          if (isStorageFull(e)) throw storageFullError(e, 'the blob was not mounted');
+          throw e;
+        }
         return { digest, size };
       }
     }
@@ -278,8 +327,12 @@ export class RegistryService {
         { digest: missing[0]!.digest });
     }
     // The subject need not exist (referrers may be pushed before their subject).
-    const stored = await this.storeBytes(body, digest);
-    void stored;
+    try {
+      await this.storeBytes(body, digest);
+    } catch (e) {
+      if (isStorageFull(e)) throw storageFullError(e, 'the manifest was not stored');
+      throw e;
+    }
     let platform: { os: string; architecture: string } | undefined;
     let artifactType = parsed.artifactType;
     if (parsed.config && !isIndexMediaType(parsed.mediaType)) {
@@ -289,16 +342,22 @@ export class RegistryService {
         platform = await this.readPlatform(parsed.config.digest, parsed.config.size);
       }
     }
-    await this.meta.putManifest(registryId, repo, {
-      digest, mediaType: parsed.mediaType, size: body.length,
-      ...(artifactType ? { artifactType } : {}),
-      ...(parsed.subject ? { subject: parsed.subject.digest } : {}),
-      ...(parsed.annotations ? { annotations: parsed.annotations } : {}),
-      ...(parsed.config ? { configDigest: parsed.config.digest } : {}),
-      ...(platform ? { platform } : {}),
-      imageSize,
-      children: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
-    }, [...new Set([...(tag === undefined ? [] : [tag]), ...extraTags])]);
+    try {
+      await this.meta.putManifest(registryId, repo, {
+        digest, mediaType: parsed.mediaType, size: body.length,
+        ...(artifactType ? { artifactType } : {}),
+        ...(parsed.subject ? { subject: parsed.subject.digest } : {}),
+        ...(parsed.annotations ? { annotations: parsed.annotations } : {}),
+        ...(parsed.config ? { configDigest: parsed.config.digest } : {}),
+        ...(platform ? { platform } : {}),
+        imageSize,
+        children: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
+      }, [...new Set([...(tag === undefined ? [] : [tag]), ...extraTags])]);
+    } catch (e) {
+      // One transaction: nothing of it is kept; the manifest's blob is unreferenced and GC takes it.
+      if (isStorageFull(e)) throw storageFullError(e, 'the manifest was not stored');
+      throw e;
+    }
     return parsed.subject ? { digest, subject: parsed.subject.digest } : { digest };
   }
 

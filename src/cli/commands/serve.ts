@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
 import { CliError } from '../errors.js';
 import { parseGrace } from '../../platform/image-gc.js';
+import { parseBytes } from '../../platform/bytes.js';
 
 export function registerServeCommand(program: Command): void {
   program.command('serve')
@@ -14,8 +15,9 @@ export function registerServeCommand(program: Command): void {
     .option('--image-gc-grace <duration>', 'Keep image data used within this period (s, m, h or d; hours when no unit).', '24h')
     .option('--domain <name>', 'An extra DNS name or IP address for the server certificate (it always covers localhost, 127.0.0.1 and ::1).')
     .option('--no-tls', 'Plain HTTP only: no local CA, no HTTPS (Azure SDK clients then cannot send tokens).')
+    .option('--storage-reserve <size>', 'Keep this much of the data directory\'s disk free for metadata: pushes stop short of it (e.g. 256MB; default 5% of the disk, at most 1GB).')
     .option('--no-outbound', 'Container groups get no outbound network access (by default they reach the host as host.berth.internal and whatever the host reaches, through slirp4netns).')
-    .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string; imageGcInterval: string; imageGcGrace: string; domain?: string; tls: boolean; outbound: boolean }) => {
+    .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string; imageGcInterval: string; imageGcGrace: string; domain?: string; tls: boolean; outbound: boolean; storageReserve?: string }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`argument --port: invalid value '${o.port}'`, 2);
       if (!['debug', 'info', 'warn', 'error'].includes(o.logLevel)) throw new CliError(`argument --log-level: invalid choice '${o.logLevel}'`, 2);
@@ -28,6 +30,7 @@ export function registerServeCommand(program: Command): void {
       }
       const imageGcIntervalMs = Number(o.imageGcInterval) * 60_000;
       if (!Number.isFinite(imageGcIntervalMs) || imageGcIntervalMs < 0) throw new CliError(`argument --image-gc-interval: invalid value '${o.imageGcInterval}'`, 2);
+      const storageReserve = sizeOption('--storage-reserve', o.storageReserve);
       const dataDir = o.dataDir ?? defaultDataDir();
       let b;
       let runtime: import('../../runtime/runc/runc-runtime.js').RuncRuntime | undefined;
@@ -41,7 +44,8 @@ export function registerServeCommand(program: Command): void {
         if ('unavailable' in opened) process.stderr.write(`WARNING: container groups cannot run: ${opened.unavailable}\n`);
         else runtime = opened.runtime;
         b = await startBerth({ dataDir, port, logLevel: o.logLevel as 'info', gcIntervalMs: Number(o.gcInterval) * 60_000, imageGcIntervalMs, imageGcGraceMs,
-          ...(o.domain ? { domain: o.domain } : {}), tls: o.tls, ...(runtime ? { runtime } : {}) });
+          ...(o.domain ? { domain: o.domain } : {}), tls: o.tls, ...(runtime ? { runtime } : {}),
+          ...(storageReserve !== undefined ? { storageReserve } : {}) });
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         if (err.code === 'EADDRINUSE') throw new CliError(`Port ${port} is already in use. Stop the program using it or pick another with --port.`);
@@ -58,4 +62,13 @@ export function registerServeCommand(program: Command): void {
       process.once('SIGTERM', () => void stop());
       await new Promise(() => undefined);
     });
+}
+
+function sizeOption(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parseBytes(v);
+  } catch (e) {
+    throw new CliError(`argument ${flag}: ${(e as Error).message}`, 2);
+  }
 }

@@ -10,7 +10,8 @@ import { MediaTypes } from '../../oci/media-types.js';
 import { acceptsManifest } from '../../oci/accept.js';
 import type { Principal } from '../../identity/principals.js';
 import type { RegistryRecord, Registries } from '../registries.js';
-import type { RegistryService } from '../service.js';
+import { storageFullError, type RegistryService } from '../service.js';
+import { isDiskFull } from '../../storage/disk-space.js';
 import { formatScope, parseScopes, type AccessRequest } from '../access.js';
 import type { RegistryAuth } from '../auth.js';
 import { matchRoute, requiredAccess, type Route } from './routes.js';
@@ -61,9 +62,10 @@ export class RegistryHttp {
     } catch {
       res.destroy();
     }
-    this.d.log.info('registry request', {
-      registry: registry?.name, method: req.method, path: (req.url ?? '').split('?')[0], status: response.status, ms: Date.now() - started,
-    });
+    const line = { registry: registry?.name, method: req.method, path: (req.url ?? '').split('?')[0], status: response.status, ms: Date.now() - started };
+    // A full disk is the operator's to fix: one warning line that says so (no stack).
+    if (response.status === 507) this.d.log.warn('registry storage full', { ...line, error: firstMessage(response) });
+    else this.d.log.info('registry request', line);
   }
 
   private errorResponse(e: unknown): Response {
@@ -80,6 +82,7 @@ export class RegistryHttp {
     if (err?.code === 'ECONNRESET' || err?.code === 'ERR_STREAM_PREMATURE_CLOSE' || err?.message === 'aborted') {
       return { status: 400, body: new RegistryError('BLOB_UPLOAD_INVALID', 'the request body ended before it was complete').toBody() };
     }
+    if (isDiskFull(err)) return this.errorResponse(storageFullError(err, 'nothing was stored'));
     this.d.log.error('registry internal error', { error: String(err?.stack ?? err) });
     return { status: 500, body: { errors: [{ code: 'UNKNOWN', message: 'internal error; see the server log' }] } };
   }
@@ -377,6 +380,10 @@ export class RegistryHttp {
     if (!rt) return { status: 401, body: { errors: [{ code: 'UNAUTHORIZED', message: 'authentication required: the access token is invalid, expired or not for the management audience' }] } };
     return { status: 200, headers: { 'Cache-Control': 'no-store' }, body: { refresh_token: rt } };
   }
+}
+
+function firstMessage(r: Response): string | undefined {
+  return (r.body as { errors?: Array<{ message?: string }> } | undefined)?.errors?.[0]?.message;
 }
 
 /** The Content-Range of an upload chunk (`<start>-<end>`, inclusive), if the client sent one. */
