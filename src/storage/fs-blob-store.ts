@@ -7,7 +7,7 @@ import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
+import { Transform, finished } from 'node:stream';
 import type { Hash } from 'node:crypto';
 import {
   digestAlgorithm, digestHex, hasherDigest, newHasher, parseDigest,
@@ -146,8 +146,13 @@ export class FsBlobStore implements BlobStore {
           }, cb);
         },
       });
+      // The body is piped, not part of the pipeline: a refused chunk must not destroy the request
+      // (its connection carries the answer); the caller drains what is left.
+      const writing = pipeline(counter, createWriteStream(path, { flags: 'a' }));
+      const stopWatching = finished(body, (err) => { if (err) counter.destroy(err); });
+      body.pipe(counter);
       try {
-        await pipeline(body, counter, createWriteStream(path, { flags: 'a' }));
+        await writing;
       } catch (e) {
         // Whatever reached the file stays (resumable); the hash of a partially written chunk may be ahead
         // of the file, so forget it and rehash on next use.
@@ -158,6 +163,9 @@ export class FsBlobStore implements BlobStore {
           throw e instanceof StorageFullError ? e : await this.space.fullError();
         }
         throw e;
+      } finally {
+        body.unpipe(counter);
+        stopWatching();
       }
       return written;
     } finally {

@@ -55,8 +55,11 @@ export class RegistryHttp {
       response = this.errorResponse(e);
     }
     response.headers = { ...API_VERSION_HEADER, ...response.headers };
-    // Drain what the client sent but we did not read, so keep-alive connections stay usable.
-    if (!req.readableEnded) req.resume();
+    // Drain what the client sent but we did not read, so keep-alive connections stay usable. A refusal
+    // waits for the end of the body: Go clients (skopeo, podman, docker) that get an answer while still
+    // sending often report "broken pipe" instead of it.
+    if (response.status >= 400) await drained(req);
+    else if (!req.readableEnded) req.resume();
     try {
       await writeResponse(res, response, head);
     } catch {
@@ -380,6 +383,15 @@ export class RegistryHttp {
     if (!rt) return { status: 401, body: { errors: [{ code: 'UNAUTHORIZED', message: 'authentication required: the access token is invalid, expired or not for the management audience' }] } };
     return { status: 200, headers: { 'Cache-Control': 'no-store' }, body: { refresh_token: rt } };
   }
+}
+
+/** Reads and discards the rest of a request body; resolves at its end (or when the connection goes). */
+function drained(req: IncomingMessage): Promise<void> {
+  if (req.readableEnded || req.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    req.once('end', resolve).once('close', resolve).once('error', resolve);
+    req.resume();
+  });
 }
 
 function firstMessage(r: Response): string | undefined {
