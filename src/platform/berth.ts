@@ -19,6 +19,8 @@ import { IdentityService } from '../identity/service.js';
 import { ResourceGroups } from '../resources/groups.js';
 import { Registries } from '../registry/registries.js';
 import { RegistryService } from '../registry/service.js';
+import { SKU_STORAGE_BYTES } from '../registry/quota.js';
+import type { Sku } from '../registry/registries.js';
 import { RegistryAuth } from '../registry/auth.js';
 import { ScopeMapsAndTokens } from '../registry/scope-maps.js';
 import { Applications } from '../identity/applications.js';
@@ -71,6 +73,8 @@ export interface BerthOptions {
   imageGcGraceMs?: number;
   /** Bytes kept free on the data directory's filesystem for metadata: no blob data is written into them (default: 5% of the filesystem, at most 1 GiB). */
   storageReserve?: number;
+  /** Storage quota per registry SKU in bytes (default ACR's included storage: Basic 10 GiB, Standard 100 GiB, Premium 500 GiB). */
+  skuStorageLimits?: Partial<Record<Sku, number>>;
 }
 
 export interface RunningBerth {
@@ -130,7 +134,13 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const groups = new ResourceGroups(db, ids.subscriptionId);
   const registries = new Registries(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host), 'localhost');
   const meta = new SqliteRegistryMetadata(db);
-  const registryService = new RegistryService(meta, blobs);
+  const skuLimits = { ...SKU_STORAGE_BYTES, ...o.skuStorageLimits };
+  const registryService = new RegistryService(meta, blobs, {
+    quota: (id) => {
+      const r = registries.byId(id);
+      return r ? { name: r.name, sku: r.sku, limit: skuLimits[r.sku] } : undefined;
+    },
+  });
   const repoTokens = new ScopeMapsAndTokens(db);
   const applications = new Applications(db, ids.tenantId);
   const managedIdentities = new ManagedIdentities(db, ids.subscriptionId, ids.tenantId, groups);

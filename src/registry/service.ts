@@ -12,6 +12,7 @@ import {
 } from '../storage/blob-store.js';
 import { isDiskFull } from '../storage/disk-space.js';
 import { formatBytes } from '../platform/bytes.js';
+import { quotaExceeded, type QuotaLookup, type StorageQuota } from './quota.js';
 import type {
   AttributeTarget, ChangeableAttributes, ManifestRecord, RegistryMetadataStore, RepositoryRecord, TagRecord, Page,
 } from './metadata.js';
@@ -40,6 +41,8 @@ export interface RegistryServiceOptions {
   uploadTtlMs?: number;
   /** Blobs younger than this are never collected (a push may be about to reference them). */
   gcGraceMs?: number;
+  /** Each registry's storage quota (none when undefined). */
+  quota?: QuotaLookup;
 }
 
 type Lockable = 'writeEnabled' | 'deleteEnabled' | 'readEnabled';
@@ -85,6 +88,7 @@ function parseRefDigest(s: string): Digest {
 export class RegistryService {
   private readonly uploadTtlMs: number;
   private readonly gcGraceMs: number;
+  private readonly quota: QuotaLookup;
 
   constructor(
     private readonly meta: RegistryMetadataStore,
@@ -93,6 +97,27 @@ export class RegistryService {
   ) {
     this.uploadTtlMs = opts.uploadTtlMs ?? 24 * 3600_000;
     this.gcGraceMs = opts.gcGraceMs ?? 3600_000;
+    this.quota = opts.quota ?? (() => undefined);
+  }
+
+  // ---- storage quota
+
+  /** The registry's quota usage in bytes and its limit (undefined: none). */
+  async storageUsage(registryId: string): Promise<{ currentValue: number; limit: number | undefined }> {
+    return { currentValue: await this.meta.registryUsage(registryId), limit: this.quota(registryId)?.limit };
+  }
+
+  /** The registry's quota with what it uses now, or undefined when it has none. */
+  private async quotaState(registryId: string): Promise<{ q: StorageQuota; used: number } | undefined> {
+    const q = this.quota(registryId);
+    return q ? { q, used: await this.meta.registryUsage(registryId) } : undefined;
+  }
+
+  /** Refuses `adding` new bytes for `digest` when they would take the registry past its quota. */
+  private async checkQuota(registryId: string, digest: Digest, adding: number): Promise<void> {
+    const st = await this.quotaState(registryId);
+    if (!st || st.used + adding <= st.q.limit || (await this.meta.inRegistry(registryId, digest))) return;
+    throw quotaExceeded(st.q, st.used, adding);
   }
 
   // ---- blobs
@@ -116,6 +141,8 @@ export class RegistryService {
   // ---- uploads
 
   async startUpload(registryId: string, repo: string): Promise<string> {
+    const st = await this.quotaState(registryId);
+    if (st && st.used >= st.q.limit) throw quotaExceeded(st.q, st.used, undefined);
     const id = randomUUID();
     try {
       await this.blobs.startUpload(id);
@@ -133,10 +160,14 @@ export class RegistryService {
     return id;
   }
 
-  /** Ends an upload session the disk had no room for: its bytes are gone already, now its row. */
-  private async discardFull(id: string, e: unknown): Promise<RegistryError> {
+  /** Ends an upload session that has no room (disk or quota): its bytes, then its row. */
+  private async discard(id: string): Promise<void> {
     await this.blobs.abortUpload(id).catch(() => undefined);
     await this.meta.deleteUpload(id).catch(() => undefined);
+  }
+
+  private async discardFull(id: string, e: unknown): Promise<RegistryError> {
+    await this.discard(id);
     return storageFullError(e, 'the upload was discarded; push again once there is room');
   }
 
@@ -168,10 +199,19 @@ export class RegistryService {
         throw new RegistryError('RANGE_INVALID', `Content-Range covers ${range.end - range.start + 1} bytes but Content-Length is ${contentLength}`, { offset: size });
       }
     }
+    // What the quota leaves for this session: a chunk that would pass it ends the session.
+    const st = await this.quotaState(registryId);
+    const quotaLeft = st ? st.q.limit - st.used - size : Number.MAX_SAFE_INTEGER;
+    const rangeLen = range ? range.end - range.start + 1 : Number.MAX_SAFE_INTEGER;
+    const overQuota = async () => {
+      await this.discard(id);
+      return quotaExceeded(st!.q, st!.used, contentLength ?? (range ? rangeLen : undefined));
+    };
+    if (quotaLeft < 0 || (st && contentLength !== undefined && contentLength > quotaLeft)) throw await overQuota();
     try {
-      return await this.blobs.appendUpload(id, size, body,
-        range ? range.end - range.start + 1 : undefined);
+      return await this.blobs.appendUpload(id, size, body, Math.min(rangeLen, quotaLeft));
     } catch (e) {
+      if (e instanceof UploadTooLargeError && quotaLeft < rangeLen) throw await overQuota();
       if (e instanceof UploadOffsetError) {
         throw new RegistryError('RANGE_INVALID', 'another chunk for this upload is being written; retry after it completes', { offset: size });
       }
@@ -194,6 +234,13 @@ export class RegistryService {
     const digest = parseRefDigest(digestStr);
     if (range || (body && (contentLength === undefined || contentLength > 0))) {
       await this.appendChunk(registryId, repo, id, body ?? ReadableStream.from([]), range, contentLength);
+    }
+    // Usage may have grown since the chunks were taken (other pushes): check again with what it is now.
+    try {
+      await this.checkQuota(registryId, digest, (await this.blobs.uploadSize(id)) ?? 0);
+    } catch (e) {
+      await this.discard(id);
+      throw e;
     }
     let info;
     try {
@@ -326,6 +373,7 @@ export class RegistryService {
         `manifest references ${missing.length === 1 ? '' : `${missing.length} `}content not in repository ${repo}: ${missing.slice(0, 3).map((d) => d.digest).join(', ')}${missing.length > 3 ? ', ...' : ''}; push it first`,
         { digest: missing[0]!.digest });
     }
+    await this.checkQuota(registryId, digest, body.length);
     // The subject need not exist (referrers may be pushed before their subject).
     try {
       await this.storeBytes(body, digest);
