@@ -16,8 +16,10 @@ export function registerServeCommand(program: Command): void {
     .option('--domain <name>', 'An extra DNS name or IP address for the server certificate (it always covers localhost, 127.0.0.1 and ::1).')
     .option('--no-tls', 'Plain HTTP only: no local CA, no HTTPS (Azure SDK clients then cannot send tokens).')
     .option('--storage-reserve <size>', 'Keep this much of the data directory\'s disk free for metadata: pushes stop short of it (e.g. 256MB; default 5% of the disk, at most 1GB).')
+    .option('--max-layer-unpacked <size>', 'Largest a layer may expand to when a container group\'s image is unpacked (e.g. 4GB).', '16GB')
+    .option('--max-image-unpacked <size>', 'Largest an image\'s layers may expand to together when unpacked.', '16GB')
     .option('--no-outbound', 'Container groups get no outbound network access (by default they reach the host as host.berth.internal and whatever the host reaches, through slirp4netns).')
-    .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string; imageGcInterval: string; imageGcGrace: string; domain?: string; tls: boolean; outbound: boolean; storageReserve?: string }) => {
+    .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string; imageGcInterval: string; imageGcGrace: string; domain?: string; tls: boolean; outbound: boolean; storageReserve?: string; maxLayerUnpacked: string; maxImageUnpacked: string }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`argument --port: invalid value '${o.port}'`, 2);
       if (!['debug', 'info', 'warn', 'error'].includes(o.logLevel)) throw new CliError(`argument --log-level: invalid choice '${o.logLevel}'`, 2);
@@ -31,6 +33,7 @@ export function registerServeCommand(program: Command): void {
       const imageGcIntervalMs = Number(o.imageGcInterval) * 60_000;
       if (!Number.isFinite(imageGcIntervalMs) || imageGcIntervalMs < 0) throw new CliError(`argument --image-gc-interval: invalid value '${o.imageGcInterval}'`, 2);
       const storageReserve = sizeOption('--storage-reserve', o.storageReserve);
+      const unpack = { maxLayerBytes: sizeOption('--max-layer-unpacked', o.maxLayerUnpacked)!, maxImageBytes: sizeOption('--max-image-unpacked', o.maxImageUnpacked)! };
       const dataDir = o.dataDir ?? defaultDataDir();
       let b;
       let runtime: import('../../runtime/runc/runc-runtime.js').RuncRuntime | undefined;
@@ -40,7 +43,8 @@ export function registerServeCommand(program: Command): void {
         // Container groups run on runc (embedded default). Without it (not root, runc missing) everything
         // else works and container creates say why they cannot run.
         const { openRuncRuntime } = await import('../../runtime/runc/runc-runtime.js');
-        const opened = await openRuncRuntime({ dataDir: dataPaths(dataDir).runtime, outbound: o.outbound });
+        const opened = await openRuncRuntime({ dataDir: dataPaths(dataDir).runtime, outbound: o.outbound, unpack,
+          ...(storageReserve !== undefined ? { storageReserve } : {}) });
         if ('unavailable' in opened) process.stderr.write(`WARNING: container groups cannot run: ${opened.unavailable}\n`);
         else runtime = opened.runtime;
         b = await startBerth({ dataDir, port, logLevel: o.logLevel as 'info', gcIntervalMs: Number(o.gcInterval) * 60_000, imageGcIntervalMs, imageGcGraceMs,

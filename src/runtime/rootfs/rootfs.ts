@@ -12,6 +12,7 @@ import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { applyLayer } from './apply-layer.js';
 import type { LayerBlob, LayerCache } from './layer-cache.js';
+import { DEFAULT_UNPACK_LIMITS, imageMeters, type UnpackLimits } from './unpack-bound.js';
 
 const run = promisify(execFile);
 
@@ -44,17 +45,23 @@ export function rootfsPaths(bundleDir: string) {
   return { rootfs: join(bundleDir, 'rootfs'), upper: join(bundleDir, 'upper'), work: join(bundleDir, 'work') };
 }
 
-/** Builds `<bundleDir>/rootfs` from `layers` (bottom first). */
-export async function buildRootfs(mode: RootfsMode, cache: LayerCache, layers: LayerBlob[], bundleDir: string, signal?: AbortSignal): Promise<string> {
+/**
+ * Builds `<bundleDir>/rootfs` from `layers` (bottom first), unpacking no more than `limits` allow
+ * (layers already in the cache were bounded when they were unpacked).
+ */
+export async function buildRootfs(mode: RootfsMode, cache: LayerCache, layers: LayerBlob[], bundleDir: string, signal?: AbortSignal,
+  limits: UnpackLimits = DEFAULT_UNPACK_LIMITS): Promise<string> {
   const p = rootfsPaths(bundleDir);
+  const meters = imageMeters(limits);
+  const opts = (l: LayerBlob) => ({ ...(signal ? { signal } : {}), meter: meters.layer(l.digest) });
   await mkdir(p.rootfs, { recursive: true, mode: 0o755 });
   // Mount options are limited to one page: an image with very many layers is copied instead.
   if (mode === 'copy' || layers.length > MAX_OVERLAY_LAYERS) {
-    for (const l of layers) await applyLayer(p.rootfs, createReadStream(l.path), { whiteouts: 'apply', signal });
+    for (const l of layers) await applyLayer(p.rootfs, createReadStream(l.path), { whiteouts: 'apply', ...opts(l) });
     return p.rootfs;
   }
   const dirs: string[] = [];
-  for (const l of layers) dirs.push(await cache.ensure(l, signal));
+  for (const l of layers) dirs.push(await cache.ensure(l, signal, opts(l).meter));
   if (dirs.length === 0) {
     const empty = join(bundleDir, 'empty');
     await mkdir(empty, { recursive: true });
