@@ -118,12 +118,31 @@ test('pushes on a nearly full data disk get 507, leave nothing behind, and metad
   assert.deepEqual(await filesUnder(join(data, 'uploads')), []);
   assert.equal((b.db.prepare('SELECT COUNT(*) AS n FROM uploads').get() as { n: number }).n, 0);
 
-  // The reserve keeps SQLite writable: an identity and a role assignment are created.
+  // Another writer takes the disk below the reserve: a new manifest is refused, a new upload is
+  // refused at its start, but metadata writes still succeed in what the reserve kept.
+  const filler = join(fs!.dir, 'filler');
+  const { free } = await new DiskSpace(data).read();
+  await writeFile(filler, Buffer.alloc(free - RESERVE + MiB));
+  const m = await fetch(`${reg.base}/v2/${pushed[0]}/manifests/v1`, { headers: { Authorization: reg.auth, Accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  const stored = await m.text();
+  const putManifest = (tag: string, body: string) => fetch(`${reg.base}/v2/${pushed[0]}/manifests/${tag}`, {
+    method: 'PUT', headers: { Authorization: reg.auth, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body,
+  });
+  const changed = await putManifest('changed', JSON.stringify({ ...JSON.parse(stored), annotations: { note: 'a new manifest needs new bytes' } }));
+  assert.equal(changed.status, 507);
+  assert.match(((await changed.json()) as { errors: Array<{ message: string }> }).errors[0]!.message, /the manifest was not stored/);
+  const start = await fetch(`${reg.base}/v2/fill/more/blobs/uploads/`, { method: 'POST', headers: { Authorization: reg.auth } });
+  assert.equal(start.status, 507, 'no upload starts inside the reserve');
+  // A new tag for a stored manifest needs no blob bytes: it is a metadata write, and it succeeds.
+  const retag = await putManifest('retagged', stored);
+  assert.equal(retag.status, 201);
   await cliJson(b, ['identity', 'create', '-g', 'rg', '-n', 'full-disk-id']);
   const id = await cliJson<{ principalId: string }>(b, ['identity', 'show', '-g', 'rg', '-n', 'full-disk-id']);
   const registryId = (await cliJson<{ id: string }>(b, ['acr', 'show', '-n', 'fullreg01'])).id;
   const ra = await cliJson<{ principalId: string }>(b, ['role', 'assignment', 'create', '--assignee', id.principalId, '--scope', registryId, '--role', 'AcrPull']);
   assert.equal(ra.principalId, id.principalId);
+  assert.deepEqual(await filesUnder(join(data, 'uploads')), []);
+  await rm(filler);
 
   // Delete what was pushed, collect it (as if the grace period had passed), and push again.
   for (const repo of pushed) await b.registryService.deleteRepository(b.registries.get('rg', 'fullreg01').id, repo);

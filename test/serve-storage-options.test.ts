@@ -1,0 +1,59 @@
+// berth serve's size options: parsed as people write sizes, refused with the flag's name when they are
+// not sizes, and --storage-reserve reaches the registry (a reserve larger than the disk refuses every
+// upload with 507 and the reserve in the message).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseBytes } from '../src/platform/bytes.js';
+import { runCli } from './helpers/berth.js';
+import { startServeChild, stopServeChild, type ServeChild } from './helpers/serve-child.js';
+
+const dirs: string[] = [];
+let served: ServeChild | undefined;
+let env: NodeJS.ProcessEnv = process.env;
+after(async () => {
+  await stopServeChild(served?.child, env);
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+test('sizes: units are powers of 1024, with or without "i"; anything else is refused', () => {
+  assert.equal(parseBytes('256MB'), 256 * 1024 ** 2);
+  assert.equal(parseBytes('1GiB'), 1024 ** 3);
+  assert.equal(parseBytes('512k'), 512 * 1024);
+  assert.equal(parseBytes('1.5G'), 1.5 * 1024 ** 3);
+  assert.equal(parseBytes('4096'), 4096);
+  for (const bad of ['', 'lots', '-1MB', '10 PB', 'MB']) assert.throws(() => parseBytes(bad), /is not a size/);
+});
+
+test('a size option that is not a size exits 2 naming the flag', { timeout: 30_000 }, async () => {
+  for (const flag of ['--storage-reserve', '--max-layer-unpacked', '--max-image-unpacked']) {
+    const r = await runCli(['serve', '--data-dir', '/nonexistent/never-created', flag, 'lots'], process.env);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`argument ${flag}: 'lots' is not a size`));
+  }
+});
+
+test('--storage-reserve reaches the registry: a reserve past the free space refuses uploads with 507', { timeout: 60_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-serve-'));
+  dirs.push(dir);
+  env = { ...process.env, BERTH_DATA_DIR: dir };
+  served = await startServeChild(['--data-dir', dir, '--port', '0', '--no-tls', '--storage-reserve', '100TB'], env);
+  env = { ...env, BERTH_SERVER: served.url };
+  const cli = async (...args: string[]) => {
+    const r = await runCli(args, env);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  await cli('group', 'create', '-n', 'rg', '-l', 'westus');
+  await cli('acr', 'create', '-g', 'rg', '-n', 'reservereg01', '--sku', 'Basic', '--admin-enabled', 'true');
+  const login = await cli('acr', 'show', '-n', 'reservereg01', '--query', 'loginServer', '-o', 'tsv');
+  const user = await cli('acr', 'credential', 'show', '-n', 'reservereg01', '--query', 'username', '-o', 'tsv');
+  const pass = await cli('acr', 'credential', 'show', '-n', 'reservereg01', '--query', 'passwords[0].value', '-o', 'tsv');
+  const r = await fetch(`http://${login}/v2/app/blobs/uploads/`, { method: 'POST', headers: { Authorization: 'Basic ' + Buffer.from(`${user}:${pass}`).toString('base64') } });
+  assert.equal(r.status, 507);
+  const e = ((await r.json()) as { errors: Array<{ code: string; message: string }> }).errors[0]!;
+  assert.equal(e.code, 'UNKNOWN');
+  assert.match(e.message, /Berth keeps 100 TiB in reserve for its metadata/);
+});
