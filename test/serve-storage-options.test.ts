@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseBytes } from '../src/platform/bytes.js';
-import { runCli } from './helpers/berth.js';
+import { cliAdminRegistry, runCli } from './helpers/berth.js';
 import { startServeChild, stopServeChild, type ServeChild } from './helpers/serve-child.js';
 
 const dirs: string[] = [];
@@ -41,17 +41,8 @@ test('--storage-reserve reaches the registry: a reserve past the free space refu
   env = { ...process.env, BERTH_DATA_DIR: dir };
   served = await startServeChild(['--data-dir', dir, '--port', '0', '--no-tls', '--storage-reserve', '100TB'], env);
   env = { ...env, BERTH_SERVER: served.url };
-  const cli = async (...args: string[]) => {
-    const r = await runCli(args, env);
-    assert.equal(r.code, 0, r.stderr);
-    return r.stdout.trim();
-  };
-  await cli('group', 'create', '-n', 'rg', '-l', 'westus');
-  await cli('acr', 'create', '-g', 'rg', '-n', 'reservereg01', '--sku', 'Basic', '--admin-enabled', 'true');
-  const login = await cli('acr', 'show', '-n', 'reservereg01', '--query', 'loginServer', '-o', 'tsv');
-  const user = await cli('acr', 'credential', 'show', '-n', 'reservereg01', '--query', 'username', '-o', 'tsv');
-  const pass = await cli('acr', 'credential', 'show', '-n', 'reservereg01', '--query', 'passwords[0].value', '-o', 'tsv');
-  const r = await fetch(`http://${login}/v2/app/blobs/uploads/`, { method: 'POST', headers: { Authorization: 'Basic ' + Buffer.from(`${user}:${pass}`).toString('base64') } });
+  const { loginServer: login, auth } = await cliAdminRegistry(env, 'reservereg01');
+  const r = await fetch(`http://${login}/v2/app/blobs/uploads/`, { method: 'POST', headers: { Authorization: auth } });
   assert.equal(r.status, 507);
   const e = ((await r.json()) as { errors: Array<{ code: string; message: string }> }).errors[0]!;
   assert.equal(e.code, 'UNKNOWN');

@@ -85,6 +85,25 @@ export function which(cmd: string): boolean {
   return (process.env.PATH ?? '').split(':').some((p) => p && existsSync(join(p, cmd)));
 }
 
+/**
+ * Through the CLI of a running server (`env` names it): creates resource group `rg` and a Basic
+ * registry with the admin user enabled; returns its login server, credentials and Basic header.
+ */
+export async function cliAdminRegistry(env: NodeJS.ProcessEnv, name: string): Promise<{ loginServer: string; creds: string; auth: string }> {
+  const cli = async (...args: string[]) => {
+    const r = await runCli(args, env);
+    if (r.code !== 0) throw new Error(`berth ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  await cli('group', 'create', '-n', 'rg', '-l', 'westus');
+  await cli('acr', 'create', '-n', name, '-g', 'rg', '--sku', 'Basic', '--admin-enabled', 'true');
+  const loginServer = await cli('acr', 'show', '-n', name, '--query', 'loginServer', '-o', 'tsv');
+  const user = await cli('acr', 'credential', 'show', '-n', name, '--query', 'username', '-o', 'tsv');
+  const pass = await cli('acr', 'credential', 'show', '-n', name, '--query', 'passwords[0].value', '-o', 'tsv');
+  const creds = `${user}:${pass}`;
+  return { loginServer, creds, auth: 'Basic ' + Buffer.from(creds).toString('base64') };
+}
+
 /** Creates a resource group and a registry with the admin user enabled; returns its login and password. */
 export async function adminRegistry(b: RunningBerth, name = 'testreg01'): Promise<{ loginServer: string; username: string; password: string; base: string; auth: string }> {
   b.groups.createOrUpdate('rg', 'westus');
