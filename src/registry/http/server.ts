@@ -385,11 +385,27 @@ export class RegistryHttp {
   }
 }
 
-/** Reads and discards the rest of a request body; resolves at its end (or when the connection goes). */
+/** A client that sends nothing of its body for this long gets its answer anyway. */
+const DRAIN_IDLE_MS = 30_000;
+
+/**
+ * Reads and discards the rest of a request body; resolves at its end, when the connection goes, or
+ * when the client has sent nothing for DRAIN_IDLE_MS.
+ */
 function drained(req: IncomingMessage): Promise<void> {
   if (req.readableEnded || req.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
-    req.once('end', resolve).once('close', resolve).once('error', resolve);
+    let timer = setTimeout(done, DRAIN_IDLE_MS);
+    function done() {
+      clearTimeout(timer);
+      req.off('data', alive);
+      resolve();
+    }
+    function alive() {
+      clearTimeout(timer);
+      timer = setTimeout(done, DRAIN_IDLE_MS);
+    }
+    req.on('data', alive).once('end', done).once('close', done).once('error', done);
     req.resume();
   });
 }
