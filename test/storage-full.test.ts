@@ -4,7 +4,7 @@
 // the same way by the blob store.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
@@ -12,30 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { startTestBerth, adminRegistry, cliJson, type TestBerth } from './helpers/berth.js';
+import { mountTmpfs } from './helpers/tmpfs.js';
 import { busyboxLayout, haveImageTools } from './helpers/images.js';
 import { FsBlobStore } from '../src/storage/fs-blob-store.js';
 import { DiskSpace, StorageFullError } from '../src/storage/disk-space.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
-
-/** A tmpfs of `size` at a fresh directory, or the reason it cannot be mounted. */
-async function mountTmpfs(size: string): Promise<{ dir: string; unmount(): Promise<void> } | string> {
-  const dir = await mkdtemp(join(tmpdir(), 'berth-tmpfs-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
-  } catch (e) {
-    await rm(dir, { recursive: true, force: true });
-    return `cannot mount a tmpfs (${String((e as { stderr?: Buffer }).stderr ?? e).trim()}); run the tests as root`;
-  }
-  return {
-    dir,
-    unmount: async () => {
-      execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 /** Files under `dir` (recursively), as paths relative to it. */
 async function filesUnder(dir: string): Promise<string[]> {
