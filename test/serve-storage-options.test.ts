@@ -3,7 +3,7 @@
 // upload with 507 and the reserve in the message).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseBytes } from '../src/platform/bytes.js';
@@ -41,10 +41,18 @@ test('--storage-reserve reaches the registry: a reserve past the free space refu
   env = { ...process.env, BERTH_DATA_DIR: dir };
   served = await startServeChild(['--data-dir', dir, '--port', '0', '--no-tls', '--storage-reserve', '100TB'], env);
   env = { ...env, BERTH_SERVER: served.url };
-  const { loginServer: login, auth } = await cliAdminRegistry(env, 'reservereg01');
+  const { loginServer: login, auth, creds } = await cliAdminRegistry(env, 'reservereg01');
   const r = await fetch(`http://${login}/v2/app/blobs/uploads/`, { method: 'POST', headers: { Authorization: auth } });
   assert.equal(r.status, 507);
   const e = ((await r.json()) as { errors: Array<{ code: string; message: string }> }).errors[0]!;
   assert.equal(e.code, 'UNKNOWN');
   assert.match(e.message, /Berth keeps 100 TiB in reserve for its metadata/);
+  // Berth's own push client reads the body of a 5xx answer: the user sees the message.
+  const rootDir = await mkdtemp(join(tmpdir(), 'berth-img-'));
+  dirs.push(rootDir);
+  await writeFile(join(rootDir, 'hello.txt'), 'hello\n');
+  const [user, pass] = creds.split(/:(.*)/s) as [string, string];
+  const push = await runCli(['image', 'push', rootDir, `${login}/app:v1`, '--username', user, '--password', pass], env);
+  assert.equal(push.code, 1);
+  assert.match(push.stderr, /unknown: insufficient storage: the disk holding the Berth server's data directory is full/);
 });
