@@ -68,7 +68,7 @@ function checkDeletable(what: string, a: ChangeableAttributes): void {
 export function storageFullError(e: unknown, what: string): RegistryError {
   const why = e instanceof StorageFullError && e.kind === 'reserve'
     ? `it has ${formatBytes(e.free)} free and Berth keeps ${formatBytes(e.reserve)} in reserve for its metadata`
-    : 'the filesystem refused the write (no space left)';
+    : 'the filesystem refused a write: no space left';
   return new RegistryError('UNKNOWN',
     `insufficient storage: the disk holding the Berth server's data directory is full (${why}); ${what}. ` +
     'Free space on that disk (delete images you no longer need, then run berth acr gc), or give berth serve a smaller --storage-reserve.',
