@@ -116,6 +116,12 @@ test('seed 001/002/004 registry steps with az: group, acr create/update/show wit
   await berth('image', 'push', join(work, 'busybox-rootfs'), `${login}/other:v1`, '--username', ACR, '--password', pw);
   assert.deepEqual((await az('acr', 'repository', 'list', '-n', ACR, '-o', 'tsv')).split('\n').sort(), ['myimage', 'other']);
   assert.match(await az('acr', 'repository', 'show-tags', '-n', ACR, '--repository', 'myimage', '-o', 'table'), /Result\s*\n-+\s*\nv1/);
+  // az acr show-usage: ARM listUsages, the Basic SKU's 10 GiB against the pushed layers (counted once for both repositories)
+  const usage = JSON.parse(await az('acr', 'show-usage', '-n', ACR)) as { value: Array<{ name: string; limit: number; currentValue: number; unit: string }> };
+  assert.equal(usage.value[0]!.name, 'Size');
+  assert.equal(usage.value[0]!.limit, 10 * 1024 ** 3);
+  assert.ok(usage.value[0]!.currentValue > 0);
+  assert.match(await az('acr', 'show-usage', '-n', ACR, '-o', 'table'), new RegExp(`Size\\s+10737418240\\s+${usage.value[0]!.currentValue}\\s+Bytes`));
   // seed 001: az acr login (without docker: --expose-token), the token as docker login's password
   const exposed = JSON.parse(await az('acr', 'login', '--name', ACR, '--expose-token', '-o', 'json')) as { accessToken: string; loginServer: string };
   assert.equal(exposed.loginServer, login);

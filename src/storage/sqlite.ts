@@ -110,6 +110,10 @@ const MIGRATIONS: string[] = [
   ALTER TABLE vaults ADD COLUMN rbac INTEGER NOT NULL DEFAULT 1;
   ALTER TABLE vaults ADD COLUMN access_policies TEXT NOT NULL DEFAULT '[]';
   `,
+  // A registry's quota usage (distinct blobs with their sizes) read from the index alone.
+  `
+  CREATE INDEX repo_blobs_registry_usage ON repo_blobs(registry_id, digest, size);
+  `,
 ];
 
 export function openDatabase(path: string): Db {

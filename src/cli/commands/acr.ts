@@ -153,6 +153,14 @@ export function registerAcrCommands(program: Command, client: () => ArmClient): 
       return c.request('POST', regPath(r, '/regenerateCredential'), { name: o.passwordName });
     });
 
+  leaf<{ name: string; resourceGroup?: string }>(acr, 'show-usage', 'Get the storage usage of an Azure Container Registry.',
+    (c) => c.requiredOption('-n, --name <name>', 'The name of the container registry.').option('-g, --resource-group <group>', 'Name of resource group.'),
+    async (o) => {
+      const c = client();
+      const r = await findRegistry(c, o.name, o.resourceGroup);
+      return c.request('GET', regPath(r, '/listUsages'));
+    }, { table: (v) => ((v as { value?: Array<Record<string, unknown>> }).value ?? []).map((u) => ({ NAME: u.name, LIMIT: u.limit, 'CURRENT VALUE': u.currentValue, UNIT: u.unit })) });
+
   leaf<{ name: string; resourceGroup?: string }>(acr, 'gc', 'Remove blobs that no manifest references (Berth).',
     (c) => c.requiredOption('-n, --name <name>', 'The name of the container registry.').option('-g, --resource-group <group>', 'Name of resource group.'),
     async (o) => {
