@@ -110,6 +110,12 @@ const MIGRATIONS: string[] = [
   ALTER TABLE vaults ADD COLUMN rbac INTEGER NOT NULL DEFAULT 1;
   ALTER TABLE vaults ADD COLUMN access_policies TEXT NOT NULL DEFAULT '[]';
   `,
+  `
+  ALTER TABLE vaults ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 90;
+  ALTER TABLE vaults ADD COLUMN purge_protection INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE vaults ADD COLUMN deleted_at TEXT;
+  ALTER TABLE vaults ADD COLUMN purge_at TEXT;
+  `,
 ];
 
 export function openDatabase(path: string): Db {
