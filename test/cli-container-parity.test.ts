@@ -14,7 +14,14 @@ let regId: string;
 
 before(async () => {
   runDir = await mkdtemp(join(tmpdir(), 'berth-parity-run-'));
-  b = await startTestBerth(undefined, [], 0, { runtime: new FakeRuntime(runDir), puller: new FakePuller(), keychainFactory: inlineKeychainFactory, reconciler: { sleep: async () => undefined } });
+  const runtime = new FakeRuntime(runDir);
+  // Published on other host ports (as when the group's port is taken on the host): port p on 40000 + p.
+  const createSandbox = runtime.createSandbox.bind(runtime);
+  runtime.createSandbox = async (spec) => {
+    const s = await createSandbox(spec);
+    return { ...s, hostPorts: Object.fromEntries(Object.keys(s.hostPorts).map((p) => [Number(p), 40000 + Number(p)])) };
+  };
+  b = await startTestBerth(undefined, [], 0, { runtime, puller: new FakePuller(), keychainFactory: inlineKeychainFactory, reconciler: { sleep: async () => undefined } });
   await cliJson(b, ['group', 'create', '-n', 'rg', '-l', 'westus']);
   regId = (await cliJson(b, ['acr', 'create', '-n', 'parityreg01', '-g', 'rg', '--sku', 'Basic'])).id;
 });
@@ -114,4 +121,30 @@ test('container export leaves out secure values and registry passwords (as a GET
   const copy = await cliJson(b, ['container', 'create', '-g', 'rg', '--file', file]);
   assert.deepEqual(specOf(copy), specOf(g));
   assert.notEqual(copy.identity.principalId, g.identity.principalId, 'a new system identity of its own');
+});
+
+test('container show|list -o table print the host port a user connects to (127.0.0.1:40080, not the group\'s 80)', { timeout: 60_000 }, async () => {
+  const g = await cliJson(b, ['container', 'create', '-g', 'rg', '-n', 'ported', '--image', 'r.io/app:1', '--ports', '80', '443', '--ip-address', 'Public']);
+  assert.deepEqual(g.ipAddress.ports.map((p: { port: number; hostPort?: number }) => [p.port, p.hostPort]), [[80, 40080], [443, 40443]]);
+  const show = await b.cli(['container', 'show', '-g', 'rg', '-n', 'ported', '-o', 'table']);
+  const row = show.stdout.split('\n')[2]!.trim().split(/\s{2,}/);
+  assert.equal(row[4], '127.0.0.1:40080,40443');
+  const list = await b.cli(['container', 'list', '-g', 'rg', '-o', 'table']);
+  assert.match(list.stdout, /ported .*127\.0\.0\.1:40080,40443/);
+});
+
+test('acr token list -o table: az\'s columns, each password\'s expiry (Never without one, empty when it does not exist), status title-cased', { timeout: 60_000 }, async () => {
+  await cliJson(b, ['acr', 'token', 'create', '-r', 'parityreg01', '-n', 'tok-never', '--repository', 'app', 'content/read']);
+  const exp = await cliJson(b, ['acr', 'token', 'create', '-r', 'parityreg01', '-n', 'tok-exp', '--repository', 'app', 'content/read', '--expiration', '2031-02-03T04:05:06Z']);
+  assert.equal(exp.credentials.passwords.length, 2);
+  await cliJson(b, ['acr', 'token', 'create', '-r', 'parityreg01', '-n', 'tok-none', '--repository', 'app', 'content/read', '--no-passwords', '--status', 'disabled']);
+  const t = await b.cli(['acr', 'token', 'list', '-r', 'parityreg01', '-o', 'table']);
+  assert.equal(t.code, 0, t.stderr);
+  const [head, , ...rows] = t.stdout.trimEnd().split('\n');
+  assert.deepEqual(head!.split(/\s{2,}/), ['NAME', 'SCOPE MAP', 'PASSWORD1 EXPIRY', 'PASSWORD2 EXPIRY', 'STATUS', 'PROVISIONING STATE', 'CREATION DATE']);
+  const byName = Object.fromEntries(rows.map((r) => { const c = r.split(/\s{2,}/); return [c[0], c]; }));
+  assert.deepEqual(byName['tok-never']!.slice(1, 6), ['tok-never-scope-map', 'Never', 'Never', 'Enabled', 'Succeeded']);
+  assert.deepEqual(byName['tok-exp']!.slice(2, 4), ['2031-02-03T04:05:06Z', '2031-02-03T04:05:06Z']);
+  assert.match(byName['tok-exp']![6]!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, 'creation date to the second, as az');
+  assert.match(rows.find((r) => r.startsWith('tok-none'))!, /^tok-none\s+tok-none-scope-map\s+Disabled\s+Succeeded/, 'no passwords: both expiry columns empty');
 });

@@ -1,6 +1,6 @@
 // `az container export`: a container group as the YAML document `container create --file` reads back.
 // As az does: the resource as ARM returns it, without what only a GET has (instanceView,
-// provisioningState, id, sku at the top), the identity as its type and user-assigned ids only, plus
+// provisioningState, id, sku at the top, Berth's hostPort), the identity as its type and user-assigned ids only, plus
 // apiVersion. A GET never returns secure environment values or registry passwords, so the document
 // cannot hold them either: `omitted` names what the user must add back before creating from it.
 
@@ -18,6 +18,10 @@ export function exportGroup(resource: Obj, apiVersion: string): ExportedGroup {
   const props: Obj = { ...(isObj(properties) ? properties : {}) };
   delete props.instanceView;
   delete props.provisioningState;
+  // Berth's own read-only hostPort (where a port was published on another host port) is not ACI's.
+  if (isObj(props.ipAddress) && Array.isArray(props.ipAddress.ports)) {
+    props.ipAddress = { ...props.ipAddress, ports: (props.ipAddress.ports as Obj[]).map(({ hostPort: _h, ...p }) => p) };
+  }
   const secure: string[] = [];
   props.containers = (Array.isArray(props.containers) ? props.containers : []).map((c: Obj) => {
     const cp: Obj = { ...(isObj(c.properties) ? c.properties : {}) };

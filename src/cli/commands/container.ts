@@ -39,13 +39,14 @@ export function containerGroupTable(v: unknown): unknown {
   return (Array.isArray(v) ? v : [v]).map((g: Record<string, any>) => {
     const containers = (g.containers ?? []) as Array<Record<string, any>>;
     const first = containers[0]?.resources?.requests ?? {};
-    const ip = g.ipAddress as { ip?: string; type?: string; ports?: Array<{ port: number }> } | undefined;
+    const ip = g.ipAddress as { ip?: string; type?: string; ports?: Array<{ port: number; hostPort?: number }> } | undefined;
     return {
       Name: g.name,
       ResourceGroup: g.resourceGroup,
       Status: g.instanceView?.state ?? g.provisioningState,
       Image: containers.map((c) => c.image).join(','),
-      'IP:ports': ip ? `${ip.ip ?? 'None'}:${(ip.ports ?? []).map((p) => p.port).join(',')}` : '',
+      // What a user can connect to: the host port where Berth published the group's port on another one.
+      'IP:ports': ip ? `${ip.ip ?? 'None'}:${(ip.ports ?? []).map((p) => p.hostPort ?? p.port).join(',')}` : '',
       Network: ip?.type ?? 'Private',
       'CPU/Memory': containers.length ? `${pyFloat(first.cpu)} core/${pyFloat(first.memoryInGB)} gb` : '',
       OsType: g.osType,
