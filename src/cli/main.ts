@@ -9,6 +9,7 @@ import { registerServeCommand } from './commands/serve.js';
 import { registerImageCommands } from './commands/image.js';
 import { registerAcrAccessCommands } from './commands/acr-access.js';
 import { registerAcrLoginCommand } from './commands/acr-login.js';
+import { registerAcrHealthCommand } from './commands/acr-health.js';
 import { registerAdCommands } from './commands/ad.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerRoleCommands } from './commands/role.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerAcrCommands(program, getClient);
   registerAcrAccessCommands(program.commands.find((c) => c.name() === 'acr')!, getClient);
   registerAcrLoginCommand(program.commands.find((c) => c.name() === 'acr')!, getClient);
+  registerAcrHealthCommand(program.commands.find((c) => c.name() === 'acr')!, getClient);
   registerImageCommands(program, getClient);
   registerAdCommands(program, getClient);
   registerIdentityCommands(program, getClient);
