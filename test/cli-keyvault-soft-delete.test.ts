@@ -66,9 +66,14 @@ test('keyvault delete is soft: list-deleted/show-deleted show it with scheduledP
 test('keyvault purge removes the vault and its secrets for good (no sealed value left in the database files); the name is free again', { timeout: 60_000 }, async () => {
   await berth('keyvault', 'create', '-g', 'kvrg', '-n', 'purgevault', '--retention-days', '7');
   const secretValue = 'purge-me-' + 'x'.repeat(40);
-  await berth('keyvault', 'secret', 'set', '--vault-name', 'purgevault', '-n', 'gone', '--value', secretValue);
+  const set = JSON.parse(await berth('keyvault', 'secret', 'set', '--vault-name', 'purgevault', '-n', 'gone', '--value', secretValue));
+  assert.equal(set.attributes.recoverableDays, 7, "a secret's recoverable days are its vault's");
+  assert.equal(set.attributes.recoveryLevel, 'CustomizedRecoverable+Purgeable', 'fewer than 90 days: Customized');
+  await berth('keyvault', 'secret', 'set', '--vault-name', 'purgevault', '-n', 'short', '--value', 'x');
+  const del = JSON.parse(await berth('keyvault', 'secret', 'delete', '--vault-name', 'purgevault', '-n', 'short'));
+  assert.equal(Date.parse(del.scheduledPurgeDate) - Date.parse(del.deletedDate), 7 * DAY);
   const sealed = (b.db.prepare('SELECT sealed FROM vault_secret_versions v JOIN vaults k ON k.id = v.vault_id WHERE k.name = ?').all('purgevault') as Array<{ sealed: string }>).map((r) => r.sealed);
-  assert.equal(sealed.length, 1);
+  assert.equal(sealed.length, 2);
   await berth('keyvault', 'delete', '-n', 'purgevault');
   const d = await cliJson(b, ['keyvault', 'show-deleted', '-n', 'purgevault']);
   assert.equal(Date.parse(d.properties.scheduledPurgeDate) - Date.parse(d.properties.deletionDate), 7 * DAY, '--retention-days');
@@ -78,7 +83,7 @@ test('keyvault purge removes the vault and its secrets for good (no sealed value
   const files = ['berth.db', 'berth.db-wal'].map((f) => join(b.dataDir, f));
   for (const f of files) {
     const bytes = await readFile(f).catch(() => Buffer.alloc(0));
-    assert.equal(bytes.includes(Buffer.from(sealed[0]!)), false, `${f} still holds the sealed value`);
+    for (const x of sealed) assert.equal(bytes.includes(Buffer.from(x)), false, `${f} still holds a sealed value`);
   }
   // the name is free: a new vault of that name starts empty
   await berth('keyvault', 'create', '-g', 'kvrg', '-n', 'purgevault');
@@ -91,15 +96,23 @@ test('keyvault purge removes the vault and its secrets for good (no sealed value
 test('--enable-purge-protection: purge is refused until the scheduled purge date; recover still works; it cannot be turned off', { timeout: 60_000 }, async () => {
   const v = await cliJson(b, ['keyvault', 'create', '-g', 'kvrg', '-n', 'keepvault', '--enable-purge-protection']);
   assert.equal(v.properties.enablePurgeProtection, true);
+  // its secrets: recoverable, not purgeable
+  const sec = JSON.parse(await berth('keyvault', 'secret', 'set', '--vault-name', 'keepvault', '-n', 'kept', '--value', 'v'));
+  assert.equal(sec.attributes.recoveryLevel, 'Recoverable');
+  await berth('keyvault', 'secret', 'delete', '--vault-name', 'keepvault', '-n', 'kept');
+  const noPurge = await b.cli(['keyvault', 'secret', 'purge', '--vault-name', 'keepvault', '-n', 'kept']);
+  assert.equal(noPurge.code, 1);
+  assert.match(noPurge.stderr, /\(Forbidden\) Operation "purge" is not allowed because purge protection is enabled for this vault\. Key Vault service will automatically purge it after the retention period has passed\./);
+  await berth('keyvault', 'secret', 'recover', '--vault-name', 'keepvault', '-n', 'kept');
   await berth('keyvault', 'delete', '-n', 'keepvault');
   assert.equal((await cliJson(b, ['keyvault', 'show-deleted', '-n', 'keepvault'])).properties.purgeProtectionEnabled, true);
   const refused = await b.cli(['keyvault', 'purge', '-n', 'keepvault']);
   assert.equal(refused.code, 1);
-  assert.match(refused.stderr, /purge protection enabled: it cannot be purged before its scheduled purge date/);
+  assert.match(refused.stderr, /Operation "purge" is not allowed because purge protection is enabled for this vault\..*until then it can be recovered/);
   await berth('keyvault', 'recover', '-n', 'keepvault', '-g', 'kvrg');
   const off = await b.cli(['keyvault', 'create', '-g', 'kvrg', '-n', 'keepvault', '--enable-purge-protection', 'false']);
   assert.equal(off.code, 1);
-  assert.match(off.stderr, /cannot be turned off/);
+  assert.match(off.stderr, /The property "enablePurgeProtection" cannot be set to false\. Enabling the purge protection for a vault is an irreversible action\./);
 });
 
 test('@azure/arm-keyvault: delete, listDeleted, getDeleted, recover (createMode recover), beginPurgeDeletedAndWait', { timeout: 60_000 }, async () => {

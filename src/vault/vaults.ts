@@ -219,7 +219,7 @@ export class Vaults {
   purge(name: string, location: string): DeletedVaultRecord {
     const v = this.getDeleted(name, location);
     if (v.enablePurgeProtection && Date.parse(v.scheduledPurgeDate) > Date.now()) {
-      throw conflict('Conflict', `The vault '${v.name}' has purge protection enabled: it cannot be purged before its scheduled purge date ${v.scheduledPurgeDate}. It can be recovered until then (berth keyvault recover -n ${v.name}).`);
+      throw conflict('Conflict', `Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed (${v.scheduledPurgeDate}); until then it can be recovered (berth keyvault recover -n ${v.name}).`);
     }
     this.erase(v.id);
     return v;
@@ -267,7 +267,7 @@ export class Vaults {
       throw conflict('ConflictError', `A vault with the same name already exists in deleted state. You need to either recover or purge existing key vault. Follow this link ${SOFT_DELETE_LINK} for more information on soft delete.`);
     }
     if (existing && existing.enablePurgeProtection && input.enablePurgeProtection === false) {
-      throw invalid('BadRequest', `Purge protection of vault '${name}' cannot be turned off: enabling it is irreversible.`);
+      throw invalid('BadRequest', 'The property "enablePurgeProtection" cannot be set to false. Enabling the purge protection for a vault is an irreversible action.');
     }
     if (existing) {
       if (existing.resourceGroup.toLowerCase() !== group.name.toLowerCase() || existing.subscription !== this.subscriptionId) {
