@@ -159,6 +159,19 @@ test('seed 003/004 identities with az: ad sp create-for-rbac, ad sp show, identi
   const rbac = JSON.parse(await az('keyvault', 'create', '-g', RG, '-n', 'azkv-rbac', '--enable-rbac-authorization')) as { properties: { enableRbacAuthorization: boolean; accessPolicies: unknown[] } };
   assert.equal(rbac.properties.enableRbacAuthorization, true);
   assert.deepEqual(rbac.properties.accessPolicies, []);
+  // soft delete with az: delete keeps the vault (list-deleted, show-deleted), recover brings it back, purge ends it
+  await az('keyvault', 'delete', '-n', 'azkv-rbac');
+  const deleted = JSON.parse(await az('keyvault', 'list-deleted', '-o', 'json')) as Array<{ name: string; properties: { vaultId: string; scheduledPurgeDate: string } }>;
+  assert.deepEqual(deleted.map((d) => d.name), ['azkv-rbac']);
+  assert.match(deleted[0]!.properties.vaultId, /\/resourceGroups\/azrg\/providers\/Microsoft\.KeyVault\/vaults\/azkv-rbac$/);
+  assert.equal(await az('keyvault', 'show-deleted', '-n', 'azkv-rbac', '--query', 'name', '-o', 'tsv'), 'azkv-rbac');
+  const taken = await azRun('keyvault', 'create', '-g', RG, '-n', 'azkv-rbac', '--enable-rbac-authorization');
+  assert.notEqual(taken.code, 0);
+  assert.match(errorLines(taken.stderr), /A vault with the same name already exists in deleted state/);
+  assert.equal(await az('keyvault', 'recover', '-n', 'azkv-rbac', '--query', 'name', '-o', 'tsv'), 'azkv-rbac');
+  await az('keyvault', 'delete', '-n', 'azkv-rbac');
+  await az('keyvault', 'purge', '-n', 'azkv-rbac');
+  assert.equal(await az('keyvault', 'list-deleted', '--query', 'length(@)', '-o', 'tsv'), '0');
   // keyvault show without -g, and set-policy for the pull principal
   assert.equal(await az('keyvault', 'show', '-n', 'azkv-policy', '--query', 'name', '-o', 'tsv'), 'azkv-policy');
   await az('keyvault', 'set-policy', '-n', 'azkv-policy', '--spn', sp.appId, '--secret-permissions', 'get', 'list', '-o', 'none');

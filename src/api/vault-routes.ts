@@ -75,6 +75,11 @@ export function registerVaultRoutes(app: FastifyInstance, d: VaultRouteDeps): vo
     checkSub(d, (req.params as { sub: string }).sub);
     return { value: d.vaults.listDeleted().filter((v) => d.identity.can(req.principal!, DELETED_READ, vaultArmId(v))).map(deletedVaultResource) };
   });
+  // Berth has no managed HSMs; az keyvault list-deleted asks for deleted ones too.
+  app.get('/subscriptions/:sub/providers/Microsoft.KeyVault/deletedManagedHSMs', async (req) => {
+    checkSub(d, (req.params as { sub: string }).sub);
+    return { value: [] };
+  });
   app.get('/subscriptions/:sub/providers/Microsoft.KeyVault/locations/:loc/deletedVaults/:name', async (req) => {
     const { sub: s, loc, name } = req.params as { sub: string; loc: string; name: string };
     checkSub(d, s);
