@@ -285,12 +285,32 @@ properties:
 `);
   await az('container', 'create', '-g', RG, '--name', 'app-mi-yaml', '--file', yaml, '--only-show-errors', '-o', 'none');
   assert.match(await logsOf('app-mi-yaml'), /yaml-mi-pulled/);
+  // container export: az's file and berth's describe the same group, and each tool creates from the other's
+  const azExport = join(dataDir, 'az-export.yaml');
+  const berthExport = join(dataDir, 'berth-export.yaml');
+  await az('container', 'export', '-g', RG, '-n', 'app-mi-yaml', '-f', azExport);
+  await berth('container', 'export', '-g', RG, '-n', 'app-mi-yaml', '-f', berthExport);
+  const { parse, stringify } = await import('yaml');
+  const azDoc = parse(readFileSync(azExport, 'utf8'));
+  const berthDoc = parse(readFileSync(berthExport, 'utf8'));
+  // (apiVersion: each writes the api-version it read the group with, berth 2021-09-01, az 2.45 its SDK's default)
+  assert.match(azDoc.apiVersion, /^\d{4}-\d\d-\d\d/);
+  // (az 2.45 writes the identity's ids under the Python name user_assigned_identities; berth reads both)
+  const { user_assigned_identities: uai, ...azIdentity } = azDoc.identity;
+  assert.deepEqual(berthDoc.identity, { ...azIdentity, userAssignedIdentities: uai });
+  for (const k of ['location', 'name', 'type', 'properties']) assert.deepEqual(berthDoc[k], azDoc[k], `export: ${k}`);
+  writeFileSync(berthExport, stringify({ ...berthDoc, name: 'app-from-berth-export' }));
+  await az('container', 'create', '-g', RG, '--file', berthExport, '--only-show-errors', '-o', 'none');
+  assert.match(await logsOf('app-from-berth-export'), /yaml-mi-pulled/);
+  writeFileSync(azExport, stringify({ ...azDoc, name: 'app-from-az-export' }));
+  await berth('container', 'create', '-g', RG, '--file', azExport, '-o', 'none');
+  assert.match(await logsOf('app-from-az-export'), /yaml-mi-pulled/);
   const stdin = await sh(`${script}
 az container create -g ${RG} --name app-stdin --file - --only-show-errors`, {}, 'name: app-stdin\n');
   assert.notEqual(stdin.code, 0);
   assert.match(stdin.stderr, /No such file or directory: -/, 'az 2.45 reads --file - as a file name (the README says: berth container create --file -)');
 
-  for (const n of ['app-admin', 'app-ticker', 'app-sp', 'app-token', 'app-mi', 'app-mi-yaml']) await az('container', 'delete', '-g', RG, '-n', n, '--yes', '-o', 'none');
+  for (const n of ['app-admin', 'app-ticker', 'app-sp', 'app-token', 'app-mi', 'app-mi-yaml', 'app-from-berth-export', 'app-from-az-export']) await az('container', 'delete', '-g', RG, '-n', n, '--yes', '-o', 'none');
   assert.equal(await az('container', 'list', '-g', RG, '--query', 'length(@)', '-o', 'tsv'), '0');
 });
 

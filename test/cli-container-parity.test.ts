@@ -148,3 +148,40 @@ test('acr token list -o table: az\'s columns, each password\'s expiry (Never wit
   assert.match(byName['tok-exp']![6]!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, 'creation date to the second, as az');
   assert.match(rows.find((r) => r.startsWith('tok-none'))!, /^tok-none\s+tok-none-scope-map\s+Disabled\s+Succeeded/, 'no passwords: both expiry columns empty');
 });
+
+test('create --file reads what az 2.45\'s container export writes: Python-named extras (additional_properties, changed_time, ...) and identity.user_assigned_identities', { timeout: 60_000 }, async () => {
+  const { writeFile } = await import('node:fs/promises');
+  const mi = await cliJson(b, ['identity', 'create', '-g', 'rg', '-n', 'export-mi']);
+  const file = join(runDir, 'az-export.yaml');
+  await writeFile(file, `additional_properties: {}
+apiVersion: 2022-10-01-preview
+changed_time: null
+created_time: null
+extended_location: null
+identity:
+  type: UserAssigned
+  user_assigned_identities:
+    ${mi.id}: {}
+location: westus
+name: from-az-export
+properties:
+  containers:
+  - name: web
+    properties:
+      environmentVariables: []
+      image: r.io/app:1
+      ports: []
+      resources:
+        requests:
+          cpu: 1.0
+          memoryInGB: 1.0
+  osType: Linux
+  restartPolicy: Never
+provisioning_state: null
+tags: null
+type: Microsoft.ContainerInstance/containerGroups
+`);
+  const g = await cliJson(b, ['container', 'create', '-g', 'rg', '--file', file]);
+  assert.equal(g.identity.type, 'UserAssigned');
+  assert.deepEqual(Object.keys(g.identity.userAssignedIdentities).map((k) => k.toLowerCase()), [mi.id.toLowerCase()]);
+});
