@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestBerth, adminRegistry, which, type TestBerth } from './helpers/berth.js';
@@ -102,4 +102,66 @@ test('acr login --expose-token prints {accessToken, loginServer} and az\'s docke
   assert.equal(got.code, 0, got.stderr);
   const missing = await cli(['acr', 'login', '-n', 'noregistryhere', '--expose-token']);
   assert.equal(missing.code, 3);
+});
+
+// A credential helper that keeps what `store` is given in $HELPER_DIR/store.json and answers `get` from it;
+// `store` fails when $HELPER_DIR/fail exists.
+const HELPER = `#!/bin/sh
+case "$1" in
+  store) [ -f "$HELPER_DIR/fail" ] && { echo "keyring locked" >&2; exit 1; }; cat > "$HELPER_DIR/store.json" ;;
+  get) cat > /dev/null; if [ -f "$HELPER_DIR/store.json" ]; then cat "$HELPER_DIR/store.json"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  *) exit 2 ;;
+esac
+`;
+
+test('acr login with a credsStore or credHelpers entry stores through docker-credential-<name> store (the file keeps an empty entry), as docker login; a failing helper writes nothing; skopeo reads it back', { skip, timeout: 120_000 }, async () => {
+  const h = await mkdtemp(join(tmpdir(), 'berth-login-helper-'));
+  try {
+    const bin = join(h, 'bin');
+    await mkdir(bin);
+    await writeFile(join(bin, 'docker-credential-berthstore'), HELPER);
+    await chmod(join(bin, 'docker-credential-berthstore'), 0o755);
+    await mkdir(join(h, '.docker'));
+    const dockerConfig = join(h, '.docker', 'config.json');
+    await writeFile(dockerConfig, JSON.stringify({ credsStore: 'berthstore' }));
+    const { DOCKER_CONFIG: _d, XDG_RUNTIME_DIR: _x, REGISTRY_AUTH_FILE: _r, ...rest } = b.env;
+    const env = { ...rest, HOME: h, HELPER_DIR: h, PATH: `${bin}:${process.env.PATH}` } as NodeJS.ProcessEnv;
+
+    await writeFile(join(h, 'fail'), '');
+    const failed = await b.cli(['acr', 'login', '-n', 'loginreg01'], { env });
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /ERROR: credential helper docker-credential-berthstore \(config\.json\) for server localhost:\d+: store failed with exit code 1; its output is withheld.*Nothing was written\./);
+    assert.doesNotMatch(failed.stderr, /keyring locked/);
+    assert.deepEqual(JSON.parse(await readFile(dockerConfig, 'utf8')), { credsStore: 'berthstore' });
+    await rm(join(h, 'fail'));
+
+    const r = await b.cli(['acr', 'login', '-n', 'loginreg01'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /stored by docker-credential-berthstore\./);
+    const doc = JSON.parse(await readFile(dockerConfig, 'utf8'));
+    assert.deepEqual(doc, { credsStore: 'berthstore', auths: { [reg.loginServer]: {} } }, 'no credential in the file');
+    const stored = JSON.parse(await readFile(join(h, 'store.json'), 'utf8'));
+    assert.equal(stored.ServerURL, reg.loginServer);
+    assert.equal(stored.Username, '00000000-0000-0000-0000-000000000000');
+    assert.equal(stored.Secret.split('.').length, 3);
+    // Berth's own keychain reads it back through the helper and the registry takes it
+    const { DockerConfigKeychain } = await import('../src/keychain/docker-config.js');
+    const cred = await new DockerConfigKeychain({ path: dockerConfig, env }).resolve({ registry: reg.loginServer });
+    assert.equal(cred?.kind, 'basic');
+    const auth = 'Basic ' + Buffer.from(`${(cred as { username: string }).username}:${(cred as { password: string }).password}`).toString('base64');
+    assert.equal((await fetch(`http://${reg.loginServer}/v2/`, { headers: { Authorization: auth } })).status, 200);
+    // credHelpers for the server (which skopeo and podman honour too; they ignore credsStore): skopeo asks the helper itself
+    await rm(join(h, 'store.json'));
+    await writeFile(dockerConfig, JSON.stringify({ credHelpers: { [reg.loginServer]: 'berthstore' } }));
+    const again = await b.cli(['acr', 'login', '-n', 'loginreg01'], { env });
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(JSON.parse(await readFile(dockerConfig, 'utf8')).auths, { [reg.loginServer]: {} });
+    const got = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile('skopeo', ['inspect', '--authfile', dockerConfig, '--tls-verify=false', `docker://${reg.loginServer}/hello:v1`], { env, timeout: 60_000 },
+        (e, _out, stderr) => resolve({ code: e ? 1 : 0, stderr }));
+    });
+    assert.equal(got.code, 0, got.stderr);
+  } finally {
+    await rm(h, { recursive: true, force: true });
+  }
 });

@@ -1,6 +1,7 @@
 // Writes a registry credential into a Docker config.json / containers auth.json (the same format) as
-// `docker login` and `podman login` do: `auths[server] = {"auth": base64(user:password)}`, every other
-// entry and key of the file kept. The file is replaced atomically (temp + rename) with mode 0600, so a
+// `docker login` and `podman login` do: `auths[server] = {"auth": base64(user:password)}` (or, when the
+// file names a credential helper for the server, `{}` and the credential goes to the helper), every
+// other entry and key of the file kept. The file is replaced atomically (temp + rename) with mode 0600, so a
 // reader sees the old file or the new one, never a half-written one; a file that is not a JSON object
 // is left alone and named in the error (never its content).
 import { mkdir, readFile } from 'node:fs/promises';
@@ -54,10 +55,12 @@ export async function prepareRegistryAuth(path: string, server: string, username
   const auths = doc.auths && typeof doc.auths === 'object' && !Array.isArray(doc.auths) ? { ...(doc.auths as Record<string, unknown>) } : {};
   // Other spellings of the same server (`https://host`, `host/`) would be ambiguous next to the new entry.
   for (const k of Object.keys(auths)) if (k !== server && normalise(k) === normalise(server)) delete auths[k];
-  auths[server] = { auth: Buffer.from(`${username}:${password}`).toString('base64') };
-  const content = JSON.stringify({ ...doc, auths }, null, '\t') + '\n';
   const helpers = doc.credHelpers && typeof doc.credHelpers === 'object' ? doc.credHelpers as Record<string, unknown> : {};
   const helper = typeof helpers[server] === 'string' ? helpers[server] : typeof doc.credsStore === 'string' && doc.credsStore ? doc.credsStore : undefined;
+  // As docker login: with a credential helper for the server, the helper keeps the credential and the
+  // file only an empty entry for it.
+  auths[server] = helper ? {} : { auth: Buffer.from(`${username}:${password}`).toString('base64') };
+  const content = JSON.stringify({ ...doc, auths }, null, '\t') + '\n';
   return { path, content, ...(helper ? { helper } : {}) };
 }
 

@@ -8,7 +8,11 @@ import { leaf } from '../command.js';
 import type { ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
 import { exchangeForRefreshToken, findRegistry } from './acr.js';
+import { basename } from 'node:path';
 import { AuthFileError, loginAuthFiles, prepareRegistryAuth, writeRegistryAuth } from '../../keychain/auth-file-store.js';
+import { storeWithCredentialHelper } from '../../keychain/cred-helper.js';
+import { KeychainError } from '../../keychain/keychain.js';
+import { helperServerUrl, serverKey } from '../../keychain/server-key.js';
 
 export const EMPTY_GUID = '00000000-0000-0000-0000-000000000000';
 
@@ -56,11 +60,22 @@ export function registerAcrLoginCommand(acr: Command, client: () => ArmClient): 
       // Every file is read and checked before any is written: a bad one leaves them all as they were.
       const updates = await Promise.all(loginAuthFiles().map((p) => prepareRegistryAuth(p, r.loginServer, username, password)))
         .catch((e: unknown) => { throw e instanceof AuthFileError ? new CliError(e.message) : e; });
+      // Credential helpers first: one that fails leaves every file as it was.
       for (const u of updates) {
-        await writeRegistryAuth(u);
-        if (u.helper) io.warn(`${u.path} names the credential helper docker-credential-${u.helper}: docker asks it, not this entry, for ${r.loginServer}.`);
+        if (!u.helper) continue;
+        try {
+          await storeWithCredentialHelper(u.helper, helperServerUrl(serverKey(r.loginServer)), username, password,
+            { configuredIn: `${basename(u.path)}`, source: `credential helper docker-credential-${u.helper}` });
+        } catch (e) {
+          if (e instanceof KeychainError) throw new CliError(`${e.message}. Nothing was written.`);
+          throw e;
+        }
       }
-      io.warn(`The credential is stored unencrypted (mode 0600) in ${updates.map((u) => u.path).join(' and ')}.${username === EMPTY_GUID ? ' It is a registry refresh token that expires in 3 hours: run berth acr login again then.' : ''}`);
+      for (const u of updates) await writeRegistryAuth(u);
+      const inFiles = updates.filter((u) => !u.helper).map((u) => u.path);
+      const inHelpers = [...new Set(updates.filter((u) => u.helper).map((u) => `docker-credential-${u.helper}`))];
+      io.warn(`The credential is stored ${[...(inFiles.length ? [`unencrypted (mode 0600) in ${inFiles.join(' and ')}`] : []), ...(inHelpers.length ? [`by ${inHelpers.join(' and ')}`] : [])].join(', and ')}.` +
+        `${username === EMPTY_GUID ? ' It is a registry refresh token that expires in 3 hours: run berth acr login again then.' : ''}`);
       io.stdout('Login Succeeded\n');
       return undefined;
     });
