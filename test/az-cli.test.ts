@@ -285,6 +285,13 @@ properties:
 `);
   await az('container', 'create', '-g', RG, '--name', 'app-mi-yaml', '--file', yaml, '--only-show-errors', '-o', 'none');
   assert.match(await logsOf('app-mi-yaml'), /yaml-mi-pulled/);
+  // az's one step: --assign-identity --scope --role gives the group's system identity the role at the scope
+  const acrId = await az('acr', 'show', '-n', ACR, '--query', 'id', '-o', 'tsv');
+  const sys = JSON.parse(await az('container', 'create', '-g', RG, '-n', 'app-sys-scope', '--image', `${login}/myimage:v1`, '--registry-login-server', login,
+    '--registry-username', ACR, '--registry-password', pw, '--restart-policy', 'Never', '--command-line', '/bin/busybox true',
+    '--assign-identity', '--scope', acrId, '--role', 'AcrPull')) as { identity: { principalId: string } };
+  const sysRoles = JSON.parse(await berth('role', 'assignment', 'list', '--scope', acrId)) as Array<{ principalId: string; roleDefinitionName: string }>;
+  assert.deepEqual(sysRoles.filter((a) => a.principalId === sys.identity.principalId).map((a) => a.roleDefinitionName), ['AcrPull']);
   // container export: az's file and berth's describe the same group, and each tool creates from the other's
   const azExport = join(dataDir, 'az-export.yaml');
   const berthExport = join(dataDir, 'berth-export.yaml');
@@ -310,7 +317,7 @@ az container create -g ${RG} --name app-stdin --file - --only-show-errors`, {}, 
   assert.notEqual(stdin.code, 0);
   assert.match(stdin.stderr, /No such file or directory: -/, 'az 2.45 reads --file - as a file name (the README says: berth container create --file -)');
 
-  for (const n of ['app-admin', 'app-ticker', 'app-sp', 'app-token', 'app-mi', 'app-mi-yaml', 'app-from-berth-export', 'app-from-az-export']) await az('container', 'delete', '-g', RG, '-n', n, '--yes', '-o', 'none');
+  for (const n of ['app-admin', 'app-ticker', 'app-sp', 'app-token', 'app-mi', 'app-mi-yaml', 'app-from-berth-export', 'app-from-az-export', 'app-sys-scope']) await az('container', 'delete', '-g', RG, '-n', n, '--yes', '-o', 'none');
   assert.equal(await az('container', 'list', '-g', RG, '--query', 'length(@)', '-o', 'tsv'), '0');
 });
 
