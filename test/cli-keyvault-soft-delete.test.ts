@@ -85,7 +85,15 @@ test('keyvault purge removes the vault and its secrets for good (no sealed value
     const bytes = await readFile(f).catch(() => Buffer.alloc(0));
     for (const x of sealed) assert.equal(bytes.includes(Buffer.from(x)), false, `${f} still holds a sealed value`);
   }
-  // the name is free: a new vault of that name starts empty
+  // the name is free: a new vault of that name starts empty; a purged secret leaves no sealed value either
+  await berth('keyvault', 'create', '-g', 'kvrg', '-n', 'purgevault');
+  await berth('keyvault', 'secret', 'set', '--vault-name', 'purgevault', '-n', 'one-off', '--value', 'one-off-value');
+  const sealedSecret = (b.db.prepare("SELECT sealed FROM vault_secret_versions v JOIN vaults k ON k.id = v.vault_id WHERE k.name = 'purgevault'").get() as { sealed: string }).sealed;
+  await berth('keyvault', 'secret', 'delete', '--vault-name', 'purgevault', '-n', 'one-off');
+  await berth('keyvault', 'secret', 'purge', '--vault-name', 'purgevault', '-n', 'one-off');
+  for (const f of files) assert.equal((await readFile(f).catch(() => Buffer.alloc(0))).includes(Buffer.from(sealedSecret)), false, `${f} still holds the purged secret`);
+  await berth('keyvault', 'delete', '-n', 'purgevault');
+  await berth('keyvault', 'purge', '-n', 'purgevault');
   await berth('keyvault', 'create', '-g', 'kvrg', '-n', 'purgevault');
   assert.equal(await berth('keyvault', 'secret', 'list', '--vault-name', 'purgevault', '-o', 'tsv'), '');
   const bad = await b.cli(['keyvault', 'create', '-g', 'kvrg', '-n', 'shortvault', '--retention-days', '3']);

@@ -141,3 +141,20 @@ function migrate(db: Db): void {
 export function nowIso(): string {
   return new Date().toISOString();
 }
+
+/**
+ * Runs a DELETE so that what it removes leaves no trace in the database files: SQLite overwrites the
+ * freed pages (secure_delete), and when rows went the WAL is checkpointed and emptied, so older copies
+ * of those pages go too. For sealed secret values whose purge must be for good.
+ */
+export function deleteForGood(db: Db, run: () => { changes: number }): number {
+  db.pragma('secure_delete = ON');
+  let changes: number;
+  try {
+    changes = run().changes;
+  } finally {
+    db.pragma('secure_delete = OFF');
+  }
+  if (changes > 0) db.pragma('wal_checkpoint(TRUNCATE)');
+  return changes;
+}

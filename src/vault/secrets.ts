@@ -1,7 +1,7 @@
 // Secrets of a vault, the Key Vault way: every set makes a new version; soft delete keeps a deleted
 // secret recoverable for the vault's retention days (then it is purged); values are sealed with the vault's data key.
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../storage/sqlite.js';
+import { deleteForGood, type Db } from '../storage/sqlite.js';
 import { BerthError, conflict, forbidden, invalid, notFound } from '../platform/errors.js';
 import type { Vaults, VaultRecord } from './vaults.js';
 import { checkSecretName, isVersionId } from './names.js';
@@ -134,7 +134,7 @@ export class Secrets {
 
   /** Purges soft-deleted secrets whose retention ended. */
   private purgeExpired(v: VaultRecord): void {
-    this.db.prepare('DELETE FROM vault_secrets WHERE vault_id = ? AND purge_at IS NOT NULL AND purge_at <= ?').run(v.id, this.now());
+    deleteForGood(this.db, () => this.db.prepare('DELETE FROM vault_secrets WHERE vault_id = ? AND purge_at IS NOT NULL AND purge_at <= ?').run(v.id, this.now()));
   }
 
   private state(v: VaultRecord, name: string): { name: string; deleted_at: number | null; purge_at: number | null } | undefined {
@@ -244,7 +244,7 @@ export class Secrets {
     if (v.enablePurgeProtection) {
       throw forbidden('Forbidden', 'Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.');
     }
-    this.db.prepare('DELETE FROM vault_secrets WHERE vault_id = ? AND name_lower = ?').run(v.id, name.toLowerCase());
+    deleteForGood(this.db, () => this.db.prepare('DELETE FROM vault_secrets WHERE vault_id = ? AND name_lower = ?').run(v.id, name.toLowerCase()));
   }
 
   /** Live secrets (latest version's attributes, no values), ordered by name. */

@@ -2,7 +2,7 @@
 // port (its vaultUri) and its own data key, wrapped under the key-encryption key (envelope encryption).
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Db } from '../storage/sqlite.js';
-import { nowIso } from '../storage/sqlite.js';
+import { deleteForGood, nowIso } from '../storage/sqlite.js';
 import { Sealer } from '../storage/sealer.js';
 import { conflict, invalid, notFound, resourceNotFound } from '../platform/errors.js';
 import type { ResourceGroups } from '../resources/groups.js';
@@ -190,13 +190,7 @@ export class Vaults {
 
   /** Removes a vault row with its secrets for good: SQLite overwrites the freed pages and the WAL is emptied, so no sealed value stays on disk. */
   private erase(id: string): void {
-    this.db.pragma('secure_delete = ON');
-    try {
-      this.db.prepare('DELETE FROM vaults WHERE id = ?').run(id);
-    } finally {
-      this.db.pragma('secure_delete = OFF');
-    }
-    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    deleteForGood(this.db, () => this.db.prepare('DELETE FROM vaults WHERE id = ?').run(id));
     this.dataKeys.delete(id);
   }
 
