@@ -241,9 +241,9 @@ test('CLI: create from flags waits for the LRO; show, events table, list table, 
   const ev = await b.cli(['container', 'show', '--resource-group', 'rg', '--name', 'my-app', '--query', 'containers[0].instanceView.events', '--output', 'table']);
   assert.equal(ev.code, 0, ev.stderr);
   const lines = ev.stdout.trimEnd().split('\n');
-  // knack's auto-table: the query's key order, numbers right-aligned, and no `type` column (az skips id/type/etag).
-  assert.match(lines[0]!, /^ {2}Count {2}FirstTimestamp {8}LastTimestamp {9}Name {5}Message$/);
-  assert.match(lines[2]!, /^ {6}1 {2}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ {2}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ {2}Pulling {2}pulling image "myregistry\.io\/my-app:v1\.0"$/);
+  // knack's auto-table: the query's key order, numbers left-aligned as text, and no `type` column (az skips id/type/etag).
+  assert.match(lines[0]!, /^Count {4}FirstTimestamp {8}LastTimestamp {9}Name {5}Message$/);
+  assert.match(lines[2]!, /^1 {8}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ {2}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ {2}Pulling {2}pulling image "myregistry\.io\/my-app:v1\.0"$/);
   assert.deepEqual(lines.slice(2).map((l) => l.trim().split(/\s+/)[3]), ['Pulling', 'Pulled', 'Created', 'Started']);
   const show = await b.cli(['container', 'show', '-g', 'rg', '-n', 'my-app', '-o', 'table']);
   const [head, , row] = show.stdout.split('\n');

@@ -95,11 +95,14 @@ const properties = obj({
   confidentialComputeProperties: any,
   priority: oneOf('Regular', 'Spot'),
 }, ['containers', 'osType'], ['provisioningState', 'instanceView', 'isCreatedFromStandbyPool', 'provisioningTimeoutInSeconds', 'isCustomProvisioningTimeout']);
-const identity = obj({ type: identityTypeNode, userAssignedIdentities: map(any) }, ['type'], ['principalId', 'tenantId']);
+// `az container export` (2.45) writes the identity's ids under the Python name user_assigned_identities.
+const identity = obj({ type: identityTypeNode, userAssignedIdentities: map(any), user_assigned_identities: map(any) }, ['type'], ['principalId', 'tenantId']);
 const document = obj({
   apiVersion: str, location: str, name: str, type: str, tags: map(str), identity, sku: oneOf('Standard', 'Dedicated', 'Confidential'),
   zones: arr(str), properties,
-}, ['properties'], ['id', 'systemData', 'etag', 'resourceGroup']);
+}, ['properties'], ['id', 'systemData', 'etag', 'resourceGroup',
+  // what `az container export` (2.45) writes besides: the Python model's own attributes, null or empty
+  'additional_properties', 'changed_time', 'created_time', 'extended_location', 'provisioning_state', 'managed_by', 'kind', 'plan']);
 
 /** Fields the schema knows but Berth cannot honour yet: an error is better than silently ignoring them. */
 const UNSUPPORTED: Array<[string, string]> = [
@@ -212,7 +215,7 @@ export function parseGroupSpec(doc: unknown): GroupSpec {
 
   let identityDef: IdentityDef | undefined;
   if (d.identity) {
-    const ua = Object.keys(d.identity.userAssignedIdentities ?? {});
+    const ua = Object.keys(d.identity.userAssignedIdentities ?? d.identity.user_assigned_identities ?? {});
     const t = d.identity.type as IdentityType;
     if (t.includes('UserAssigned') && ua.length === 0) errors.push(`identity.userAssignedIdentities must name at least one identity when identity.type is '${t}'`);
     if (!t.includes('UserAssigned') && ua.length > 0) errors.push(`identity.userAssignedIdentities is given but identity.type '${t}' has no UserAssigned`);

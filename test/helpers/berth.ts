@@ -45,9 +45,10 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, input?: string): 
   return runProcess(process.execPath, [BERTH_BIN, ...args], { env, ...(input !== undefined ? { input } : {}) });
 }
 
-export async function startTestBerth(dataDir?: string, logs: string[] = [], port = 0, opts: Partial<BerthOptions> = {}): Promise<TestBerth> {
+/** `extra`: more server options (a test runtime and puller, say), kept across restart(). */
+export async function startTestBerth(dataDir?: string, logs: string[] = [], port = 0, extra: Partial<BerthOptions> = {}): Promise<TestBerth> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
-  const b = await startBerth({ ...opts, dataDir: dir, port, logSink: (l) => logs.push(l) });
+  const b = await startBerth({ ...extra, dataDir: dir, port, logSink: (l) => logs.push(l) });
   const env = { ...process.env, BERTH_SERVER: b.url, BERTH_DATA_DIR: dir };
   // undici is imported only when a test uses this fetch: importing it installs its own dispatcher behind
   // Node's global fetch for the whole process, which changes how other tests' fetches reuse connections.
@@ -64,7 +65,7 @@ export async function startTestBerth(dataDir?: string, logs: string[] = [], port
     cli: (args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) => runCli(args, { ...env, ...opts.env }, opts.input),
     restart: async (samePort = false) => {
       await b.stop();
-      return startTestBerth(dir, logs, samePort ? b.port : 0, opts);
+      return startTestBerth(dir, logs, samePort ? b.port : 0, extra);
     },
     cleanup: async () => {
       await b.stop().catch(() => undefined);

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { leaf, parseBool, parseTags } from '../command.js';
+import { tableDate } from '../output.js';
 import { flatten, type ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
 import type { RegistryClient } from '../../client/registry-client.js';
@@ -76,7 +77,7 @@ function parseImage(image: string): { repo: string; ref: string } {
 
 const registryTable = (v: unknown) => (v as Reg[] | Reg) && (Array.isArray(v) ? v : [v]).map((r) => ({
   NAME: r.name, 'RESOURCE GROUP': r.resourceGroup, LOCATION: r.location, SKU: (r.sku as { name: string })?.name,
-  'LOGIN SERVER': r.loginServer, 'CREATION DATE': r.creationDate, 'ADMIN ENABLED': r.adminUserEnabled,
+  'LOGIN SERVER': r.loginServer, 'CREATION DATE': tableDate(r.creationDate), 'ADMIN ENABLED': r.adminUserEnabled,
 }));
 
 export function registerAcrCommands(program: Command, client: () => ArmClient): void {
