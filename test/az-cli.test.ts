@@ -116,6 +116,12 @@ test('seed 001/002/004 registry steps with az: group, acr create/update/show wit
   await berth('image', 'push', join(work, 'busybox-rootfs'), `${login}/other:v1`, '--username', ACR, '--password', pw);
   assert.deepEqual((await az('acr', 'repository', 'list', '-n', ACR, '-o', 'tsv')).split('\n').sort(), ['myimage', 'other']);
   assert.match(await az('acr', 'repository', 'show-tags', '-n', ACR, '--repository', 'myimage', '-o', 'table'), /Result\s*\n-+\s*\nv1/);
+  // az acr show-usage: ARM listUsages, the Basic SKU's 10 GiB against the pushed layers (counted once for both repositories)
+  const usage = JSON.parse(await az('acr', 'show-usage', '-n', ACR)) as { value: Array<{ name: string; limit: number; currentValue: number; unit: string }> };
+  assert.equal(usage.value[0]!.name, 'Size');
+  assert.equal(usage.value[0]!.limit, 10 * 1024 ** 3);
+  assert.ok(usage.value[0]!.currentValue > 0);
+  assert.match(await az('acr', 'show-usage', '-n', ACR, '-o', 'table'), new RegExp(`Size\\s+10737418240\\s+${usage.value[0]!.currentValue}\\s+Bytes`));
   // seed 001: az acr login (without docker: --expose-token), the token as docker login's password
   const exposed = JSON.parse(await az('acr', 'login', '--name', ACR, '--expose-token', '-o', 'json')) as { accessToken: string; loginServer: string };
   assert.equal(exposed.loginServer, login);
@@ -159,6 +165,19 @@ test('seed 003/004 identities with az: ad sp create-for-rbac, ad sp show, identi
   const rbac = JSON.parse(await az('keyvault', 'create', '-g', RG, '-n', 'azkv-rbac', '--enable-rbac-authorization')) as { properties: { enableRbacAuthorization: boolean; accessPolicies: unknown[] } };
   assert.equal(rbac.properties.enableRbacAuthorization, true);
   assert.deepEqual(rbac.properties.accessPolicies, []);
+  // soft delete with az: delete keeps the vault (list-deleted, show-deleted), recover brings it back, purge ends it
+  await az('keyvault', 'delete', '-n', 'azkv-rbac');
+  const deleted = JSON.parse(await az('keyvault', 'list-deleted', '-o', 'json')) as Array<{ name: string; properties: { vaultId: string; scheduledPurgeDate: string } }>;
+  assert.deepEqual(deleted.map((d) => d.name), ['azkv-rbac']);
+  assert.match(deleted[0]!.properties.vaultId, /\/resourceGroups\/azrg\/providers\/Microsoft\.KeyVault\/vaults\/azkv-rbac$/);
+  assert.equal(await az('keyvault', 'show-deleted', '-n', 'azkv-rbac', '--query', 'name', '-o', 'tsv'), 'azkv-rbac');
+  const taken = await azRun('keyvault', 'create', '-g', RG, '-n', 'azkv-rbac', '--enable-rbac-authorization');
+  assert.notEqual(taken.code, 0);
+  assert.match(errorLines(taken.stderr), /A vault with the same name already exists in deleted state/);
+  assert.equal(await az('keyvault', 'recover', '-n', 'azkv-rbac', '--query', 'name', '-o', 'tsv'), 'azkv-rbac');
+  await az('keyvault', 'delete', '-n', 'azkv-rbac');
+  await az('keyvault', 'purge', '-n', 'azkv-rbac');
+  assert.equal(await az('keyvault', 'list-deleted', '--query', 'length(@)', '-o', 'tsv'), '0');
   // keyvault show without -g, and set-policy for the pull principal
   assert.equal(await az('keyvault', 'show', '-n', 'azkv-policy', '--query', 'name', '-o', 'tsv'), 'azkv-policy');
   await az('keyvault', 'set-policy', '-n', 'azkv-policy', '--spn', sp.appId, '--secret-permissions', 'get', 'list', '-o', 'none');
@@ -272,12 +291,39 @@ properties:
 `);
   await az('container', 'create', '-g', RG, '--name', 'app-mi-yaml', '--file', yaml, '--only-show-errors', '-o', 'none');
   assert.match(await logsOf('app-mi-yaml'), /yaml-mi-pulled/);
+  // az's one step: --assign-identity --scope --role gives the group's system identity the role at the scope
+  const acrId = await az('acr', 'show', '-n', ACR, '--query', 'id', '-o', 'tsv');
+  const sys = JSON.parse(await az('container', 'create', '-g', RG, '-n', 'app-sys-scope', '--image', `${login}/myimage:v1`, '--registry-login-server', login,
+    '--registry-username', ACR, '--registry-password', pw, '--restart-policy', 'Never', '--command-line', '/bin/busybox true',
+    '--assign-identity', '--scope', acrId, '--role', 'AcrPull')) as { identity: { principalId: string } };
+  const sysRoles = JSON.parse(await berth('role', 'assignment', 'list', '--scope', acrId)) as Array<{ principalId: string; roleDefinitionName: string }>;
+  assert.deepEqual(sysRoles.filter((a) => a.principalId === sys.identity.principalId).map((a) => a.roleDefinitionName), ['AcrPull']);
+  // container export: az's file and berth's describe the same group, and each tool creates from the other's
+  const azExport = join(dataDir, 'az-export.yaml');
+  const berthExport = join(dataDir, 'berth-export.yaml');
+  await az('container', 'export', '-g', RG, '-n', 'app-mi-yaml', '-f', azExport);
+  await berth('container', 'export', '-g', RG, '-n', 'app-mi-yaml', '-f', berthExport);
+  const { parse, stringify } = await import('yaml');
+  const azDoc = parse(readFileSync(azExport, 'utf8'));
+  const berthDoc = parse(readFileSync(berthExport, 'utf8'));
+  // (apiVersion: each writes the api-version it read the group with, berth 2021-09-01, az 2.45 its SDK's default)
+  assert.match(azDoc.apiVersion, /^\d{4}-\d\d-\d\d/);
+  // (az 2.45 writes the identity's ids under the Python name user_assigned_identities; berth reads both)
+  const { user_assigned_identities: uai, ...azIdentity } = azDoc.identity;
+  assert.deepEqual(berthDoc.identity, { ...azIdentity, userAssignedIdentities: uai });
+  for (const k of ['location', 'name', 'type', 'properties']) assert.deepEqual(berthDoc[k], azDoc[k], `export: ${k}`);
+  writeFileSync(berthExport, stringify({ ...berthDoc, name: 'app-from-berth-export' }));
+  await az('container', 'create', '-g', RG, '--file', berthExport, '--only-show-errors', '-o', 'none');
+  assert.match(await logsOf('app-from-berth-export'), /yaml-mi-pulled/);
+  writeFileSync(azExport, stringify({ ...azDoc, name: 'app-from-az-export' }));
+  await berth('container', 'create', '-g', RG, '--file', azExport, '-o', 'none');
+  assert.match(await logsOf('app-from-az-export'), /yaml-mi-pulled/);
   const stdin = await sh(`${script}
 az container create -g ${RG} --name app-stdin --file - --only-show-errors`, {}, 'name: app-stdin\n');
   assert.notEqual(stdin.code, 0);
   assert.match(stdin.stderr, /No such file or directory: -/, 'az 2.45 reads --file - as a file name (the README says: berth container create --file -)');
 
-  for (const n of ['app-admin', 'app-ticker', 'app-sp', 'app-token', 'app-mi', 'app-mi-yaml']) await az('container', 'delete', '-g', RG, '-n', n, '--yes', '-o', 'none');
+  for (const n of ['app-admin', 'app-ticker', 'app-sp', 'app-token', 'app-mi', 'app-mi-yaml', 'app-from-berth-export', 'app-from-az-export', 'app-sys-scope']) await az('container', 'delete', '-g', RG, '-n', n, '--yes', '-o', 'none');
   assert.equal(await az('container', 'list', '-g', RG, '--query', 'length(@)', '-o', 'tsv'), '0');
 });
 

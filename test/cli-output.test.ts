@@ -29,13 +29,13 @@ test('a null result prints nothing, and none prints nothing', () => {
   assert.equal(formatOutput(reg, 'none'), '');
 });
 
-test('table: auto columns sorted and capitalised, id/type/etag and nested values dropped, numbers right-aligned', () => {
+test('table: auto columns sorted and capitalised, id/type/etag and nested values dropped, numbers left-aligned (knack: tabulate with disable_numparse)', () => {
   const out = formatOutput([reg, { ...reg, name: 'other', count: 12 }], 'table');
   assert.equal(out, [
-    'AdminUserEnabled      Count  CreationDate          LoginServer     Name',
+    'AdminUserEnabled    Count    CreationDate          LoginServer     Name',
     '------------------  -------  --------------------  --------------  ------',
-    'True                      3  2026-01-01T00:00:00Z  localhost:5001  myreg',
-    'True                     12  2026-01-01T00:00:00Z  localhost:5001  other',
+    'True                3        2026-01-01T00:00:00Z  localhost:5001  myreg',
+    'True                12       2026-01-01T00:00:00Z  localhost:5001  other',
     '',
   ].join('\n'));
 });

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BERTH_BIN, runCli } from './helpers/berth.js';
+import { BERTH_BIN, cliAdminRegistry } from './helpers/berth.js';
 import { busyboxLayout, haveImageTools } from './helpers/images.js';
 
 const run = promisify(execFile);
@@ -53,18 +53,7 @@ test('kill -9 mid-upload leaves no partial blob and nothing damaged; the upload 
   dirs.push(dataDir);
   let { proc, url } = await serve(dataDir);
   const env = { ...process.env, BERTH_SERVER: url, BERTH_DATA_DIR: dataDir };
-  const cli = async (...args: string[]) => {
-    const r = await runCli(args, env);
-    assert.equal(r.code, 0, r.stderr);
-    return r.stdout.trim();
-  };
-  await cli('group', 'create', '-n', 'rg', '-l', 'westus');
-  await cli('acr', 'create', '-n', 'crashreg01', '-g', 'rg', '--sku', 'Basic', '--admin-enabled', 'true');
-  const login = await cli('acr', 'show', '-n', 'crashreg01', '--query', 'loginServer', '-o', 'tsv');
-  const user = await cli('acr', 'credential', 'show', '-n', 'crashreg01', '--query', 'username', '-o', 'tsv');
-  const pass = await cli('acr', 'credential', 'show', '-n', 'crashreg01', '--query', 'passwords[0].value', '-o', 'tsv');
-  const creds = `${user}:${pass}`;
-  const auth = 'Basic ' + Buffer.from(creds).toString('base64');
+  const { loginServer: login, creds, auth } = await cliAdminRegistry(env, 'crashreg01');
   const base = `http://${login}/v2/crash/data`;
 
   // something stored before the crash

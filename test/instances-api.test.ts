@@ -241,9 +241,9 @@ test('CLI: create from flags waits for the LRO; show, events table, list table, 
   const ev = await b.cli(['container', 'show', '--resource-group', 'rg', '--name', 'my-app', '--query', 'containers[0].instanceView.events', '--output', 'table']);
   assert.equal(ev.code, 0, ev.stderr);
   const lines = ev.stdout.trimEnd().split('\n');
-  // knack's auto-table: the query's key order, numbers right-aligned, and no `type` column (az skips id/type/etag).
-  assert.match(lines[0]!, /^ {2}Count {2}FirstTimestamp {8}LastTimestamp {9}Name {5}Message$/);
-  assert.match(lines[2]!, /^ {6}1 {2}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ {2}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ {2}Pulling {2}pulling image "myregistry\.io\/my-app:v1\.0"$/);
+  // knack's auto-table: the query's key order, numbers left-aligned as text, and no `type` column (az skips id/type/etag).
+  assert.match(lines[0]!, /^Count {4}FirstTimestamp {8}LastTimestamp {9}Name {5}Message$/);
+  assert.match(lines[2]!, /^1 {8}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ {2}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ {2}Pulling {2}pulling image "myregistry\.io\/my-app:v1\.0"$/);
   assert.deepEqual(lines.slice(2).map((l) => l.trim().split(/\s+/)[3]), ['Pulling', 'Pulled', 'Created', 'Started']);
   const show = await b.cli(['container', 'show', '-g', 'rg', '-n', 'my-app', '-o', 'table']);
   const [head, , row] = show.stdout.split('\n');
@@ -446,6 +446,14 @@ test('S9: a Key Vault secret referenced by name is resolved at pull time, never 
   const vaultId = `/subscriptions/${b.identity.ids.subscriptionId}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv1`;
   const ref = { reference: { keyVault: { id: vaultId }, secretName: 'my_docker_credentials' } };
   const body = groupBody('r.io/app:1', { imageRegistryCredentials: [{ server: 'r.io', password: ref }] });
+  // A vault that does not exist is said to be missing, not a missing permission.
+  const noVault = await arm('PUT', groupUrl('rg', 'vault1'), body);
+  assert.equal(noVault.status, 400, noVault.text);
+  assert.equal(noVault.json.error.code, 'KeyVaultNotFound');
+  assert.match(noVault.json.error.message, /The Key Vault 'kv1' that imageRegistryCredentials for r\.io reference .* does not exist\. Create it with `berth keyvault create -g rg -n kv1`/);
+  assert.doesNotMatch(noVault.json.error.message, /getSecret|Secrets User|cannot read/);
+  assert.equal(b.containerGroups.store.find('rg', 'vault1'), undefined);
+  await b.vaults.createOrUpdate('rg', 'kv1', {});
   const denied = await arm('PUT', groupUrl('rg', 'vault1'), body);
   assert.equal(denied.status, 403, denied.text);
   assert.match(denied.json.error.message, /cannot read the Key Vault secret 'my_docker_credentials'.*getSecret\/action.*\/vaults\/kv1\/secrets\/my_docker_credentials/);

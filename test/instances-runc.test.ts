@@ -5,19 +5,20 @@
 // ACI's websocket protocol, as az speaks it, against a real container.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { WebSocket } from 'ws';
-import { startBerth, type RunningBerth } from '../src/platform/berth.js';
-import { openRuncRuntime, runcUnavailable, type RuncRuntime } from '../src/runtime/runc/runc-runtime.js';
+import type { RunningBerth } from '../src/platform/berth.js';
+import { runcUnavailable, type RuncRuntime } from '../src/runtime/runc/runc-runtime.js';
 import type { ImagePuller, PulledImage } from '../src/pull/types.js';
 import { PullError } from '../src/pull/types.js';
 import type { BuiltLayer } from '../src/image/layer.js';
 import { busyboxLayer, busyboxPath, imageWorkDir, pulledImage } from './helpers/runtime-images.js';
 import { execSocket, ownerToken, postExec } from './helpers/exec-socket.js';
 import { runCli } from './helpers/berth.js';
+import { openTestRuntime, startRuncBerth, stopRuncBerth } from './helpers/runc-berth.js';
 
 const skip = (await runcUnavailable()) ?? (busyboxPath() ? undefined : 'busybox-static is not installed');
 if (skip) console.log(`# skipping instances-runc tests: ${skip}`);
@@ -41,19 +42,12 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
   work = await imageWorkDir();
   layer = await busyboxLayer(work);
-  const opened = await openRuncRuntime({ dataDir: join(dir, 'runtime') });
-  if ('unavailable' in opened) throw new Error(opened.unavailable);
-  runtime = opened.runtime;
-  b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime, puller, reconciler: { backoff: { baseMs: 200, maxMs: 400 } } });
-  b.groups.createOrUpdate('rg', 'westus');
+  runtime = await openTestRuntime(dir);
+  b = await startRuncBerth(dir, runtime, puller);
 });
 after(async () => {
   if (skip) return;
-  for (const g of b.containerGroups.list()) await b.containerGroups.delete(g.resourceGroup, g.name);
-  await b.stop();
-  await runtime.close();
-  await rm(dir, { recursive: true, force: true });
-  await rm(work, { recursive: true, force: true });
+  await stopRuncBerth(b, runtime, [dir, work]);
 });
 
 const doc = (command: string[], restartPolicy: string, ports: number[] = []) => ({
@@ -136,10 +130,8 @@ test('a Berth restart adopts the running httpd group: same port, still serving, 
   // Server and runtime go away; the container keeps running.
   await b.stop();
   await runtime.close();
-  const reopened = await openRuncRuntime({ dataDir: join(dir, 'runtime') });
-  if ('unavailable' in reopened) throw new Error(reopened.unavailable);
-  runtime = reopened.runtime;
-  b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime, puller, reconciler: { backoff: { baseMs: 200, maxMs: 400 } } });
+  runtime = await openTestRuntime(dir);
+  b = await startRuncBerth(dir, runtime, puller);
   assert.equal(await get(), 'hello from busybox httpd\n', 'served across the restart');
   const g = b.containerGroups.get('rg', 'keep');
   assert.equal(g.state.containers.app!.events.filter((e) => e.name === 'Created').length, 1);

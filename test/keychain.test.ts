@@ -6,6 +6,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { serverKey } from '../src/keychain/server-key.js';
 import { KeychainError, MultiKeychain, describeCredential, type Keychain, type RegistryCredential } from '../src/keychain/keychain.js';
@@ -309,6 +310,21 @@ describe('managed identity and expiring token passwords against a Berth registry
     const kc = new ManagedIdentityKeychain({ server: reg.loginServer, identity: 'system', getToken: endpointTokenProvider({ endpoint: `${b.url}/msi/token`, secret: binding.secret }) });
     const c = await kc.resolve({ registry: reg.loginServer });
     assert.equal((await getManifest(client(c!), 'myimage', 'v1')).status, 200);
+  });
+
+  test('an exchange that never answers names the URL and how long Berth waited, not undici\'s code; the token stays out', async () => {
+    const silent = createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const port = (silent.address() as AddressInfo).port;
+    try {
+      const kc = new ManagedIdentityKeychain({ server: `127.0.0.1:${port}`, identity: 'mi-slow', getToken: async () => ({ token: 'aad-token-never-shown' }), timeoutMs: 300 });
+      const e = await rejectsWithoutSecrets(kc.resolve({ registry: `127.0.0.1:${port}` }),
+        new RegExp(`could not reach http://127\\.0\\.0\\.1:${port}/oauth2/exchange to exchange the identity's token \\(no answer within 300 ms\\)`), ['aad-token-never-shown']);
+      assert.doesNotMatch(e.message, /UND_ERR/);
+      assert.equal(e.origin, 'identity');
+    } finally {
+      silent.close();
+    }
   });
 
   test('without AcrPull: the exchange succeeds, the pull is DENIED naming the missing role', async () => {

@@ -24,6 +24,8 @@ import { parseReference, formatReference } from '../src/oci/reference.js';
 import { findRole } from '../src/identity/roles.js';
 import { armId } from '../src/registry/registries.js';
 import { freeLoopbackPort } from '../src/platform/listeners.js';
+import { diagnosePull } from '../src/pull/diagnosis.js';
+import { makeCerts } from './helpers/certs.js';
 
 const run = promisify(execFile);
 const skip = haveImageTools();
@@ -243,33 +245,31 @@ test('network failures: no such host, connection refused, timeout', async () => 
   const kc = new MultiKeychain([]);
   let silent: Server | undefined;
   try {
+    // Each is worded by what failed, not as something a registry answered.
+    const said = (e: PullError) => diagnosePull(e, { caller: 'pull' });
     const host = await failure(p.resolve('nonexistent.invalid/app:v1', { keychain: kc }), 'NO_SUCH_HOST');
     assert.match(host.message, /no such host/);
+    assert.match(said(host), /^DNS lookup failed: lookup nonexistent\.invalid: no such host/);
     const port = await freeLoopbackPort();
     const refused = await failure(p.resolve(`127.0.0.1:${port}/app:v1`, { keychain: kc }), 'CONNECTION_REFUSED');
     assert.match(refused.message, /connection refused/);
-    // a server that accepts connections and never answers
+    assert.match(said(refused), /^Connection refused: /);
+    // a server that accepts connections and never answers: the URL and the wait are named, not undici's code
     silent = createServer(() => {});
     await new Promise<void>((r) => silent!.listen(0, '127.0.0.1', () => r()));
     const sp = (silent.address() as { port: number }).port;
     const t = await failure(p.resolve(`127.0.0.1:${sp}/app:v1`, { keychain: kc }), 'TIMEOUT');
-    assert.match(t.diagnosis, /did not answer in time/);
+    const words = said(t);
+    assert.match(words, new RegExp(`^Timed out: http://127\\.0\\.0\\.1:${sp}/v2/\\S+: no answer within 500 ms`), words);
+    assert.match(words, new RegExp(`waited 500 ms for an answer from 127\\.0\\.0\\.1:${sp}`));
+    for (const e of [host, refused, t]) {
+      assert.doesNotMatch(said(e), /UND_ERR|The registry answered/, said(e));
+    }
   } finally {
     silent?.close();
     await p.close();
   }
 });
-
-async function makeCerts(dir: string): Promise<{ ca: string; key: string; cert: string; otherCa: string }> {
-  const ossl = (...a: string[]) => run('openssl', a, { cwd: dir });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await ossl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=berth-test-ca');
-  await ossl('req', '-x509', ...ec, '-keyout', 'other.key', '-out', 'other.pem', '-days', '1', '-subj', '/CN=other-ca');
-  await ossl('req', ...ec, '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=127.0.0.1');
-  await writeFile(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-  await ossl('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem', '-days', '1', '-extfile', 'ext.cnf');
-  return { ca: join(dir, 'ca.pem'), otherCa: join(dir, 'other.pem'), key: await readFile(join(dir, 'srv.key'), 'utf8'), cert: await readFile(join(dir, 'srv.pem'), 'utf8') };
-}
 
 test('TLS: a registry behind TLS pulls with --ca-file; an untrusted certificate and TLS to a plain-HTTP port are TLS errors', { skip }, async () => {
   const certs = await makeCerts(await mkdtemp(join(tmpdir(), 'berth-certs-')));
@@ -289,7 +289,7 @@ test('TLS: a registry behind TLS pulls with --ca-file; an untrusted certificate 
     const wrongCa = await puller({ caFile: certs.otherCa });
     try {
       const e = await failure(wrongCa.resolve(ref, { keychain: kc }), 'TLS');
-      assert.match(e.diagnosis, /--ca-file/);
+      assert.match(diagnosePull(e, { caller: 'pull' }), /--ca-file FILE/);
       assert.ok(e.diagnosis.includes(certs.otherCa));
     } finally {
       await wrongCa.close();

@@ -15,6 +15,8 @@ import { startFaultProxy, startStorageServer, type FaultProxy } from './helpers/
 import { RegistryPuller } from '../src/pull/puller.js';
 import { PullError } from '../src/pull/types.js';
 import { InlineKeychain } from '../src/keychain/inline.js';
+import { MultiKeychain } from '../src/keychain/keychain.js';
+import { diagnosePull } from '../src/pull/diagnosis.js';
 import type { Keychain, KeychainTarget, RegistryCredential } from '../src/keychain/keychain.js';
 
 const run = promisify(execFile);
@@ -82,6 +84,17 @@ test('a 429 asking to wait longer than Berth waits fails with TOOMANYREQUESTS an
     assert.equal(e.opts.retryAfterSeconds, 120);
     assert.match(e.message, /toomanyrequests: rate limit exceeded/);
     assert.match(e.message, /retry after 120 s/);
+    // Credentials were given (the 429 came before the registry asked for them): the identity is limited.
+    const words = diagnosePull(e, { caller: 'pull' });
+    assert.match(words, /^The registry answered: toomanyrequests: rate limit exceeded \(TOOMANYREQUESTS\)/);
+    assert.ok(words.includes(`${proxy.host} is rate-limiting requests made with user ${reg.username} from inline credentials`), words);
+    assert.match(words, /; retry after 120 s \(at \d{4}-/);
+    assert.doesNotMatch(words, /Authenticate/);
+    assert.ok(!words.includes(reg.password));
+    // Without credentials, authenticating does raise the limit.
+    const anon = await p.pull(ref(), { keychain: new MultiKeychain([]) }).then(() => undefined, (x) => x);
+    assert.ok(anon instanceof PullError, String(anon));
+    assert.match(diagnosePull(anon, { caller: 'pull' }), /limits the request rate of anonymous pulls; retry after 120 s .*Authenticate to get a higher limit/);
   } finally {
     proxy.rule = () => undefined;
     await p.close();
@@ -120,6 +133,7 @@ test('corrupted bytes fail with DIGEST_MISMATCH naming the blob, and nothing lan
     assert.ok(e instanceof PullError, String(e));
     assert.equal(e.code, 'DIGEST_MISMATCH');
     assert.ok(e.message.includes(big), e.message);
+    assert.match(diagnosePull(e, { caller: 'group' }), /^Digest check: blob sha256:/, 'Berth\'s check, not something the registry said');
     assert.equal(await p.store.has(big as never), false, 'the corrupted blob is not in the store');
     assert.deepEqual(await readdir(join(p.store.root, 'tmp')), [], 'no temp file is left');
   } finally {

@@ -354,6 +354,13 @@ function registerArmRoutes(app: FastifyInstance, d: ApiDeps): void {
     requirePermission(d, req, 'Microsoft.ContainerRegistry/registries/listCredentials/action', regScope(rg, name));
     return d.registries.credentials(rg, name);
   });
+  app.get(`${regPath}/:name/listUsages`, async (req) => {
+    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
+    checkSub(d, s);
+    requirePermission(d, req, 'Microsoft.ContainerRegistry/registries/listUsages/read', regScope(rg, name));
+    const u = await d.registryService.storageUsage(d.registries.get(rg, name).id);
+    return { value: [{ name: 'Size', ...(u.limit !== undefined ? { limit: u.limit } : {}), currentValue: u.currentValue, unit: 'Bytes' }] };
+  });
   app.post(`${regPath}/:name/regenerateCredential`, async (req) => {
     const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
     checkSub(d, s);

@@ -6,8 +6,7 @@ import type { IdentityService } from '../identity/service.js';
 import { findRole } from '../identity/roles.js';
 import type { ResourceGroups } from '../resources/groups.js';
 import type { Logger } from '../platform/logger.js';
-import { normaliseAccessPolicies, parseVaultSku, POLICY_KINDS, VAULT_TYPE, vaultArmId, type VaultRecord, type Vaults } from '../vault/vaults.js';
-import { RECOVERABLE_DAYS } from '../vault/secrets.js';
+import { checkRetentionDays, normaliseAccessPolicies, parseVaultSku, POLICY_KINDS, VAULT_TYPE, vaultArmId, type DeletedVaultRecord, type VaultRecord, type Vaults } from '../vault/vaults.js';
 import { checkSub, requirePermission } from './common.js';
 
 export interface VaultRouteDeps {
@@ -34,9 +33,9 @@ export function vaultResource(v: VaultRecord, vaultUri: string, tenantId: string
       enabledForDiskEncryption: false,
       enabledForTemplateDeployment: false,
       enableSoftDelete: true,
-      softDeleteRetentionInDays: RECOVERABLE_DAYS,
+      softDeleteRetentionInDays: v.softDeleteRetentionInDays,
       enableRbacAuthorization: v.enableRbacAuthorization,
-      enablePurgeProtection: null,
+      enablePurgeProtection: v.enablePurgeProtection ? true : null,
       createMode: null,
       networkAcls: null,
       privateEndpointConnections: null,
@@ -45,6 +44,16 @@ export function vaultResource(v: VaultRecord, vaultUri: string, tenantId: string
       vaultUri,
       provisioningState: 'Succeeded',
     },
+  };
+}
+
+/** Azure's DeletedVault: the vault's id, location, tags and dates under properties. */
+export function deletedVaultResource(v: DeletedVaultRecord) {
+  return {
+    id: `/subscriptions/${v.subscription}/providers/Microsoft.KeyVault/locations/${v.location}/deletedVaults/${v.name}`,
+    name: v.name,
+    type: 'Microsoft.KeyVault/deletedVaults',
+    properties: { vaultId: vaultArmId(v), location: v.location, deletionDate: v.deletionDate, scheduledPurgeDate: v.scheduledPurgeDate, tags: v.tags, purgeProtectionEnabled: v.enablePurgeProtection },
   };
 }
 
@@ -60,6 +69,32 @@ export function registerVaultRoutes(app: FastifyInstance, d: VaultRouteDeps): vo
     requirePermission(d, req, 'Microsoft.KeyVault/checkNameAvailability/read', `/subscriptions/${sub}`);
     return d.vaults.nameAvailable(((req.body ?? {}) as { name?: string }).name ?? '');
   });
+  // Deleted vaults: listed, shown and purged by subscription and location, as Azure does.
+  const DELETED_READ = 'Microsoft.KeyVault/locations/deletedVaults/read';
+  app.get('/subscriptions/:sub/providers/Microsoft.KeyVault/deletedVaults', async (req) => {
+    checkSub(d, (req.params as { sub: string }).sub);
+    return { value: d.vaults.listDeleted().filter((v) => d.identity.can(req.principal!, DELETED_READ, vaultArmId(v))).map(deletedVaultResource) };
+  });
+  // Berth has no managed HSMs; az keyvault list-deleted asks for deleted ones too.
+  app.get('/subscriptions/:sub/providers/Microsoft.KeyVault/deletedManagedHSMs', async (req) => {
+    checkSub(d, (req.params as { sub: string }).sub);
+    return { value: [] };
+  });
+  app.get('/subscriptions/:sub/providers/Microsoft.KeyVault/locations/:loc/deletedVaults/:name', async (req) => {
+    const { sub: s, loc, name } = req.params as { sub: string; loc: string; name: string };
+    checkSub(d, s);
+    const v = d.vaults.getDeleted(name, loc);
+    requirePermission(d, req, DELETED_READ, vaultArmId(v));
+    return deletedVaultResource(v);
+  });
+  app.post('/subscriptions/:sub/providers/Microsoft.KeyVault/locations/:loc/deletedVaults/:name/purge', async (req, reply) => {
+    const { sub: s, loc, name } = req.params as { sub: string; loc: string; name: string };
+    checkSub(d, s);
+    requirePermission(d, req, 'Microsoft.KeyVault/locations/deletedVaults/purge/action', vaultArmId(d.vaults.getDeleted(name, loc)));
+    const v = d.vaults.purge(name, loc);
+    d.log.info('deleted vault purged', { vault: v.name });
+    return reply.status(200).send();
+  });
   app.get('/subscriptions/:sub/providers/Microsoft.KeyVault/vaults', async (req) => {
     checkSub(d, (req.params as { sub: string }).sub);
     return { value: d.vaults.list().filter(readable(req.principal!)).map(shape) };
@@ -74,8 +109,20 @@ export function registerVaultRoutes(app: FastifyInstance, d: VaultRouteDeps): vo
     const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
     checkSub(d, s);
     requirePermission(d, req, `${VAULT_TYPE}/write`, scope(rg, name));
-    const body = (req.body ?? {}) as { location?: string; tags?: Record<string, string>; properties?: { sku?: { name?: string }; enableRbacAuthorization?: boolean; accessPolicies?: unknown } };
+    const body = (req.body ?? {}) as { location?: string; tags?: Record<string, string>; properties?: { sku?: { name?: string }; enableRbacAuthorization?: boolean; accessPolicies?: unknown;
+      createMode?: string; softDeleteRetentionInDays?: unknown; enablePurgeProtection?: unknown } };
     const props = body.properties ?? {};
+    if (typeof props.createMode === 'string' && props.createMode.toLowerCase() === 'recover') {
+      const v = await d.vaults.recover(rg, name, body.location);
+      d.log.info('vault recovered', { vault: v.name });
+      return reply.status(200).send(shape(v));
+    }
+    if (props.createMode !== undefined && props.createMode !== null && String(props.createMode).toLowerCase() !== 'default') {
+      throw invalid('BadRequest', `properties.createMode '${String(props.createMode).slice(0, 50)}' is not valid: use default or recover.`);
+    }
+    if (props.enablePurgeProtection !== undefined && props.enablePurgeProtection !== null && typeof props.enablePurgeProtection !== 'boolean') {
+      throw invalid('BadRequest', 'properties.enablePurgeProtection must be true or false.');
+    }
     const accessPolicies = props.accessPolicies === undefined ? undefined : normaliseAccessPolicies(props.accessPolicies, d.identity.ids.tenantId);
     // Without enableRbacAuthorization, a vault given access policies uses them (az keyvault create's
     // default); one given none uses RBAC, Azure's default since api-version 2026-02-01 and Berth's always.
@@ -84,6 +131,8 @@ export function registerVaultRoutes(app: FastifyInstance, d: VaultRouteDeps): vo
       ...(body.location ? { location: body.location } : {}), ...(body.tags ? { tags: body.tags } : {}),
       ...(props.sku?.name ? { sku: parseVaultSku(props.sku.name) } : {}),
       ...(rbac !== undefined ? { enableRbacAuthorization: rbac } : {}), ...(accessPolicies ? { accessPolicies } : {}),
+      ...(props.softDeleteRetentionInDays !== undefined && props.softDeleteRetentionInDays !== null ? { softDeleteRetentionInDays: checkRetentionDays(props.softDeleteRetentionInDays) } : {}),
+      ...(typeof props.enablePurgeProtection === 'boolean' ? { enablePurgeProtection: props.enablePurgeProtection } : {}),
     });
     if (created && vault.enableRbacAuthorization) {
       // The creator of an RBAC vault gets Key Vault Administrator on it so that it can manage secrets at

@@ -8,6 +8,8 @@ import { registerAcrCommands } from './commands/acr.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerImageCommands } from './commands/image.js';
 import { registerAcrAccessCommands } from './commands/acr-access.js';
+import { registerAcrLoginCommand } from './commands/acr-login.js';
+import { registerAcrHealthCommand } from './commands/acr-health.js';
 import { registerAdCommands } from './commands/ad.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerRoleCommands } from './commands/role.js';
@@ -34,6 +36,8 @@ export function buildProgram(): Command {
   registerGroupCommands(program, getClient);
   registerAcrCommands(program, getClient);
   registerAcrAccessCommands(program.commands.find((c) => c.name() === 'acr')!, getClient);
+  registerAcrLoginCommand(program.commands.find((c) => c.name() === 'acr')!, getClient);
+  registerAcrHealthCommand(program.commands.find((c) => c.name() === 'acr')!, getClient);
   registerImageCommands(program, getClient);
   registerAdCommands(program, getClient);
   registerIdentityCommands(program, getClient);

@@ -85,12 +85,18 @@ function table(value: unknown, queryActive: boolean): string {
   for (const r of rows) for (const k of Object.keys(r)) if (!cols.includes(k)) cols.push(k);
   if (cols.length === 0) return '';
   const cell = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 'boolean' ? (v ? 'True' : 'False') : String(v));
-  const numeric = cols.map((c) => rows.every((r) => r[c] === undefined || typeof r[c] === 'number'));
-  // tabulate pads headers by two (MIN_PADDING) when it sizes columns.
+  // tabulate pads headers by two (MIN_PADDING) when it sizes columns; knack calls it with
+  // disable_numparse=True, so numbers are left-aligned like any text.
   const widths = cols.map((c) => Math.max(c.length + 2, ...rows.map((r) => cell(r[c]).length)));
-  const fmt = (vals: string[]) => vals.map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!))).join('  ').replace(/\s+$/, '');
+  const fmt = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').replace(/\s+$/, '');
   const lines = [fmt(cols), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map((r) => fmt(cols.map((c) => cell(r[c]))))];
   return lines.join('\n') + '\n';
+}
+
+/** A date in a table column as az's table transformers print it (acr _format._format_datetime): seconds, Z. */
+export function tableDate(d: unknown): string {
+  const t = typeof d === 'string' ? Date.parse(d) : NaN;
+  return Number.isNaN(t) ? (typeof d === 'string' && d ? d : ' ') : new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 export function formatOutput(value: unknown, format: OutputFormat, opts: { queryActive?: boolean; tableTransformer?: (v: unknown) => unknown } = {}): string {

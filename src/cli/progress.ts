@@ -4,15 +4,9 @@ import cliProgress from 'cli-progress';
 import type { Descriptor } from '../oci/manifest.js';
 import type { PushProgress } from '../image/push.js';
 import type { PullProgress } from '../pull/types.js';
+import { formatBytes } from '../platform/bytes.js';
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
-}
+export { formatBytes };
 
 const short = (d: { digest: string }) => d.digest.slice(d.digest.indexOf(':') + 1, d.digest.indexOf(':') + 13);
 

@@ -203,19 +203,20 @@ export class IdentityService {
       .run(s, s.length + 1, `${s}/`).changes;
   }
 
-  /** Role assignments of `principalId` whose scope covers `scope`. */
-  assignmentsCovering(principalId: string, scope: string): Array<{ assignment: RoleAssignment; role: RoleDefinition }> {
-    const rows = this.db.prepare('SELECT * FROM role_assignments WHERE principal_id = ?').all(principalId) as Array<{
-      id: string; principal_id: string; role_definition_id: string; scope: string; principal_type: string; created_at: string;
-    }>;
+  /** Every role assignment of `principalId` with its (built-in) role. */
+  assignmentsOf(principalId: string): Array<{ assignment: RoleAssignment; role: RoleDefinition }> {
+    const rows = this.db.prepare('SELECT * FROM role_assignments WHERE principal_id = ? ORDER BY created_at').all(principalId) as AssignmentRow[];
     const out: Array<{ assignment: RoleAssignment; role: RoleDefinition }> = [];
     for (const r of rows) {
-      if (!scopeContains(r.scope, scope)) continue;
       const role = BUILT_IN_ROLES.find((d) => d.id === r.role_definition_id);
-      if (!role) continue;
-      out.push({ assignment: { id: r.id, principalId: r.principal_id, roleDefinitionId: r.role_definition_id, scope: r.scope, principalType: r.principal_type, createdAt: r.created_at }, role });
+      if (role) out.push({ assignment: toAssignment(r), role });
     }
     return out;
+  }
+
+  /** Role assignments of `principalId` whose scope covers `scope`. */
+  assignmentsCovering(principalId: string, scope: string): Array<{ assignment: RoleAssignment; role: RoleDefinition }> {
+    return this.assignmentsOf(principalId).filter(({ assignment }) => scopeContains(assignment.scope, scope));
   }
 
   /** Whether `principal` may perform `action` at `scope` through any role assignment. */

@@ -29,24 +29,24 @@ export function platformKeychainFactory(d: PlatformKeychainDeps): KeychainFactor
       tenant: d.identity.ids.tenantId,
       getToken: async (resource) => {
         const p = d.identity.principalById(id.principalId);
-        if (!p) throw new KeychainError(`managed identity ${id.clientId}`, 'the identity no longer exists; assign an existing identity to the group');
+        if (!p) throw new KeychainError(`managed identity ${id.clientId}`, 'the identity no longer exists; assign an existing identity to the group', 'identity');
         return { token: await d.identity.issueAccessToken(p, resource) };
       },
     }),
     vaultSecret: (server, ref) => {
-      if (!d.secrets) throw new KeychainError('vault secret', 'this Berth server has no vault to read secrets from');
+      if (!d.secrets) throw new KeychainError('vault secret', 'this Berth server has no vault to read secrets from', 'vault');
       const { username, password } = ref;
       if (isSecretRef(password) && username === undefined) {
         return new VaultSecretKeychain({ server, vault: vaultName(password), secret: password.reference.secretName }, d.secrets);
       }
       if (isSecretRef(password) && isSecretRef(username)) {
-        if (vaultName(username) !== vaultName(password)) throw new KeychainError('vault secret', `the username and password secrets for ${server} must be in the same vault`);
+        if (vaultName(username) !== vaultName(password)) throw new KeychainError('vault secret', `the username and password secrets for ${server} must be in the same vault`, 'vault');
         return new VaultSecretKeychain({ server, vault: vaultName(password), usernameSecret: username.reference.secretName, passwordSecret: password.reference.secretName }, d.secrets);
       }
       if (isSecretRef(password) && typeof username === 'string') {
         return new VaultSecretKeychain({ server, vault: vaultName(password), username, passwordSecret: password.reference.secretName }, d.secrets);
       }
-      throw new KeychainError('vault secret', `imageRegistryCredentials for ${server}: give the password as a Key Vault reference too (a literal password next to a referenced username is not supported)`);
+      throw new KeychainError('vault secret', `imageRegistryCredentials for ${server}: give the password as a Key Vault reference too (a literal password next to a referenced username is not supported)`, 'vault');
     },
     ...(d.defaults ? { platformDefaults: d.defaults } : {}),
   };

@@ -5,6 +5,8 @@ import type { Db } from '../storage/sqlite.js';
 import type { Sealer } from '../storage/sealer.js';
 import type { ImagePuller, PulledImage, PullOptions } from '../pull/types.js';
 import { PullError } from '../pull/types.js';
+import { diagnosePull } from '../pull/diagnosis.js';
+import { groupPullContext } from './pull-hints.js';
 import { KeychainError } from '../keychain/keychain.js';
 import type { Runtime, SandboxSpec, Task } from '../runtime/runtime.js';
 import type { ResourceGroups } from '../resources/groups.js';
@@ -33,6 +35,8 @@ export interface ContainerGroupsOptions {
   runtime?: Runtime;
   puller?: ImagePuller;
   keychainFactory?: KeychainFactory;
+  /** Whether the Key Vault with this ARM id exists (a secret reference into a missing vault is refused as such). */
+  vaultExists?: (vaultId: string) => boolean;
   /** Back-off and sleep overrides (tests). */
   reconciler?: Pick<ReconcilerOptions, 'backoff' | 'sleep'>;
   /** What one group may ask for on this node (default: the host's CPUs and memory). */
@@ -57,18 +61,6 @@ export const NO_RUNTIME = 'No container runtime configured: this Berth server wa
 
 export const inaccessibleSentence = (image: string, group: string) =>
   `The image '${image}' in container group '${group}' is not accessible. Please check the image and registry credential.`;
-
-/** Berth's diagnosis of a failed pull, after ACI's sentence: the registry's words, the source, the fix. */
-export function diagnosePull(e: unknown): string {
-  if (e instanceof PullError) {
-    const parts = [`The registry answered: ${e.registryMessage} (${e.code}).`];
-    if (e.opts.credentialSource && !e.diagnosis.includes(e.opts.credentialSource)) parts.push(`Credential used: ${e.opts.credentialSource}.`);
-    if (e.diagnosis) parts.push(e.diagnosis.endsWith('.') ? e.diagnosis : `${e.diagnosis}.`);
-    if (e.opts.existingTags?.length && !e.diagnosis.includes(e.opts.existingTags[0]!)) parts.push(`Tags that exist: ${e.opts.existingTags.slice(0, 20).join(', ')}.`);
-    return parts.join(' ');
-  }
-  return `Pulling failed: ${e instanceof Error ? e.message : String(e)}.`;
-}
 
 export class ContainerGroups {
   readonly store: GroupStore;
@@ -196,6 +188,12 @@ export class ContainerGroups {
       for (const v of [c.username, c.password]) {
         if (!isSecretRef(v)) continue;
         const scope = `${v.reference.keyVault.id}/secrets/${v.reference.secretName}`;
+        if (this.o.vaultExists && !this.o.vaultExists(v.reference.keyVault.id)) {
+          const vault = v.reference.keyVault.id.split('/').pop();
+          const vaultRg = /\/resourceGroups\/([^/]+)\//i.exec(v.reference.keyVault.id)?.[1] ?? '<group>';
+          throw invalid('KeyVaultNotFound', `The Key Vault '${vault}' that imageRegistryCredentials for ${c.server} reference (${v.reference.keyVault.id}) does not exist. ` +
+            `Create it with \`berth keyvault create -g ${vaultRg} -n ${vault}\` and set the secret '${v.reference.secretName}' in it, or correct the vault id in the reference.`);
+        }
         if (opts.canReadSecret && !opts.canReadSecret(scope)) {
           throw forbidden('AuthorizationFailed', `The caller cannot read the Key Vault secret '${v.reference.secretName}' that imageRegistryCredentials for ${c.server} reference: it needs the data action 'Microsoft.KeyVault/vaults/secrets/getSecret/action' over scope '${scope}' (role Key Vault Secrets User).`);
         }
@@ -225,7 +223,7 @@ export class ContainerGroups {
         }
       }
       const hadSystem = existing?.spec.identity?.type.includes('SystemAssigned') ?? false;
-      const images = await this.checkImages(spec, ids, hadSystem);
+      const images = await this.checkImages(spec, ids, hadSystem, existing);
       // The system-assigned identity exists from the moment the group does (role assignments can name it).
       if (spec.identity?.type.includes('SystemAssigned')) this.systemPrincipal(ids);
       const state = initialState(spec.containers.map((c) => c.name));
@@ -262,7 +260,7 @@ export class ContainerGroups {
    * ACI checks image access while it accepts the create: every image is pulled with the group's
    * credentials; any failure fails the create with InaccessibleImage and leaves nothing behind.
    */
-  private async checkImages(spec: GroupSpec, g: { resourceGroup: string; name: string }, keepSystemIdentity: boolean) {
+  private async checkImages(spec: GroupSpec, g: { resourceGroup: string; name: string }, keepSystemIdentity: boolean, previous?: StoredGroup) {
     const puller = this.o.puller!;
     const systemWanted = spec.identity?.type.includes('SystemAssigned') ?? false;
     const out = new Map<string, { image: PulledImage; started: Date; finished: Date } | undefined>();
@@ -300,13 +298,16 @@ export class ContainerGroups {
         this.o.managedIdentities.deleteSystemAssigned(this.armId(g.resourceGroup, g.name));
       }
     }
+    const previousEvents = previous ? previous.spec.containers.map((c) => ({ image: c.image, events: previous.state.containers[c.name]?.events ?? [] })) : undefined;
+    const diagnose = (f: { image: string; error: unknown }) => diagnosePull(f.error, groupPullContext(f.error, {
+      spec, resourceGroup: g.resourceGroup, image: f.image, freshSystemIdentity: systemWanted && !keepSystemIdentity, ...(previousEvents ? { previousEvents } : {}) }));
     if (failures.length === 1) {
       const f = failures[0]!;
-      this.o.log.info('container group create refused: image not accessible', { group: g.name, image: f.image, code: f.error instanceof PullError ? f.error.code : 'UNKNOWN' });
-      throw invalid('InaccessibleImage', `${inaccessibleSentence(f.image, g.name)} ${diagnosePull(f.error)}`);
+      this.o.log.info('container group create or restart refused: image not accessible', { group: g.name, image: f.image, code: f.error instanceof PullError ? f.error.code : 'UNKNOWN' });
+      throw invalid('InaccessibleImage', `${inaccessibleSentence(f.image, g.name)} ${diagnose(f)}`);
     }
     if (failures.length > 1) {
-      throw invalid('MultipleErrorsOccurred', `Multiple error occurred: ${failures.map((f) => `'BadRequest':'InaccessibleImage':'${inaccessibleSentence(f.image, g.name)} ${diagnosePull(f.error)}'`).join(';')}.`);
+      throw invalid('MultipleErrorsOccurred', `Multiple error occurred: ${failures.map((f) => `'BadRequest':'InaccessibleImage':'${inaccessibleSentence(f.image, g.name)} ${diagnose(f)}'`).join(';')}.`);
     }
     return out;
   }
@@ -361,6 +362,9 @@ export class ContainerGroups {
     const g = this.get(rg, name);
     const reconciler = this.requireRuntime();
     return this.exclusive(`${rg}/${name}`, async () => {
+      // As ACI: an image that cannot be pulled fails the restart at once (InaccessibleImage), and the
+      // group keeps running what it runs.
+      await this.checkImages(g.spec, g, true, g);
       await reconciler.halt(g, { deleteSandbox: false });
       return this.rerun(this.store.byId(g.id)!, { keepSandbox: true });
     });

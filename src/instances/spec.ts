@@ -95,11 +95,14 @@ const properties = obj({
   confidentialComputeProperties: any,
   priority: oneOf('Regular', 'Spot'),
 }, ['containers', 'osType'], ['provisioningState', 'instanceView', 'isCreatedFromStandbyPool', 'provisioningTimeoutInSeconds', 'isCustomProvisioningTimeout']);
-const identity = obj({ type: identityTypeNode, userAssignedIdentities: map(any) }, ['type'], ['principalId', 'tenantId']);
+// `az container export` (2.45) writes the identity's ids under the Python name user_assigned_identities.
+const identity = obj({ type: identityTypeNode, userAssignedIdentities: map(any), user_assigned_identities: map(any) }, ['type'], ['principalId', 'tenantId']);
 const document = obj({
   apiVersion: str, location: str, name: str, type: str, tags: map(str), identity, sku: oneOf('Standard', 'Dedicated', 'Confidential'),
   zones: arr(str), properties,
-}, ['properties'], ['id', 'systemData', 'etag', 'resourceGroup']);
+}, ['properties'], ['id', 'systemData', 'etag', 'resourceGroup',
+  // what `az container export` (2.45) writes besides: the Python model's own attributes, null or empty
+  'additional_properties', 'changed_time', 'created_time', 'extended_location', 'provisioning_state', 'managed_by', 'kind', 'plan']);
 
 /** Fields the schema knows but Berth cannot honour yet: an error is better than silently ignoring them. */
 const UNSUPPORTED: Array<[string, string]> = [
@@ -212,14 +215,20 @@ export function parseGroupSpec(doc: unknown): GroupSpec {
 
   let identityDef: IdentityDef | undefined;
   if (d.identity) {
-    const ua = Object.keys(d.identity.userAssignedIdentities ?? {});
+    const ua = Object.keys(d.identity.userAssignedIdentities ?? d.identity.user_assigned_identities ?? {});
     const t = d.identity.type as IdentityType;
     if (t.includes('UserAssigned') && ua.length === 0) errors.push(`identity.userAssignedIdentities must name at least one identity when identity.type is '${t}'`);
     if (!t.includes('UserAssigned') && ua.length > 0) errors.push(`identity.userAssignedIdentities is given but identity.type '${t}' has no UserAssigned`);
     if (t !== 'None') identityDef = { type: t, userAssignedIdentities: ua };
   }
   for (const [i, c] of creds.entries()) {
-    if (!c.identity || c.identity.toLowerCase() === '[system]') continue;
+    if (!c.identity) continue;
+    if (c.identity.toLowerCase() === '[system]' || c.identity.toLowerCase() === 'system') {
+      if (!identityDef?.type.includes('SystemAssigned')) {
+        errors.push(`properties.imageRegistryCredentials[${i}].identity '${c.identity}' is the group's system-assigned identity, but the group has none: give it one with --assign-identity (identity.type SystemAssigned)`);
+      }
+      continue;
+    }
     if (!identityDef?.userAssignedIdentities.some((u) => u.toLowerCase() === c.identity!.toLowerCase())) {
       errors.push(`properties.imageRegistryCredentials[${i}].identity '${c.identity}' is not one of the group's identity.userAssignedIdentities; assign it to the group too`);
     }

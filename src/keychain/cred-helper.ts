@@ -1,9 +1,10 @@
-// Runs a Docker credential helper (`docker-credential-<name> get`, the server URL on stdin, JSON
-// `{"ServerURL","Username","Secret"}` on stdout) the way the docker CLI does, asynchronously and with a
-// time limit. "credentials not found in native keychain" means not found; anything else that goes
+// Runs a Docker credential helper the way the docker CLI does, asynchronously and with a time limit:
+// `docker-credential-<name> get` (the server URL on stdin, JSON `{"ServerURL","Username","Secret"}` on
+// stdout), and `store` (that JSON on stdin) for berth acr login. "credentials not found in native
+// keychain" means not found; anything else that goes
 // wrong is a KeychainError naming the helper and the server, never the secret.
 import { spawn } from 'node:child_process';
-import { KeychainError } from './keychain.js';
+import { KeychainError, formatMs } from './keychain.js';
 
 export interface HelperCredential {
   username: string;
@@ -31,12 +32,12 @@ export function validHelperName(name: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/.test(name);
 }
 
-export async function runCredentialHelper(name: string, serverUrl: string, opts: RunHelperOptions): Promise<HelperCredential | undefined> {
-  const program = `docker-credential-${name}`;
-  const fail = (what: string) => new KeychainError(opts.source, `credential helper ${program} (${opts.configuredIn}) for server ${serverUrl}: ${what}`);
-  if (!validHelperName(name)) throw fail(`invalid helper name '${name.slice(0, 100)}': a helper name is letters, digits, '.', '_' or '-'`);
-  const { code, stdout, stderr, error, timedOut } = await new Promise<{ code: number | null; stdout: string; stderr: string; error?: NodeJS.ErrnoException; timedOut: boolean }>((resolve) => {
-    const child = spawn(program, ['get'], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], ...(opts.signal ? { signal: opts.signal } : {}) });
+interface HelperRun { code: number | null; stdout: string; stderr: string; error?: NodeJS.ErrnoException; timedOut: boolean }
+
+/** Runs `docker-credential-<name> <action>` with `input` on stdin, within the time limit. */
+function spawnHelper(program: string, action: 'get' | 'store', input: string, opts: RunHelperOptions): Promise<HelperRun> {
+  return new Promise<HelperRun>((resolve) => {
+    const child = spawn(program, [action], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], ...(opts.signal ? { signal: opts.signal } : {}) });
     let out = '';
     let err = '';
     let timedOut = false;
@@ -56,12 +57,42 @@ export async function runCredentialHelper(name: string, serverUrl: string, opts:
     child.stdin.on('error', () => undefined); // a helper that exits without reading stdin
     child.on('error', (e: NodeJS.ErrnoException) => done({ code: null, error: e }));
     child.on('close', (c) => done({ code: c }));
-    child.stdin.end(serverUrl);
+    child.stdin.end(input);
   });
-  if (error?.code === 'ENOENT') throw fail('not found on PATH; install it, or remove it from the configuration');
-  if (error?.name === 'AbortError') throw fail('cancelled');
-  if (error) throw fail(`could not be started (${error.code ?? error.message})`);
-  if (timedOut) throw fail(`no answer within ${formatMs(opts.timeoutMs ?? DEFAULT_HELPER_TIMEOUT_MS)}; the helper was stopped`);
+}
+
+/** The failures every helper run shares (not found, cancelled, not started, too slow), as a KeychainError; undefined when it ran. */
+function runFailure(r: HelperRun, opts: RunHelperOptions, fail: (what: string) => KeychainError): KeychainError | undefined {
+  if (r.error?.code === 'ENOENT') return fail('not found on PATH; install it, or remove it from the configuration');
+  if (r.error?.name === 'AbortError') return fail('cancelled');
+  if (r.error) return fail(`could not be started (${r.error.code ?? r.error.message})`);
+  if (r.timedOut) return fail(`no answer within ${formatMs(opts.timeoutMs ?? DEFAULT_HELPER_TIMEOUT_MS)}; the helper was stopped`);
+  return undefined;
+}
+
+function helperFailure(name: string, serverUrl: string, opts: RunHelperOptions): { program: string; fail: (what: string) => KeychainError } {
+  const program = `docker-credential-${name}`;
+  const fail = (what: string) => new KeychainError(opts.source, `credential helper ${program} (${opts.configuredIn}) for server ${serverUrl}: ${what}`, 'helper');
+  if (!validHelperName(name)) throw fail(`invalid helper name '${name.slice(0, 100)}': a helper name is letters, digits, '.', '_' or '-'`);
+  return { program, fail };
+}
+
+/** Stores a credential with `docker-credential-<name> store` (JSON {"ServerURL","Username","Secret"} on stdin), as docker login does. */
+export async function storeWithCredentialHelper(name: string, serverUrl: string, username: string, secret: string, opts: RunHelperOptions): Promise<void> {
+  const { program, fail } = helperFailure(name, serverUrl, opts);
+  const r = await spawnHelper(program, 'store', JSON.stringify({ ServerURL: serverUrl, Username: username, Secret: secret }), opts);
+  const failed = runFailure(r, opts, fail);
+  if (failed) throw failed;
+  // Its output may echo what it was given: withheld, as for get.
+  if (r.code !== 0) throw fail(`store failed with exit code ${r.code}; its output is withheld (it may hold a secret)`);
+}
+
+export async function runCredentialHelper(name: string, serverUrl: string, opts: RunHelperOptions): Promise<HelperCredential | undefined> {
+  const { program, fail } = helperFailure(name, serverUrl, opts);
+  const r = await spawnHelper(program, 'get', serverUrl, opts);
+  const failed = runFailure(r, opts, fail);
+  if (failed) throw failed;
+  const { code, stdout, stderr } = r;
   if (code !== 0) {
     if (NOT_FOUND.test(stdout) || NOT_FOUND.test(stderr)) return undefined;
     // What a failing helper prints can hold a token (some print the request or the response they got):
@@ -80,9 +111,5 @@ export async function runCredentialHelper(name: string, serverUrl: string, opts:
   }
   if (p.Secret === '') return undefined;
   return { username: p.Username, secret: p.Secret };
-}
-
-export function formatMs(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }
 

@@ -50,11 +50,19 @@ export interface Keychain {
   invalidate?(target: KeychainTarget, credential: RegistryCredential): void;
 }
 
+/** What kind of source failed, so that a diagnosis can say who said it (Key Vault, a credential helper, an identity). */
+export type KeychainOrigin = 'vault' | 'helper' | 'identity';
+
 export class KeychainError extends Error {
-  constructor(readonly source: string, message: string) {
+  constructor(readonly source: string, message: string, readonly origin?: KeychainOrigin) {
     super(message);
     this.name = 'KeychainError';
   }
+}
+
+/** A time limit for messages: `300 ms`, `30 s`. */
+export function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }
 
 export const ANONYMOUS: RegistryCredential = { kind: 'anonymous', source: 'anonymous' };

@@ -8,7 +8,7 @@ import type { Dispatcher } from 'undici';
 // undici is loaded on the first exchange, not at import: importing it installs its Agent behind Node's
 // global fetch for the whole process, and the server imports this module at start-up.
 const request: typeof import('undici').request = async (...args) => (await import('undici')).request(...args);
-import { KeychainError, type Keychain, type KeychainTarget, type RegistryCredential } from './keychain.js';
+import { KeychainError, formatMs, type Keychain, type KeychainTarget, type RegistryCredential } from './keychain.js';
 import { serverKey } from './server-key.js';
 
 export const NULL_GUID_USER = '00000000-0000-0000-0000-000000000000';
@@ -36,6 +36,8 @@ export interface ManagedIdentityOptions {
   scheme?: 'http' | 'https';
   /** HTTP dispatcher for the exchange (e.g. one that trusts Berth's local CA); default undici's global one. */
   dispatcher?: Dispatcher;
+  /** How long the exchange may take to answer; default 30 s. */
+  timeoutMs?: number;
   /** Renew this long before the refresh token expires; default 5 minutes. */
   refreshMarginMs?: number;
   now?: () => number;
@@ -74,7 +76,7 @@ export class ManagedIdentityKeychain implements Keychain {
   }
 
   private async exchange(): Promise<Cached> {
-    const fail = (what: string) => new KeychainError(this.description, `${this.description}: ${what}`);
+    const fail = (what: string) => new KeychainError(this.description, `${this.description}: ${what}`, 'identity');
     const resource = this.opts.resource ?? ARM_RESOURCE;
     let aad: AccessToken;
     try {
@@ -85,17 +87,19 @@ export class ManagedIdentityKeychain implements Keychain {
     if (!aad?.token) throw fail(`the identity's token endpoint returned no access token for ${resource}`);
     const scheme = this.opts.scheme ?? (isLoopback(this.server) ? 'http' : 'https');
     const url = `${scheme}://${this.server}/oauth2/exchange`;
+    const timeout = this.opts.timeoutMs ?? 30_000;
     const form = new URLSearchParams({ grant_type: 'access_token', service: this.server, access_token: aad.token });
     if (this.opts.tenant) form.set('tenant', this.opts.tenant);
     let status: number;
     let text: string;
     try {
-      const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString(), headersTimeout: 30_000, bodyTimeout: 30_000,
+      const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString(), headersTimeout: timeout, bodyTimeout: timeout,
         ...(this.opts.dispatcher ? { dispatcher: this.opts.dispatcher } : {}) });
       status = res.statusCode;
       text = (await res.body.text()).slice(0, 64 * 1024);
     } catch (e) {
-      throw fail(`could not reach ${url} to exchange the identity's token (${(e as { code?: string }).code ?? (e as Error).message})`);
+      const code = (e as { code?: string }).code;
+      throw fail(`could not reach ${url} to exchange the identity's token (${code && /TIMEOUT/.test(code) ? `no answer within ${formatMs(timeout)}` : code ?? (e as Error).message})`);
     }
     let body: { refresh_token?: unknown; errors?: Array<{ code?: string; message?: string }> } = {};
     try { body = JSON.parse(text); } catch { /* not JSON */ }

@@ -44,8 +44,8 @@ export class VaultSecretKeychain implements Keychain {
       return { kind: 'basic', username, password, source: this.description };
     }
     const [username, password] = await Promise.all(['username' in this.ref ? this.ref.username : this.read(this.ref.usernameSecret), this.read(this.ref.passwordSecret)]);
-    if (username.trim() === '' && 'usernameSecret' in this.ref) throw new KeychainError(this.description, `secret ${this.ref.usernameSecret} in vault ${this.ref.vault} is empty: it should hold the registry user name`);
-    if (password === '') throw new KeychainError(this.description, `secret ${this.ref.passwordSecret} in vault ${this.ref.vault} is empty: it should hold the registry password`);
+    if (username.trim() === '' && 'usernameSecret' in this.ref) throw new KeychainError(this.description, `secret ${this.ref.usernameSecret} in vault ${this.ref.vault} is empty: it should hold the registry user name`, 'vault');
+    if (password === '') throw new KeychainError(this.description, `secret ${this.ref.passwordSecret} in vault ${this.ref.vault} is empty: it should hold the registry password`, 'vault');
     // `az keyvault secret show --query value -o tsv` drops a trailing newline; a user name never has one.
     return { kind: 'basic', username: username.trim(), password, source: this.description };
   }
@@ -55,10 +55,10 @@ export class VaultSecretKeychain implements Keychain {
     try {
       value = await this.reader.getSecret(this.ref.vault, name);
     } catch (e) {
-      throw new KeychainError(this.description, `cannot read secret ${name} from vault ${this.ref.vault}: ${(e as Error).message}`);
+      throw new KeychainError(this.description, `cannot read secret ${name} from vault ${this.ref.vault}: ${(e as Error).message}`, 'vault');
     }
     if (value === undefined) {
-      throw new KeychainError(this.description, `secret ${name} was not found in vault ${this.ref.vault} (or is disabled): create it with berth keyvault secret set --vault-name ${this.ref.vault} --name ${name} --value ...`);
+      throw new KeychainError(this.description, `secret ${name} was not found in vault ${this.ref.vault} (or is disabled): create it with berth keyvault secret set --vault-name ${this.ref.vault} --name ${name} --value ...`, 'vault');
     }
     return value;
   }
@@ -66,7 +66,7 @@ export class VaultSecretKeychain implements Keychain {
 
 /** Parses seed 000's JSON secret value. Errors name vault and secret, never the value. */
 export function parseUsernamePassword(value: string, vault: string, secret: string, source = `vault secret ${vault}/${secret}`): { username: string; password: string } {
-  const bad = (what: string) => new KeychainError(source, `secret ${secret} in vault ${vault} ${what}; its value must be JSON like {"username": "janedoe1", "password": "..."}`);
+  const bad = (what: string) => new KeychainError(source, `secret ${secret} in vault ${vault} ${what}; its value must be JSON like {"username": "janedoe1", "password": "..."}`, 'vault');
   let doc: unknown;
   try {
     doc = JSON.parse(value);

@@ -18,6 +18,8 @@ export const REGISTRY_ERROR_STATUS = {
   TOOMANYREQUESTS: 429,
   RANGE_INVALID: 416,
   TAG_INVALID: 400,
+  /** distribution's catch-all code (errcode.ErrorCodeUnknown). */
+  UNKNOWN: 500,
 } as const;
 
 export type RegistryErrorCode = keyof typeof REGISTRY_ERROR_STATUS;

@@ -6,9 +6,10 @@ import { isIPv6 } from 'node:net';
 import { mkdir, rm } from 'node:fs/promises';
 import { openDatabase, type Db } from '../storage/sqlite.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
+import { DiskSpace } from '../storage/disk-space.js';
 import { SqliteRegistryMetadata } from '../storage/sqlite-registry-metadata.js';
 import { loadKek, rotateKek } from '../storage/kek.js';
-import { Vaults, VAULT_DNS_SUFFIX, vaultHostName, vaultNameFromHost } from '../vault/vaults.js';
+import { Vaults, VAULT_DNS_SUFFIX, vaultArmId, vaultHostName, vaultNameFromHost } from '../vault/vaults.js';
 import { localhostNamesResolve } from './localhost-names.js';
 import { makePrivate } from './private-files.js';
 import { Secrets } from '../vault/secrets.js';
@@ -18,6 +19,8 @@ import { IdentityService } from '../identity/service.js';
 import { ResourceGroups } from '../resources/groups.js';
 import { Registries } from '../registry/registries.js';
 import { RegistryService } from '../registry/service.js';
+import { SKU_STORAGE_BYTES } from '../registry/quota.js';
+import type { Sku } from '../registry/registries.js';
 import { RegistryAuth } from '../registry/auth.js';
 import { ScopeMapsAndTokens } from '../registry/scope-maps.js';
 import { Applications } from '../identity/applications.js';
@@ -68,6 +71,12 @@ export interface BerthOptions {
   imageGcIntervalMs?: number;
   /** What the image garbage collection keeps: anything used within this many ms (default 24 h). */
   imageGcGraceMs?: number;
+  /** PEM files with CA certificates container groups trust for registries (`berth serve --registry-ca`). */
+  registryCaFiles?: string[];
+  /** Bytes kept free on the data directory's filesystem for metadata: no blob data is written into them (default: 5% of the filesystem, at most 1 GiB). */
+  storageReserve?: number;
+  /** Storage quota per registry SKU in bytes (default ACR's included storage: Basic 10 GiB, Standard 100 GiB, Premium 500 GiB). */
+  skuStorageLimits?: Partial<Record<Sku, number>>;
 }
 
 export interface RunningBerth {
@@ -115,7 +124,8 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
     : await ensureTls(paths.tls, serverNames(o.domain), (msg, fields) => log.info(msg, fields));
   const db = openDatabase(paths.db);
   for (const f of [paths.db, `${paths.db}-wal`, `${paths.db}-shm`]) await makePrivate(f, 0o600, log);
-  const blobs = new FsBlobStore(o.dataDir);
+  const space = new DiskSpace(o.dataDir, o.storageReserve !== undefined ? { reserve: o.storageReserve } : {});
+  const blobs = new FsBlobStore(o.dataDir, { space });
   await blobs.init();
   const sealer = await loadKek(db, paths.kek);
   const tokens = await TokenService.load(paths.signingKey);
@@ -126,7 +136,13 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const groups = new ResourceGroups(db, ids.subscriptionId);
   const registries = new Registries(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host), 'localhost');
   const meta = new SqliteRegistryMetadata(db);
-  const registryService = new RegistryService(meta, blobs);
+  const skuLimits = { ...SKU_STORAGE_BYTES, ...o.skuStorageLimits };
+  const registryService = new RegistryService(meta, blobs, {
+    quota: (id) => {
+      const r = registries.byId(id);
+      return r ? { name: r.name, sku: r.sku, limit: skuLimits[r.sku] } : undefined;
+    },
+  });
   const repoTokens = new ScopeMapsAndTokens(db);
   const applications = new Applications(db, ids.tenantId);
   const managedIdentities = new ManagedIdentities(db, ids.subscriptionId, ids.tenantId, groups);
@@ -160,10 +176,11 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
 
   // The pull client for container groups and `berth pull`: one content store shared by all pulls.
   const contentStore = new ContentStore(paths.content);
-  const puller = new LazyPuller({ contentDir: paths.content, store: contentStore });
+  const puller = new LazyPuller({ contentDir: paths.content, store: contentStore, ...(o.registryCaFiles?.length ? { caFiles: o.registryCaFiles } : {}) });
   const imageGc = new ImageGc({ store: contentStore, runtime: o.runtime, ...(o.imageGcGraceMs !== undefined ? { graceMs: o.imageGcGraceMs } : {}) });
   const containerGroups = new ContainerGroups({ db, subscriptionId: ids.subscriptionId, tenantId: ids.tenantId, sealer, groups, managedIdentities, workloads, log,
     ...(o.runtime ? { runtime: o.runtime } : {}), puller: o.puller ?? puller, keychainFactory: o.keychainFactory ?? platformKeychainFactory({ identity, secrets: new VaultSecretReader(vaults, secrets), defaults: () => DockerConfigKeychain.defaults() }),
+    vaultExists: (id) => vaults.list().some((v) => vaultArmId(v).toLowerCase() === id.toLowerCase().replace(/\/+$/, '')),
     ...(o.reconciler ? { reconciler: o.reconciler } : {}), ...(o.groupCapacity ? { capacity: o.groupCapacity } : {}) });
 
   const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, containerGroups, imageGc, log, baseUrl: () => baseUrl, tls, hostRoute: vaultByHost,

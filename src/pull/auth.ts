@@ -7,7 +7,7 @@ import { request, type Dispatcher } from 'undici';
 import type { Challenge } from '../client/challenge.js';
 import { describeCredential, type RegistryCredential } from '../keychain/keychain.js';
 import { PullError } from './types.js';
-import { networkPullError } from './net-errors.js';
+import { networkPullError, type NetworkErrorContext } from './net-errors.js';
 
 /** A cached bearer token. */
 interface Token {
@@ -42,7 +42,7 @@ export class TokenCache {
   /** Number of token requests actually sent (for tests and diagnostics). */
   fetches = 0;
 
-  constructor(private readonly dispatcher: Dispatcher, private readonly opts: { caFile?: string; insecure?: boolean } = {}) {}
+  constructor(private readonly dispatcher: Dispatcher, private readonly opts: { insecure?: boolean; /** What a network failure's diagnosis may say (CAs, time limit) for `url`. */ network?: (url: string) => NetworkErrorContext } = {}) {}
 
   /** The bearer token for `scopes` on `registry` with `cred`, from the cache or one shared fetch. */
   async token(registry: string, challenge: Challenge, scopes: string[], cred: RegistryCredential, opts: { registryIsPlainHttp: boolean; signal?: AbortSignal | undefined }): Promise<string> {
@@ -86,7 +86,7 @@ export class TokenCache {
     // loopback registry and the realm is on loopback too; never as a downgrade from an https registry.
     if (url.protocol === 'http:' && !this.opts.insecure && !(registryIsPlainHttp && isLoopbackHost(url.host))) {
       throw new PullError('UNAUTHORIZED', `${registry} asks for credentials at ${url.origin} over plain HTTP`,
-        'Berth does not send credentials to a token server over plain HTTP (nor downgrade from https); use --insecure only if you trust the network.');
+        'Berth does not send credentials to a token server over plain HTTP (nor downgrade from https)', { remedy: { kind: 'plain-http', host: url.host } });
     }
     if (url.username || url.password) {
       throw new PullError('UNAUTHORIZED', `${registry} sent a token realm with embedded credentials`, 'The token realm is refused.');
@@ -112,7 +112,7 @@ export class TokenCache {
         res = await request(url, { method: 'GET', dispatcher: this.dispatcher, signal, headers: auth ? { authorization: auth } : {} });
       }
     } catch (e) {
-      throw networkPullError(e, url.host, { ...this.opts, url: url.origin + url.pathname }) ?? e;
+      throw networkPullError(e, url.host, this.opts.network?.(url.origin + url.pathname) ?? { url: url.origin + url.pathname }) ?? e;
     }
     const text = await res.body.text().catch(() => '');
     let json: { token?: string; access_token?: string; expires_in?: number; issued_at?: string; errors?: Array<{ code?: string; message?: string }>; error?: string; error_description?: string } = {};
@@ -123,7 +123,8 @@ export class TokenCache {
       const words = e?.message ?? json.error_description ?? json.error ?? `token request failed with HTTP ${res.statusCode}`;
       const code = res.statusCode === 403 ? 'DENIED' : res.statusCode === 429 ? 'TOOMANYREQUESTS' : 'UNAUTHORIZED';
       throw new PullError(code, `${(e?.code ?? (res.statusCode === 403 ? 'denied' : 'unauthorized')).toLowerCase()}: ${words}`,
-        `The token server ${url.origin}${url.pathname} refused ${describeCredential(cred)}.`, { credentialSource: cred.source });
+        `The token server ${url.origin}${url.pathname} refused ${describeCredential(cred)}.`,
+        { credentialSource: cred.source, source: 'token-server', ...(cred.kind === 'anonymous' ? { remedy: { kind: 'credentials', registry } } : {}) });
     }
     // Docker's token spec: expires_in defaults to 60 seconds; issued_at, when present, is the start.
     const expiresIn = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : 60;

@@ -47,5 +47,5 @@ export function selectPlatform(entries: Descriptor[], want: PlatformSpec, where:
   if (hit) return hit;
   const have = entries.filter((d) => d.platform && d.platform.os !== 'unknown').map((d) => formatPlatform(d.platform!));
   throw new PullError('PLATFORM_NOT_FOUND', `no matching manifest for ${formatPlatform(want)} in the manifest list entries`,
-    `${where} is published for ${have.length ? have.join(', ') : 'no platform'}; pick one with --platform.`);
+    `${where} is published for ${have.length ? have.join(', ') : 'no platform'}`, { remedy: { kind: 'platform', wanted: formatPlatform(want), available: have } });
 }

@@ -11,7 +11,7 @@ import { MANIFEST_MEDIA_TYPES, isIndexMediaType } from '../oci/media-types.js';
 import { formatReference, parseReference, referenceTarget, InvalidReferenceError, type ImageReference } from '../oci/reference.js';
 import { ContentStore } from './content-store.js';
 import { DEFAULT_PLATFORM, formatPlatform, parsePlatform, platformMatches, selectPlatform, type PlatformSpec } from './platform.js';
-import { Transport, readRegistryError, sleep, type RegistryResponse, type RegistrySession, type TransportOptions } from './transport.js';
+import { GRANT_PULL, Transport, readRegistryError, sleep, type RegistryResponse, type RegistrySession, type TransportOptions } from './transport.js';
 import { isTransientNetworkError, networkPullError } from './net-errors.js';
 import { PullError, type ImagePuller, type ImageRunConfig, type PulledImage, type PullOptions } from './types.js';
 
@@ -150,7 +150,7 @@ export class RegistryPuller implements ImagePuller {
     const { config, platform } = descriptorsFromConfig(raw);
     if (!indexDigest && platform.os && !platformMatches(want, platform)) {
       throw new PullError('PLATFORM_NOT_FOUND', `image ${where} is ${formatPlatform(platform)}, not ${formatPlatform(want)}`,
-        `The image is published for ${formatPlatform(platform)} only; pull it with --platform ${formatPlatform(platform)} if that is what you want to run.`);
+        `The image is published for ${formatPlatform(platform)} only`, { remedy: { kind: 'platform', wanted: formatPlatform(want), available: [formatPlatform(platform)] } });
     }
     // parseManifest lists the config first, then the layers (foreign layers left out).
     const layerDescriptors = manifest.parsed.blobs.slice(1);
@@ -190,7 +190,7 @@ export class RegistryPuller implements ImagePuller {
         chunks.push(c as Buffer);
       }
     } catch (e) {
-      throw networkPullError(e, session.base.host, {}) ?? e;
+      throw networkPullError(e, session.base.host, this.transport.netContext()) ?? e;
     }
     const bytes = Buffer.concat(chunks);
     const served = res.headers['docker-content-digest'];
@@ -265,7 +265,7 @@ export class RegistryPuller implements ImagePuller {
             await sleep(Math.min(4000, 100 * 2 ** attempt), opts.signal);
             continue;
           }
-          throw networkPullError(e, session.base.host, {}) ?? e;
+          throw networkPullError(e, session.base.host, this.transport.netContext()) ?? e;
         }
         if (written < d.size && attempt < maxAttempts) continue; // the body ended early: resume
         break;
@@ -294,9 +294,10 @@ export class RegistryPuller implements ImagePuller {
     const credentialSource = session.resolved?.source ?? 'anonymous';
     if (res.status === 401) return session.unauthorized(undefined, w);
     if (w.code === 'DENIED' || res.status === 403) {
-      return new PullError('DENIED', words, `${credentialSource === 'anonymous' ? 'Anonymous access' : `The credential from ${credentialSource}`} authenticated but may not pull ${name}. Grant it AcrPull (or a scope map with content/read) on the registry.`, { credentialSource });
+      return new PullError('DENIED', words, `${credentialSource === 'anonymous' ? 'Anonymous access' : `The credential from ${credentialSource}`} authenticated but may not pull ${name}${w.fix ? '' : `. ${GRANT_PULL}`}`,
+        { credentialSource, ...(w.fix ? { fix: w.fix } : {}) });
     }
-    if (w.code === 'TOOMANYREQUESTS') return new PullError('TOOMANYREQUESTS', words, `${session.registry} limits the request rate.`, { temporary: true });
+    if (w.code === 'TOOMANYREQUESTS') return session.rateLimited(w.message, undefined, 1);
     if (w.code === 'NAME_UNKNOWN') {
       return new PullError('NAME_UNKNOWN', words, `The repository ${session.repository} does not exist in ${session.registry}; check the repository name.`, { credentialSource });
     }

@@ -4,19 +4,25 @@
 // header never leaves the registry's origin, and one re-challenge on 401 after asking the keychain to
 // drop the refused credential.
 import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
+import { connect as tlsConnect, rootCertificates } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
 import { parseChallenge, type Challenge } from '../client/challenge.js';
 import { KeychainError, describeCredential, type Keychain, type KeychainTarget, type RegistryCredential } from '../keychain/keychain.js';
 import { PullError } from './types.js';
 import { TokenCache, basicHeader, isLoopbackHost } from './auth.js';
-import { isTransientNetworkError, networkPullError } from './net-errors.js';
+import { isTransientNetworkError, networkPullError, type NetworkErrorContext } from './net-errors.js';
 
 export interface TransportOptions {
   /** Allow plain HTTP to any registry (default: only loopback registries speak plain HTTP). */
   insecure?: boolean;
   /** PEM file with CA certificates to trust besides the system's (self-hosted registries). With it, loopback registries are reached over https too. */
   caFile?: string;
+  /**
+   * More PEM files with CA certificates to trust (`berth serve --registry-ca`). Unlike caFile they do
+   * not switch loopback registries to https; a loopback registry that turns out to speak HTTPS only is
+   * reached over https anyway.
+   */
+  caFiles?: string[];
   /** Connect/headers/body timeouts in ms (default 15 s connect, 60 s headers and idle body). */
   timeoutMs?: number;
   /** Attempts per request on 429/5xx/dropped connections (default 5). */
@@ -56,8 +62,17 @@ export function parseRetryAfter(v: string | undefined, now = Date.now()): number
   return Number.isFinite(t) ? Math.max(0, Math.ceil((t - now) / 1000)) : undefined;
 }
 
+/** What to grant when a registry names no fix of its own. */
+export const GRANT_PULL = 'Grant it pull access: the AcrPull role on the registry for an identity or service principal, or content/read on the repository in the scope map of a repository-scoped token';
+
+/** The fix a Berth registry names in an error's detail (`[{Type, Name, Action, Fix}]`), if it is a plain one-line command. */
+function detailFix(detail: unknown): string | undefined {
+  const f = Array.isArray(detail) ? (detail[0] as { Fix?: unknown } | undefined)?.Fix : undefined;
+  return typeof f === 'string' && /^berth [\x20-\x7e]{1,400}$/.test(f) ? f : undefined;
+}
+
 /** The registry's own error, from a distribution-spec error body. */
-export async function readRegistryError(res: RegistryResponse): Promise<{ code?: string; message: string }> {
+export async function readRegistryError(res: RegistryResponse): Promise<{ code?: string; message: string; fix?: string }> {
   let text = '';
   try {
     for await (const c of res.body) {
@@ -66,9 +81,10 @@ export async function readRegistryError(res: RegistryResponse): Promise<{ code?:
     }
   } catch { /* body dropped: use the status */ }
   try {
-    const j = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }>; message?: string };
+    const j = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string; detail?: unknown }>; message?: string };
     const e = j.errors?.[0];
-    if (e) return { ...(e.code ? { code: e.code } : {}), message: e.message ?? '' };
+    const fix = detailFix(e?.detail);
+    if (e) return { ...(e.code ? { code: e.code } : {}), message: e.message ?? '', ...(fix ? { fix } : {}) };
   } catch { /* not JSON */ }
   return { message: text.trim().slice(0, 300) || `HTTP ${res.status}` };
 }
@@ -78,30 +94,41 @@ export class Transport {
   readonly dispatcher: Dispatcher;
   readonly tokens: TokenCache;
   readonly challenges = new Map<string, Challenge>();
+  /** Loopback registries found to speak HTTPS only (they answered plain HTTP with an HTTPS server's refusal). */
+  readonly httpsOnly = new Set<string>();
+  /** Hosts that have answered plain HTTP (never probed for TLS after a dropped connection: Berth's own ports speak both). */
+  readonly answeredPlain = new Set<string>();
+  /** Every CA file trusted besides the system's. */
+  readonly caFiles: string[];
 
   constructor(readonly opts: TransportOptions = {}) {
     const t = opts.timeoutMs ?? 60_000;
-    let ca: string | undefined;
-    if (opts.caFile) {
+    this.caFiles = [...(opts.caFile ? [opts.caFile] : []), ...(opts.caFiles ?? [])];
+    const ca = this.caFiles.map((f) => {
       try {
-        ca = readFileSync(opts.caFile, 'utf8');
+        return readFileSync(f, 'utf8');
       } catch (e) {
-        throw new PullError('TLS', `cannot read the CA file ${opts.caFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Pass a readable PEM file with --ca-file.');
+        throw new PullError('TLS', `cannot read the CA file ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Give a readable PEM file.', { source: 'tls' });
       }
-    }
+    });
     this.dispatcher = new Agent({
-      connect: { timeout: Math.min(t, 15_000), ...(ca ? { ca: [ca, ...rootCertificates] } : {}) },
+      connect: { timeout: Math.min(t, 15_000), ...(ca.length ? { ca: [...ca, ...rootCertificates] } : {}) },
       headersTimeout: t,
       bodyTimeout: t,
       connections: 16,
     });
-    this.tokens = new TokenCache(this.dispatcher, { ...(opts.caFile ? { caFile: opts.caFile } : {}), ...(opts.insecure ? { insecure: true } : {}) });
+    this.tokens = new TokenCache(this.dispatcher, { network: (url) => this.netContext(url), ...(opts.insecure ? { insecure: true } : {}) });
+  }
+
+  /** What a network failure's diagnosis may say about this transport: its CAs and time limit. */
+  netContext(url?: string): NetworkErrorContext {
+    return { ...(this.caFiles.length ? { caFiles: this.caFiles } : {}), timeoutMs: this.opts.timeoutMs ?? 60_000, ...(url ? { url } : {}) };
   }
 
   /** The base URL of a registry: docker.io is served by registry-1.docker.io. */
   baseUrl(registry: string): string {
     const host = registry === 'docker.io' ? 'registry-1.docker.io' : registry;
-    const plain = !this.opts.caFile && (isLoopbackHost(host) || this.opts.insecure);
+    const plain = !this.opts.caFile && !this.httpsOnly.has(host) && (isLoopbackHost(host) || this.opts.insecure);
     return `${plain ? 'http' : 'https'}://${host}`;
   }
 
@@ -117,7 +144,9 @@ export class Transport {
 
 /** Requests for one repository of one registry with one keychain; learns the challenge from 401s. */
 export class RegistrySession {
-  readonly base: URL;
+  base: URL;
+  /** Set when plain HTTP met an HTTPS-only registry and the session moved to https. */
+  private upgraded = false;
   private credential: Promise<RegistryCredential> | undefined;
   /** The credential the keychain gave, for diagnoses. */
   resolved: RegistryCredential | undefined;
@@ -140,7 +169,10 @@ export class RegistrySession {
       return this.resolved;
     }, (e) => {
       this.credential = undefined;
-      if (e instanceof KeychainError) throw new PullError('CREDENTIAL_SOURCE', `${e.source}: ${e.message}`, `The credential source "${e.source}" failed; fix it or remove it from the keychain.`, { credentialSource: e.source });
+      if (e instanceof KeychainError) {
+        throw new PullError('CREDENTIAL_SOURCE', e.message.startsWith(e.source) ? e.message : `${e.source}: ${e.message}`, `The credential source "${e.source}" failed; fix it or remove it from the keychain.`,
+          { credentialSource: e.source, source: e.origin ?? 'keychain' });
+      }
       throw e;
     });
     return this.credential;
@@ -158,19 +190,17 @@ export class RegistrySession {
     return undefined;
   }
 
-  private noCredentialHint(): string {
-    return `No credential was found for ${this.registry} (keychain: ${this.keychain.description || 'none'}). Pass --creds USER:PASS to berth pull, or set the group's imageRegistryCredentials.`;
-  }
 
   /** The error for a refused credential, with the source and the user that were tried. */
   async unauthorized(res: RegistryResponse | undefined, words?: { code?: string; message: string }): Promise<PullError> {
     const w = words ?? (res ? await readRegistryError(res) : { message: 'authentication required' });
     const cred = this.resolved ?? { kind: 'anonymous', source: 'anonymous' };
     const registryMessage = `${(w.code ?? 'UNAUTHORIZED').toLowerCase()}: ${w.message || 'authentication required'}`;
-    const diagnosis = cred.kind === 'anonymous'
-      ? this.noCredentialHint()
-      : `${this.registry} refused ${describeCredential(cred)}: the password or token is wrong, expired or revoked.`;
-    return new PullError('UNAUTHORIZED', registryMessage, diagnosis, { credentialSource: cred.source });
+    if (cred.kind === 'anonymous') {
+      return new PullError('UNAUTHORIZED', registryMessage, `No credential was found for ${this.registry} (keychain: ${this.keychain.description || 'none'})`,
+        { credentialSource: cred.source, remedy: { kind: 'credentials', registry: this.registry } });
+    }
+    return new PullError('UNAUTHORIZED', registryMessage, `${this.registry} refused ${describeCredential(cred)}: the password or token is wrong, expired or revoked.`, { credentialSource: cred.source });
   }
 
   /**
@@ -197,12 +227,30 @@ export class RegistrySession {
         });
         res = await this.follow(method, new URL(path, this.base), { ...headers, ...(auth ? { authorization: auth } : {}) });
       } catch (e) {
-        const pe = networkPullError(e, this.base.host, { ...(this.t.opts.caFile ? { caFile: this.t.opts.caFile } : {}) });
+        let pe = networkPullError(e, this.base.host, this.t.netContext());
+        if (pe?.opts.source === 'connection' && !this.t.answeredPlain.has(this.base.host) && await this.moveToHttps(() => speaksTls(this.base.host))) {
+          attempt--;
+          continue;
+        }
+        if (pe?.code === 'TLS' && this.upgraded) {
+          pe = new PullError('TLS', pe.registryMessage, `${this.base.host} speaks HTTPS only (Berth tried plain HTTP first, as it does for loopback registries). ${pe.diagnosis}`, pe.opts);
+        }
         if (pe && pe.code === 'UNKNOWN' && isTransientNetworkError(pe) && attempt < maxAttempts) {
           await sleep(this.delay(backoff, attempt), this.signal);
           continue;
         }
         throw pe ?? e;
+      }
+      const httpsRefusal = res.status === 400 && res.headers['content-type'] === undefined && res.url.origin === this.base.origin;
+      if (this.base.protocol === 'http:' && !httpsRefusal) this.t.answeredPlain.add(this.base.host);
+      if (httpsRefusal && this.mayMoveToHttps()) {
+        // Go's net/http (the reference registry, Harbor, Zot) answers plain HTTP on a TLS port this way.
+        const text = (await res.body.text().catch(() => '')).slice(0, 1000);
+        if (await this.moveToHttps(async () => /HTTP request to an HTTPS server/i.test(text))) {
+          attempt--;
+          continue;
+        }
+        throw new PullError('UNKNOWN', `http 400: ${text.trim().slice(0, 300) || 'Bad Request'}`, `Unexpected answer from ${this.registry} (HTTP 400 without a registry error body)`);
       }
       if (res.status === 401 && res.url.origin === this.base.origin) {
         const ch = parseChallenge(header(res.headers, 'www-authenticate') ?? '');
@@ -213,8 +261,8 @@ export class RegistrySession {
         if (ch.scheme === 'bearer' && ch.params.error === 'insufficient_scope' && auth && cred.kind !== 'anonymous') {
           const w = await readRegistryError(res);
           throw new PullError('DENIED', `denied: ${w.message || 'insufficient scope'}`,
-            `The credential (${describeCredential(cred)}) authenticated, but has no pull permission on ${this.registry}/${this.repository} (or the repository does not exist). Grant it AcrPull (or a scope map with content/read) on the registry.`,
-            { credentialSource: cred.source });
+            `The credential (${describeCredential(cred)}) authenticated, but has no pull permission on ${this.registry}/${this.repository} (or the repository does not exist)${w.fix ? '' : `. ${GRANT_PULL}`}`,
+            { credentialSource: cred.source, ...(w.fix ? { fix: w.fix } : {}) });
         }
         if (auth) {
           // The registry refused what we sent: let the source refresh it, then try once more.
@@ -240,16 +288,43 @@ export class RegistrySession {
           continue;
         }
         const w = await readRegistryError(res);
-        if (res.status === 429) {
-          throw new PullError('TOOMANYREQUESTS', `toomanyrequests: ${w.message || 'rate limit exceeded'}`,
-            `${this.registry} limits the request rate${retryAfter !== undefined ? `; it asks to retry after ${retryAfter} s (at ${new Date(Date.now() + retryAfter * 1000).toISOString()})` : ''}. Berth tried ${attempt} times. ${this.used && this.used.kind !== 'anonymous' ? 'Wait, or use a mirror.' : 'Authenticate to get a higher limit, or use a mirror.'}`,
-            { temporary: true, ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}) });
-        }
+        if (res.status === 429) throw await this.rateLimited(w.message, retryAfter, attempt);
         throw new PullError('UNKNOWN', `${w.code ? `${w.code.toLowerCase()}: ` : ''}${w.message} (HTTP ${res.status})`,
           `${this.registry} failed with a server error ${attempt} times in a row; try again later.`, { temporary: true });
       }
       return res;
     }
+  }
+
+  /**
+   * The error for a 429: with a credential, the registry limits that identity (authenticating again does
+   * not help: wait for Retry-After); anonymous pulls get a higher limit by authenticating.
+   */
+  async rateLimited(message: string, retryAfter: number | undefined, attempts: number): Promise<PullError> {
+    const cred = this.used ?? await this.cred().catch(() => undefined);
+    const when = retryAfter !== undefined ? `retry after ${retryAfter} s (at ${new Date(Date.now() + retryAfter * 1000).toISOString()})` : 'it sent no Retry-After; retry in a few minutes';
+    const diagnosis = cred && cred.kind !== 'anonymous'
+      ? `${this.registry} is rate-limiting requests made with ${describeCredential(cred)}; ${when}. Berth tried ${attempts} time${attempts === 1 ? '' : 's'}; authenticating again does not raise this limit`
+      : `${this.registry} limits the request rate of anonymous pulls; ${when}. Berth tried ${attempts} time${attempts === 1 ? '' : 's'}. Authenticate to get a higher limit, or use a mirror`;
+    return new PullError('TOOMANYREQUESTS', `toomanyrequests: ${message || 'rate limit exceeded'}`, diagnosis,
+      { temporary: true, ...(cred ? { credentialSource: cred.source } : {}), ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}) });
+  }
+
+  /**
+   * Moves a plain-HTTP loopback session to https when `speaksHttpsOnly` says the registry is a TLS
+   * server; once per session. True when it moved.
+   */
+  private async moveToHttps(speaksHttpsOnly: () => Promise<boolean>): Promise<boolean> {
+    if (!this.mayMoveToHttps() || !(await speaksHttpsOnly())) return false;
+    this.t.httpsOnly.add(this.base.host);
+    this.base = new URL(this.t.baseUrl(this.registry));
+    this.upgraded = true;
+    return true;
+  }
+
+  /** Whether this session talks plain HTTP to loopback by default (not --insecure) and has not moved to https yet. */
+  private mayMoveToHttps(): boolean {
+    return !this.upgraded && this.base.protocol === 'http:' && !this.t.opts.insecure && isLoopbackHost(this.base.host);
   }
 
   /** The registry refused `cred`: the keychain may refresh it; its tokens are dropped. */
@@ -276,7 +351,7 @@ export class RegistrySession {
         r = await request(url, { method, headers: h, dispatcher: this.t.dispatcher, ...(this.signal ? { signal: this.signal } : {}) });
       } catch (e) {
         // Name the host that failed: after a redirect it is not the registry.
-        throw networkPullError(e, url.host, { ...(this.t.opts.caFile ? { caFile: this.t.opts.caFile } : {}) }) ?? e;
+        throw networkPullError(e, url.host, this.t.netContext(`${url.origin}${url.pathname}`)) ?? e;
       }
       const loc = header(r.headers, 'location');
       if ([301, 302, 303, 307, 308].includes(r.statusCode) && loc) {
@@ -285,7 +360,7 @@ export class RegistrySession {
         const next = new URL(loc, url);
         if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new PullError('UNKNOWN', `${this.registry} redirected to ${next.protocol}`, 'Only http(s) redirects are followed.');
         if (url.protocol === 'https:' && next.protocol === 'http:' && !isLoopbackHost(next.host) && !this.t.opts.insecure) {
-          throw new PullError('UNKNOWN', `${this.registry} redirected from https to plain http (${next.host})`, 'Berth does not downgrade to plain HTTP; use --insecure if you trust the network.');
+          throw new PullError('UNKNOWN', `${this.registry} redirected from https to plain http (${next.host})`, 'Berth does not downgrade to plain HTTP', { remedy: { kind: 'plain-http', host: next.host } });
         }
         url = next;
         continue;
@@ -293,4 +368,17 @@ export class RegistrySession {
       return { status: r.statusCode, headers: r.headers, body: r.body, url };
     }
   }
+}
+
+/** Whether `host` (host:port) completes a TLS handshake (any certificate): an HTTPS server that dropped a plain-HTTP request. */
+function speaksTls(host: string): Promise<boolean> {
+  const port = Number(/:(\d+)$/.exec(host)?.[1] ?? 443);
+  const hostname = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return new Promise((res) => {
+    const socket = tlsConnect({ host: hostname, port, rejectUnauthorized: false, ...(/^[\d.:]+$/.test(hostname) ? {} : { servername: hostname }) });
+    const done = (ok: boolean) => { socket.destroy(); res(ok); };
+    socket.setTimeout(3000, () => done(false));
+    socket.once('secureConnect', () => done(true));
+    socket.once('error', () => done(false));
+  });
 }

@@ -73,14 +73,44 @@ export type PullErrorCode =
   | 'UNSUPPORTED'
   | 'UNKNOWN';
 
+/**
+ * Who said the words in `registryMessage`: a registry (or its token server) answered, or the failure
+ * happened before or beside any answer (a DNS lookup, a refused or lost connection, a TLS handshake, a
+ * timeout, a Key Vault read, a credential helper, an identity's token, Berth's own digest or image checks).
+ * When not given it follows from the code (src/pull/diagnosis.ts).
+ */
+export type PullErrorSource = 'registry' | 'token-server' | 'dns' | 'refused' | 'connection' | 'tls' | 'timeout'
+  | 'vault' | 'helper' | 'identity' | 'keychain' | 'digest' | 'image';
+
+/**
+ * A fix whose wording depends on where the pull ran: `berth pull` has flags (--ca-file, --platform,
+ * --creds, --insecure), a container group has `berth serve` options and spec fields.
+ */
+export type PullRemedy =
+  | { kind: 'ca'; host: string; /** CA files that were trusted and still did not verify the certificate. */ caFiles?: string[] }
+  | { kind: 'plain-http'; host: string }
+  | { kind: 'platform'; wanted: string; available: string[] }
+  | { kind: 'credentials'; registry: string };
+
+export interface PullErrorOptions {
+  temporary?: boolean;
+  retryAfterSeconds?: number;
+  credentialSource?: string;
+  existingTags?: string[];
+  source?: PullErrorSource;
+  remedy?: PullRemedy;
+  /** The command that fixes it, as the registry named it (Berth's registries send it in the error's detail). */
+  fix?: string;
+}
+
 export class PullError extends Error {
   constructor(
     readonly code: PullErrorCode,
-    /** One line in the registry's own words where there was one, e.g. `unauthorized: authentication required`. */
+    /** One line in the words of whoever said it (see `opts.source`), e.g. `unauthorized: authentication required`. */
     readonly registryMessage: string,
     /** Berth's diagnosis and the fix: which source/user was tried, the missing permission, existing tags, the retry time. */
     readonly diagnosis: string,
-    readonly opts: { temporary?: boolean; retryAfterSeconds?: number; credentialSource?: string; existingTags?: string[] } = {},
+    readonly opts: PullErrorOptions = {},
   ) {
     super(diagnosis ? `${registryMessage}. ${diagnosis}` : registryMessage);
     this.name = 'PullError';

@@ -122,18 +122,28 @@ export class RegistryAuth {
     return false;
   }
 
-  /** Describes what a principal lacks for an action, for DENIED messages. */
-  missing(r: RegistryRecord, principal: Principal, req: AccessRequest, action: string): string {
-    if (principal.kind === 'registryAdmin') return `the admin user of registry ${r.name} is disabled`;
+  /**
+   * What a principal lacks for an action, for DENIED answers: the reason (what is missing, and for an
+   * identity the roles it does hold and where) and the command that grants it.
+   */
+  missing(r: RegistryRecord, principal: Principal, req: AccessRequest, action: string): { reason: string; fix?: string } {
+    if (principal.kind === 'registryAdmin') return { reason: `the admin user of registry ${r.name} is disabled`, fix: `berth acr update -n ${r.name} --admin-enabled true` };
     if (principal.kind === 'registryToken') {
       const t = this.repoTokens.tokenById(principal.id);
-      if (!t || t.status !== 'enabled') return `token ${principal.displayName} is disabled or deleted`;
-      if (req.type === 'registry') return `token ${t.name} (scope map ${t.scopeMap}) may not list the catalog; that needs repositories/*/metadata/read`;
-      return `token ${t.name} (scope map ${t.scopeMap}) has no '${SCOPE_ACTION_FOR[action] ?? action}' action for repository ${req.name} (needed to ${action} it)`;
+      if (!t || t.status !== 'enabled') return { reason: `token ${principal.displayName} is disabled or deleted` };
+      if (req.type === 'registry') return { reason: `token ${t.name} (scope map ${t.scopeMap}) may not list the catalog; that needs repositories/*/metadata/read` };
+      const need = SCOPE_ACTION_FOR[action] ?? action;
+      return { reason: `token ${t.name} (scope map ${t.scopeMap}) has no '${need}' action for repository ${req.name} (needed to ${action} it)`,
+        fix: `berth acr scope-map update -r ${r.name} -n ${t.scopeMap} --add-repository ${req.name} ${need}` };
     }
     const rbac = req.type === 'registry' ? RBAC_ACTION_FOR.catalog : RBAC_ACTION_FOR[action];
-    const role = req.type === 'registry' ? 'Reader' : ROLE_FOR[action] ?? 'AcrPull (pull) or AcrPush (push)';
-    return `${principal.displayName} (${principal.appId ?? principal.id}) has no role assignment granting '${rbac}' on ${armId(r)} (needed to ${action} ${req.type === 'registry' ? 'the catalog' : `repository ${req.name}`}); assign ${role} there`;
+    const role = req.type === 'registry' ? 'Reader' : ROLE_FOR[action] ?? 'AcrPull';
+    const holds = this.identity.assignmentsOf(principal.id).map(({ assignment, role: held }) => `${held.roleName} at ${assignment.scope}`);
+    return {
+      reason: `${principal.displayName} (${principal.appId ?? principal.id}) has no role assignment granting '${rbac}' on ${armId(r)} (needed to ${action} ${req.type === 'registry' ? 'the catalog' : `repository ${req.name}`}); ` +
+        `${holds.length ? `the roles it holds: ${holds.slice(0, 10).join(', ')}${holds.length > 10 ? `, … (${holds.length} in all)` : ''}` : 'it holds no role assignment'}; assign ${role} there`,
+      fix: `berth role assignment create --assignee ${principal.appId ?? principal.id} --role ${role} --scope ${armId(r)}`,
+    };
   }
 
   async issueAccessToken(r: RegistryRecord, principal: Principal, requests: AccessRequest[]): Promise<{ token: string; expiresIn: number }> {

@@ -76,6 +76,10 @@ export interface RegistryMetadataStore {
   unlinkBlob(registryId: string, repo: string, digest: Digest): Promise<boolean>;
   /** Repositories of this registry that hold the blob. */
   reposWithBlob(registryId: string, digest: Digest): Promise<string[]>;
+  /** Bytes of the distinct blobs and manifests the registry's repositories link (its quota usage). */
+  registryUsage(registryId: string): Promise<number>;
+  /** Whether some repository of the registry links `digest` (as a blob or a manifest): it counts in registryUsage already. */
+  inRegistry(registryId: string, digest: Digest): Promise<boolean>;
 
   createUpload(id: string, registryId: string, repo: string): Promise<void>;
   getUpload(id: string): Promise<{ registryId: string; repo: string; createdAt: string } | undefined>;

@@ -7,9 +7,12 @@ import { parseManifest, type Descriptor } from '../oci/manifest.js';
 import { MediaTypes, isIndexMediaType } from '../oci/media-types.js';
 import { isTag } from '../oci/names.js';
 import {
-  DigestMismatchError, UploadOffsetError, UploadTooLargeError,
+  DigestMismatchError, UploadOffsetError, UploadTooLargeError, StorageFullError,
   type BlobStore, type ByteRange,
 } from '../storage/blob-store.js';
+import { isDiskFull } from '../storage/disk-space.js';
+import { formatBytes } from '../platform/bytes.js';
+import { quotaExceeded, type QuotaLookup, type StorageQuota } from './quota.js';
 import type {
   AttributeTarget, ChangeableAttributes, ManifestRecord, RegistryMetadataStore, RepositoryRecord, TagRecord, Page,
 } from './metadata.js';
@@ -38,6 +41,8 @@ export interface RegistryServiceOptions {
   uploadTtlMs?: number;
   /** Blobs younger than this are never collected (a push may be about to reference them). */
   gcGraceMs?: number;
+  /** Each registry's storage quota (none when undefined). */
+  quota?: QuotaLookup;
 }
 
 type Lockable = 'writeEnabled' | 'deleteEnabled' | 'readEnabled';
@@ -56,6 +61,22 @@ function checkDeletable(what: string, a: ChangeableAttributes): void {
   if (!a.deleteEnabled) throw locked(what, 'deleteEnabled');
 }
 
+/**
+ * The registry's answer when the data directory's disk is full or at its reserve: 507 Insufficient
+ * Storage (registry clients print that status line; the message is for those that read the body).
+ */
+export function storageFullError(e: unknown, what: string): RegistryError {
+  const why = e instanceof StorageFullError && e.kind === 'reserve'
+    ? `it has ${formatBytes(e.free)} free and Berth keeps ${formatBytes(e.reserve)} in reserve for its metadata`
+    : 'the filesystem refused a write: no space left';
+  return new RegistryError('UNKNOWN',
+    `insufficient storage: the disk holding the Berth server's data directory is full (${why}); ${what}. ` +
+    'Free space on that disk (delete images you no longer need, then run berth acr gc), or give berth serve a smaller --storage-reserve.',
+    { reason: 'StorageFull' }, 507);
+}
+
+const isStorageFull = (e: unknown) => e instanceof StorageFullError || isDiskFull(e);
+
 function parseRefDigest(s: string): Digest {
   try {
     return parseDigest(s);
@@ -67,6 +88,7 @@ function parseRefDigest(s: string): Digest {
 export class RegistryService {
   private readonly uploadTtlMs: number;
   private readonly gcGraceMs: number;
+  private readonly quota: QuotaLookup;
 
   constructor(
     private readonly meta: RegistryMetadataStore,
@@ -75,6 +97,27 @@ export class RegistryService {
   ) {
     this.uploadTtlMs = opts.uploadTtlMs ?? 24 * 3600_000;
     this.gcGraceMs = opts.gcGraceMs ?? 3600_000;
+    this.quota = opts.quota ?? (() => undefined);
+  }
+
+  // ---- storage quota
+
+  /** The registry's quota usage in bytes and its limit (undefined: none). */
+  async storageUsage(registryId: string): Promise<{ currentValue: number; limit: number | undefined }> {
+    return { currentValue: await this.meta.registryUsage(registryId), limit: this.quota(registryId)?.limit };
+  }
+
+  /** The registry's quota with what it uses now, or undefined when it has none. */
+  private async quotaState(registryId: string): Promise<{ q: StorageQuota; used: number } | undefined> {
+    const q = this.quota(registryId);
+    return q ? { q, used: await this.meta.registryUsage(registryId) } : undefined;
+  }
+
+  /** Refuses `adding` new bytes for `digest` when they would take the registry past its quota. */
+  private async checkQuota(registryId: string, digest: Digest, adding: number): Promise<void> {
+    const st = await this.quotaState(registryId);
+    if (!st || st.used + adding <= st.q.limit || (await this.meta.inRegistry(registryId, digest))) return;
+    throw quotaExceeded(st.q, st.used, adding);
   }
 
   // ---- blobs
@@ -98,10 +141,34 @@ export class RegistryService {
   // ---- uploads
 
   async startUpload(registryId: string, repo: string): Promise<string> {
+    const st = await this.quotaState(registryId);
+    if (st && st.used >= st.q.limit) throw quotaExceeded(st.q, st.used, undefined);
     const id = randomUUID();
-    await this.blobs.startUpload(id);
-    await this.meta.createUpload(id, registryId, repo);
+    try {
+      await this.blobs.startUpload(id);
+    } catch (e) {
+      if (isStorageFull(e)) throw storageFullError(e, 'no upload was started');
+      throw e;
+    }
+    try {
+      await this.meta.createUpload(id, registryId, repo);
+    } catch (e) {
+      await this.blobs.abortUpload(id);
+      if (isStorageFull(e)) throw storageFullError(e, 'no upload was started');
+      throw e;
+    }
     return id;
+  }
+
+  /** Ends an upload session that has no room (disk or quota): its bytes, then its row. */
+  private async discard(id: string): Promise<void> {
+    await this.blobs.abortUpload(id).catch(() => undefined);
+    await this.meta.deleteUpload(id).catch(() => undefined);
+  }
+
+  private async discardFull(id: string, e: unknown): Promise<RegistryError> {
+    await this.discard(id);
+    return storageFullError(e, 'the upload was discarded; push again once there is room');
   }
 
   private async checkUpload(registryId: string, repo: string, id: string): Promise<number> {
@@ -132,14 +199,24 @@ export class RegistryService {
         throw new RegistryError('RANGE_INVALID', `Content-Range covers ${range.end - range.start + 1} bytes but Content-Length is ${contentLength}`, { offset: size });
       }
     }
+    // What the quota leaves for this session: a chunk that would pass it ends the session.
+    const st = await this.quotaState(registryId);
+    const quotaLeft = st ? st.q.limit - st.used - size : Number.MAX_SAFE_INTEGER;
+    const rangeLen = range ? range.end - range.start + 1 : Number.MAX_SAFE_INTEGER;
+    const overQuota = async () => {
+      await this.discard(id);
+      return quotaExceeded(st!.q, st!.used, contentLength ?? (range ? rangeLen : undefined));
+    };
+    if (quotaLeft < 0 || (st && contentLength !== undefined && contentLength > quotaLeft)) throw await overQuota();
     try {
-      return await this.blobs.appendUpload(id, size, body,
-        range ? range.end - range.start + 1 : undefined);
+      return await this.blobs.appendUpload(id, size, body, Math.min(rangeLen, quotaLeft));
     } catch (e) {
+      if (e instanceof UploadTooLargeError && quotaLeft < rangeLen) throw await overQuota();
       if (e instanceof UploadOffsetError) {
         throw new RegistryError('RANGE_INVALID', 'another chunk for this upload is being written; retry after it completes', { offset: size });
       }
       if (e instanceof UploadTooLargeError) throw new RegistryError('SIZE_INVALID', 'chunk is longer than its Content-Range');
+      if (isStorageFull(e)) throw await this.discardFull(id, e);
       throw e;
     }
   }
@@ -158,6 +235,13 @@ export class RegistryService {
     if (range || (body && (contentLength === undefined || contentLength > 0))) {
       await this.appendChunk(registryId, repo, id, body ?? ReadableStream.from([]), range, contentLength);
     }
+    // Usage may have grown since the chunks were taken (other pushes): check again with what it is now.
+    try {
+      await this.checkQuota(registryId, digest, (await this.blobs.uploadSize(id)) ?? 0);
+    } catch (e) {
+      await this.discard(id);
+      throw e;
+    }
     let info;
     try {
       info = await this.blobs.commitUpload(id, digest);
@@ -166,9 +250,16 @@ export class RegistryService {
         await this.meta.deleteUpload(id);
         throw new RegistryError('DIGEST_INVALID', `uploaded content does not match digest ${digest}; the upload was discarded`, { digest });
       }
+      if (isStorageFull(e)) throw await this.discardFull(id, e);
       throw e;
     }
-    await this.meta.linkBlob(registryId, repo, digest, info.size);
+    try {
+      await this.meta.linkBlob(registryId, repo, digest, info.size);
+    } catch (e) {
+      // The blob stays unlinked (GC takes it); the session is over either way.
+      if (isStorageFull(e)) throw await this.discardFull(id, e);
+      throw e;
+    }
     await this.meta.deleteUpload(id);
     void size;
     return { digest, size: info.size };
@@ -193,7 +284,12 @@ export class RegistryService {
       if (!canReadFrom(src)) continue;
       const size = await this.meta.linkedBlobSize(registryId, src, digest);
       if (size !== undefined && (await this.blobs.stat(digest))) {
-        await this.meta.linkBlob(registryId, repo, digest, size);
+        try {
+          await this.meta.linkBlob(registryId, repo, digest, size);
+        } catch (e) {
+          if (isStorageFull(e)) throw storageFullError(e, 'the blob was not mounted');
+          throw e;
+        }
         return { digest, size };
       }
     }
@@ -277,9 +373,14 @@ export class RegistryService {
         `manifest references ${missing.length === 1 ? '' : `${missing.length} `}content not in repository ${repo}: ${missing.slice(0, 3).map((d) => d.digest).join(', ')}${missing.length > 3 ? ', ...' : ''}; push it first`,
         { digest: missing[0]!.digest });
     }
+    await this.checkQuota(registryId, digest, body.length);
     // The subject need not exist (referrers may be pushed before their subject).
-    const stored = await this.storeBytes(body, digest);
-    void stored;
+    try {
+      await this.storeBytes(body, digest);
+    } catch (e) {
+      if (isStorageFull(e)) throw storageFullError(e, 'the manifest was not stored');
+      throw e;
+    }
     let platform: { os: string; architecture: string } | undefined;
     let artifactType = parsed.artifactType;
     if (parsed.config && !isIndexMediaType(parsed.mediaType)) {
@@ -289,16 +390,22 @@ export class RegistryService {
         platform = await this.readPlatform(parsed.config.digest, parsed.config.size);
       }
     }
-    await this.meta.putManifest(registryId, repo, {
-      digest, mediaType: parsed.mediaType, size: body.length,
-      ...(artifactType ? { artifactType } : {}),
-      ...(parsed.subject ? { subject: parsed.subject.digest } : {}),
-      ...(parsed.annotations ? { annotations: parsed.annotations } : {}),
-      ...(parsed.config ? { configDigest: parsed.config.digest } : {}),
-      ...(platform ? { platform } : {}),
-      imageSize,
-      children: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
-    }, [...new Set([...(tag === undefined ? [] : [tag]), ...extraTags])]);
+    try {
+      await this.meta.putManifest(registryId, repo, {
+        digest, mediaType: parsed.mediaType, size: body.length,
+        ...(artifactType ? { artifactType } : {}),
+        ...(parsed.subject ? { subject: parsed.subject.digest } : {}),
+        ...(parsed.annotations ? { annotations: parsed.annotations } : {}),
+        ...(parsed.config ? { configDigest: parsed.config.digest } : {}),
+        ...(platform ? { platform } : {}),
+        imageSize,
+        children: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
+      }, [...new Set([...(tag === undefined ? [] : [tag]), ...extraTags])]);
+    } catch (e) {
+      // One transaction: nothing of it is kept; the manifest's blob is unreferenced and GC takes it.
+      if (isStorageFull(e)) throw storageFullError(e, 'the manifest was not stored');
+      throw e;
+    }
     return parsed.subject ? { digest, subject: parsed.subject.digest } : { digest };
   }
 

@@ -23,18 +23,21 @@ export interface BlobStore {
   /** Every committed digest (for garbage collection). */
   list(): AsyncIterable<Digest>;
 
-  /** Starts a new, empty upload session. */
+  /** Starts a new, empty upload session. Throws StorageFullError when the data disk is at its reserve. */
   startUpload(id: string): Promise<void>;
   /** Bytes received so far by an upload session, or undefined if no such session exists. */
   uploadSize(id: string): Promise<number | undefined>;
   /**
    * Appends a stream at `offset`, which must equal the session's current size. Returns the new size.
    * Bytes already written stay if the stream fails midway, so a client may resume from uploadSize().
+   * When the data would cross the disk's reserve, or the disk is full, the session's bytes are removed
+   * and StorageFullError is thrown (the caller ends the session).
    */
   appendUpload(id: string, offset: number, body: Readable, maxBytes?: number): Promise<number>;
   /**
    * Verifies that the session's bytes hash to `digest` and moves them into place. Throws
-   * DigestMismatchError (and keeps nothing) when they do not.
+   * DigestMismatchError (and keeps nothing) when they do not, StorageFullError (and keeps nothing)
+   * when the disk is full.
    */
   commitUpload(id: string, digest: Digest): Promise<BlobInfo>;
   abortUpload(id: string): Promise<void>;
@@ -55,3 +58,5 @@ export class UploadOffsetError extends Error {
 }
 
 export class UploadTooLargeError extends Error {}
+
+export { StorageFullError } from './disk-space.js';

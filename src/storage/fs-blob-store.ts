@@ -1,10 +1,13 @@
 // The embedded BlobStore: files under <root>/blobs/<alg>/<2 hex>/<hex>, uploads under <root>/uploads.
+// Upload bytes may not cross the filesystem's reserve (./disk-space.ts); when they would, or the
+// filesystem refuses a write (ENOSPC, EDQUOT), the upload session's file is removed at once and
+// StorageFullError is thrown.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
+import { Transform, finished } from 'node:stream';
 import type { Hash } from 'node:crypto';
 import {
   digestAlgorithm, digestHex, hasherDigest, newHasher, parseDigest,
@@ -14,6 +17,7 @@ import {
   DigestMismatchError, UploadOffsetError, UploadTooLargeError,
   type BlobInfo, type BlobStore, type ByteRange,
 } from './blob-store.js';
+import { DiskSpace, StorageFullError, isDiskFull } from './disk-space.js';
 
 interface HashState {
   /** sha256 of bytes [0, offset). */
@@ -33,9 +37,12 @@ export class FsBlobStore implements BlobStore {
   /** Serialises appends per session. */
   private readonly busy = new Set<string>();
 
-  constructor(root: string) {
+  private readonly space: DiskSpace;
+
+  constructor(root: string, opts: { space?: DiskSpace } = {}) {
     this.blobs = join(root, 'blobs');
     this.uploads = join(root, 'uploads');
+    this.space = opts.space ?? new DiskSpace(root);
   }
 
   async init(): Promise<void> {
@@ -87,8 +94,16 @@ export class FsBlobStore implements BlobStore {
   }
 
   async startUpload(id: string): Promise<void> {
-    const fh = await open(this.uploadPath(id), 'wx', 0o600);
-    await fh.close();
+    await this.space.check();
+    const path = this.uploadPath(id);
+    try {
+      const fh = await open(path, 'wx', 0o600);
+      await fh.close();
+    } catch (e) {
+      if (!isDiskFull(e)) throw e;
+      await rm(path, { force: true });
+      throw await this.space.fullError();
+    }
     this.hashes.set(id, { hash: newHasher('sha256'), offset: 0 });
   }
 
@@ -115,6 +130,7 @@ export class FsBlobStore implements BlobStore {
         this.hashes.set(id, state);
       }
       const st = state;
+      const meter = this.space.meter();
       let written = size;
       const counter = new Transform({
         transform(chunk: Buffer, _enc, cb) {
@@ -123,18 +139,33 @@ export class FsBlobStore implements BlobStore {
             cb(new UploadTooLargeError(`chunk exceeds ${maxBytes} bytes`));
             return;
           }
-          st.hash.update(chunk);
-          st.offset += chunk.length;
-          cb(null, chunk);
+          meter.take(chunk.length).then(() => {
+            st.hash.update(chunk);
+            st.offset += chunk.length;
+            cb(null, chunk);
+          }, cb);
         },
       });
+      // The body is piped, not part of the pipeline: a refused chunk must not destroy the request
+      // (its connection carries the answer); the caller drains what is left.
+      const writing = pipeline(counter, createWriteStream(path, { flags: 'a' }));
+      const stopWatching = finished(body, (err) => { if (err) counter.destroy(err); });
+      body.pipe(counter);
       try {
-        await pipeline(body, counter, createWriteStream(path, { flags: 'a' }));
+        await writing;
       } catch (e) {
         // Whatever reached the file stays (resumable); the hash of a partially written chunk may be ahead
         // of the file, so forget it and rehash on next use.
         this.hashes.delete(id);
+        // Out of space: nothing of this upload is kept, so the space is free again at once.
+        if (e instanceof StorageFullError || isDiskFull(e)) {
+          await rm(path, { force: true });
+          throw e instanceof StorageFullError ? e : await this.space.fullError();
+        }
         throw e;
+      } finally {
+        body.unpipe(counter);
+        stopWatching();
       }
       return written;
     } finally {
@@ -172,10 +203,16 @@ export class FsBlobStore implements BlobStore {
       throw new DigestMismatchError(digest, actual);
     }
     const dest = this.blobPath(digest);
-    await mkdir(join(dest, '..'), { recursive: true });
-    // Make the bytes durable before they become visible under their digest.
-    const fh = await open(path, 'r+');
-    try { await fh.sync(); } finally { await fh.close(); }
+    try {
+      await mkdir(join(dest, '..'), { recursive: true });
+      // Make the bytes durable before they become visible under their digest.
+      const fh = await open(path, 'r+');
+      try { await fh.sync(); } finally { await fh.close(); }
+    } catch (e) {
+      if (!isDiskFull(e)) throw e;
+      await unlink(path).catch(() => undefined);
+      throw await this.space.fullError();
+    }
     await rename(path, dest);
     const s = await stat(dest);
     return { size: s.size, modifiedAt: s.mtimeMs };

@@ -73,6 +73,24 @@ export class SqliteRegistryMetadata implements RegistryMetadataStore {
       .run(registryId, repo, digest).changes > 0;
   }
 
+  async registryUsage(registryId: string): Promise<number> {
+    const r = this.db.prepare(
+      `SELECT COALESCE(SUM(size), 0) AS n FROM (
+         SELECT digest, MAX(size) AS size FROM (
+           SELECT digest, size FROM repo_blobs WHERE registry_id = ?
+           UNION ALL SELECT digest, size FROM manifests WHERE registry_id = ?)
+         GROUP BY digest)`,
+    ).get(registryId, registryId) as { n: number };
+    return r.n;
+  }
+
+  async inRegistry(registryId: string, digest: Digest): Promise<boolean> {
+    return this.db.prepare(
+      `SELECT 1 FROM repo_blobs WHERE registry_id = ? AND digest = ?
+       UNION ALL SELECT 1 FROM manifests WHERE registry_id = ? AND digest = ? LIMIT 1`,
+    ).get(registryId, digest, registryId, digest) !== undefined;
+  }
+
   async reposWithBlob(registryId: string, digest: Digest): Promise<string[]> {
     return (this.db.prepare('SELECT repo FROM repo_blobs WHERE registry_id = ? AND digest = ? ORDER BY repo')
       .all(registryId, digest) as Array<{ repo: string }>).map((r) => r.repo);

@@ -110,6 +110,16 @@ const MIGRATIONS: string[] = [
   ALTER TABLE vaults ADD COLUMN rbac INTEGER NOT NULL DEFAULT 1;
   ALTER TABLE vaults ADD COLUMN access_policies TEXT NOT NULL DEFAULT '[]';
   `,
+  // A registry's quota usage (distinct blobs with their sizes) read from the index alone.
+  `
+  CREATE INDEX repo_blobs_registry_usage ON repo_blobs(registry_id, digest, size);
+  `,
+  `
+  ALTER TABLE vaults ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 90;
+  ALTER TABLE vaults ADD COLUMN purge_protection INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE vaults ADD COLUMN deleted_at TEXT;
+  ALTER TABLE vaults ADD COLUMN purge_at TEXT;
+  `,
 ];
 
 export function openDatabase(path: string): Db {
@@ -134,4 +144,21 @@ function migrate(db: Db): void {
 
 export function nowIso(): string {
   return new Date().toISOString();
+}
+
+/**
+ * Runs a DELETE so that what it removes leaves no trace in the database files: SQLite overwrites the
+ * freed pages (secure_delete), and when rows went the WAL is checkpointed and emptied, so older copies
+ * of those pages go too. For sealed secret values whose purge must be for good.
+ */
+export function deleteForGood(db: Db, run: () => { changes: number }): number {
+  db.pragma('secure_delete = ON');
+  let changes: number;
+  try {
+    changes = run().changes;
+  } finally {
+    db.pragma('secure_delete = OFF');
+  }
+  if (changes > 0) db.pragma('wal_checkpoint(TRUNCATE)');
+  return changes;
 }

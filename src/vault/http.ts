@@ -8,7 +8,7 @@ import type { IdentityService } from '../identity/service.js';
 import type { Principal } from '../identity/principals.js';
 import { policiesAllow, vaultArmId, type SecretPermission, type VaultRecord, type Vaults } from './vaults.js';
 import { corsHeaders, preflight } from '../platform/cors.js';
-import { RECOVERABLE_DAYS, RECOVERY_LEVEL, type DeletedSecret, type Page, type SecretVersion, type Secrets } from './secrets.js';
+import { recoveryLevel, type DeletedSecret, type Page, type SecretVersion, type Secrets } from './secrets.js';
 
 /** The audience of vault tokens; the challenge names it as `resource`. */
 export const VAULT_RESOURCE = 'https://vault.azure.net';
@@ -82,10 +82,10 @@ export class VaultHttp {
     return this.d.vaults.vaultUri(v).replace(/\/+$/, '');
   }
 
-  private attributes(s: SecretVersion) {
+  private attributes(v: VaultRecord, s: SecretVersion) {
     return {
       enabled: s.enabled, ...(s.nbf !== null ? { nbf: s.nbf } : {}), ...(s.exp !== null ? { exp: s.exp } : {}),
-      created: s.created, updated: s.updated, recoveryLevel: RECOVERY_LEVEL, recoverableDays: RECOVERABLE_DAYS,
+      created: s.created, updated: s.updated, recoveryLevel: recoveryLevel(v), recoverableDays: v.softDeleteRetentionInDays,
     };
   }
 
@@ -95,7 +95,7 @@ export class VaultHttp {
       ...(s.value !== undefined ? { value: s.value } : {}),
       id: `${this.base(v)}/secrets/${s.name}${versioned ? `/${s.version}` : ''}`,
       ...(s.contentType !== null ? { contentType: s.contentType } : {}),
-      attributes: this.attributes(s),
+      attributes: this.attributes(v, s),
       ...(s.tags !== null ? { tags: s.tags } : {}),
     };
   }

@@ -1,13 +1,18 @@
 // Secrets of a vault, the Key Vault way: every set makes a new version; soft delete keeps a deleted
-// secret recoverable for 90 days (then it is purged); values are sealed with the vault's data key.
+// secret recoverable for the vault's retention days (then it is purged); values are sealed with the vault's data key.
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../storage/sqlite.js';
+import { deleteForGood, type Db } from '../storage/sqlite.js';
 import { BerthError, conflict, forbidden, invalid, notFound } from '../platform/errors.js';
 import type { Vaults, VaultRecord } from './vaults.js';
 import { checkSecretName, isVersionId } from './names.js';
 
-export const RECOVERABLE_DAYS = 90;
-export const RECOVERY_LEVEL = 'Recoverable+Purgeable';
+/**
+ * A secret's recoveryLevel, as Key Vault names it for its vault: `Recoverable` with the default 90
+ * retention days, `CustomizedRecoverable` with fewer; `+Purgeable` unless purge protection is on.
+ */
+export function recoveryLevel(v: Pick<VaultRecord, 'softDeleteRetentionInDays' | 'enablePurgeProtection'>): string {
+  return `${v.softDeleteRetentionInDays < 90 ? 'CustomizedRecoverable' : 'Recoverable'}${v.enablePurgeProtection ? '' : '+Purgeable'}`;
+}
 export const MAX_RESULTS = 25;
 /** Key Vault's limit on a secret value. */
 export const MAX_VALUE_BYTES = 25 * 1024;
@@ -129,7 +134,7 @@ export class Secrets {
 
   /** Purges soft-deleted secrets whose retention ended. */
   private purgeExpired(v: VaultRecord): void {
-    this.db.prepare('DELETE FROM vault_secrets WHERE vault_id = ? AND purge_at IS NOT NULL AND purge_at <= ?').run(v.id, this.now());
+    deleteForGood(this.db, () => this.db.prepare('DELETE FROM vault_secrets WHERE vault_id = ? AND purge_at IS NOT NULL AND purge_at <= ?').run(v.id, this.now()));
   }
 
   private state(v: VaultRecord, name: string): { name: string; deleted_at: number | null; purge_at: number | null } | undefined {
@@ -216,7 +221,7 @@ export class Secrets {
     this.live(v, name);
     const now = this.now();
     this.db.prepare('UPDATE vault_secrets SET deleted_at = ?, purge_at = ? WHERE vault_id = ? AND name_lower = ?')
-      .run(now, now + RECOVERABLE_DAYS * 86400, v.id, name.toLowerCase());
+      .run(now, now + v.softDeleteRetentionInDays * 86400, v.id, name.toLowerCase());
     return this.getDeleted(v, name);
   }
 
@@ -236,7 +241,10 @@ export class Secrets {
   /** Deletes a soft-deleted secret forever. */
   purge(v: VaultRecord, name: string): void {
     this.getDeleted(v, name);
-    this.db.prepare('DELETE FROM vault_secrets WHERE vault_id = ? AND name_lower = ?').run(v.id, name.toLowerCase());
+    if (v.enablePurgeProtection) {
+      throw forbidden('Forbidden', 'Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.');
+    }
+    deleteForGood(this.db, () => this.db.prepare('DELETE FROM vault_secrets WHERE vault_id = ? AND name_lower = ?').run(v.id, name.toLowerCase()));
   }
 
   /** Live secrets (latest version's attributes, no values), ordered by name. */

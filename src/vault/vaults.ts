@@ -2,9 +2,9 @@
 // port (its vaultUri) and its own data key, wrapped under the key-encryption key (envelope encryption).
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Db } from '../storage/sqlite.js';
-import { nowIso } from '../storage/sqlite.js';
+import { deleteForGood, nowIso } from '../storage/sqlite.js';
 import { Sealer } from '../storage/sealer.js';
-import { conflict, invalid, resourceNotFound } from '../platform/errors.js';
+import { conflict, invalid, notFound, resourceNotFound } from '../platform/errors.js';
 import type { ResourceGroups } from '../resources/groups.js';
 import { checkVaultName } from './names.js';
 
@@ -41,6 +41,16 @@ export interface VaultRecord {
   /** Data-plane access by role assignments (true) or by the vault's access policies (false), as Azure's enableRbacAuthorization. */
   enableRbacAuthorization: boolean;
   accessPolicies: AccessPolicy[];
+  /** How long a deleted vault is kept, recoverable, before it is purged (7-90, Azure's softDeleteRetentionInDays). */
+  softDeleteRetentionInDays: number;
+  /** A deleted vault cannot be purged before its scheduled purge date (irreversible once set). */
+  enablePurgeProtection: boolean;
+}
+
+/** A soft-deleted vault: kept with its secrets until `scheduledPurgeDate`, then purged. */
+export interface DeletedVaultRecord extends VaultRecord {
+  deletionDate: string;
+  scheduledPurgeDate: string;
 }
 
 /** Secret permissions of an access policy, as Azure names them. */
@@ -60,13 +70,28 @@ export interface AccessPolicy {
 interface Row {
   id: string; subscription: string; resource_group: string; name: string; location: string; sku: string;
   port: number; tags: string; wrapped_key: string; created_at: string; rbac: number; access_policies: string;
+  retention_days: number; purge_protection: number; deleted_at: string | null; purge_at: string | null;
 }
 
 const toRecord = (r: Row): VaultRecord => ({
   id: r.id, subscription: r.subscription, resourceGroup: r.resource_group, name: r.name, location: r.location,
   sku: r.sku as VaultSku, port: r.port, tags: JSON.parse(r.tags) as Record<string, string>, createdAt: r.created_at,
   enableRbacAuthorization: r.rbac !== 0, accessPolicies: JSON.parse(r.access_policies) as AccessPolicy[],
+  softDeleteRetentionInDays: r.retention_days, enablePurgeProtection: r.purge_protection !== 0,
 });
+const toDeleted = (r: Row): DeletedVaultRecord => ({ ...toRecord(r), deletionDate: r.deleted_at!, scheduledPurgeDate: r.purge_at! });
+
+const DAY_MS = 86_400_000;
+const SOFT_DELETE_LINK = 'https://go.microsoft.com/fwlink/?linkid=2149745';
+/** Active vaults only: a deleted vault keeps its row (and its name) until it is purged. */
+const ACTIVE = 'deleted_at IS NULL';
+
+export function checkRetentionDays(n: unknown): number {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 7 || n > 90) {
+    throw invalid('BadRequest', `properties.softDeleteRetentionInDays must be a whole number of days from 7 to 90, not ${JSON.stringify(n)}.`);
+  }
+  return n;
+}
 
 /**
  * Checks and normalises access policy entries: an objectId and tenantId each, permission names known
@@ -142,24 +167,75 @@ export class Vaults {
 
   list(resourceGroup?: string): VaultRecord[] {
     const rows = resourceGroup
-      ? this.db.prepare('SELECT * FROM vaults WHERE subscription = ? AND lower(resource_group) = lower(?) ORDER BY name_lower').all(this.subscriptionId, resourceGroup)
-      : this.db.prepare('SELECT * FROM vaults WHERE subscription = ? ORDER BY name_lower').all(this.subscriptionId);
+      ? this.db.prepare(`SELECT * FROM vaults WHERE subscription = ? AND lower(resource_group) = lower(?) AND ${ACTIVE} ORDER BY name_lower`).all(this.subscriptionId, resourceGroup)
+      : this.db.prepare(`SELECT * FROM vaults WHERE subscription = ? AND ${ACTIVE} ORDER BY name_lower`).all(this.subscriptionId);
     return (rows as Row[]).map(toRecord);
   }
 
   byPort(port: number): VaultRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM vaults WHERE port = ?').get(port) as Row | undefined;
+    const r = this.db.prepare(`SELECT * FROM vaults WHERE port = ? AND ${ACTIVE}`).get(port) as Row | undefined;
     return r && toRecord(r);
   }
 
   byName(name: string): VaultRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM vaults WHERE name_lower = ?').get(name.toLowerCase()) as Row | undefined;
+    const r = this.db.prepare(`SELECT * FROM vaults WHERE name_lower = ? AND ${ACTIVE}`).get(name.toLowerCase()) as Row | undefined;
     return r && toRecord(r);
+  }
+
+  /** Deleted vaults whose scheduled purge date has passed are purged (on every look at deleted vaults). */
+  private purgeExpired(): void {
+    const due = this.db.prepare('SELECT id FROM vaults WHERE deleted_at IS NOT NULL AND purge_at <= ?').all(nowIso()) as Array<{ id: string }>;
+    for (const { id } of due) this.erase(id);
+  }
+
+  /** Removes a vault row with its secrets for good: SQLite overwrites the freed pages and the WAL is emptied, so no sealed value stays on disk. */
+  private erase(id: string): void {
+    deleteForGood(this.db, () => this.db.prepare('DELETE FROM vaults WHERE id = ?').run(id));
+    this.dataKeys.delete(id);
+  }
+
+  listDeleted(): DeletedVaultRecord[] {
+    this.purgeExpired();
+    return (this.db.prepare('SELECT * FROM vaults WHERE subscription = ? AND deleted_at IS NOT NULL ORDER BY name_lower').all(this.subscriptionId) as Row[]).map(toDeleted);
+  }
+
+  /** The deleted vault `name` in `location` (any location when undefined). */
+  getDeleted(name: string, location?: string): DeletedVaultRecord {
+    this.purgeExpired();
+    const r = this.db.prepare('SELECT * FROM vaults WHERE subscription = ? AND name_lower = ? AND deleted_at IS NOT NULL').get(this.subscriptionId, name.toLowerCase()) as Row | undefined;
+    if (!r || (location !== undefined && r.location !== location.toLowerCase().replace(/\s+/g, ''))) {
+      throw notFound('ResourceNotFound', `The deleted vault '${name}'${location ? ` in location '${location}'` : ''} was not found. berth keyvault list-deleted shows the deleted vaults.`);
+    }
+    return toDeleted(r);
+  }
+
+  /** Purges a deleted vault and its secrets now; refused while purge protection holds it. */
+  purge(name: string, location: string): DeletedVaultRecord {
+    const v = this.getDeleted(name, location);
+    if (v.enablePurgeProtection && Date.parse(v.scheduledPurgeDate) > Date.now()) {
+      throw conflict('Conflict', `Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed (${v.scheduledPurgeDate}); until then it can be recovered (berth keyvault recover -n ${v.name}).`);
+    }
+    this.erase(v.id);
+    return v;
+  }
+
+  /** Brings a deleted vault back (createMode: recover), with its secrets, port and URI. */
+  async recover(resourceGroup: string, name: string, location?: string): Promise<VaultRecord> {
+    const group = this.groups.get(resourceGroup)!;
+    this.purgeExpired();
+    const r = this.db.prepare('SELECT * FROM vaults WHERE subscription = ? AND name_lower = ? AND deleted_at IS NOT NULL').get(this.subscriptionId, name.toLowerCase()) as Row | undefined;
+    if (!r || r.resource_group.toLowerCase() !== group.name.toLowerCase() || (location && r.location !== location.toLowerCase().replace(/\s+/g, ''))) {
+      throw notFound('SoftDeletedVaultDoesNotExist', `No deleted vault '${name}' exists in resource group '${resourceGroup}'${location ? ` and location '${location}'` : ''} to recover. berth keyvault list-deleted shows the deleted vaults (properties.vaultId names their group). ${SOFT_DELETE_LINK}`);
+    }
+    this.db.prepare('UPDATE vaults SET deleted_at = NULL, purge_at = NULL WHERE id = ?').run(r.id);
+    const v = this.get(resourceGroup, name);
+    for (const l of this.listeners) await l.opened?.(v);
+    return v;
   }
 
   get(resourceGroup: string, name: string): VaultRecord {
     this.groups.get(resourceGroup);
-    const r = this.db.prepare('SELECT * FROM vaults WHERE subscription = ? AND lower(resource_group) = lower(?) AND name_lower = ?')
+    const r = this.db.prepare(`SELECT * FROM vaults WHERE subscription = ? AND lower(resource_group) = lower(?) AND name_lower = ? AND ${ACTIVE}`)
       .get(this.subscriptionId, resourceGroup, name.toLowerCase()) as Row | undefined;
     if (!r) throw resourceNotFound(VAULT_TYPE, name, resourceGroup);
     return toRecord(r);
@@ -172,33 +248,45 @@ export class Vaults {
       return { nameAvailable: false, reason: 'AccountNameInvalid', message: (e as Error).message };
     }
     if (this.byName(name)) return { nameAvailable: false, reason: 'AlreadyExists', message: `The vault name '${name}' is already in use.` };
+    if (this.heldByDeleted(name)) return { nameAvailable: false, reason: 'AlreadyExists', message: `The vault name '${name}' is held by a deleted vault: recover or purge it.` };
     return { nameAvailable: true };
   }
 
   async createOrUpdate(resourceGroup: string, name: string, input: { location?: string; sku?: VaultSku; tags?: Record<string, string>;
-    enableRbacAuthorization?: boolean; accessPolicies?: AccessPolicy[] }): Promise<{ vault: VaultRecord; created: boolean }> {
+    enableRbacAuthorization?: boolean; accessPolicies?: AccessPolicy[]; softDeleteRetentionInDays?: number; enablePurgeProtection?: boolean }): Promise<{ vault: VaultRecord; created: boolean }> {
     const group = this.groups.get(resourceGroup)!;
     checkVaultName(name);
     const existing = this.byName(name);
+    if (!existing && this.heldByDeleted(name)) {
+      throw conflict('ConflictError', `A vault with the same name already exists in deleted state. You need to either recover or purge existing key vault. Follow this link ${SOFT_DELETE_LINK} for more information on soft delete.`);
+    }
+    if (existing && existing.enablePurgeProtection && input.enablePurgeProtection === false) {
+      throw invalid('BadRequest', 'The property "enablePurgeProtection" cannot be set to false. Enabling the purge protection for a vault is an irreversible action.');
+    }
     if (existing) {
       if (existing.resourceGroup.toLowerCase() !== group.name.toLowerCase() || existing.subscription !== this.subscriptionId) {
         throw conflict('VaultAlreadyExists', `The vault name '${name}' is already in use. Vault names are globally unique so it is possible that the name is already taken.`);
       }
-      this.db.prepare('UPDATE vaults SET sku = ?, tags = ?, rbac = ?, access_policies = ? WHERE id = ?').run(input.sku ?? existing.sku, JSON.stringify(input.tags ?? existing.tags),
-        (input.enableRbacAuthorization ?? existing.enableRbacAuthorization) ? 1 : 0, JSON.stringify(input.accessPolicies ?? existing.accessPolicies), existing.id);
+      this.db.prepare('UPDATE vaults SET sku = ?, tags = ?, rbac = ?, access_policies = ?, retention_days = ?, purge_protection = ? WHERE id = ?').run(input.sku ?? existing.sku, JSON.stringify(input.tags ?? existing.tags),
+        (input.enableRbacAuthorization ?? existing.enableRbacAuthorization) ? 1 : 0, JSON.stringify(input.accessPolicies ?? existing.accessPolicies),
+        input.softDeleteRetentionInDays ?? existing.softDeleteRetentionInDays, (input.enablePurgeProtection ?? existing.enablePurgeProtection) ? 1 : 0, existing.id);
       return { vault: this.get(resourceGroup, name), created: false };
     }
-    const port = await this.allocatePort();
+    // A deleted vault keeps its port (its URI comes back on recover): never hand that port out again.
+    let port = await this.allocatePort();
+    for (let i = 0; i < 20 && this.db.prepare('SELECT 1 FROM vaults WHERE port = ?').get(port) !== undefined; i++) port = await this.allocatePort();
     const rec: VaultRecord = {
       id: randomUUID(), subscription: this.subscriptionId, resourceGroup: group.name, name,
       location: (input.location ?? group.location).toLowerCase().replace(/\s+/g, ''), sku: input.sku ?? 'standard',
       port, tags: input.tags ?? {}, createdAt: nowIso(),
       enableRbacAuthorization: input.enableRbacAuthorization ?? true, accessPolicies: input.accessPolicies ?? [],
+      softDeleteRetentionInDays: input.softDeleteRetentionInDays ?? 90, enablePurgeProtection: input.enablePurgeProtection ?? false,
     };
     const wrapped = this.kek.seal(randomBytes(32).toString('base64'), `vault-key:${rec.id}`);
-    this.db.prepare(`INSERT INTO vaults (id, subscription, resource_group, name, name_lower, location, sku, port, tags, wrapped_key, created_at, rbac, access_policies)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(rec.id, rec.subscription, rec.resourceGroup, rec.name, name.toLowerCase(),
-      rec.location, rec.sku, rec.port, JSON.stringify(rec.tags), wrapped, rec.createdAt, rec.enableRbacAuthorization ? 1 : 0, JSON.stringify(rec.accessPolicies));
+    this.db.prepare(`INSERT INTO vaults (id, subscription, resource_group, name, name_lower, location, sku, port, tags, wrapped_key, created_at, rbac, access_policies, retention_days, purge_protection)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(rec.id, rec.subscription, rec.resourceGroup, rec.name, name.toLowerCase(),
+      rec.location, rec.sku, rec.port, JSON.stringify(rec.tags), wrapped, rec.createdAt, rec.enableRbacAuthorization ? 1 : 0, JSON.stringify(rec.accessPolicies),
+      rec.softDeleteRetentionInDays, rec.enablePurgeProtection ? 1 : 0);
     for (const l of this.listeners) await l.opened?.(rec);
     return { vault: rec, created: true };
   }
@@ -235,10 +323,17 @@ export class Vaults {
     return this.get(resourceGroup, name);
   }
 
-  /** Deletes the vault with all its secrets (Berth keeps no soft-deleted vaults). */
+  /** Whether a deleted vault (not yet purged) holds this name. */
+  private heldByDeleted(name: string): boolean {
+    this.purgeExpired();
+    return this.db.prepare('SELECT 1 FROM vaults WHERE name_lower = ? AND deleted_at IS NOT NULL').get(name.toLowerCase()) !== undefined;
+  }
+
+  /** Soft-deletes the vault: it stops answering and is kept, with its secrets, for its retention days. */
   async delete(resourceGroup: string, name: string): Promise<VaultRecord> {
     const v = this.get(resourceGroup, name);
-    this.db.prepare('DELETE FROM vaults WHERE id = ?').run(v.id);
+    const now = new Date();
+    this.db.prepare('UPDATE vaults SET deleted_at = ?, purge_at = ? WHERE id = ?').run(now.toISOString(), new Date(now.getTime() + v.softDeleteRetentionInDays * DAY_MS).toISOString(), v.id);
     this.dataKeys.delete(v.id);
     for (const l of this.listeners) await l.closed?.(v);
     return v;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { startBerth, type RunningBerth } from '../../src/platform/berth.js';
+import { startBerth, type BerthOptions, type RunningBerth } from '../../src/platform/berth.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..', '..');
 export const BERTH_BIN = join(REPO_ROOT, 'bin', 'berth.js');
@@ -45,9 +45,10 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, input?: string): 
   return runProcess(process.execPath, [BERTH_BIN, ...args], { env, ...(input !== undefined ? { input } : {}) });
 }
 
-export async function startTestBerth(dataDir?: string, logs: string[] = [], port = 0): Promise<TestBerth> {
+/** `extra`: more server options (a test runtime and puller, say), kept across restart(). */
+export async function startTestBerth(dataDir?: string, logs: string[] = [], port = 0, extra: Partial<BerthOptions> = {}): Promise<TestBerth> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
-  const b = await startBerth({ dataDir: dir, port, logSink: (l) => logs.push(l) });
+  const b = await startBerth({ ...extra, dataDir: dir, port, logSink: (l) => logs.push(l) });
   const env = { ...process.env, BERTH_SERVER: b.url, BERTH_DATA_DIR: dir };
   // undici is imported only when a test uses this fetch: importing it installs its own dispatcher behind
   // Node's global fetch for the whole process, which changes how other tests' fetches reuse connections.
@@ -64,7 +65,7 @@ export async function startTestBerth(dataDir?: string, logs: string[] = [], port
     cli: (args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) => runCli(args, { ...env, ...opts.env }, opts.input),
     restart: async (samePort = false) => {
       await b.stop();
-      return startTestBerth(dir, logs, samePort ? b.port : 0);
+      return startTestBerth(dir, logs, samePort ? b.port : 0, extra);
     },
     cleanup: async () => {
       await b.stop().catch(() => undefined);
@@ -83,6 +84,25 @@ export async function cliJson<T = any>(b: TestBerth, args: string[]): Promise<T>
 
 export function which(cmd: string): boolean {
   return (process.env.PATH ?? '').split(':').some((p) => p && existsSync(join(p, cmd)));
+}
+
+/**
+ * Through the CLI of a running server (`env` names it): creates resource group `rg` and a Basic
+ * registry with the admin user enabled; returns its login server, credentials and Basic header.
+ */
+export async function cliAdminRegistry(env: NodeJS.ProcessEnv, name: string): Promise<{ loginServer: string; creds: string; auth: string }> {
+  const cli = async (...args: string[]) => {
+    const r = await runCli(args, env);
+    if (r.code !== 0) throw new Error(`berth ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  await cli('group', 'create', '-n', 'rg', '-l', 'westus');
+  await cli('acr', 'create', '-n', name, '-g', 'rg', '--sku', 'Basic', '--admin-enabled', 'true');
+  const loginServer = await cli('acr', 'show', '-n', name, '--query', 'loginServer', '-o', 'tsv');
+  const user = await cli('acr', 'credential', 'show', '-n', name, '--query', 'username', '-o', 'tsv');
+  const pass = await cli('acr', 'credential', 'show', '-n', name, '--query', 'passwords[0].value', '-o', 'tsv');
+  const creds = `${user}:${pass}`;
+  return { loginServer, creds, auth: 'Basic ' + Buffer.from(creds).toString('base64') };
 }
 
 /** Creates a resource group and a registry with the admin user enabled; returns its login and password. */

@@ -3,7 +3,8 @@
 // Basic auth (startReferenceRegistry), or with token auth (startTokenAuthRegistry) backed by a small
 // loopback token server (token-server.ts) whose signing certificate is the registry's rootcertbundle.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freeLoopbackPort } from '../../src/platform/listeners.js';
@@ -28,12 +29,15 @@ export function haveReferenceRegistry(): string | undefined {
   return undefined;
 }
 
-export async function startReferenceRegistry(): Promise<ReferenceRegistry> {
+/** `tls`: serve HTTPS only, with this key and certificate (PEM files) and `ca` to check it is up. */
+export interface RegistryTls { keyFile: string; certFile: string; ca: string }
+
+export async function startReferenceRegistry(opts: { tls?: RegistryTls } = {}): Promise<ReferenceRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-refreg-'));
   const username = 'refuser';
   const password = 'refpass-' + Math.random().toString(36).slice(2);
   await writeFile(join(dir, 'htpasswd'), execFileSync('htpasswd', ['-Bbn', username, password]));
-  const reg = await serveRegistry(dir, `auth: { htpasswd: { realm: reference, path: ${join(dir, 'htpasswd')} } }`);
+  const reg = await serveRegistry(dir, `auth: { htpasswd: { realm: reference, path: ${join(dir, 'htpasswd')} } }`, opts.tls);
   return { host: reg.host, username, password, stop: reg.stop };
 }
 
@@ -59,13 +63,22 @@ export async function startTokenAuthRegistry(opts: { users?: TokenUser[]; anonym
   }
 }
 
-async function serveRegistry(dir: string, authLine: string): Promise<{ host: string; stop(): Promise<void> }> {
+/** Whether the registry answers /v2/ with its 401 (over https, trusting `ca`, when `tls` is given). */
+function answers(host: string, tls?: RegistryTls): Promise<boolean> {
+  if (!tls) return fetch(`http://${host}/v2/`).then((r) => r.status === 401, () => false);
+  return readFile(tls.ca, 'utf8').then((ca) => new Promise<boolean>((res) => {
+    const req = httpsGet(`https://${host}/v2/`, { ca }, (r) => { r.resume(); res(r.statusCode === 401); });
+    req.on('error', () => res(false));
+  }));
+}
+
+async function serveRegistry(dir: string, authLine: string, tls?: RegistryTls): Promise<{ host: string; stop(): Promise<void> }> {
   const port = await freeLoopbackPort();
   await writeFile(join(dir, 'config.yml'), [
     'version: 0.1',
     'log: { level: error }',
     `storage: { filesystem: { rootdirectory: ${join(dir, 'data')} }, delete: { enabled: true } }`,
-    `http: { addr: 127.0.0.1:${port} }`,
+    `http: { addr: 127.0.0.1:${port}${tls ? `, tls: { certificate: ${tls.certFile}, key: ${tls.keyFile} }` : ''} }`,
     authLine,
     '',
   ].join('\n'));
@@ -74,7 +87,7 @@ async function serveRegistry(dir: string, authLine: string): Promise<{ host: str
   child.stderr!.on('data', (d) => (stderr += d));
   const host = `127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
-    const ok = await fetch(`http://${host}/v2/`).then((r) => r.status === 401, () => false);
+    const ok = await answers(host, tls);
     if (ok) break;
     if (i > 100 || child.exitCode !== null) {
       child.kill('SIGKILL');

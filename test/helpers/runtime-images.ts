@@ -53,6 +53,20 @@ export async function entriesLayer(workDir: string, name: string, entries: Array
   return done;
 }
 
+/** A layer holding one file `name` of `bytes` zeros, streamed: it gzips to about a thousandth of that. */
+export async function zeroFileLayer(workDir: string, name: string, bytes: number): Promise<BuiltLayer> {
+  const p = pack();
+  const done = gzipLayer(p as unknown as Readable, join(workDir, `${name}.tar.gz`));
+  const entry = p.entry({ name, size: bytes, mode: 0o644, mtime: new Date(0) });
+  const zeros = Buffer.alloc(1024 * 1024);
+  for (let left = bytes; left > 0; left -= zeros.length) {
+    if (!entry.write(left >= zeros.length ? zeros : zeros.subarray(0, left))) await new Promise<void>((r) => entry.once('drain', () => r()));
+  }
+  (entry as unknown as { end(): void }).end();
+  p.finalize();
+  return done;
+}
+
 export function pulledImage(layers: BuiltLayer[], config: ImageRunConfig, reference = 'localhost/test/busybox:latest'): PulledImage {
   return {
     reference,

@@ -6,12 +6,13 @@ import { join } from 'node:path';
 import { openImageSource } from '../../src/image/open.js';
 import { pushImage } from '../../src/image/push.js';
 import type { RegistryClient } from '../../src/client/registry-client.js';
+import type { Platform } from '../../src/oci/manifest.js';
 
-export async function pushTinyImage(client: RegistryClient, repository: string, tag: string): Promise<{ digest: string; mediaType: string }> {
+export async function pushTinyImage(client: RegistryClient, repository: string, tag: string, opts: { platform?: Platform } = {}): Promise<{ digest: string; mediaType: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-tiny-'));
   try {
     await writeFile(join(dir, 'hello.txt'), `hello from ${repository}:${tag}\n`);
-    const src = await openImageSource(dir, { created: '2024-01-01T00:00:00Z' });
+    const src = await openImageSource(dir, { created: '2024-01-01T00:00:00Z', ...(opts.platform ? { platform: opts.platform } : {}) });
     try {
       const r = await pushImage(client, repository, tag, src);
       return { digest: r.digest, mediaType: r.mediaType };

@@ -1,6 +1,7 @@
 // `berth acr scope-map ...` and `berth acr token ...`: repository-scoped permissions.
 import type { Command } from 'commander';
 import { leaf } from '../command.js';
+import { tableDate } from '../output.js';
 import { flatten, type ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
 import { findRegistry } from './acr.js';
@@ -35,8 +36,18 @@ export function groupActions(values: string[] | undefined, known: string[], flag
   return out;
 }
 
-const mapTable = (v: unknown) => (Array.isArray(v) ? v : [v]).map((m: Record<string, unknown>) => ({ NAME: m.name, TYPE: m.type === 'Microsoft.ContainerRegistry/registries/scopeMaps' ? m.scopeMapType ?? m.type : m.type, 'CREATION DATE': m.creationDate, DESCRIPTION: m.description }));
-const tokenTable = (v: unknown) => (Array.isArray(v) ? v : [v]).map((t: Record<string, unknown>) => ({ NAME: t.name, 'SCOPE MAP': String(t.scopeMapId ?? '').split('/').pop(), PASSWORD1: ((t.credentials as { passwords?: Array<{ name: string; expiry: string | null }> })?.passwords ?? []).find((p) => p.name === 'password1')?.expiry ?? '', STATUS: t.status, 'CREATION DATE': t.creationDate }));
+const mapTable = (v: unknown) => (Array.isArray(v) ? v : [v]).map((m: Record<string, unknown>) => ({ NAME: m.name, TYPE: m.type === 'Microsoft.ContainerRegistry/registries/scopeMaps' ? m.scopeMapType ?? m.type : m.type, 'CREATION DATE': tableDate(m.creationDate), DESCRIPTION: m.description }));
+/** az's token table (acr _format._token_format_group): each password's expiry, 'Never' when it has none, '' when it does not exist. */
+const tokenTable = (v: unknown) => (Array.isArray(v) ? v : [v]).map((t: Record<string, unknown>) => {
+  const passwords = (t.credentials as { passwords?: Array<{ name: string; expiry?: string | null }> } | undefined)?.passwords ?? [];
+  const expiry = (name: string) => {
+    const p = passwords.find((x) => x.name.toLowerCase() === name);
+    return !p ? '' : p.expiry ? tableDate(p.expiry) : 'Never';
+  };
+  const status = String(t.status ?? '');
+  return { NAME: t.name, 'SCOPE MAP': String(t.scopeMapId ?? '').split('/').pop(), 'PASSWORD1 EXPIRY': expiry('password1'), 'PASSWORD2 EXPIRY': expiry('password2'),
+    STATUS: status.charAt(0).toUpperCase() + status.slice(1).toLowerCase(), 'PROVISIONING STATE': t.provisioningState ?? ' ', 'CREATION DATE': tableDate(t.creationDate) };
+});
 
 /** az's flattened scope map: ARM's properties.type is shown as `scopeMapType`. */
 function scopeMapView(m: Record<string, unknown> & { properties?: { type?: string } }): Record<string, unknown> {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { leaf, parseBool, parseTags } from '../command.js';
+import { tableDate } from '../output.js';
 import { flatten, type ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
 import type { RegistryClient } from '../../client/registry-client.js';
@@ -76,7 +77,7 @@ function parseImage(image: string): { repo: string; ref: string } {
 
 const registryTable = (v: unknown) => (v as Reg[] | Reg) && (Array.isArray(v) ? v : [v]).map((r) => ({
   NAME: r.name, 'RESOURCE GROUP': r.resourceGroup, LOCATION: r.location, SKU: (r.sku as { name: string })?.name,
-  'LOGIN SERVER': r.loginServer, 'CREATION DATE': r.creationDate, 'ADMIN ENABLED': r.adminUserEnabled,
+  'LOGIN SERVER': r.loginServer, 'CREATION DATE': tableDate(r.creationDate), 'ADMIN ENABLED': r.adminUserEnabled,
 }));
 
 export function registerAcrCommands(program: Command, client: () => ArmClient): void {
@@ -152,6 +153,14 @@ export function registerAcrCommands(program: Command, client: () => ArmClient): 
       const r = await findRegistry(c, o.name, o.resourceGroup);
       return c.request('POST', regPath(r, '/regenerateCredential'), { name: o.passwordName });
     });
+
+  leaf<{ name: string; resourceGroup?: string }>(acr, 'show-usage', 'Get the storage usage of an Azure Container Registry.',
+    (c) => c.requiredOption('-n, --name <name>', 'The name of the container registry.').option('-g, --resource-group <group>', 'Name of resource group.'),
+    async (o) => {
+      const c = client();
+      const r = await findRegistry(c, o.name, o.resourceGroup);
+      return c.request('GET', regPath(r, '/listUsages'));
+    }, { table: (v) => ((v as { value?: Array<Record<string, unknown>> }).value ?? []).map((u) => ({ NAME: u.name, LIMIT: u.limit, 'CURRENT VALUE': u.currentValue, UNIT: u.unit })) });
 
   leaf<{ name: string; resourceGroup?: string }>(acr, 'gc', 'Remove blobs that no manifest references (Berth).',
     (c) => c.requiredOption('-n, --name <name>', 'The name of the container registry.').option('-g, --resource-group <group>', 'Name of resource group.'),

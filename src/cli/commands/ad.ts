@@ -31,11 +31,17 @@ async function addPassword(c: ArmClient, app: App, years: number, displayName?: 
 }
 
 /** Assigns `role` to the principal at each scope, printing az's warnings. */
-export async function assignRole(c: ArmClient, principalId: string, role: string, scope: string, warn: (s: string) => void, principalType = 'ServicePrincipal'): Promise<Record<string, unknown> | undefined> {
+/** The role definition id of a role name (any case) or id, as seen from `scope`. */
+export async function resolveRoleId(c: ArmClient, role: string, scope: string): Promise<string> {
   const defs = (await c.request<{ value: Array<{ id: string }> }>('GET', `${scope}/providers/Microsoft.Authorization/roleDefinitions?$filter=${encodeURIComponent(`roleName eq '${q(role)}'`)}`))!.value;
   let roleId = defs[0]?.id;
   if (!roleId && /^[0-9a-f-]{36}$/i.test(role.split('/').pop()!)) roleId = role;
   if (!roleId) throw new CliError(`Role '${role}' doesn't exist. The built-in roles are: AcrPull, AcrPush, AcrDelete, Reader, Contributor, Owner, Key Vault Secrets User, Key Vault Secrets Officer.`);
+  return roleId;
+}
+
+export async function assignRole(c: ArmClient, principalId: string, role: string, scope: string, warn: (s: string) => void, principalType = 'ServicePrincipal'): Promise<Record<string, unknown> | undefined> {
+  const roleId = await resolveRoleId(c, role, scope);
   try {
     return await c.request<Record<string, unknown>>('PUT', `${scope}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}`, { properties: { roleDefinitionId: roleId, principalId, principalType } });
   } catch (e) {

@@ -10,6 +10,7 @@ import type { CreateFlags } from '../../instances/flags.js';
 import { BerthError } from '../../platform/errors.js';
 import { berthCaPem } from '../trust.js';
 import { RAW_PROTOCOL } from '../../instances/exec-terminal.js';
+import { assignRole, resolveRoleId } from './ad.js';
 
 const PROVIDER = '/providers/Microsoft.ContainerInstance/containerGroups';
 /** The api-version az 2.45 uses for flag-based container commands. */
@@ -38,13 +39,14 @@ export function containerGroupTable(v: unknown): unknown {
   return (Array.isArray(v) ? v : [v]).map((g: Record<string, any>) => {
     const containers = (g.containers ?? []) as Array<Record<string, any>>;
     const first = containers[0]?.resources?.requests ?? {};
-    const ip = g.ipAddress as { ip?: string; type?: string; ports?: Array<{ port: number }> } | undefined;
+    const ip = g.ipAddress as { ip?: string; type?: string; ports?: Array<{ port: number; hostPort?: number }> } | undefined;
     return {
       Name: g.name,
       ResourceGroup: g.resourceGroup,
       Status: g.instanceView?.state ?? g.provisioningState,
       Image: containers.map((c) => c.image).join(','),
-      'IP:ports': ip ? `${ip.ip ?? 'None'}:${(ip.ports ?? []).map((p) => p.port).join(',')}` : '',
+      // What a user can connect to: the host port where Berth published the group's port on another one.
+      'IP:ports': ip ? `${ip.ip ?? 'None'}:${(ip.ports ?? []).map((p) => p.hostPort ?? p.port).join(',')}` : '',
       Network: ip?.type ?? 'Private',
       'CPU/Memory': containers.length ? `${pyFloat(first.cpu)} core/${pyFloat(first.memoryInGB)} gb` : '',
       OsType: g.osType,
@@ -98,6 +100,21 @@ interface CreateOpts extends Omit<CreateFlags, 'name' | 'image' | 'tags' | 'assi
   wait: boolean;
   tags?: string[];
   assignIdentity?: string[] | true;
+  scope?: string;
+  role?: string;
+}
+
+const SYSTEM_IDENTITY = '[system]';
+
+/** az's checks of --assign-identity with --scope/--role (azure-cli container _validators.validate_msi). */
+function checkIdentityScope(o: CreateOpts): void {
+  if (o.assignIdentity !== undefined) {
+    const ids = o.assignIdentity === true ? [] : o.assignIdentity;
+    if (!o.scope && o.role !== undefined) throw new CliError(`usage error: '--role ${o.role}' is not applicable as the '--scope' is not provided`);
+    if (o.scope && ids.length > 0 && !ids.some((i) => i.toLowerCase() === SYSTEM_IDENTITY)) throw new CliError("usage error: '--scope'/'--role' is only applicable when assign system identity");
+  } else if (o.scope || o.role !== undefined) {
+    throw new CliError('usage error: --assign-identity [--scope SCOPE] [--role ROLE]');
+  }
 }
 
 async function buildCreate(c: ArmClient, o: CreateOpts): Promise<{ name: string; body: Record<string, unknown>; apiVersion: string }> {
@@ -128,7 +145,7 @@ async function buildCreate(c: ArmClient, o: CreateOpts): Promise<{ name: string;
     }
     const assign = o.assignIdentity === true ? [] : o.assignIdentity;
     try {
-      const { assignIdentity: _a, tags, file: _f, wait: _w, resourceGroup: _g, ...flags } = o;
+      const { assignIdentity: _a, tags, file: _f, wait: _w, resourceGroup: _g, scope: _s, role: _r, ...flags } = o;
       spec = specFromFlags({ ...flags, name: o.name, image: o.image, ...(acrIdentity ? { acrIdentity } : {}), ...(assign ? { assignIdentity: assign } : {}),
         ...(tags ? { tags: parseTags(tags)! } : {}) });
     } catch (e) { return userError(e); }
@@ -153,6 +170,8 @@ export function registerContainerCommands(program: Command, client: () => ArmCli
       .option('--registry-username <user>', 'The username to log in to the container image registry server.')
       .option('--registry-password <password>', 'The password to log in to the container image registry server.')
       .option('--assign-identity [identities...]', 'Space-separated identities: user-assigned identity ids, or [system] for the system-assigned identity.')
+      .option('--scope <scope>', 'Scope that the system assigned identity can access (a role assignment is made for it there).')
+      .option('--role <role>', 'Role name or id the system assigned identity will have at --scope. Default: Contributor.')
       .option('--acr-identity <identity>', 'The identity (id or name) with which to pull from the registry.')
       .option('--command-line <command>', 'The command line to run when the container is started, e.g. "/bin/sh -c \'echo hi\'".')
       .option('-e, --environment-variables <vars...>', 'A list of environment variables for the container: space-separated KEY=VALUE.')
@@ -168,14 +187,25 @@ export function registerContainerCommands(program: Command, client: () => ArmCli
       .option('--sku <sku>', 'The SKU of the container group: Standard, Dedicated, Confidential.')
       .option('--tags <tags...>', 'Space-separated tags: key[=value].')
       .option('--no-wait', 'Do not wait for the long-running operation to finish.'),
-    async (o) => {
+    async (o, io) => {
       const c = client();
+      if (o.file === undefined) checkIdentityScope(o);
       const { name, body, apiVersion } = await buildCreate(c, o);
+      // The role and the scope are checked before the group is made, so a typo leaves nothing behind.
+      const scope = o.file === undefined && o.assignIdentity !== undefined && o.scope ? o.scope.replace(/\/+$/, '') : undefined;
+      const roleId = scope ? await resolveRoleId(c, o.role ?? 'Contributor', scope) : undefined;
       let asyncUrl: string | undefined;
       const path = groupPath(c, o.resourceGroup, name);
       await c.request('PUT', path, body, { apiVersion, onHeaders: (h) => { asyncUrl = h.get('azure-asyncoperation') ?? undefined; } });
+      if (o.wait && asyncUrl) await waitForOperation(c, asyncUrl);
+      if (scope && roleId) {
+        // az's one step: the group's system identity gets the role at the scope once the group exists.
+        const g = (await c.request<{ identity?: { principalId?: string } }>('GET', path, undefined, { apiVersion: ACI_API }))!;
+        const principalId = g.identity?.principalId;
+        if (!principalId) throw new CliError(`Container group '${name}' has no system-assigned identity to give the role '${o.role ?? 'Contributor'}'.`);
+        await assignRole(c, principalId, roleId, scope, io.warn);
+      }
       if (!o.wait) return undefined;
-      if (asyncUrl) await waitForOperation(c, asyncUrl);
       return flattenGroup((await c.request<Record<string, unknown>>('GET', path, undefined, { apiVersion: ACI_API }))!);
     }, { table: containerGroupTable });
 
@@ -191,6 +221,26 @@ export function registerContainerCommands(program: Command, client: () => ArmCli
       const path = o.resourceGroup ? c.sub(`/resourceGroups/${encodeURIComponent(o.resourceGroup)}${PROVIDER}`) : c.sub(PROVIDER);
       return (await c.request<{ value: Array<Record<string, unknown>> }>('GET', path, undefined, { apiVersion: ACI_API }))!.value.map(flattenGroup);
     }, { table: containerGroupTable });
+
+  leaf<{ resourceGroup: string; name: string; file: string }>(container, 'export', 'Export a container group in YAML format (what container create --file reads).',
+    (c) => ident(c).requiredOption('-f, --file <file>', 'The file path to export the container group.'),
+    async (o, io) => {
+      const c = client();
+      const r = (await c.request<Record<string, unknown>>('GET', groupPath(c, o.resourceGroup, o.name), undefined, { apiVersion: ACI_API }))!;
+      const [{ exportGroup }, { stringify }, { writeFileAtomic }] = await Promise.all([import('../../instances/export.js'), import('yaml'), import('../../platform/fs-atomic.js')]);
+      const { document, omitted } = exportGroup(r, ACI_API);
+      try {
+        await writeFileAtomic(o.file, stringify(document, { sortMapEntries: true }));
+      } catch (e) {
+        throw new CliError(`Cannot write ${o.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+      const missing = [
+        ...(omitted.secureEnvironmentVariables.length ? [`no value for the secure environment variable(s) ${omitted.secureEnvironmentVariables.join(', ')}`] : []),
+        ...(omitted.registryPasswords.length ? [`no password for the registry server(s) ${omitted.registryPasswords.join(', ')}`] : []),
+      ];
+      if (missing.length) io.warn(`${o.file} has ${missing.join(' and ')}: no GET returns them. Add them (secureValue, password) before berth container create --file.`);
+      return undefined;
+    });
 
   leaf<{ resourceGroup: string; name: string; yes?: boolean }>(container, 'delete', 'Delete a container group.',
     (c) => ident(c).option('-y, --yes', 'Do not prompt for confirmation.'),

@@ -28,6 +28,23 @@ async function findVault(c: ArmClient, name: string, group?: string): Promise<Va
   return v;
 }
 
+type Deleted = { id: string; name: string; type: string; properties: { vaultId: string; location: string; deletionDate: string; scheduledPurgeDate: string } };
+
+/** A deleted vault by name (and location, when given), as az finds it for show-deleted, recover and purge. */
+async function findDeleted(c: ArmClient, name: string, location?: string): Promise<Deleted> {
+  if (location) return (await c.request<Deleted>('GET', c.sub(`/providers/Microsoft.KeyVault/locations/${encodeURIComponent(location)}/deletedVaults/${encodeURIComponent(name)}`)))!;
+  const d = (await c.request<{ value: Deleted[] }>('GET', c.sub('/providers/Microsoft.KeyVault/deletedVaults')))!.value.find((x) => x.name.toLowerCase() === name.toLowerCase());
+  if (!d) throw new CliError(`No deleted vault named '${name}' was found in the subscription. berth keyvault list-deleted shows the deleted vaults.`, 3);
+  return d;
+}
+
+function wholeNumber(flag: string): (v: string) => number {
+  return (v: string) => {
+    if (!/^\d+$/.test(v)) throw new CliError(`argument ${flag}: invalid int value: '${v}'`, 2);
+    return Number(v);
+  };
+}
+
 const iso = (s: number | undefined): string | null => (s === undefined ? null : new Date(s * 1000).toISOString().replace(/\.\d{3}Z$/, '+00:00'));
 
 function attributesOut(a: Attributes) {
@@ -86,16 +103,20 @@ const seg = (s: string) => encodeURIComponent(s);
 export function registerKeyvaultCommands(program: Command, client: () => ArmClient): void {
   const kv = program.command('keyvault').description('Manage Berth key vaults (Key Vault compatible).');
 
-  leaf<{ name: string; resourceGroup: string; location?: string; sku?: string; tags?: string[] }>(kv, 'create', 'Create a key vault.',
+  leaf<{ name: string; resourceGroup: string; location?: string; sku?: string; tags?: string[]; retentionDays?: number; enablePurgeProtection?: boolean | string }>(kv, 'create', 'Create a key vault.',
     (c) => c.requiredOption('-n, --name <name>', 'Name of the vault (3-24 letters, digits and hyphens; globally unique).')
       .requiredOption('-g, --resource-group <group>', 'Name of resource group.')
       .option('-l, --location <location>', 'Location. Defaults to the resource group\'s location.')
       .option('--sku <sku>', 'Required. SKU details: premium, standard.', 'standard')
-      .option('--tags <tags...>', 'Space-separated tags: key[=value].'),
+      .option('--tags <tags...>', 'Space-separated tags: key[=value].')
+      .option('--retention-days <days>', 'Soft delete data retention days: 7-90 (default 90).', wholeNumber('--retention-days'))
+      .option('--enable-purge-protection [bool]', 'Deleted vaults cannot be purged before their scheduled purge date (irreversible).'),
     async (o) => {
       const c = client();
+      const purgeProtection = o.enablePurgeProtection === undefined ? undefined : o.enablePurgeProtection === true ? true : parseBool('--enable-purge-protection')(o.enablePurgeProtection as string);
       const body = { ...(o.location ? { location: o.location } : {}), tags: parseTags(o.tags) ?? {},
-        properties: { tenantId: c.tenantId, sku: { family: 'A', name: o.sku ?? 'standard' }, enableRbacAuthorization: true } };
+        properties: { tenantId: c.tenantId, sku: { family: 'A', name: o.sku ?? 'standard' }, enableRbacAuthorization: true,
+          softDeleteRetentionInDays: o.retentionDays ?? 90, ...(purgeProtection !== undefined ? { enablePurgeProtection: purgeProtection } : {}) } };
       if (!o.location) {
         const g = await c.request<{ location: string }>('GET', c.sub(`/resourcegroups/${seg(o.resourceGroup)}`));
         (body as Record<string, unknown>).location = g!.location;
@@ -115,12 +136,36 @@ export function registerKeyvaultCommands(program: Command, client: () => ArmClie
       return (await c.request<{ value: Array<Record<string, unknown>> }>('GET', path))!.value.map(withGroup);
     }, { table: (v) => (v as Vault[]).map((x) => ({ Location: x.location, Name: x.name, ResourceGroup: x.resourceGroup })) });
 
-  leaf<{ name: string; resourceGroup?: string }>(kv, 'delete', 'Delete a key vault and all its secrets.',
+  leaf<{ name: string; resourceGroup?: string }>(kv, 'delete', 'Delete a key vault (soft delete: recoverable, with its secrets, for its retention days).',
     (c) => c.requiredOption('-n, --name <name>', 'Name of the vault.').option('-g, --resource-group <group>', 'Name of resource group.'),
     async (o) => {
       const c = client();
       const v = await findVault(c, o.name, o.resourceGroup);
       await c.request('DELETE', v.id);
+      return undefined;
+    });
+
+  leaf(kv, 'list-deleted', 'Get information about the deleted vaults in a subscription.', (c) => c,
+    async () => { const c = client(); return (await c.request<{ value: Deleted[] }>('GET', c.sub('/providers/Microsoft.KeyVault/deletedVaults')))!.value; });
+  leaf<{ name: string; location?: string }>(kv, 'show-deleted', 'Show details of a deleted vault.',
+    (c) => c.requiredOption('-n, --name <name>', 'Name of the deleted vault.').option('-l, --location <location>', 'Location of the deleted vault.'),
+    async (o) => findDeleted(client(), o.name, o.location));
+  leaf<{ name: string; resourceGroup?: string; location?: string }>(kv, 'recover', 'Recover a deleted vault, with its secrets.',
+    (c) => c.requiredOption('-n, --name <name>', 'Name of the deleted vault.').option('-g, --resource-group <group>', 'Resource group of the deleted vault.')
+      .option('-l, --location <location>', 'Location of the deleted vault.'),
+    async (o) => {
+      const c = client();
+      const d = await findDeleted(c, o.name, o.location);
+      const group = o.resourceGroup ?? /\/resourceGroups\/([^/]+)/i.exec(d.properties.vaultId)?.[1] ?? '';
+      const body = { location: d.properties.location, properties: { tenantId: c.tenantId, sku: { family: 'A', name: 'standard' }, createMode: 'recover' } };
+      return withGroup((await c.request<Record<string, unknown>>('PUT', c.sub(`/resourceGroups/${seg(group)}${PROVIDER}/${seg(o.name)}`), body))!);
+    });
+  leaf<{ name: string; location?: string }>(kv, 'purge', 'Permanently delete the specified vault and its secrets.',
+    (c) => c.requiredOption('-n, --name <name>', 'Name of the deleted vault.').option('-l, --location <location>', 'Location of the deleted vault.'),
+    async (o) => {
+      const c = client();
+      const d = await findDeleted(c, o.name, o.location);
+      await c.request('POST', c.sub(`/providers/Microsoft.KeyVault/locations/${seg(d.properties.location)}/deletedVaults/${seg(d.name)}/purge`));
       return undefined;
     });
 

@@ -19,16 +19,36 @@ function defaultServer(): string {
   return 'http://127.0.0.1:8080';
 }
 
+/**
+ * What `berth login` says instead of az's browser, device-code, user or managed identity sign-in: a Berth
+ * server has no Entra ID to sign a user in, so it names what does work.
+ */
+export function loginAlternatives(kind: string, env: NodeJS.ProcessEnv = process.env): string {
+  const paths = dataPaths(defaultDataDir(env));
+  const owner = existsSync(paths.ownerCredential)
+    ? `the CLI already acts as the local owner of ${defaultServer()} (credential ${paths.ownerCredential}); berth account show says so`
+    : `the CLI acts as the local owner of the server whose data directory BERTH_DATA_DIR names (its owner-credential.json; none at ${paths.ownerCredential})`;
+  const why = kind === 'managed identity'
+    ? 'berth login --identity is not supported: managed identities belong to container groups, and the CLI runs outside them'
+    : `berth login has no ${kind} sign-in: a Berth server has no Microsoft Entra ID to sign a user in`;
+  return `${why}. What works instead:\n` +
+    `  - no login at all: ${owner}.\n` +
+    '  - berth login --service-principal -u APPID -p PASSWORD --tenant TENANT, for a service principal (berth ad sp create-for-rbac makes one and prints these).\n' +
+    '  - inside a container group with a managed identity, the SDKs get its tokens from the metadata endpoint http://169.254.169.254 (berth container create --assign-identity).';
+}
+
 export function registerLoginCommands(program: Command, client: () => ArmClient): void {
-  leaf<{ servicePrincipal?: boolean; username?: string; password?: string; tenant?: string; allowNoSubscriptions?: boolean }>(
+  leaf<{ servicePrincipal?: boolean; username?: string; password?: string; tenant?: string; allowNoSubscriptions?: boolean; identity?: boolean; useDeviceCode?: boolean }>(
     program, 'login', 'Sign the CLI in as a service principal (without it, the CLI acts as the local owner of BERTH_DATA_DIR).',
     (c) => c.option('--service-principal', 'Sign in with a service principal\'s appId and password.')
       .option('-u, --username <appId>', 'The service principal\'s appId.')
       .option('-p, --password <password>', 'The service principal\'s password (client secret).')
       .option('-t, --tenant <tenant>', 'The tenant id.')
-      .option('--allow-no-subscriptions', 'Sign in even if the principal has no role in any subscription.'),
+      .option('--allow-no-subscriptions', 'Sign in even if the principal has no role in any subscription.')
+      .option('--identity', 'Managed identity sign-in (not supported by berth login: see the message).')
+      .option('--use-device-code', 'Device-code sign-in (not supported: Berth has no Entra ID to send a code to).'),
     async (o) => {
-      if (!o.servicePrincipal) throw new CliError('Berth signs in service principals only: berth login --service-principal -u APPID -p PASSWORD --tenant TENANT', 2);
+      if (!o.servicePrincipal) throw new CliError(loginAlternatives(o.identity ? 'managed identity' : o.useDeviceCode ? 'device code' : o.username ? 'user' : 'interactive'));
       if (!o.username || !o.password || !o.tenant) throw new CliError('usage error: --service-principal needs --username, --password and --tenant', 2);
       const server = defaultServer();
       const probe = new ArmClient({ server, credential: { tenantId: o.tenant, subscriptionId: '', clientId: o.username, clientSecret: o.password } });

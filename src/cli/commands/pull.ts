@@ -63,8 +63,8 @@ class BerthCliKeychain implements Keychain {
 
 const NOT_FOUND: PullErrorCode[] = ['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'PLATFORM_NOT_FOUND'];
 
-function cliErrorOf(e: unknown, PullError: typeof import('../../pull/types.js').PullError): never {
-  if (e instanceof PullError) throw new CliError(`${e.message} [${e.code}]`, NOT_FOUND.includes(e.code) ? 3 : e.code === 'INVALID_REFERENCE' ? 2 : 1);
+function cliErrorOf(e: unknown, PullError: typeof import('../../pull/types.js').PullError, diagnosePull: typeof import('../../pull/diagnosis.js').diagnosePull): never {
+  if (e instanceof PullError) throw new CliError(`${diagnosePull(e, { caller: 'pull' })} [${e.code}]`, NOT_FOUND.includes(e.code) ? 3 : e.code === 'INVALID_REFERENCE' ? 2 : 1);
   throw e;
 }
 
@@ -85,7 +85,8 @@ export function registerPullCommand(program: Command, client: () => ArmClient): 
       const [{ parseReference }, { InlineKeychain }, { DockerConfigKeychain }, { MultiKeychain }, { RegistryPuller }, { writeOciLayout }, { pullProgress, formatBytes }, { PullError }] = await Promise.all([
         import('../../oci/reference.js'), import('../../keychain/inline.js'), import('../../keychain/docker-config.js'), import('../../keychain/keychain.js'),
         import('../../pull/puller.js'), import('../../pull/layout.js'), import('../progress.js'), import('../../pull/types.js')]);
-      const cliError: (e: unknown) => never = (e) => cliErrorOf(e, PullError);
+      const { diagnosePull } = await import('../../pull/diagnosis.js');
+      const cliError: (e: unknown) => never = (e) => cliErrorOf(e, PullError, diagnosePull);
       if (!o.print && !o.to) throw new CliError('Say what to do: --to DIR writes an OCI layout, --print shows what the reference resolves to.', 2);
       if (o.print && o.to) throw new CliError('--print and --to cannot be used together.', 2);
       let ref;

@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
 import { CliError } from '../errors.js';
 import { parseGrace } from '../../platform/image-gc.js';
+import { parseBytes } from '../../platform/bytes.js';
 
 /** What the CLI needs to find this server: nothing when the data directory is the CLI's default (it reads server.json there). */
 function cliHint(dataDir: string): string {
@@ -19,8 +22,14 @@ export function registerServeCommand(program: Command): void {
     .option('--image-gc-grace <duration>', 'Keep image data used within this period (s, m, h or d; hours when no unit).', '24h')
     .option('--domain <name>', 'An extra DNS name or IP address for the server certificate (it always covers localhost, 127.0.0.1 and ::1).')
     .option('--no-tls', 'Plain HTTP only: no local CA, no HTTPS (Azure SDK clients then cannot send tokens).')
+    .option('--storage-reserve <size>', 'Keep this much of the data directory\'s disk free for metadata: pushes stop short of it (e.g. 256MB; default 5% of the disk, at most 1GB).')
+    .option('--max-layer-unpacked <size>', 'Largest a layer may expand to when a container group\'s image is unpacked (e.g. 4GB).', '16GB')
+    .option('--max-image-unpacked <size>', 'Largest an image\'s layers may expand to together when unpacked.', '16GB')
+    .option('--registry-ca <file>', 'A PEM file with CA certificates that container groups trust for private registries (self-signed or in-house CAs); repeat for more files. Also $BERTH_REGISTRY_CA (files separated by \':\').',
+      (v: string, prev: string[] = []) => [...prev, v])
     .option('--no-outbound', 'Container groups get no outbound network access (by default they reach the host as host.berth.internal and whatever the host reaches, through slirp4netns).')
-    .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string; imageGcInterval: string; imageGcGrace: string; domain?: string; tls: boolean; outbound: boolean }) => {
+    .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string; imageGcInterval: string; imageGcGrace: string; domain?: string; tls: boolean; outbound: boolean; registryCa?: string[];
+      storageReserve?: string; maxLayerUnpacked: string; maxImageUnpacked: string }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`argument --port: invalid value '${o.port}'`, 2);
       if (!['debug', 'info', 'warn', 'error'].includes(o.logLevel)) throw new CliError(`argument --log-level: invalid choice '${o.logLevel}'`, 2);
@@ -33,6 +42,20 @@ export function registerServeCommand(program: Command): void {
       }
       const imageGcIntervalMs = Number(o.imageGcInterval) * 60_000;
       if (!Number.isFinite(imageGcIntervalMs) || imageGcIntervalMs < 0) throw new CliError(`argument --image-gc-interval: invalid value '${o.imageGcInterval}'`, 2);
+      const cas = [...(o.registryCa ?? []).map((f) => ({ f, from: 'argument --registry-ca' })),
+        ...(process.env.BERTH_REGISTRY_CA ?? '').split(':').filter(Boolean).map((f) => ({ f, from: 'BERTH_REGISTRY_CA' }))];
+      for (const { f, from } of cas) {
+        let pem: string;
+        try {
+          pem = readFileSync(f, 'utf8');
+        } catch (e) {
+          throw new CliError(`${from}: cannot read ${resolve(f)} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 2);
+        }
+        if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new CliError(`${from}: ${resolve(f)} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`, 2);
+      }
+      const registryCaFiles = cas.map(({ f }) => resolve(f));
+      const storageReserve = sizeOption('--storage-reserve', o.storageReserve);
+      const unpack = { maxLayerBytes: sizeOption('--max-layer-unpacked', o.maxLayerUnpacked)!, maxImageBytes: sizeOption('--max-image-unpacked', o.maxImageUnpacked)! };
       const dataDir = o.dataDir ?? defaultDataDir();
       let b;
       let runtime: import('../../runtime/runc/runc-runtime.js').RuncRuntime | undefined;
@@ -42,11 +65,13 @@ export function registerServeCommand(program: Command): void {
         // Container groups run on runc (embedded default). Without it (not root, runc missing) everything
         // else works and container creates say why they cannot run.
         const { openRuncRuntime } = await import('../../runtime/runc/runc-runtime.js');
-        const opened = await openRuncRuntime({ dataDir: dataPaths(dataDir).runtime, outbound: o.outbound });
+        const opened = await openRuncRuntime({ dataDir: dataPaths(dataDir).runtime, outbound: o.outbound, unpack,
+          ...(storageReserve !== undefined ? { storageReserve } : {}) });
         if ('unavailable' in opened) process.stderr.write(`WARNING: container groups cannot run: ${opened.unavailable}\n`);
         else runtime = opened.runtime;
         b = await startBerth({ dataDir, port, logLevel: o.logLevel as 'info', gcIntervalMs: Number(o.gcInterval) * 60_000, imageGcIntervalMs, imageGcGraceMs,
-          ...(o.domain ? { domain: o.domain } : {}), tls: o.tls, ...(runtime ? { runtime } : {}) });
+          ...(o.domain ? { domain: o.domain } : {}), tls: o.tls, ...(runtime ? { runtime } : {}), ...(registryCaFiles.length ? { registryCaFiles } : {}),
+          ...(storageReserve !== undefined ? { storageReserve } : {}) });
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         if (err.code === 'EADDRINUSE') throw new CliError(`Port ${port} is already in use. Stop the program using it or pick another with --port.`);
@@ -63,4 +88,13 @@ export function registerServeCommand(program: Command): void {
       process.once('SIGTERM', () => void stop());
       await new Promise(() => undefined);
     });
+}
+
+function sizeOption(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parseBytes(v);
+  } catch (e) {
+    throw new CliError(`argument ${flag}: ${(e as Error).message}`, 2);
+  }
 }

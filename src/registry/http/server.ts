@@ -10,7 +10,8 @@ import { MediaTypes } from '../../oci/media-types.js';
 import { acceptsManifest } from '../../oci/accept.js';
 import type { Principal } from '../../identity/principals.js';
 import type { RegistryRecord, Registries } from '../registries.js';
-import type { RegistryService } from '../service.js';
+import { storageFullError, type RegistryService } from '../service.js';
+import { isDiskFull } from '../../storage/disk-space.js';
 import { formatScope, parseScopes, type AccessRequest } from '../access.js';
 import type { RegistryAuth } from '../auth.js';
 import { matchRoute, requiredAccess, type Route } from './routes.js';
@@ -58,16 +59,20 @@ export class RegistryHttp {
       response = this.errorResponse(e);
     }
     response.headers = { ...API_VERSION_HEADER, ...corsHeaders(req, origins), ...response.headers };
-    // Drain what the client sent but we did not read, so keep-alive connections stay usable.
-    if (!req.readableEnded) req.resume();
+    // Drain what the client sent but we did not read, so keep-alive connections stay usable. A refusal
+    // waits for the end of the body: Go clients (skopeo, podman, docker) that get an answer while still
+    // sending often report "broken pipe" instead of it.
+    if (response.status >= 400) await drained(req);
+    else if (!req.readableEnded) req.resume();
     try {
       await writeResponse(res, response, head);
     } catch {
       res.destroy();
     }
-    this.d.log.info('registry request', {
-      registry: registry?.name, method: req.method, path: (req.url ?? '').split('?')[0], status: response.status, ms: Date.now() - started,
-    });
+    const line = { registry: registry?.name, method: req.method, path: (req.url ?? '').split('?')[0], status: response.status, ms: Date.now() - started };
+    // A full disk is the operator's to fix: one warning line that says so (no stack).
+    if (response.status === 507) this.d.log.warn('registry storage full', { ...line, error: firstMessage(response) });
+    else this.d.log.info('registry request', line);
   }
 
   private errorResponse(e: unknown): Response {
@@ -84,6 +89,7 @@ export class RegistryHttp {
     if (err?.code === 'ECONNRESET' || err?.code === 'ERR_STREAM_PREMATURE_CLOSE' || err?.message === 'aborted') {
       return { status: 400, body: new RegistryError('BLOB_UPLOAD_INVALID', 'the request body ended before it was complete').toBody() };
     }
+    if (isDiskFull(err)) return this.errorResponse(storageFullError(err, 'nothing was stored'));
     this.d.log.error('registry internal error', { error: String(err?.stack ?? err) });
     return { status: 500, body: { errors: [{ code: 'UNKNOWN', message: 'internal error; see the server log' }] } };
   }
@@ -132,7 +138,8 @@ export class RegistryHttp {
       const liveActions = new Set(live.flatMap((a) => a.actions));
       const missingLive = access.actions.find((a) => !liveActions.has(a));
       if (missingLive) {
-        return { status: 403, body: { errors: [{ code: 'DENIED', message: `requested access to the resource is denied: ${this.d.auth.missing(registry, principal, access, missingLive)}`, detail: [{ Type: access.type, Name: access.name, Action: missingLive }] }] } };
+        const why = this.d.auth.missing(registry, principal, access, missingLive);
+        return { status: 403, body: { errors: [{ code: 'DENIED', message: `requested access to the resource is denied: ${why.reason}`, detail: [{ Type: access.type, Name: access.name, Action: missingLive, ...(why.fix ? { Fix: why.fix } : {}) }] }] } };
       }
       if (authn.granted) {
         const tokenActions = new Set(authn.granted.filter((g) => g.type === access.type && g.name === access.name).flatMap((g) => g.actions));
@@ -381,6 +388,35 @@ export class RegistryHttp {
     if (!rt) return { status: 401, body: { errors: [{ code: 'UNAUTHORIZED', message: 'authentication required: the access token is invalid, expired or not for the management audience' }] } };
     return { status: 200, headers: { 'Cache-Control': 'no-store' }, body: { refresh_token: rt } };
   }
+}
+
+/** A client that sends nothing of its body for this long gets its answer anyway. */
+const DRAIN_IDLE_MS = 30_000;
+
+/**
+ * Reads and discards the rest of a request body; resolves at its end, when the connection goes, or
+ * when the client has sent nothing for DRAIN_IDLE_MS.
+ */
+function drained(req: IncomingMessage): Promise<void> {
+  if (req.readableEnded || req.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let timer = setTimeout(done, DRAIN_IDLE_MS);
+    function done() {
+      clearTimeout(timer);
+      req.off('data', alive);
+      resolve();
+    }
+    function alive() {
+      clearTimeout(timer);
+      timer = setTimeout(done, DRAIN_IDLE_MS);
+    }
+    req.on('data', alive).once('end', done).once('close', done).once('error', done);
+    req.resume();
+  });
+}
+
+function firstMessage(r: Response): string | undefined {
+  return (r.body as { errors?: Array<{ message?: string }> } | undefined)?.errors?.[0]?.message;
 }
 
 /** The Content-Range of an upload chunk (`<start>-<end>`, inclusive), if the client sent one. */

@@ -17,12 +17,13 @@ import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, rm, symlink, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import { extract as tarExtract, type Header as Headers } from 'tar-stream';
 import { cleanInRoot, resolveInRoot } from './resolve.js';
+import type { UnpackMeter } from './unpack-bound.js';
 
 const run = promisify(execFile);
 
@@ -37,6 +38,8 @@ export interface ApplyLayerOptions {
   /** `apply`: whiteouts delete what lower layers put in `root`; `overlay`: whiteouts stored for overlayfs. */
   whiteouts: 'apply' | 'overlay';
   signal?: AbortSignal;
+  /** Counts the layer's uncompressed tar bytes; its refusal stops the extraction (./unpack-bound.ts). */
+  meter?: UnpackMeter;
 }
 
 export interface ApplyLayerResult {
@@ -77,6 +80,12 @@ export async function applyLayer(root: string, input: Readable, opts: ApplyLayer
   const { head, stream } = await sniff(input, 4);
   if (startsWith(head, ZSTD_MAGIC)) throw new LayerError('(layer)', 'zstd-compressed layers are not supported; push the image with gzip layers');
   const stages: NodeJS.ReadWriteStream[] = startsWith(head, GZIP_MAGIC) ? [createGunzip()] : [];
+  const meter = opts.meter;
+  if (meter) {
+    stages.push(new Transform({
+      transform(chunk: Buffer, _e, cb) { meter.take(chunk.length).then(() => cb(null, chunk), cb); },
+    }));
+  }
   const ex = tarExtract();
   const feeding = pipeline([stream, ...stages, ex] as unknown as [Readable, NodeJS.WritableStream], { signal: opts.signal });
   feeding.catch(() => undefined); // observed below

@@ -16,6 +16,7 @@ import { basename, dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { applyLayer } from './apply-layer.js';
 import { PinSet } from '../../platform/pin-set.js';
+import type { UnpackMeter } from './unpack-bound.js';
 
 export interface LayerBlob {
   digest: string;
@@ -48,13 +49,16 @@ export class LayerCache {
     return join(this.dir, layerKey(digest));
   }
 
-  /** The extracted directory of `layer`, extracting it first if it is not cached; records the use. */
-  ensure(layer: LayerBlob, signal?: AbortSignal): Promise<string> {
+  /**
+   * The extracted directory of `layer`, extracting it first if it is not cached; records the use.
+   * `meter` bounds the extraction (a concurrent request for the same layer shares the first one's).
+   */
+  ensure(layer: LayerBlob, signal?: AbortSignal, meter?: UnpackMeter): Promise<string> {
     const key = layerKey(layer.digest);
     let p = this.inflight.get(key);
     if (!p) {
       const gone = this.removing.get(key);
-      p = (gone ? gone.then(() => this.extract(layer, key, signal)) : this.extract(layer, key, signal))
+      p = (gone ? gone.then(() => this.extract(layer, key, signal, meter)) : this.extract(layer, key, signal, meter))
         .then(async (dir) => {
           const now = new Date();
           await utimes(dir, now, now).catch(() => undefined);
@@ -145,7 +149,7 @@ export class LayerCache {
     return out;
   }
 
-  private async extract(layer: LayerBlob, key: string, signal?: AbortSignal): Promise<string> {
+  private async extract(layer: LayerBlob, key: string, signal?: AbortSignal, meter?: UnpackMeter): Promise<string> {
     const final = join(this.dir, key);
     if (await exists(final)) return final;
     await mkdir(this.dir, { recursive: true });
@@ -158,7 +162,7 @@ export class LayerCache {
       const hashing = new Transform({ transform(chunk: Buffer, _e, cb) { h.update(chunk); cb(null, chunk); } });
       const blob = createReadStream(layer.path);
       blob.on('error', (e) => hashing.destroy(e));
-      await applyLayer(tmp, blob.pipe(hashing), { whiteouts: 'overlay', signal });
+      await applyLayer(tmp, blob.pipe(hashing), { whiteouts: 'overlay', ...(signal ? { signal } : {}), ...(meter ? { meter } : {}) });
       const got = `${alg}:${h.digest('hex')}`;
       if (got !== layer.digest) throw new Error(`layer blob ${layer.path} does not match its digest ${layer.digest} (it hashes to ${got}); pull the image again`);
       await rename(tmp, final);

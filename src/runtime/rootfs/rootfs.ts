@@ -12,6 +12,8 @@ import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { applyLayer } from './apply-layer.js';
 import type { LayerBlob, LayerCache } from './layer-cache.js';
+import { DEFAULT_UNPACK_LIMITS, UnpackError, imageMeters, type UnpackLimits } from './unpack-bound.js';
+import { isDiskFull } from '../../storage/disk-space.js';
 
 const run = promisify(execFile);
 
@@ -44,17 +46,23 @@ export function rootfsPaths(bundleDir: string) {
   return { rootfs: join(bundleDir, 'rootfs'), upper: join(bundleDir, 'upper'), work: join(bundleDir, 'work') };
 }
 
-/** Builds `<bundleDir>/rootfs` from `layers` (bottom first). */
-export async function buildRootfs(mode: RootfsMode, cache: LayerCache, layers: LayerBlob[], bundleDir: string, signal?: AbortSignal): Promise<string> {
+/**
+ * Builds `<bundleDir>/rootfs` from `layers` (bottom first), unpacking no more than `limits` allow
+ * (layers already in the cache were bounded when they were unpacked).
+ */
+export async function buildRootfs(mode: RootfsMode, cache: LayerCache, layers: LayerBlob[], bundleDir: string, signal?: AbortSignal,
+  limits: UnpackLimits = DEFAULT_UNPACK_LIMITS): Promise<string> {
   const p = rootfsPaths(bundleDir);
+  const meters = imageMeters(limits);
+  const opts = (l: LayerBlob) => ({ ...(signal ? { signal } : {}), meter: meters.layer(l.digest) });
   await mkdir(p.rootfs, { recursive: true, mode: 0o755 });
   // Mount options are limited to one page: an image with very many layers is copied instead.
   if (mode === 'copy' || layers.length > MAX_OVERLAY_LAYERS) {
-    for (const l of layers) await applyLayer(p.rootfs, createReadStream(l.path), { whiteouts: 'apply', signal });
+    for (const l of layers) await unpacking(l, () => applyLayer(p.rootfs, createReadStream(l.path), { whiteouts: 'apply', ...opts(l) }));
     return p.rootfs;
   }
   const dirs: string[] = [];
-  for (const l of layers) dirs.push(await cache.ensure(l, signal));
+  for (const l of layers) dirs.push(await unpacking(l, () => cache.ensure(l, signal, opts(l).meter)));
   if (dirs.length === 0) {
     const empty = join(bundleDir, 'empty');
     await mkdir(empty, { recursive: true });
@@ -66,6 +74,16 @@ export async function buildRootfs(mode: RootfsMode, cache: LayerCache, layers: L
   if (lower.includes(',')) throw new Error(`layer directory names may not contain ","`);
   await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${p.upper},workdir=${p.work}`, p.rootfs], { cwd: cache.dir });
   return p.rootfs;
+}
+
+/** Runs the unpacking of `layer`; the filesystem's own ENOSPC/EDQUOT becomes an error naming the layer. */
+async function unpacking<T>(layer: LayerBlob, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (!isDiskFull(e)) throw e;
+    throw new UnpackError(layer.digest, `unpacking layer ${layer.digest} failed: the disk holding Berth's data directory is full; the partial layer was removed. Free space on it (berth container prune-images)`);
+  }
 }
 
 /** Mount points under `prefix` in /proc/self/mountinfo (octal escapes decoded). */

@@ -37,6 +37,8 @@ import type { Logger } from '../../platform/logger.js';
 import { LayerCache } from '../rootfs/layer-cache.js';
 import { resolveInRoot } from '../rootfs/resolve.js';
 import { buildRootfs, overlayWorks, unmountAll, type RootfsMode } from '../rootfs/rootfs.js';
+import { DEFAULT_UNPACK_LIMITS, type UnpackLimits } from '../rootfs/unpack-bound.js';
+import { DiskSpace } from '../../storage/disk-space.js';
 import { ImageGoneError, type ContainerSpec, type ExecResult, type ExitStatus, type Runtime, type RuntimeGcReport, type Sandbox, type SandboxSpec, type Task, type TaskStatus } from '../runtime.js';
 import type { PulledImage } from '../../pull/types.js';
 import { cgroupInfo, hardLimits, oomKills, type CgroupInfo } from './host.js';
@@ -64,6 +66,10 @@ export interface RuncRuntimeOptions {
   /** The slirp4netns binary (default `slirp4netns` on PATH). */
   slirp4netns?: string;
   logger?: Logger;
+  /** Bounds on unpacked layers (default 16 GiB per layer and per image). */
+  unpack?: Partial<Pick<UnpackLimits, 'maxLayerBytes' | 'maxImageBytes'>>;
+  /** Bytes kept free on the runtime directory's filesystem: unpacking stops short of them (default 5% of it, at most 1 GiB). */
+  storageReserve?: number;
 }
 
 export interface RuntimeInfo {
@@ -179,6 +185,7 @@ export class RuncRuntime implements Runtime {
   private readonly sandboxLocks = new Map<string, Promise<unknown>>();
   private readonly base: string;
   private readonly cache: LayerCache;
+  private readonly unpackLimits: UnpackLimits;
   private readonly imds = new Map<string, http.Server>();
   private readonly closed = new AbortController();
   private initialised?: Promise<RuntimeInfo>;
@@ -191,6 +198,8 @@ export class RuncRuntime implements Runtime {
     this.base = opts.dataDir;
     this.runc = new Runc(opts.runc ?? 'runc', join(this.base, 'runc'));
     this.cache = new LayerCache(join(this.base, 'layers'));
+    this.unpackLimits = { ...DEFAULT_UNPACK_LIMITS, ...opts.unpack,
+      space: new DiskSpace(this.base, opts.storageReserve !== undefined ? { reserve: opts.storageReserve } : {}) };
   }
 
   /** What this machine gave the runtime: rootfs method, cgroup layout and controllers, nofile. */
@@ -477,7 +486,7 @@ export class RuncRuntime implements Runtime {
     }
     await mkdir(bundle, { recursive: true, mode: 0o700 });
     try {
-      const rootfs = await buildRootfs(info.rootfs, this.cache, spec.image.layers, bundle);
+      const rootfs = await buildRootfs(info.rootfs, this.cache, spec.image.layers, bundle, undefined, this.unpackLimits);
       const user = await resolveUser(rootfs, spec.image.config.user);
       const cwd = spec.image.config.workingDir || '/';
       await mkdir(await resolveInRoot(rootfs, cwd, { followFinal: true }), { recursive: true });
