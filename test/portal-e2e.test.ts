@@ -328,6 +328,8 @@ test('Run instance with the registry password kept in a key vault: the group pul
 test('a session the API no longer takes ends on the sign-in page, saying so', { skip, timeout: 60_000 }, async () => {
   const { context, page } = await newPage();
   await signInWithLink(page);
+  // Nothing in flight first: a request sent after the change below would end the session before the reload.
+  await page.waitForLoadState('networkidle');
   // As after a server restart with new keys: the stored token's signature no longer checks out.
   await page.evaluate(() => {
     const s = JSON.parse(sessionStorage.getItem('berth.portal.session')!) as { management: string };
