@@ -34,7 +34,7 @@ export interface ContainerGroupsOptions {
   puller?: ImagePuller;
   keychainFactory?: KeychainFactory;
   /** Back-off and sleep overrides (tests). */
-  reconciler?: Pick<ReconcilerOptions, 'backoff' | 'sleep'>;
+  reconciler?: Pick<ReconcilerOptions, 'backoff' | 'helperBackoff' | 'sleep'>;
   /** What one group may ask for on this node (default: the host's CPUs and memory). */
   capacity?: { cpu: number; memoryInGB: number };
 }

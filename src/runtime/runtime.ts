@@ -29,6 +29,14 @@ export interface Sandbox {
   hostPorts: Record<number, number>;
 }
 
+/** A helper process of a sandbox found dead: its port forwarder (and the ports it held) or its outbound network. */
+export interface SandboxHelperDown {
+  helper: 'port-forwarder' | 'outbound-network';
+  ports?: PortSpec[];
+  /** How it ended (`signal SIGKILL`, `exit code 1`), when the runtime saw it end. */
+  how?: string;
+}
+
 export interface ContainerSpec {
   /** Container name within the group. */
   name: string;
@@ -103,6 +111,13 @@ export interface Runtime {
   imageReferences?(): Promise<Set<string>>;
   /** Removes what the runtime caches of images (extracted layers) that no container used for `graceMs`. */
   collectGarbage?(opts: { graceMs: number; now?: number }): Promise<RuntimeGcReport>;
+  /**
+   * Resolves when a helper process of the sandbox (port forwarder, outbound network stack) is found
+   * dead — the group's ports or network no longer work; with [] once `signal` aborts.
+   */
+  sandboxDown?(groupId: string, signal: AbortSignal): Promise<SandboxHelperDown[]>;
+  /** Restarts the sandbox's dead helper processes (published ports on their host ports when free); the sandbox as it now is. */
+  repairSandbox?(groupId: string): Promise<Sandbox>;
   /** More names by which containers reach the host (Berth's vaults by name), for groups now and later. */
   setHostAliases?(names: string[]): Promise<void>;
 }
