@@ -13,35 +13,28 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import type { BuiltLayer } from '../src/image/layer.js';
 import type { AciEvent } from '../src/instances/state.js';
-import { startBerth, type RunningBerth } from '../src/platform/berth.js';
-import type { ImagePuller, PulledImage } from '../src/pull/types.js';
+import type { RunningBerth } from '../src/platform/berth.js';
 import { HOST_ALIAS } from '../src/runtime/runc/outbound.js';
 import { processesWith } from '../src/runtime/runc/proc.js';
 import { FORWARDER_SCRIPT } from '../src/runtime/runc/publish.js';
-import { openRuncRuntime, runcUnavailable, type RuncRuntime } from '../src/runtime/runc/runc-runtime.js';
-import { busyboxLayer, busyboxPath, imageWorkDir, pulledImage } from './helpers/runtime-images.js';
+import { runcUnavailable, type RuncRuntime } from '../src/runtime/runc/runc-runtime.js';
+import { busyboxPath } from './helpers/runtime-images.js';
+import { startRuncBerth, type RuncBerth } from './helpers/runc-berth.js';
 
 const slirpMissing = await promisify(execFile)('slirp4netns', ['--version']).then(() => undefined, () => 'slirp4netns is not installed (apt-get install slirp4netns)');
 const skip = (await runcUnavailable()) ?? (busyboxPath() ? undefined : 'busybox-static is not installed') ?? slirpMissing;
 if (skip) console.log(`# skipping sandbox-supervise tests: ${skip}`);
 
 let b: RunningBerth;
+let rb: RuncBerth | undefined;
 let dir: string;
-let work: string;
+let wrapperDir: string;
 let runtime: RuncRuntime;
-let layer: BuiltLayer;
 let server: http.Server;
 let serverPort: number;
 /** While this file exists, the slirp4netns wrapper the runtime uses fails as a broken binary would. */
 let brokenFlag: string;
-
-const puller: ImagePuller = {
-  async pull(reference: string): Promise<PulledImage> {
-    return pulledImage([layer], { cmd: ['/bin/sh'] }, reference);
-  },
-};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -93,30 +86,22 @@ async function outbound(groupId: string, path: string): Promise<string | undefin
 
 describe('helper processes of a running group are restarted when they die', { skip }, () => {
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'berth-supervise-'));
-    work = await imageWorkDir();
-    layer = await busyboxLayer(work);
-    brokenFlag = join(dir, 'slirp-broken');
-    const wrapper = join(dir, 'slirp4netns-wrapper');
+    wrapperDir = await mkdtemp(join(tmpdir(), 'berth-supervise-'));
+    brokenFlag = join(wrapperDir, 'slirp-broken');
+    const wrapper = join(wrapperDir, 'slirp4netns-wrapper');
     await writeFile(wrapper, `#!/bin/sh\nif [ -e '${brokenFlag}' ]; then echo 'slirp4netns: broken for this test' >&2; exit 1; fi\nexec slirp4netns "$@"\n`);
     await chmod(wrapper, 0o755);
     server = http.createServer((req, res) => res.end(`hello from the host, ${req.url}\n`));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     serverPort = (server.address() as AddressInfo).port;
-    const opened = await openRuncRuntime({ dataDir: join(dir, 'runtime'), slirp4netns: wrapper });
-    if ('unavailable' in opened) throw new Error(opened.unavailable);
-    runtime = opened.runtime;
-    b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime, puller, reconciler: { helperBackoff: { baseMs: 500, maxMs: 1000 } } });
-    b.groups.createOrUpdate('rg', 'westus');
+    rb = await startRuncBerth({ runtime: { slirp4netns: wrapper }, reconciler: { helperBackoff: { baseMs: 500, maxMs: 1000 } } });
+    ({ b, runtime, dir } = rb);
   });
 
   after(async () => {
-    if (b) for (const g of b.containerGroups.list()) await b.containerGroups.delete(g.resourceGroup, g.name);
-    await b?.stop();
-    await runtime?.close();
+    await rb?.stop();
     server?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-    if (work) await rm(work, { recursive: true, force: true });
+    if (wrapperDir) await rm(wrapperDir, { recursive: true, force: true });
   });
 
   test('kill -9 of the port forwarder: the port answers again on the same host port, and the group says so', async () => {

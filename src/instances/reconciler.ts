@@ -21,6 +21,8 @@ export interface ReconcilerOptions {
   keychainFor(group: StoredGroup): Keychain;
   /** The managed-identity endpoint for a group that holds identities; undefined for the others. */
   identityEndpointFor?(group: StoredGroup): SandboxSpec['identityEndpoint'] | undefined;
+  /** The host address a group's ports are published on, when it has one of its own. */
+  sandboxAddressFor?(group: StoredGroup): string | undefined;
   /** Persists a group's state after every change. */
   persist(groupId: string, state: GroupState): void;
   log: Logger;
@@ -120,7 +122,9 @@ export class GroupRunner {
     try {
       this.r.o.log.debug('creating sandbox', { group: g.name });
       const identityEndpoint = this.r.o.identityEndpointFor?.(g);
-      this.state.sandbox = await runtime.createSandbox({ groupId: g.id, ports: g.spec.ipAddress?.ports ?? [], ...(identityEndpoint ? { identityEndpoint } : {}) });
+      const address = this.r.o.sandboxAddressFor?.(g);
+      this.state.sandbox = await runtime.createSandbox({ groupId: g.id, ports: g.spec.ipAddress?.ports ?? [],
+        ...(address ? { address } : {}), ...(identityEndpoint ? { identityEndpoint } : {}) });
       this.r.o.log.debug('sandbox ready', { group: g.name });
       this.save();
     } catch (e) {

@@ -38,6 +38,7 @@ import { ContainerGroups, type ContainerGroupsOptions } from '../instances/servi
 import { platformKeychainFactory } from '../instances/platform-keychains.js';
 import { VaultSecretReader } from '../vault/reader.js';
 import { DockerConfigKeychain } from '../keychain/docker-config.js';
+import { HostsFile } from './hosts-file.js';
 import { ContentStore } from '../pull/content-store.js';
 import { ImageGc } from './image-gc.js';
 
@@ -66,6 +67,11 @@ export interface BerthOptions {
    * Each must exist and parse when the server starts; it is read again at every pull.
    */
   dockerConfig?: string[];
+  /**
+   * A hosts file (berth serve --hosts-file /etc/hosts) Berth keeps the groups' DNS names in: a group with
+   * a dnsNameLabel then publishes its ports on a loopback address of its own, which its fqdn names.
+   */
+  hostsFile?: string;
   /** Reconciler back-off/sleep overrides (tests). */
   reconciler?: ContainerGroupsOptions['reconciler'];
   /** What one container group may ask for (default: this host's CPUs and memory). */
@@ -171,7 +177,8 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const imageGc = new ImageGc({ store: contentStore, runtime: o.runtime, ...(o.imageGcGraceMs !== undefined ? { graceMs: o.imageGcGraceMs } : {}) });
   const containerGroups = new ContainerGroups({ db, subscriptionId: ids.subscriptionId, tenantId: ids.tenantId, sealer, groups, managedIdentities, workloads, log,
     ...(o.runtime ? { runtime: o.runtime } : {}), puller: o.puller ?? puller, keychainFactory: o.keychainFactory ?? platformKeychainFactory({ identity, secrets: new VaultSecretReader(vaults, secrets), defaults: () => [...dockerConfigs, ...DockerConfigKeychain.defaults()] }),
-    ...(o.reconciler ? { reconciler: o.reconciler } : {}), ...(o.groupCapacity ? { capacity: o.groupCapacity } : {}) });
+    ...(o.reconciler ? { reconciler: o.reconciler } : {}), ...(o.groupCapacity ? { capacity: o.groupCapacity } : {}),
+    ...(o.hostsFile ? { hostsFile: new HostsFile(o.hostsFile, o.dataDir) } : {}) });
 
   const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, containerGroups, imageGc, log, baseUrl: () => baseUrl, tls, hostRoute: vaultByHost,
     vaultDnsSuffix: () => (byName ? `${VAULT_DNS_SUFFIX}:${port}` : undefined) });

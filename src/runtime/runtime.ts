@@ -13,6 +13,8 @@ export interface SandboxSpec {
   /** Stable id of the group (used to name namespaces, cgroups and directories). */
   groupId: string;
   ports: PortSpec[];
+  /** The host address to publish the ports on (default: the runtime's, 127.0.0.1). */
+  address?: string;
   /**
    * When set, the sandbox answers `http://169.254.169.254/metadata/identity/oauth2/token` from inside
    * the group by calling this function: only this group's containers can reach it.

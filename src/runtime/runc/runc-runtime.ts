@@ -313,7 +313,7 @@ export class RuncRuntime implements Runtime {
     await this.info();
     const recPath = join(dir, 'sandbox.json');
     const existing = await readJson<SandboxRecord>(recPath);
-    const ip = this.opts.publishAddress ?? '127.0.0.1';
+    const ip = spec.address ?? this.opts.publishAddress ?? '127.0.0.1';
     try {
       for (const d of ['logs', 'containers']) await mkdir(join(dir, d), { recursive: true, mode: 0o700 });
       const netns = join(dir, 'netns');

@@ -1,0 +1,42 @@
+// A Berth on the real runc runtime in a fresh data directory, for the tests of running groups: its
+// puller test double hands over the busybox image built here (test/helpers/runtime-images.ts) for any
+// reference. stop() deletes every group (nothing is left running), stops server and runtime and removes
+// the directories.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BuiltLayer } from '../../src/image/layer.js';
+import { startBerth, type BerthOptions, type RunningBerth } from '../../src/platform/berth.js';
+import type { ImagePuller, PulledImage } from '../../src/pull/types.js';
+import { openRuncRuntime, type RuncRuntime, type RuncRuntimeOptions } from '../../src/runtime/runc/runc-runtime.js';
+import { busyboxLayer, imageWorkDir, pulledImage } from './runtime-images.js';
+
+export interface RuncBerth {
+  b: RunningBerth;
+  runtime: RuncRuntime;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+export async function startRuncBerth(opts: Omit<Partial<BerthOptions>, 'runtime'> & { runtime?: Omit<RuncRuntimeOptions, 'dataDir'> } = {}): Promise<RuncBerth> {
+  const { runtime: runtimeOpts, ...berthOpts } = opts;
+  const dir = await mkdtemp(join(tmpdir(), 'berth-runc-'));
+  const work = await imageWorkDir();
+  const layer: BuiltLayer = await busyboxLayer(work);
+  const puller: ImagePuller = { pull: async (reference: string): Promise<PulledImage> => pulledImage([layer], { cmd: ['/bin/sh'] }, reference) };
+  const opened = await openRuncRuntime({ ...runtimeOpts, dataDir: join(dir, 'runtime') });
+  if ('unavailable' in opened) throw new Error(opened.unavailable);
+  const runtime = opened.runtime;
+  const b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, puller, ...berthOpts, runtime });
+  b.groups.createOrUpdate('rg', 'westus');
+  return {
+    b, runtime, dir,
+    async stop() {
+      for (const g of b.containerGroups.list()) await b.containerGroups.delete(g.resourceGroup, g.name);
+      await b.stop();
+      await runtime.close();
+      await rm(dir, { recursive: true, force: true });
+      await rm(work, { recursive: true, force: true });
+    },
+  };
+}
