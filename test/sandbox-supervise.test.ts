@@ -2,7 +2,7 @@
 // runc runtime's sandboxDown/repairSandbox): against the real runc and slirp4netns, a kill -9 of the
 // port forwarder or of slirp4netns is followed, within a deadline, by the port answering again / outbound
 // access working again and an event on the group naming what exited and how; a stack that cannot be
-// restarted marks the group Failed until it can.
+// restarted marks the group Failed until it can; one that died while Berth was down is restarted on adoption.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -128,6 +128,29 @@ describe('helper processes of a running group are restarted when they die', { sk
     assert.equal(rec.forwarderPid, restarted, 'the new forwarder is recorded (a delete stops it)');
     await b.containerGroups.delete('rg', 'web');
     assert.deepEqual(await forwarders(id), [], 'deleting the group stops the restarted forwarder');
+  });
+
+  test('a forwarder that died while Berth was down is restarted when the next server adopts the group, with an event', async () => {
+    const id = await createRunning('adopted', [80]);
+    const ip = b.containerGroups.resource(b.containerGroups.get('rg', 'adopted')).properties.ipAddress!;
+    const port = (ip.ports[0] as { hostPort?: number }).hostPort ?? 80;
+    await within(20_000, 'the page', () => page(port));
+    const newForwarder = (old: number) => within(10_000, 'a new forwarder', async () => {
+      const now = await forwarders(id);
+      return now.length === 1 && now[0] !== old ? now[0] : undefined;
+    });
+
+    const [first] = await forwarders(id);
+    // Killed while no server runs: the next one finds it dead when it adopts the group.
+    await rb!.restart(async () => {
+      process.kill(first!, 'SIGKILL');
+    });
+    ({ b, runtime } = rb!);
+    await newForwarder(first!);
+    assert.equal(await within(10_000, 'the page after the restart', () => page(port)), 'hello from busybox httpd\n');
+    const ev = await within(5000, 'the event', () => groupEvents('adopted').find((e) => e.name === 'Restarted'));
+    assert.equal(ev.message, 'Port forwarder for 80/TCP exited; restarted', 'how it ended is unknown: it was no child of this server');
+    await b.containerGroups.delete('rg', 'adopted');
   });
 
   test('kill -9 of slirp4netns: outbound access works again; a stack that cannot start marks the group Failed until it can', async () => {

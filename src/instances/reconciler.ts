@@ -123,9 +123,12 @@ export class GroupRunner {
       this.r.o.log.debug('creating sandbox', { group: g.name });
       const identityEndpoint = this.r.o.identityEndpointFor?.(g);
       const address = this.r.o.sandboxAddressFor?.(g);
-      this.state.sandbox = await runtime.createSandbox({ groupId: g.id, ports: g.spec.ipAddress?.ports ?? [],
+      const { restarted, ...sandbox } = await runtime.createSandbox({ groupId: g.id, ports: g.spec.ipAddress?.ports ?? [],
         ...(address ? { address } : {}), ...(identityEndpoint ? { identityEndpoint } : {}) });
+      this.state.sandbox = sandbox;
       this.r.o.log.debug('sandbox ready', { group: g.name });
+      // Found dead when the group was adopted (after a server restart) and started again.
+      for (const d of restarted ?? []) recordEvent(this.state.events, 'Restarted', `${helperText(d)}; restarted`, 'Warning');
       this.save();
     } catch (e) {
       const message = `Creating the group's sandbox failed: ${errText(e)}`;

@@ -29,6 +29,8 @@ export interface Sandbox {
   ip: string;
   /** Group port → host port (equal when the host port was free). */
   hostPorts: Record<number, number>;
+  /** createSandbox on an existing sandbox: the helper processes it found dead and started again. */
+  restarted?: SandboxHelperDown[];
 }
 
 /** A helper process of a sandbox found dead: its port forwarder (and the ports it held) or its outbound network. */

@@ -15,6 +15,11 @@ export interface RuncBerth {
   b: RunningBerth;
   runtime: RuncRuntime;
   dir: string;
+  /**
+   * Stops server and runtime, leaving the groups running, runs `meanwhile`, and starts both again on the
+   * same directory (they adopt the groups).
+   */
+  restart(meanwhile?: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -24,19 +29,28 @@ export async function startRuncBerth(opts: Omit<Partial<BerthOptions>, 'runtime'
   const work = await imageWorkDir();
   const layer: BuiltLayer = await busyboxLayer(work);
   const puller: ImagePuller = { pull: async (reference: string): Promise<PulledImage> => pulledImage([layer], { cmd: ['/bin/sh'] }, reference) };
-  const opened = await openRuncRuntime({ ...runtimeOpts, dataDir: join(dir, 'runtime') });
-  if ('unavailable' in opened) throw new Error(opened.unavailable);
-  const runtime = opened.runtime;
-  const b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, puller, ...berthOpts, runtime });
-  b.groups.createOrUpdate('rg', 'westus');
-  return {
-    b, runtime, dir,
+  const open = async () => {
+    const opened = await openRuncRuntime({ ...runtimeOpts, dataDir: join(dir, 'runtime') });
+    if ('unavailable' in opened) throw new Error(opened.unavailable);
+    const b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, puller, ...berthOpts, runtime: opened.runtime });
+    return { b, runtime: opened.runtime };
+  };
+  const rb: RuncBerth = {
+    ...(await open()), dir,
+    async restart(meanwhile) {
+      await rb.b.stop();
+      await rb.runtime.close();
+      await meanwhile?.();
+      Object.assign(rb, await open());
+    },
     async stop() {
-      for (const g of b.containerGroups.list()) await b.containerGroups.delete(g.resourceGroup, g.name);
-      await b.stop();
-      await runtime.close();
+      for (const g of rb.b.containerGroups.list()) await rb.b.containerGroups.delete(g.resourceGroup, g.name);
+      await rb.b.stop();
+      await rb.runtime.close();
       await rm(dir, { recursive: true, force: true });
       await rm(work, { recursive: true, force: true });
     },
   };
+  rb.b.groups.createOrUpdate('rg', 'westus');
+  return rb;
 }

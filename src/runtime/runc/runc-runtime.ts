@@ -314,6 +314,8 @@ export class RuncRuntime implements Runtime {
     const recPath = join(dir, 'sandbox.json');
     const existing = await readJson<SandboxRecord>(recPath);
     const ip = spec.address ?? this.opts.publishAddress ?? '127.0.0.1';
+    // Adopting a group whose port forwarder or network stack died meanwhile: they are started again below.
+    const restarted = existing ? await this.deadHelpers(spec.groupId) : [];
     try {
       for (const d of ['logs', 'containers']) await mkdir(join(dir, d), { recursive: true, mode: 0o700 });
       const netns = join(dir, 'netns');
@@ -331,7 +333,7 @@ export class RuncRuntime implements Runtime {
       const rec = same && (await this.forwarderAlive(spec.groupId, existing.forwarderPid))
         ? existing
         : await this.publish(spec.groupId, ip, spec.ports, !!spec.identityEndpoint, existing);
-      return this.sandboxOf(rec);
+      return { ...this.sandboxOf(rec), ...(restarted.length ? { restarted } : {}) };
     } catch (e) {
       if (!existing) await this.deleteSandboxNow(spec.groupId).catch(() => undefined);
       throw e;
