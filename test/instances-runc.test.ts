@@ -18,7 +18,7 @@ import type { BuiltLayer } from '../src/image/layer.js';
 import { busyboxLayer, busyboxPath, imageWorkDir, pulledImage } from './helpers/runtime-images.js';
 import { execSocket, ownerToken, postExec } from './helpers/exec-socket.js';
 import { runCli } from './helpers/berth.js';
-import { openTestRuntime, startRuncBerth, stopRuncBerth } from './helpers/runc-berth.js';
+import { openTestRuntime, startBerthOn, stopRuncBerth } from './helpers/runc-berth.js';
 
 const skip = (await runcUnavailable()) ?? (busyboxPath() ? undefined : 'busybox-static is not installed');
 if (skip) console.log(`# skipping instances-runc tests: ${skip}`);
@@ -43,7 +43,7 @@ before(async () => {
   work = await imageWorkDir();
   layer = await busyboxLayer(work);
   runtime = await openTestRuntime(dir);
-  b = await startRuncBerth(dir, runtime, puller);
+  b = await startBerthOn(dir, runtime, puller);
 });
 after(async () => {
   if (skip) return;
@@ -131,7 +131,7 @@ test('a Berth restart adopts the running httpd group: same port, still serving, 
   await b.stop();
   await runtime.close();
   runtime = await openTestRuntime(dir);
-  b = await startRuncBerth(dir, runtime, puller);
+  b = await startBerthOn(dir, runtime, puller);
   assert.equal(await get(), 'hello from busybox httpd\n', 'served across the restart');
   const g = b.containerGroups.get('rg', 'keep');
   assert.equal(g.state.containers.app!.events.filter((e) => e.name === 'Created').length, 1);

@@ -11,7 +11,7 @@ import { runcUnavailable, type RuncRuntime } from '../src/runtime/runc/runc-runt
 import type { ImagePuller, PulledImage } from '../src/pull/types.js';
 import type { BuiltLayer } from '../src/image/layer.js';
 import { busyboxLayer, busyboxPath, imageWorkDir, pulledImage, zeroFileLayer } from './helpers/runtime-images.js';
-import { openTestRuntime, startRuncBerth, stopRuncBerth } from './helpers/runc-berth.js';
+import { openTestRuntime, startBerthOn, stopRuncBerth } from './helpers/runc-berth.js';
 
 const skip = (await runcUnavailable()) ?? (busyboxPath() ? undefined : 'busybox-static is not installed');
 if (skip) console.log(`# skipping instances-unpack-bound tests: ${skip}`);
@@ -37,7 +37,7 @@ before(async () => {
   base = await busyboxLayer(work);
   bomb = await zeroFileLayer(work, 'bomb', 48 * MiB);
   runtime = await openTestRuntime(dir, { unpack: { maxLayerBytes: 16 * MiB } });
-  b = await startRuncBerth(dir, runtime, puller);
+  b = await startBerthOn(dir, runtime, puller);
 });
 after(async () => {
   if (skip) return;

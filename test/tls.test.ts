@@ -18,6 +18,8 @@ import { busyboxLayout, haveImageTools } from './helpers/images.js';
 import { startBerth } from '../src/platform/berth.js';
 import { dataPaths } from '../src/platform/data-dir.js';
 import { serverNames, whyReissue } from '../src/platform/tls.js';
+import { armId } from '../src/registry/registries.js';
+import { principalWithRole } from './helpers/vault.js';
 
 const run = promisify(execFile);
 let b: TestBerth;
@@ -130,6 +132,30 @@ test('skopeo pushes and pulls over HTTPS with the CA in --dest-cert-dir/--src-ce
   // without the CA, skopeo refuses the certificate (verification is on)
   await assert.rejects(run('skopeo', ['inspect', '--creds', creds(), target]),
     (e: Error & { stderr?: string }) => /x509|certificate/i.test(String(e.stderr)));
+});
+
+test('50 parallel skopeo pulls over HTTPS with a new service principal (cold secret cache) all succeed', { skip, timeout: 180_000 }, async () => {
+  const layout = await busyboxLayout('v1');
+  const target = `docker://localhost:${regPort()}/parallel/busybox:v1`;
+  await run('skopeo', ['copy', '--dest-cert-dir', certDir, '--dest-creds', creds(), `oci:${layout}:v1`, target]);
+  const sp = await principalWithRole(b, 'AcrPull', armId(b.registries.get('rg', 'tlsreg01')));
+  const out = await mkdtemp(join(tmpdir(), 'berth-tls-par-'));
+  try {
+    const results = await Promise.all(Array.from({ length: 50 }, async (_, i) => {
+      const started = Date.now();
+      try {
+        await run('skopeo', ['copy', '--src-cert-dir', certDir, '--src-creds', `${sp.appId}:${sp.secret}`, target, `dir:${join(out, String(i))}`], { timeout: 90_000 });
+        return { ms: Date.now() - started };
+      } catch (e) {
+        return { ms: Date.now() - started, error: String((e as { stderr?: string }).stderr || (e as Error).message).trim().split('\n').pop() };
+      }
+    }));
+    const ms = results.map((r) => r.ms).sort((a, c) => a - c);
+    console.log(`# 50 parallel skopeo pulls over HTTPS: p50 ${ms[25]} ms, p99 ${ms[49]} ms`);
+    assert.deepEqual(results.filter((r) => r.error).map((r) => r.error), [], 'every pull succeeds');
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
 });
 
 const podmanSkip = skip ?? (which('podman') ? undefined : 'podman is not installed');

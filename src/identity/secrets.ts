@@ -37,17 +37,24 @@ export function safeEqual(a: string, b: string): boolean {
 /**
  * scrypt checks are slow on purpose; clients that send Basic credentials on every request would pay
  * that each time. A successful check is remembered for a minute, keyed by the stored hash and the
- * secret, so a rotated or deleted secret stops matching at once.
+ * secret, so a rotated or deleted secret stops matching at once. Checks of the same secret that arrive
+ * while one runs (50 clients starting at once) wait for that one instead of each running scrypt.
  */
 const verified = new Map<string, number>();
-export async function verifySecretCached(secret: string, stored: string): Promise<boolean> {
+const checking = new Map<string, Promise<boolean>>();
+export function verifySecretCached(secret: string, stored: string): Promise<boolean> {
   const key = createHash('sha256').update(stored).update('\0').update(secret).digest('hex');
   const until = verified.get(key);
-  if (until !== undefined && until > Date.now()) return true;
-  const ok = await verifySecret(secret, stored);
-  if (ok) {
-    if (verified.size > 10_000) verified.clear();
-    verified.set(key, Date.now() + 60_000);
-  }
-  return ok;
+  if (until !== undefined && until > Date.now()) return Promise.resolve(true);
+  const running = checking.get(key);
+  if (running) return running;
+  const check = verifySecret(secret, stored).then((ok) => {
+    if (ok) {
+      if (verified.size > 10_000) verified.clear();
+      verified.set(key, Date.now() + 60_000);
+    }
+    return ok;
+  }).finally(() => checking.delete(key));
+  checking.set(key, check);
+  return check;
 }

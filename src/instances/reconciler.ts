@@ -4,7 +4,7 @@
 import type { Keychain } from '../keychain/keychain.js';
 import type { ImagePuller, PulledImage } from '../pull/types.js';
 import { PullError } from '../pull/types.js';
-import type { ContainerSpec, ExitStatus, Runtime, Sandbox, SandboxSpec, Task } from '../runtime/runtime.js';
+import type { ContainerSpec, ExitStatus, Runtime, Sandbox, SandboxHelperDown, SandboxSpec, Task } from '../runtime/runtime.js';
 import { ImageGoneError } from '../runtime/runtime.js';
 import type { Logger } from '../platform/logger.js';
 import type { ContainerDef } from './spec.js';
@@ -21,11 +21,15 @@ export interface ReconcilerOptions {
   keychainFor(group: StoredGroup): Keychain;
   /** The managed-identity endpoint for a group that holds identities; undefined for the others. */
   identityEndpointFor?(group: StoredGroup): SandboxSpec['identityEndpoint'] | undefined;
+  /** The host address a group's ports are published on, when it has one of its own. */
+  sandboxAddressFor?(group: StoredGroup): string | undefined;
   /** Persists a group's state after every change. */
   persist(groupId: string, state: GroupState): void;
   log: Logger;
   /** Back-off: first delay, cap, and how long a container must run for its back-off to reset. */
   backoff?: { baseMs?: number; maxMs?: number; resetAfterMs?: number };
+  /** Back-off of restarting a sandbox's helper process (port forwarder, outbound network) that died again soon after a restart. */
+  helperBackoff?: { baseMs?: number; maxMs?: number; resetAfterMs?: number };
   /** Abortable sleep (tests pass one that does not wait). */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
@@ -48,6 +52,14 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T | undefi
   });
 }
 
+/** "Port forwarder for 8080/TCP exited (signal SIGKILL)", "Outbound network (slirp4netns) exited". */
+function helperText(d: SandboxHelperDown): string {
+  const who = d.helper === 'port-forwarder'
+    ? `Port forwarder${d.ports?.length ? ` for ${d.ports.map((p) => `${p.port}/${p.protocol}`).join(', ')}` : ' (metadata endpoint)'}`
+    : 'Outbound network (slirp4netns)';
+  return `${who} exited${d.how ? ` (${d.how})` : ''}`;
+}
+
 const errText = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 1000);
 
 /** What halting a runner does to its containers. */
@@ -61,6 +73,8 @@ export class GroupRunner {
   private readonly tasks = new Map<string, Task>();
   private readonly started = new Set<string>();
   private loops: Promise<void> = Promise.resolve();
+  /** A helper process of the sandbox (ports, network) is dead and could not be restarted. */
+  private degraded = false;
 
   constructor(private readonly r: Reconciler, readonly group: StoredGroup, private readonly images: Map<string, PulledImage>,
     private readonly adopt: Map<string, 'running' | 'created' | 'stopped'>) {
@@ -72,7 +86,7 @@ export class GroupRunner {
   }
 
   private save(): void {
-    this.state.state = groupRunState(this.state, this.group.spec.restartPolicy);
+    this.state.state = this.degraded ? 'Failed' : groupRunState(this.state, this.group.spec.restartPolicy);
     this.r.o.persist(this.group.id, this.state);
   }
 
@@ -108,8 +122,13 @@ export class GroupRunner {
     try {
       this.r.o.log.debug('creating sandbox', { group: g.name });
       const identityEndpoint = this.r.o.identityEndpointFor?.(g);
-      this.state.sandbox = await runtime.createSandbox({ groupId: g.id, ports: g.spec.ipAddress?.ports ?? [], ...(identityEndpoint ? { identityEndpoint } : {}) });
+      const address = this.r.o.sandboxAddressFor?.(g);
+      const { restarted, ...sandbox } = await runtime.createSandbox({ groupId: g.id, ports: g.spec.ipAddress?.ports ?? [],
+        ...(address ? { address } : {}), ...(identityEndpoint ? { identityEndpoint } : {}) });
+      this.state.sandbox = sandbox;
       this.r.o.log.debug('sandbox ready', { group: g.name });
+      // Found dead when the group was adopted (after a server restart) and started again.
+      for (const d of restarted ?? []) recordEvent(this.state.events, 'Restarted', `${helperText(d)}; restarted`, 'Warning');
       this.save();
     } catch (e) {
       const message = `Creating the group's sandbox failed: ${errText(e)}`;
@@ -118,9 +137,52 @@ export class GroupRunner {
       return;
     }
     const sandbox = this.state.sandbox!;
-    await Promise.all(g.spec.containers.map((c) => this.runContainer(c, sandbox).catch((e) => {
+    await Promise.all([...g.spec.containers.map((c) => this.runContainer(c, sandbox).catch((e) => {
       this.r.o.log.error('container loop failed', { group: g.name, container: c.name, error: String(e) });
-    })));
+    })), this.superviseSandbox().catch((e) => {
+      this.r.o.log.error('watching the group\'s sandbox failed', { group: g.name, error: String(e) });
+    })]);
+  }
+
+  /**
+   * Watches the sandbox's helper processes (port forwarder, outbound network) while the group runs and
+   * restarts a dead one, with an event on the group. One that dies again soon after its restart waits
+   * out a growing back-off first; while a restart fails the group is Failed (and tried again).
+   */
+  private async superviseSandbox(): Promise<void> {
+    const { runtime, log } = this.r.o;
+    if (!runtime.sandboxDown || !runtime.repairSandbox) return;
+    const signal = this.abort.signal;
+    const sleep = this.r.o.sleep ?? defaultSleep;
+    const { baseMs = 1000, maxMs = 30_000, resetAfterMs = 60_000 } = this.r.o.helperBackoff ?? {};
+    let failures = 0;
+    let lastRestart = 0;
+    while (!signal.aborted) {
+      const down = await runtime.sandboxDown(this.group.id, signal);
+      if (signal.aborted || down.length === 0) return;
+      if (Date.now() - lastRestart >= resetAfterMs) failures = 0;
+      const what = down.map(helperText).join(' and ');
+      if (failures > 0) await sleep(backoffDelay(failures, baseMs, maxMs), signal);
+      if (signal.aborted) return;
+      try {
+        const before = this.state.sandbox?.hostPorts ?? {};
+        const sandbox = await runtime.repairSandbox(this.group.id);
+        lastRestart = Date.now();
+        failures += 1;
+        const moved = Object.entries(sandbox.hostPorts).filter(([p, h]) => before[Number(p)] !== undefined && before[Number(p)] !== h)
+          .map(([p, h]) => `${p} now on host port ${h} (${before[Number(p)]} is taken)`);
+        this.state.sandbox = sandbox;
+        this.degraded = false;
+        log.warn('restarted a helper process of a container group', { group: this.group.name, helper: what });
+        this.event(undefined, 'Restarted', `${what}; restarted${moved.length ? `; ${moved.join(', ')}` : ''}`, 'Warning');
+      } catch (e) {
+        failures += 1;
+        lastRestart = Date.now();
+        this.degraded = true;
+        log.error('restarting a helper process of a container group failed', { group: this.group.name, helper: what, error: errText(e) });
+        this.event(undefined, 'Failed', `${what}; restarting it failed: ${errText(e)}; trying again in ${Math.round(backoffDelay(failures, baseMs, maxMs) / 1000)} s`, 'Warning');
+      }
+    }
   }
 
   private containerStarted(name: string): void {

@@ -21,6 +21,8 @@ import { initialState, recordEvent } from './state.js';
 import { Reconciler, type ReconcilerOptions } from './reconciler.js';
 import { groupKeychain, type GroupIdentity, type KeychainFactory } from './keychains.js';
 import { groupArmId, groupResource, type IdentityView } from './shapes.js';
+import { fqdnOf, labelAddress } from './dns-names.js';
+import type { HostsFile } from '../platform/hosts-file.js';
 import { followLog, lastLines, logSize, readLogTail } from './log-tail.js';
 
 export interface ContainerGroupsOptions {
@@ -38,9 +40,11 @@ export interface ContainerGroupsOptions {
   /** Whether the Key Vault with this ARM id exists (a secret reference into a missing vault is refused as such). */
   vaultExists?: (vaultId: string) => boolean;
   /** Back-off and sleep overrides (tests). */
-  reconciler?: Pick<ReconcilerOptions, 'backoff' | 'sleep'>;
+  reconciler?: Pick<ReconcilerOptions, 'backoff' | 'helperBackoff' | 'sleep'>;
   /** What one group may ask for on this node (default: the host's CPUs and memory). */
   capacity?: { cpu: number; memoryInGB: number };
+  /** Where the groups' DNS names are kept (berth serve --hosts-file): each labelled group then has a loopback address of its own. */
+  hostsFile?: HostsFile;
 }
 
 /** The host's CPUs and memory: no group can ask for more than the node has. */
@@ -74,9 +78,22 @@ export class ContainerGroups {
         runtime: o.runtime, puller: o.puller, log: o.log, ...(o.reconciler ?? {}),
         keychainFor: (g) => this.keychain(g.spec, g),
         identityEndpointFor: (g) => this.identityEndpoint(g),
-        persist: (id, state) => this.store.saveState(id, state),
+        ...(o.hostsFile ? { sandboxAddressFor: (g: StoredGroup) => (g.spec.ipAddress?.dnsNameLabel ? labelAddress(g.spec.ipAddress.dnsNameLabel, g.location) : undefined) } : {}),
+        persist: (id, state) => {
+          this.store.saveState(id, state);
+          this.syncNames();
+        },
       });
     }
+  }
+
+  /** Writes the DNS names of the groups that have a sandbox into the hosts file (when Berth keeps one). */
+  private syncNames(): void {
+    const file = this.o.hostsFile;
+    if (!file) return;
+    const entries = this.store.list().flatMap((g) => (g.spec.ipAddress?.dnsNameLabel && g.state.sandbox && !g.state.stopped
+      ? [{ address: g.state.sandbox.ip, name: fqdnOf(g.spec.ipAddress.dnsNameLabel, g.location) }] : []));
+    file.set(entries).catch((e: Error) => this.o.log.warn('updating the container groups\' DNS names failed', { error: e.message }));
   }
 
   get configured(): boolean {
@@ -201,6 +218,13 @@ export class ContainerGroups {
     }
     const location = (spec.location ?? rgRec.location).toLowerCase().replace(/\s+/g, '');
     spec.location = location;
+    const label = spec.ipAddress?.dnsNameLabel;
+    const holder = label ? this.store.list().find((o) => o.location === location && o.spec.ipAddress?.dnsNameLabel?.toLowerCase() === label.toLowerCase() &&
+      !(o.resourceGroup.toLowerCase() === rg.toLowerCase() && o.name.toLowerCase() === name.toLowerCase())) : undefined;
+    if (label && holder) {
+      throw conflict('DnsNameLabelAlreadyInUse', `The DNS name label '${label}' is already used in location '${location}' by container group '${holder.name}' ` +
+        `(resource group '${holder.resourceGroup}'): ${fqdnOf(label, location)} names one group. Pick another --dns-name-label, or delete that group first.`);
+    }
     const want = groupRequests(spec.containers);
     const has = this.o.capacity ?? hostCapacity();
     if (want.cpu > has.cpu || want.memoryInGB > has.memoryInGB) {
@@ -324,6 +348,7 @@ export class ContainerGroups {
       this.o.workloads.unbind(g.id);
       if (g.spec.identity?.type.includes('SystemAssigned')) this.o.managedIdentities.deleteSystemAssigned(this.armId(g.resourceGroup, g.name));
       this.store.delete(g.id);
+      this.syncNames();
       this.o.log.info('container group deleted', { group: g.name, resourceGroup: g.resourceGroup });
       return true;
     });
@@ -340,6 +365,7 @@ export class ContainerGroups {
       delete now.state.sandbox;
       for (const op of this.store.pendingOperations(g.id)) this.store.finishOperation(op.id, 'Failed', { code: 'Canceled', message: 'The container group was stopped.' });
       this.store.saveState(g.id, now.state);
+      this.syncNames();
     });
   }
 

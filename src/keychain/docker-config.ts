@@ -103,14 +103,24 @@ export class DockerConfigKeychain implements Keychain {
           : { kind: 'basic', username: got.username, password: got.secret, source };
       }
     }
-    const e = lookupAuth(cfg, key, target.repository);
-    if (!e) return undefined;
-    const source = `${this.description} (auths["${e.key}"])`;
-    if (e.identityToken) return { kind: 'refreshToken', refreshToken: e.identityToken, ...(e.username ? { username: e.username } : {}), source };
-    if (e.registryToken) return { kind: 'registryToken', token: e.registryToken, source };
-    if (e.username !== undefined && e.password !== undefined) return { kind: 'basic', username: e.username, password: e.password, source };
-    return undefined;
+    return authsCredential(cfg, target, this.description);
   }
+
+  /** Reads and parses the file now: rejects with what is wrong (missing, unreadable, malformed), as a pull would. */
+  async check(): Promise<void> {
+    await this.load();
+  }
+}
+
+/** The credential a parsed config's `auths` hold for the target (the most specific entry), if any. */
+export function authsCredential(cfg: ParsedDockerConfig, target: KeychainTarget, description: string): RegistryCredential | undefined {
+  const e = lookupAuth(cfg, serverKey(target.registry), target.repository);
+  if (!e) return undefined;
+  const source = `${description} (auths["${e.key}"])`;
+  if (e.identityToken) return { kind: 'refreshToken', refreshToken: e.identityToken, ...(e.username ? { username: e.username } : {}), source };
+  if (e.registryToken) return { kind: 'registryToken', token: e.registryToken, source };
+  if (e.username !== undefined && e.password !== undefined) return { kind: 'basic', username: e.username, password: e.password, source };
+  return undefined;
 }
 
 /**

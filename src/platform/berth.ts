@@ -41,6 +41,7 @@ import { ContainerGroups, type ContainerGroupsOptions } from '../instances/servi
 import { platformKeychainFactory } from '../instances/platform-keychains.js';
 import { VaultSecretReader } from '../vault/reader.js';
 import { DockerConfigKeychain } from '../keychain/docker-config.js';
+import { HostsFile } from './hosts-file.js';
 import { ContentStore } from '../pull/content-store.js';
 import { ImageGc } from './image-gc.js';
 
@@ -63,6 +64,17 @@ export interface BerthOptions {
   puller?: ImagePuller;
   /** Makes the credential sources of a group's keychain; default: the keychain module's classes over Berth's identity and vault. */
   keychainFactory?: KeychainFactory;
+  /**
+   * Docker config.json files (`berth serve --docker-config`) whose credentials every group's pulls may
+   * use, tried before the default locations ($DOCKER_CONFIG/config.json or ~/.docker/config.json, ...).
+   * Each must exist and parse when the server starts; it is read again at every pull.
+   */
+  dockerConfig?: string[];
+  /**
+   * A hosts file (berth serve --hosts-file /etc/hosts) Berth keeps the groups' DNS names in: a group with
+   * a dnsNameLabel then publishes its ports on a loopback address of its own, which its fqdn names.
+   */
+  hostsFile?: string;
   /** Reconciler back-off/sleep overrides (tests). */
   reconciler?: ContainerGroupsOptions['reconciler'];
   /** What one container group may ask for (default: this host's CPUs and memory). */
@@ -120,6 +132,9 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   // private to its owner, whoever created it (mkdir -p makes it 0755).
   await makePrivate(o.dataDir, 0o700, log);
   if (o.tls === false && o.domain) throw new Error('--domain names a host for the TLS certificate; it cannot be used with --no-tls.');
+  // Checked before anything listens: a server whose configured credentials cannot be read says so at once.
+  const dockerConfigs = (o.dockerConfig ?? []).map((path) => new DockerConfigKeychain({ path, optional: false }));
+  for (const c of dockerConfigs) await c.check().catch((e: Error) => { throw new Error(`--docker-config: ${e.message}`); });
   const tls = o.tls === false ? undefined
     : await ensureTls(paths.tls, serverNames(o.domain), (msg, fields) => log.info(msg, fields));
   const db = openDatabase(paths.db);
@@ -179,9 +194,10 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const puller = new LazyPuller({ contentDir: paths.content, store: contentStore, ...(o.registryCaFiles?.length ? { caFiles: o.registryCaFiles } : {}) });
   const imageGc = new ImageGc({ store: contentStore, runtime: o.runtime, ...(o.imageGcGraceMs !== undefined ? { graceMs: o.imageGcGraceMs } : {}) });
   const containerGroups = new ContainerGroups({ db, subscriptionId: ids.subscriptionId, tenantId: ids.tenantId, sealer, groups, managedIdentities, workloads, log,
-    ...(o.runtime ? { runtime: o.runtime } : {}), puller: o.puller ?? puller, keychainFactory: o.keychainFactory ?? platformKeychainFactory({ identity, secrets: new VaultSecretReader(vaults, secrets), defaults: () => DockerConfigKeychain.defaults() }),
+    ...(o.runtime ? { runtime: o.runtime } : {}), puller: o.puller ?? puller, keychainFactory: o.keychainFactory ?? platformKeychainFactory({ identity, secrets: new VaultSecretReader(vaults, secrets), defaults: () => [...dockerConfigs, ...DockerConfigKeychain.defaults()] }),
     vaultExists: (id) => vaults.list().some((v) => vaultArmId(v).toLowerCase() === id.toLowerCase().replace(/\/+$/, '')),
-    ...(o.reconciler ? { reconciler: o.reconciler } : {}), ...(o.groupCapacity ? { capacity: o.groupCapacity } : {}) });
+    ...(o.reconciler ? { reconciler: o.reconciler } : {}), ...(o.groupCapacity ? { capacity: o.groupCapacity } : {}),
+    ...(o.hostsFile ? { hostsFile: new HostsFile(o.hostsFile, o.dataDir) } : {}) });
 
   const api = buildApi({ identity, tokens, groups, registries, registryService, repoTokens, applications, managedIdentities, workloads, vaults, containerGroups, imageGc, log, baseUrl: () => baseUrl, tls, hostRoute: vaultByHost,
     vaultDnsSuffix: () => (byName ? `${VAULT_DNS_SUFFIX}:${port}` : undefined) });

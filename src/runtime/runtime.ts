@@ -13,6 +13,8 @@ export interface SandboxSpec {
   /** Stable id of the group (used to name namespaces, cgroups and directories). */
   groupId: string;
   ports: PortSpec[];
+  /** The host address to publish the ports on (default: the runtime's, 127.0.0.1). */
+  address?: string;
   /**
    * When set, the sandbox answers `http://169.254.169.254/metadata/identity/oauth2/token` from inside
    * the group by calling this function: only this group's containers can reach it.
@@ -27,6 +29,16 @@ export interface Sandbox {
   ip: string;
   /** Group port → host port (equal when the host port was free). */
   hostPorts: Record<number, number>;
+  /** createSandbox on an existing sandbox: the helper processes it found dead and started again. */
+  restarted?: SandboxHelperDown[];
+}
+
+/** A helper process of a sandbox found dead: its port forwarder (and the ports it held) or its outbound network. */
+export interface SandboxHelperDown {
+  helper: 'port-forwarder' | 'outbound-network';
+  ports?: PortSpec[];
+  /** How it ended (`signal SIGKILL`, `exit code 1`), when the runtime saw it end. */
+  how?: string;
 }
 
 export interface ContainerSpec {
@@ -103,6 +115,13 @@ export interface Runtime {
   imageReferences?(): Promise<Set<string>>;
   /** Removes what the runtime caches of images (extracted layers) that no container used for `graceMs`. */
   collectGarbage?(opts: { graceMs: number; now?: number }): Promise<RuntimeGcReport>;
+  /**
+   * Resolves when a helper process of the sandbox (port forwarder, outbound network stack) is found
+   * dead — the group's ports or network no longer work; with [] once `signal` aborts.
+   */
+  sandboxDown?(groupId: string, signal: AbortSignal): Promise<SandboxHelperDown[]>;
+  /** Restarts the sandbox's dead helper processes (published ports on their host ports when free); the sandbox as it now is. */
+  repairSandbox?(groupId: string): Promise<Sandbox>;
   /** More names by which containers reach the host (Berth's vaults by name), for groups now and later. */
   setHostAliases?(names: string[]): Promise<void>;
 }

@@ -27,9 +27,11 @@ export function registerServeCommand(program: Command): void {
     .option('--max-image-unpacked <size>', 'Largest an image\'s layers may expand to together when unpacked.', '16GB')
     .option('--registry-ca <file>', 'A PEM file with CA certificates that container groups trust for private registries (self-signed or in-house CAs); repeat for more files. Also $BERTH_REGISTRY_CA (files separated by \':\').',
       (v: string, prev: string[] = []) => [...prev, v])
+    .option('--docker-config <file>', 'A Docker config.json (or podman auth.json) whose credentials container groups pull with, for the servers it names; repeatable, tried in order before ~/.docker/config.json.', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--hosts-file <file>', 'Keep the container groups\' DNS names (--dns-name-label: <label>.<location>.containers.localhost) in this hosts file, normally /etc/hosts; each such group then gets a loopback address of its own.')
     .option('--no-outbound', 'Container groups get no outbound network access (by default they reach the host as host.berth.internal and whatever the host reaches, through slirp4netns).')
     .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string; imageGcInterval: string; imageGcGrace: string; domain?: string; tls: boolean; outbound: boolean; registryCa?: string[];
-      storageReserve?: string; maxLayerUnpacked: string; maxImageUnpacked: string }) => {
+      storageReserve?: string; maxLayerUnpacked: string; maxImageUnpacked: string; dockerConfig: string[]; hostsFile?: string }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`argument --port: invalid value '${o.port}'`, 2);
       if (!['debug', 'info', 'warn', 'error'].includes(o.logLevel)) throw new CliError(`argument --log-level: invalid choice '${o.logLevel}'`, 2);
@@ -71,7 +73,7 @@ export function registerServeCommand(program: Command): void {
         else runtime = opened.runtime;
         b = await startBerth({ dataDir, port, logLevel: o.logLevel as 'info', gcIntervalMs: Number(o.gcInterval) * 60_000, imageGcIntervalMs, imageGcGraceMs,
           ...(o.domain ? { domain: o.domain } : {}), tls: o.tls, ...(runtime ? { runtime } : {}), ...(registryCaFiles.length ? { registryCaFiles } : {}),
-          ...(storageReserve !== undefined ? { storageReserve } : {}) });
+          ...(storageReserve !== undefined ? { storageReserve } : {}), dockerConfig: o.dockerConfig.map((f) => resolve(f)), ...(o.hostsFile ? { hostsFile: resolve(o.hostsFile) } : {}) });
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         if (err.code === 'EADDRINUSE') throw new CliError(`Port ${port} is already in use. Stop the program using it or pick another with --port.`);

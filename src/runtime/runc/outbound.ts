@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { writeFileAtomic } from '../../platform/fs-atomic.js';
 import { inNetns } from './netns.js';
-import { aliveWith, stopProcess, stopProcessesWith } from './proc.js';
+import { aliveWith, exitText, stopProcess, stopProcessesWith } from './proc.js';
 
 const run = promisify(execFile);
 
@@ -38,6 +38,8 @@ export interface OutboundOptions {
   enabled: boolean;
   /** The slirp4netns binary (default `slirp4netns` on PATH). */
   bin?: string;
+  /** Told how a network stack started here ended, when it exits after it was ready. */
+  onExit?: (how: string, pid: number) => void;
 }
 
 /** The argument every group's slirp4netns carries (its namespace path follows it). */
@@ -68,7 +70,8 @@ function hardeningFlags(bin: string): Promise<string[]> {
   return f;
 }
 
-async function recordedPid(dir: string): Promise<number | undefined> {
+/** The pid recorded for the group's network stack (alive or not). */
+export async function recordedPid(dir: string): Promise<number | undefined> {
   const n = Number((await readFile(pidFileOf(dir), 'utf8').catch(() => '')).trim());
   return Number.isInteger(n) && n > 0 ? n : undefined;
 }
@@ -115,7 +118,10 @@ async function startStack(o: OutboundOptions): Promise<number> {
           done(() => fail(`exit ${code}${why ? `: ${why}` : ''}`));
         });
       });
-      ready.once('data', () => done(res));
+      ready.once('data', () => done(() => {
+        child.once('exit', (code, signal) => o.onExit?.(exitText(code, signal), child.pid!));
+        res();
+      }));
     });
   } catch (e) {
     if (child.exitCode === null && child.pid) await stopProcess(child.pid, marksOf(o.netnsPath));

@@ -6,6 +6,11 @@ import { readdir, readFile } from 'node:fs/promises';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** How a helper process ended, as the group's events say it: `signal SIGKILL`, `exit code 1`. */
+export function exitText(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `signal ${signal}` : `exit code ${code}`;
+}
+
 /** True when `pid` is alive and its command line contains every one of `marks` (guards against pid reuse). */
 export async function aliveWith(pid: number | undefined, ...marks: string[]): Promise<boolean> {
   if (!pid) return false;

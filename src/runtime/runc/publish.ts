@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { PortSpec, SandboxSpec } from '../runtime.js';
 import type { ForwarderConfig } from './forwarder.js';
 import { writeFileAtomic } from '../../platform/fs-atomic.js';
+import { exitText } from './proc.js';
 
 export interface BoundPort {
   spec: PortSpec;
@@ -96,8 +97,11 @@ export function listenInNetns(nsPath: string, address: string, port: number): Pr
   });
 }
 
-/** Starts the forwarder inside the namespace with the bound sockets; resolves with its pid when it is listening. */
-export async function startForwarder(o: { netnsPath: string; dir: string; bound: BoundPort[]; imds?: { fd: number; socket: string } }): Promise<number> {
+/**
+ * Starts the forwarder inside the namespace with the bound sockets; resolves with its pid when it is
+ * listening. `onExit` is told how it ended whenever it exits later (it is a child of this process).
+ */
+export async function startForwarder(o: { netnsPath: string; dir: string; bound: BoundPort[]; imds?: { fd: number; socket: string }; onExit?: (how: string, pid: number) => void }): Promise<number> {
   const readyFile = `${o.dir}/forwarder.ready`;
   const configFile = `${o.dir}/forwarder.json`;
   await rm(readyFile, { force: true });
@@ -118,7 +122,10 @@ export async function startForwarder(o: { netnsPath: string; dir: string; bound:
   const child = spawn('nsenter', [`--net=${o.netnsPath}`, '--', process.execPath, FORWARDER_SCRIPT, configFile], { stdio, detached: true });
   child.unref();
   await log.close();
-  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  const exited = new Promise<number | null>((res) => child.once('exit', (code, signal) => {
+    res(code);
+    o.onExit?.(exitText(code, signal), child.pid!);
+  }));
   const pid = child.pid;
   if (pid === undefined) throw new Error('cannot start the port forwarder of the group (nsenter did not run)');
   for (let i = 0; i < 400; i++) {

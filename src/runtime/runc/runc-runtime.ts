@@ -39,11 +39,11 @@ import { resolveInRoot } from '../rootfs/resolve.js';
 import { buildRootfs, overlayWorks, unmountAll, type RootfsMode } from '../rootfs/rootfs.js';
 import { DEFAULT_UNPACK_LIMITS, type UnpackLimits } from '../rootfs/unpack-bound.js';
 import { DiskSpace } from '../../storage/disk-space.js';
-import { ImageGoneError, type ContainerSpec, type ExecResult, type ExitStatus, type Runtime, type RuntimeGcReport, type Sandbox, type SandboxSpec, type Task, type TaskStatus } from '../runtime.js';
+import { ImageGoneError, type ContainerSpec, type ExecResult, type ExitStatus, type PortSpec, type Runtime, type RuntimeGcReport, type Sandbox, type SandboxHelperDown, type SandboxSpec, type Task, type TaskStatus } from '../runtime.js';
 import type { PulledImage } from '../../pull/types.js';
 import { cgroupInfo, hardLimits, oomKills, type CgroupInfo } from './host.js';
 import { createMetadataLink, createNetns, deleteNetns, IMDS_ADDRESS } from './netns.js';
-import { configureOutbound, containerHosts, hostsFile, removeOutbound, STACK_MARK, writeContainerHosts } from './outbound.js';
+import { configureOutbound, containerHosts, hostsFile, outboundPid, recordedPid, removeOutbound, STACK_MARK, writeContainerHosts } from './outbound.js';
 import { aliveWith, stopProcess, stopProcessesWith, waitGone } from './proc.js';
 import { bindHostPorts, FORWARDER_SCRIPT, listenInNetns, startForwarder, startImdsServer } from './publish.js';
 import { Runc, type RuncState } from './runc.js';
@@ -134,6 +134,8 @@ function imageDigests(i: ImageRecord): string[] {
   return [i.manifest, ...(i.index ? [i.index] : []), i.config, ...i.layers.map((l) => l.digest)];
 }
 
+/** How often sandboxDown looks for a dead helper it did not see exit (one adopted after a restart). */
+const HELPER_CHECK_MS = 1000;
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const SHIM_NAME = 'berth-shim';
 // $1 runc, $2 root, $3 bundle, $4 id. Exit code lands in <bundle>/exit (atomically).
@@ -191,6 +193,9 @@ export class RuncRuntime implements Runtime {
   private initialised?: Promise<RuntimeInfo>;
   /** Images of containers being created (not yet recorded in their task.json). */
   private readonly creating = new Set<ImageRecord>();
+  /** How the helper processes this process started ended: group → pid → `signal SIGKILL`. */
+  private readonly helperExits = new Map<string, Map<number, string>>();
+  private readonly helperWaiters = new Set<() => void>();
   /** More names for the host in every group's /etc/hosts (Berth's vaults by name): setHostAliases. */
   private hostAliases: string[] = [];
 
@@ -317,13 +322,15 @@ export class RuncRuntime implements Runtime {
     await this.info();
     const recPath = join(dir, 'sandbox.json');
     const existing = await readJson<SandboxRecord>(recPath);
-    const ip = this.opts.publishAddress ?? '127.0.0.1';
+    const ip = spec.address ?? this.opts.publishAddress ?? '127.0.0.1';
+    // Adopting a group whose port forwarder or network stack died meanwhile: they are started again below.
+    const restarted = existing ? await this.deadHelpers(spec.groupId) : [];
     try {
       for (const d of ['logs', 'containers']) await mkdir(join(dir, d), { recursive: true, mode: 0o700 });
       const netns = join(dir, 'netns');
       await createNetns(netns);
       if (spec.identityEndpoint) await createMetadataLink(netns, join(dir, 'metadata-netns'));
-      await configureOutbound({ dir, netnsPath: netns, enabled: this.opts.outbound !== false, hostAliases: this.hostAliases, ...(this.opts.slirp4netns ? { bin: this.opts.slirp4netns } : {}) });
+      await configureOutbound(this.outboundOptions(spec.groupId));
 
       const sock = this.imdsSocket(spec.groupId);
       await this.closeImds(spec.groupId);
@@ -332,41 +339,128 @@ export class RuncRuntime implements Runtime {
       const same = existing && existing.ip === ip && existing.imds === !!spec.identityEndpoint &&
         existing.ports.length === spec.ports.length &&
         spec.ports.every((p) => existing.ports.some((e) => e.port === p.port && e.protocol === p.protocol));
-      let rec: SandboxRecord;
-      if (same && (await this.forwarderAlive(spec.groupId, existing.forwarderPid))) {
-        rec = existing;
-      } else {
-        if (existing?.forwarderPid) await this.stopForwarder(spec.groupId, existing.forwarderPid);
-        const preferred: Record<string, number> = {};
-        for (const e of existing?.ports ?? []) preferred[`${e.port}/${e.protocol}`] = e.hostPort;
-        const bound = await bindHostPorts(ip, spec.ports, preferred);
-        let forwarderPid: number | undefined;
-        const md = spec.identityEndpoint ? await listenInNetns(join(dir, 'metadata-netns'), IMDS_ADDRESS, 80).catch(async (e: Error) => {
-          for (const b of bound) await b.close();
-          throw e;
-        }) : undefined;
-        try {
-          if (bound.length > 0 || md) {
-            forwarderPid = await startForwarder({ netnsPath: netns, dir, bound, ...(md ? { imds: { fd: md.fd, socket: sock } } : {}) });
-          }
-        } finally {
-          for (const b of bound) await b.close();
-          await md?.close();
-        }
-        rec = { groupId: spec.groupId, ip, imds: !!spec.identityEndpoint, ports: bound.map((b) => ({ ...b.spec, hostPort: b.hostPort })), ...(forwarderPid ? { forwarderPid } : {}) };
-        try {
-          await writeFileAtomic(recPath, JSON.stringify(rec, null, 1), 0o600);
-        } catch (e) {
-          // Unrecorded, the forwarder would hold the ports with nothing left to stop it.
-          if (forwarderPid) await this.stopForwarder(spec.groupId, forwarderPid);
-          throw e;
-        }
-      }
-      return this.sandboxOf(rec);
+      const rec = same && (await this.forwarderAlive(spec.groupId, existing.forwarderPid))
+        ? existing
+        : await this.publish(spec.groupId, ip, spec.ports, !!spec.identityEndpoint, existing);
+      return { ...this.sandboxOf(rec), ...(restarted.length ? { restarted } : {}) };
     } catch (e) {
       if (!existing) await this.deleteSandboxNow(spec.groupId).catch(() => undefined);
       throw e;
     }
+  }
+
+  /**
+   * Binds the group's ports on the host (where `previous` had them, when those are free) and starts its
+   * forwarder with them (and its metadata listener), replacing the previous forwarder; records it.
+   */
+  private async publish(groupId: string, ip: string, ports: PortSpec[], imds: boolean, previous: SandboxRecord | undefined): Promise<SandboxRecord> {
+    const dir = this.groupDir(groupId);
+    if (previous?.forwarderPid) await this.stopForwarder(groupId, previous.forwarderPid);
+    const preferred: Record<string, number> = {};
+    for (const e of previous?.ports ?? []) preferred[`${e.port}/${e.protocol}`] = e.hostPort;
+    const bound = await bindHostPorts(ip, ports, preferred);
+    let forwarderPid: number | undefined;
+    const md = imds ? await listenInNetns(join(dir, 'metadata-netns'), IMDS_ADDRESS, 80).catch(async (e: Error) => {
+      for (const b of bound) await b.close();
+      throw e;
+    }) : undefined;
+    try {
+      if (bound.length > 0 || md) {
+        forwarderPid = await startForwarder({ netnsPath: join(dir, 'netns'), dir, bound, onExit: this.helperExit(groupId),
+          ...(md ? { imds: { fd: md.fd, socket: this.imdsSocket(groupId) } } : {}) });
+      }
+    } finally {
+      for (const b of bound) await b.close();
+      await md?.close();
+    }
+    const rec: SandboxRecord = { groupId, ip, imds, ports: bound.map((b) => ({ ...b.spec, hostPort: b.hostPort })), ...(forwarderPid ? { forwarderPid } : {}) };
+    try {
+      await writeFileAtomic(join(dir, 'sandbox.json'), JSON.stringify(rec, null, 1), 0o600);
+    } catch (e) {
+      // Unrecorded, the forwarder would hold the ports with nothing left to stop it.
+      if (forwarderPid) await this.stopForwarder(groupId, forwarderPid);
+      throw e;
+    }
+    return rec;
+  }
+
+  private outboundOptions(groupId: string): Parameters<typeof configureOutbound>[0] {
+    const dir = this.groupDir(groupId);
+    return { dir, netnsPath: join(dir, 'netns'), enabled: this.opts.outbound !== false, hostAliases: this.hostAliases, onExit: this.helperExit(groupId),
+      ...(this.opts.slirp4netns ? { bin: this.opts.slirp4netns } : {}) };
+  }
+
+  /** Records how a helper process of the group ended (by pid) and wakes sandboxDown. */
+  private helperExit(groupId: string): (how: string, pid: number) => void {
+    return (how, pid) => {
+      let m = this.helperExits.get(groupId);
+      if (!m) this.helperExits.set(groupId, (m = new Map()));
+      m.set(pid, how);
+      for (const w of this.helperWaiters) w();
+    };
+  }
+
+  /** Resolves on the next helper exit this process sees, after `ms`, or on `signal`. */
+  private nextHelperExit(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((res) => {
+      const done = () => {
+        clearTimeout(t);
+        this.helperWaiters.delete(done);
+        signal.removeEventListener('abort', done);
+        res();
+      };
+      const t = setTimeout(done, ms);
+      this.helperWaiters.add(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** The group's helper processes that should run and do not. */
+  private async deadHelpers(groupId: string): Promise<SandboxHelperDown[]> {
+    const dir = this.groupDir(groupId);
+    const rec = await readJson<SandboxRecord>(join(dir, 'sandbox.json'));
+    if (!rec) return [];
+    const how = (pid: number | undefined) => {
+      const h = pid ? this.helperExits.get(groupId)?.get(pid) : undefined;
+      return h ? { how: h } : {};
+    };
+    const down: SandboxHelperDown[] = [];
+    if (rec.forwarderPid && !(await this.forwarderAlive(groupId, rec.forwarderPid))) {
+      down.push({ helper: 'port-forwarder', ports: rec.ports.map((p) => ({ port: p.port, protocol: p.protocol })), ...how(rec.forwarderPid) });
+    }
+    if (this.opts.outbound !== false && !(await outboundPid(dir, join(dir, 'netns')))) {
+      down.push({ helper: 'outbound-network', ...how(await recordedPid(dir)) });
+    }
+    return down;
+  }
+
+  /**
+   * Resolves when a helper process of the group is found dead: at once when it was this process's child
+   * (its exit is seen), else within a second (a check of /proc, as for helpers adopted after a restart).
+   */
+  async sandboxDown(groupId: string, signal: AbortSignal): Promise<SandboxHelperDown[]> {
+    const stop = AbortSignal.any([signal, this.closed.signal]);
+    while (!stop.aborted) {
+      const woken = this.nextHelperExit(HELPER_CHECK_MS, stop);
+      const down = await this.withSandboxLock(groupId, () => this.deadHelpers(groupId));
+      if (down.length > 0 && !stop.aborted) return down;
+      await woken;
+    }
+    return [];
+  }
+
+  /** Restarts the group's dead port forwarder (on the same host ports when they are free) and outbound network stack. */
+  repairSandbox(groupId: string): Promise<Sandbox> {
+    return this.withSandboxLock(groupId, async () => {
+      const dir = this.groupDir(groupId);
+      const rec = await readJson<SandboxRecord>(join(dir, 'sandbox.json'));
+      if (!rec) throw new Error(`group ${groupId} has no sandbox`);
+      if (this.opts.outbound !== false && !(await outboundPid(dir, join(dir, 'netns')))) await configureOutbound(this.outboundOptions(groupId));
+      if (rec.forwarderPid && !(await this.forwarderAlive(groupId, rec.forwarderPid))) {
+        return this.sandboxOf(await this.publish(groupId, rec.ip, rec.ports.map((p) => ({ port: p.port, protocol: p.protocol })), rec.imds, rec));
+      }
+      return this.sandboxOf(rec);
+    });
   }
 
   private sandboxOf(rec: SandboxRecord): Sandbox {
@@ -407,6 +501,7 @@ export class RuncRuntime implements Runtime {
     // interrupted before it was recorded must not outlive the group holding its host ports either.
     await stopProcessesWith(FORWARDER_SCRIPT, join(dir, 'forwarder.json'));
     await this.closeImds(groupId);
+    this.helperExits.delete(groupId);
     await rm(this.imdsSocket(groupId), { force: true });
     await removeOutbound(dir, join(dir, 'netns'));
     await deleteNetns(join(dir, 'netns'));
