@@ -15,5 +15,6 @@ if (files.length === 0) {
   console.error('no test files found in dist/test');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
+// Every test gets a deadline (a regression must fail, not hang CI): 10 minutes unless it sets its own.
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=600000', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -182,7 +182,13 @@ test('the unauthenticated surface is discovery only: cloud metadata and OIDC doc
   const routes = b.apiRoutes().filter((r) => !r.url.startsWith('/subscriptions') && !r.url.startsWith('/v1.0/') && !r.url.startsWith('/providers/') && r.url !== '/subscriptions' && r.url !== '/tenants');
   const urls = routes.map((r) => `${r.method} ${r.url}`).sort();
   assert.deepEqual(urls.filter((u) => !/\/(oauth2|discovery|\.well-known|msi|metadata\/identity)\b/.test(u) && !/\/berth\/images\/prune$/.test(u)),
-    ['GET /metadata/endpoints'], 'every other unauthenticated route is a token or discovery endpoint');
+    ['GET /metadata/endpoints', 'GET /portal', 'GET /portal/*', 'POST /portal/session', 'POST /portal/sign-in-codes'],
+    'every other unauthenticated route is a token or discovery endpoint, or the portal\'s assets and sign-in');
+  // The portal's: a code is asked for with a token, and a wrong one buys nothing.
+  assert.equal((await fetch(`${b.url}/portal/sign-in-codes`, { method: 'POST' })).status, 401);
+  const guess = await fetch(`${b.url}/portal/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: 'guessed-code' }) });
+  assert.equal(guess.status, 400);
+  assert.doesNotMatch(await guess.text(), /eyJ/, 'no token for a wrong code');
   const meta = await fetch(`${b.url}/metadata/endpoints?api-version=2022-09-01`);
   assert.equal(meta.status, 200);
   const [cloud] = (await meta.json()) as Array<{ name: string; resourceManager: string; authentication: { loginEndpoint: string } }>;

@@ -256,3 +256,41 @@ test('events fold repeats into counts and keep the last occurrence last; delays 
   s.stopped = true;
   assert.equal(groupRunState(s, 'Never'), 'Stopped');
 });
+
+test('a pull in progress shows in the container\'s detailStatus, and is cleared once the image is in', { timeout: 10_000 }, async () => {
+  const { r, until, puller } = setup();
+  let release!: () => void;
+  const gate = new Promise<void>((res) => (release = res));
+  const real = puller.pull.bind(puller);
+  puller.pull = async (reference, o) => {
+    o.progress?.layerStart?.({ digest: 'sha256:a', size: 1024 * 1024 });
+    o.progress?.layerStart?.({ digest: 'sha256:b', size: 3 * 1024 * 1024 });
+    o.progress?.layerDone?.({ digest: 'sha256:a', size: 1024 * 1024 }, 'downloaded');
+    await gate;
+    return real(reference, o);
+  };
+  const g = group('Always');
+  const runner = r.run(g);
+  const pulling = await until(g, (s) => /^Pulling image:/.test(s.containers.app!.currentState?.detailStatus ?? '') && s.containers.app!.currentState!.detailStatus.includes('1 of 2'));
+  assert.equal(pulling.containers.app!.currentState!.state, 'Waiting');
+  assert.equal(pulling.containers.app!.currentState!.detailStatus, 'Pulling image: 1.0 MiB of 4.0 MiB, 1 of 2 layers');
+  release();
+  assert.deepEqual(await runner.provisioned, { ok: true });
+  const running = await until(g, (s) => s.containers.app!.currentState?.state === 'Running');
+  assert.equal(running.containers.app!.currentState!.detailStatus, '');
+  await r.halt(g, { deleteSandbox: true });
+});
+
+test('pull progress reports at most every interval, and at every finished layer', async () => {
+  const { pullStatusReporter } = await import('../src/instances/pull-progress.js');
+  let t = 0;
+  const seen: string[] = [];
+  const p = pullStatusReporter((s) => seen.push(s), { intervalMs: 500, now: () => t });
+  const l = { digest: 'sha256:c', size: 2048 };
+  p.layerStart!(l);
+  p.layerProgress!(l, 1024);
+  t = 600;
+  p.layerProgress!(l, 512);
+  p.layerDone!(l, 'downloaded');
+  assert.deepEqual(seen, ['Pulling image: 0 B of 2.0 KiB, 0 of 1 layers', 'Pulling image: 1.5 KiB of 2.0 KiB, 0 of 1 layers', 'Pulling image: 2.0 KiB of 2.0 KiB, 1 of 1 layers']);
+});

@@ -120,6 +120,17 @@ describe('vault secrets', () => {
     assert.deepEqual(await explicit.resolve({ registry: 'myregistry.azurecr.io' }), { ...c, source: explicit.description });
   });
 
+  test('a user name given as is, with only the password in a vault secret', async () => {
+    const vault = new MapSecrets();
+    vault.set('kv', 'acr-password', 'admin-Pa55');
+    const kc = new VaultSecretKeychain({ server: 'r.example', vault: 'kv', username: 'myregistry', passwordSecret: 'acr-password' }, vault);
+    assert.equal(kc.description, 'user myregistry with the password in vault secret kv/acr-password for r.example');
+    const c = await kc.resolve({ registry: 'r.example' });
+    assert.deepEqual(c?.kind === 'basic' && [c.username, c.password], ['myregistry', 'admin-Pa55']);
+    const missing = new VaultSecretKeychain({ server: 'r.example', vault: 'kv', username: 'myregistry', passwordSecret: 'nope' }, vault);
+    await assert.rejects(missing.resolve({ registry: 'r.example' }), /secret nope was not found in vault kv/);
+  });
+
   test('every failure names vault and secret, never the value', async () => {
     const vault = new MapSecrets(new Map(), new Set(['lockedvault']));
     vault.set('kv', 'notjson', 'vault-leak-value');

@@ -31,6 +31,8 @@ import { registerResourceRoutes } from './resource-routes.js';
 import { registerCloudMetadataRoutes } from './cloud-metadata.js';
 import { checkArmApiVersion, checkArmBody } from './arm-request.js';
 import type { ImageGc } from '../platform/image-gc.js';
+import { SignInCodes } from '../identity/sign-in-codes.js';
+import { registerPortalCodeRoute, registerPortalRoutes } from './portal-routes.js';
 
 export interface ApiDeps {
   identity: IdentityService;
@@ -55,6 +57,10 @@ export interface ApiDeps {
   hostRoute?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** The DNS suffix (with the port) vaults are reached by name under, when they are (`vault.localhost:8080`). */
   vaultDnsSuffix?: () => string | undefined;
+  /** The portal's one-time sign-in codes (default: a new in-memory set). */
+  signInCodes?: SignInCodes;
+  /** Where the built portal is (default: dist/portal). */
+  portalDir?: string;
 }
 
 /** The scheme and host this request came in on: discovery documents point clients back there. */
@@ -190,6 +196,8 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
   app.addHook('preClose', async () => sockets.close());
+  const portal = { identity: d.identity, signInCodes: d.signInCodes ?? new SignInCodes(), ...(d.portalDir ? { portalDir: d.portalDir } : {}) };
+  registerPortalRoutes(app, portal, requestBase);
 
   // ---- ARM (authenticated)
   const arm = async (scope: FastifyInstance) => {
@@ -220,6 +228,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
     registerContainerRoutes(scope, d, sockets);
     registerImageGcRoutes(scope, d);
     registerResourceRoutes(scope, d);
+    registerPortalCodeRoute(scope, portal);
   };
   void app.register(arm);
   return app;

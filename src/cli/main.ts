@@ -19,6 +19,7 @@ import { registerKeyvaultCommands } from './commands/keyvault.js';
 import { registerVaultAdminCommands } from './commands/vault-admin.js';
 import { registerCaCommand } from './commands/ca.js';
 import { registerCloudCommands } from './commands/cloud.js';
+import { registerPortalCommand } from './commands/portal.js';
 import { trustBerthCa } from './trust.js';
 import { registerContainerCommands } from './commands/container.js';
 import { registerPruneImagesCommand } from './commands/prune-images.js';
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerVaultAdminCommands(program);
   registerCaCommand(program);
   registerCloudCommands(program);
+  registerPortalCommand(program, getClient);
   // Client commands trust Berth's CA; the server itself does not change its process-wide TLS trust.
   // Commands that talk only to the management API skip it: ArmClient trusts the CA itself over node:https,
   // and installing undici's dispatcher would load undici (~60-120 ms) for nothing.

@@ -43,6 +43,9 @@ export function platformKeychainFactory(d: PlatformKeychainDeps): KeychainFactor
         if (vaultName(username) !== vaultName(password)) throw new KeychainError('vault secret', `the username and password secrets for ${server} must be in the same vault`, 'vault');
         return new VaultSecretKeychain({ server, vault: vaultName(password), usernameSecret: username.reference.secretName, passwordSecret: password.reference.secretName }, d.secrets);
       }
+      if (isSecretRef(password) && typeof username === 'string') {
+        return new VaultSecretKeychain({ server, vault: vaultName(password), username, passwordSecret: password.reference.secretName }, d.secrets);
+      }
       throw new KeychainError('vault secret', `imageRegistryCredentials for ${server}: give the password as a Key Vault reference too (a literal password next to a referenced username is not supported)`, 'vault');
     },
     ...(d.defaults ? { platformDefaults: d.defaults } : {}),

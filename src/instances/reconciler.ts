@@ -4,6 +4,7 @@
 import type { Keychain } from '../keychain/keychain.js';
 import type { ImagePuller, PulledImage } from '../pull/types.js';
 import { PullError } from '../pull/types.js';
+import { pullStatusReporter } from './pull-progress.js';
 import type { ContainerSpec, ExitStatus, Runtime, Sandbox, SandboxHelperDown, SandboxSpec, Task } from '../runtime/runtime.js';
 import { ImageGoneError } from '../runtime/runtime.js';
 import type { Logger } from '../platform/logger.js';
@@ -237,7 +238,12 @@ export class GroupRunner {
           if (!cs.currentState || cs.currentState.state !== 'Waiting') cs.currentState = { state: 'Waiting', detailStatus: '' };
           try {
             o.log.debug('pulling', { group: this.group.name, container: c.name });
-            image = await o.puller.pull(c.image, { keychain: o.keychainFor(this.group), signal });
+            const progress = pullStatusReporter((detailStatus) => {
+              if (cs.currentState?.state !== 'Waiting') return;
+              cs.currentState = { state: 'Waiting', detailStatus };
+              this.save();
+            });
+            image = await o.puller.pull(c.image, { keychain: o.keychainFor(this.group), signal, progress });
             o.log.debug('pulled', { group: this.group.name, container: c.name });
           } catch (e) {
             if (signal.aborted) break;
@@ -247,6 +253,7 @@ export class GroupRunner {
             await backOff('pull', why);
             continue;
           }
+          if (cs.currentState?.state === 'Waiting') cs.currentState = { state: 'Waiting', detailStatus: '' };
           this.event(cs, 'Pulled', `Successfully pulled image "${c.image}"`);
         }
         // ---- create + start

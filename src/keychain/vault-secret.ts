@@ -17,7 +17,9 @@ export type VaultSecretRef =
   /** One secret holding JSON `{"username": "...", "password": "..."}`. */
   | { server: string; vault: string; secret: string }
   /** Two secrets: the user name and the password (seed 003's `NAME-usr` / `NAME-pwd`). */
-  | { server: string; vault: string; usernameSecret: string; passwordSecret: string };
+  | { server: string; vault: string; usernameSecret: string; passwordSecret: string }
+  /** A user name given as is (it is no secret) and the password in a secret. */
+  | { server: string; vault: string; username: string; passwordSecret: string };
 
 /** The pair seed 003 creates for a prefix: `myregistry-pull` → `myregistry-pull-usr`, `myregistry-pull-pwd`. */
 export function secretPair(server: string, vault: string, prefix: string): VaultSecretRef {
@@ -32,7 +34,9 @@ export class VaultSecretKeychain implements Keychain {
     this.server = serverKey(ref.server);
     this.description = 'secret' in ref
       ? `vault secret ${ref.vault}/${ref.secret} for ${this.server}`
-      : `vault secrets ${ref.vault}/${ref.usernameSecret} and ${ref.vault}/${ref.passwordSecret} for ${this.server}`;
+      : 'username' in ref
+        ? `user ${ref.username} with the password in vault secret ${ref.vault}/${ref.passwordSecret} for ${this.server}`
+        : `vault secrets ${ref.vault}/${ref.usernameSecret} and ${ref.vault}/${ref.passwordSecret} for ${this.server}`;
   }
 
   async resolve(target: KeychainTarget): Promise<RegistryCredential | undefined> {
@@ -43,8 +47,8 @@ export class VaultSecretKeychain implements Keychain {
       const { username, password } = parseUsernamePassword(value, this.ref.vault, this.ref.secret, this.description);
       return { kind: 'basic', username, password, source: this.description };
     }
-    const [username, password] = await Promise.all([this.read(this.ref.usernameSecret), this.read(this.ref.passwordSecret)]);
-    if (username.trim() === '') throw new KeychainError(this.description, `secret ${this.ref.usernameSecret} in vault ${this.ref.vault} is empty: it should hold the registry user name`, 'vault');
+    const [username, password] = await Promise.all(['username' in this.ref ? this.ref.username : this.read(this.ref.usernameSecret), this.read(this.ref.passwordSecret)]);
+    if (username.trim() === '' && 'usernameSecret' in this.ref) throw new KeychainError(this.description, `secret ${this.ref.usernameSecret} in vault ${this.ref.vault} is empty: it should hold the registry user name`, 'vault');
     if (password === '') throw new KeychainError(this.description, `secret ${this.ref.passwordSecret} in vault ${this.ref.vault} is empty: it should hold the registry password`, 'vault');
     // `az keyvault secret show --query value -o tsv` drops a trailing newline; a user name never has one.
     return { kind: 'basic', username: username.trim(), password, source: this.description };

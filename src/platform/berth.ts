@@ -163,7 +163,9 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const managedIdentities = new ManagedIdentities(db, ids.subscriptionId, ids.tenantId, groups);
   const workloads = new WorkloadIdentities(identity, managedIdentities);
   const auth = new RegistryAuth(registries, identity, tokens, repoTokens);
-  const registryHttp = new RegistryHttp({ registries, service: registryService, auth, log });
+  // The portal's origins (the main port's), which registries and vaults answer from a browser.
+  const browserOrigins = () => [baseUrl, ...otherBases];
+  const registryHttp = new RegistryHttp({ registries, service: registryService, auth, log, browserOrigins });
   // Look the registry up per request: it may have been updated (admin user) since the listener opened.
   const listeners = new PortListeners('registry', (p) => (req, res) => void registryHttp.handle(req, res, registries.byPort(p)), host, log, tls);
   registries.onChange({ opened: (r) => listeners.open(r, registries.loginServer(r)), closed: (r) => listeners.close(r) });
@@ -177,7 +179,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const vaults = new Vaults(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host),
     (v) => (byName ? `https://${vaultHostName(v.name)}:${port}/` : `${dataPlaneScheme}://localhost:${v.port}/`));
   const secrets = new Secrets(db, vaults);
-  const vaultHttp = new VaultHttp({ vaults, secrets, identity, log, identityBase: () => (tls ? `https://localhost:${port}` : baseUrl) });
+  const vaultHttp = new VaultHttp({ vaults, secrets, identity, log, identityBase: () => (tls ? `https://localhost:${port}` : baseUrl), browserOrigins });
   const vaultByHost = (req: IncomingMessage, res: ServerResponse): boolean => {
     const name = vaultNameFromHost(req.headers.host);
     if (!name) return false;

@@ -7,6 +7,7 @@ import type { Logger } from '../platform/logger.js';
 import type { IdentityService } from '../identity/service.js';
 import type { Principal } from '../identity/principals.js';
 import { policiesAllow, vaultArmId, type SecretPermission, type VaultRecord, type Vaults } from './vaults.js';
+import { corsHeaders, preflight } from '../platform/cors.js';
 import { recoveryLevel, type DeletedSecret, type Page, type SecretVersion, type Secrets } from './secrets.js';
 
 /** The audience of vault tokens; the challenge names it as `resource`. */
@@ -41,6 +42,8 @@ export interface VaultHttpDeps {
   log: Logger;
   /** Base URL of Berth's identity endpoint (the challenge's authorization URL is <base>/<tenant>). */
   identityBase: () => string;
+  /** Origins whose pages may call vaults from a browser (Berth's portal). */
+  browserOrigins?: () => readonly string[];
 }
 
 interface Route {
@@ -157,10 +160,11 @@ export class VaultHttp {
   async handle(req: IncomingMessage, res: ServerResponse, vault: VaultRecord | undefined): Promise<void> {
     const requestId = randomUUID();
     const url = new URL(req.url ?? '/', 'http://vault.invalid');
+    const origins = this.d.browserOrigins?.() ?? [];
     const send = (status: number, body?: unknown, headers: Record<string, string> = {}) => {
       const h: Record<string, string> = {
         'Cache-Control': 'no-cache', Pragma: 'no-cache', Expires: '-1', 'x-ms-request-id': requestId,
-        'x-ms-keyvault-service-version': '1.9.0.0', ...headers,
+        'x-ms-keyvault-service-version': '1.9.0.0', ...corsHeaders(req, origins), ...headers,
       };
       const cid = req.headers['x-ms-client-request-id'];
       if (typeof cid === 'string') h['x-ms-client-request-id'] = cid;
@@ -175,6 +179,8 @@ export class VaultHttp {
     const fail = (e: HttpError, headers: Record<string, string> = {}) =>
       send(e.status, { error: { code: e.code, message: e.message, ...(e.inner ? { innererror: { code: e.inner } } : {}) } }, headers);
 
+    const pre = preflight(req, origins);
+    if (pre) return send(pre.status, undefined, pre.headers);
     try {
       if (!vault) throw new HttpError(404, 'VaultNotFound', 'This vault no longer exists.');
       // Authenticate first, before looking at the body: the SDK's first request carries no token and no body.

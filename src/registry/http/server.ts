@@ -18,6 +18,7 @@ import { matchRoute, requiredAccess, type Route } from './routes.js';
 import { writeResponse, type Response } from './response.js';
 import { handleAcr, isAcrRoute, pageParams } from './acr-metadata.js';
 import type { Logger } from '../../platform/logger.js';
+import { corsHeaders, preflight } from '../../platform/cors.js';
 
 const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 const MAX_FORM_BYTES = 64 * 1024;
@@ -38,6 +39,8 @@ export interface RegistryHttpDeps {
   service: RegistryService;
   auth: RegistryAuth;
   log: Logger;
+  /** Origins whose pages may call this registry from a browser (Berth's portal). */
+  browserOrigins?: () => readonly string[];
 }
 
 export class RegistryHttp {
@@ -47,14 +50,15 @@ export class RegistryHttp {
   async handle(req: IncomingMessage, res: ServerResponse, registry: RegistryRecord | undefined): Promise<void> {
     const started = Date.now();
     const head = req.method === 'HEAD';
+    const origins = this.d.browserOrigins?.() ?? [];
     let response: Response;
     try {
       if (!registry) throw new RegistryError('NAME_UNKNOWN', 'no registry is served at this address');
-      response = await this.dispatch(req, registry);
+      response = preflight(req, origins) ?? await this.dispatch(req, registry);
     } catch (e) {
       response = this.errorResponse(e);
     }
-    response.headers = { ...API_VERSION_HEADER, ...response.headers };
+    response.headers = { ...API_VERSION_HEADER, ...corsHeaders(req, origins), ...response.headers };
     // Drain what the client sent but we did not read, so keep-alive connections stay usable. A refusal
     // waits for the end of the body: Go clients (skopeo, podman, docker) that get an answer while still
     // sending often report "broken pipe" instead of it.
