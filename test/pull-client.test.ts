@@ -411,7 +411,7 @@ test('the server\'s own puller (RunningBerth.puller) stores layers under <dataDi
 test('import rules: the pull client depends only on oci, keychain, the challenge parser, platform helpers and undici', async () => {
   const { readdir: ls } = await import('node:fs/promises');
   const dir = join(import.meta.dirname, '..', '..', 'src', 'pull');
-  const allowed = [/^node:/, /^undici$/, /^\.\//, /^\.\.\/oci\//, /^\.\.\/keychain\/keychain\.js$/, /^\.\.\/client\/challenge\.js$/, /^\.\.\/platform\/(fs-atomic|pin-set)\.js$/];
+  const allowed = [/^node:/, /^undici$/, /^\.\//, /^\.\.\/oci\//, /^\.\.\/keychain\/keychain\.js$/, /^\.\.\/client\/challenge\.js$/, /^\.\.\/platform\/(fs-atomic|pin-set|bytes)\.js$/];
   for (const f of (await ls(dir)).filter((x) => x.endsWith('.ts'))) {
     const text = await readFile(join(dir, f), 'utf8');
     for (const m of text.matchAll(/^import[^'"]*['"]([^'"]+)['"]/gm)) {
@@ -432,4 +432,24 @@ test('the content store sweeps downloads a crashed process left behind, but not 
   const store = new ContentStore(root);
   await store.tempPath(sha('z') as never);
   assert.deepEqual((await ls(join(root, 'tmp'))).sort(), ['fresh.partial']);
+});
+
+test('a download that would cross the disk\'s reserve stops, leaves nothing, and says what to free', { skip }, async () => {
+  const { DiskSpace } = await import('../src/storage/disk-space.js');
+  const contentDir = await mkdtemp(join(tmpdir(), 'berth-content-'));
+  // A reserve larger than the disk: no blob byte fits.
+  const p = new RegistryPuller({ contentDir, backoffMs: 20, space: new DiskSpace(contentDir, { reserve: Number.MAX_SAFE_INTEGER }) });
+  try {
+    const e = await failure(p.pull(`${reg.loginServer}/tools/busybox:v1`, { keychain: admin() }), 'STORAGE_FULL');
+    assert.match(e.registryMessage, /could not be stored: only .* free, and .* is kept in reserve/);
+    const { diagnosePull } = await import('../src/pull/diagnosis.js');
+    const group = diagnosePull(e, { caller: 'group' });
+    assert.match(group, /^Disk space: blob sha256:/);
+    assert.match(group, /berth container prune-images/);
+    assert.match(diagnosePull(e, { caller: 'pull' }), /Free space on the disk that holds the content store/);
+    const tmp = await readdir(join(contentDir, 'tmp')).catch(() => []);
+    assert.deepEqual(tmp, [], 'no partial download is left');
+  } finally {
+    await p.close();
+  }
 });

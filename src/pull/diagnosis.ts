@@ -29,11 +29,12 @@ const LABEL: Record<PullErrorSource, string> = {
   'keychain': 'Credential source:',
   'digest': 'Digest check:',
   'image': 'Image check:',
+  'disk': 'Disk space:',
 };
 
 const SOURCE_OF_CODE: Partial<Record<PullErrorCode, PullErrorSource>> = {
   NO_SUCH_HOST: 'dns', CONNECTION_REFUSED: 'refused', TLS: 'tls', TIMEOUT: 'timeout', DIGEST_MISMATCH: 'digest',
-  CREDENTIAL_SOURCE: 'keychain', PLATFORM_NOT_FOUND: 'image', INVALID_REFERENCE: 'image', UNSUPPORTED: 'image',
+  CREDENTIAL_SOURCE: 'keychain', PLATFORM_NOT_FOUND: 'image', INVALID_REFERENCE: 'image', UNSUPPORTED: 'image', STORAGE_FULL: 'disk',
 };
 
 /** Who said the words of `e`: its own `source`, else what its code implies (a registry, by default). */
@@ -60,6 +61,10 @@ function remedy(r: PullRemedy, caller: DiagnosisContext['caller']): string {
       return caller === 'pull'
         ? `Pass --creds USER:PASS (or --registry-config FILE) to berth pull.`
         : `Give the group credentials for ${r.registry}: --registry-login-server ${r.registry} with --registry-username and --registry-password, or --acr-identity ID (imageRegistryCredentials in a spec file).`;
+    case 'disk':
+      return caller === 'pull'
+        ? 'Free space on the disk that holds the content store, then pull again: what was downloaded so far stays and is not fetched again.'
+        : 'Free space on the data directory\'s disk: berth container prune-images removes images no container uses, berth acr gc -n REGISTRY the blobs no image names; or start berth serve with a smaller --storage-reserve. The group pulls again by itself.';
   }
 }
 

@@ -13,7 +13,8 @@ import { ContentStore } from './content-store.js';
 import { DEFAULT_PLATFORM, formatPlatform, parsePlatform, platformMatches, selectPlatform, type PlatformSpec } from './platform.js';
 import { GRANT_PULL, Transport, readRegistryError, sleep, type RegistryResponse, type RegistrySession, type TransportOptions } from './transport.js';
 import { isTransientNetworkError, networkPullError } from './net-errors.js';
-import { PullError, type ImagePuller, type ImageRunConfig, type PulledImage, type PullOptions } from './types.js';
+import { PullError, type ImagePuller, type ImageRunConfig, type PulledImage, type PullOptions, type SpaceBudget } from './types.js';
+import { formatBytes } from '../platform/bytes.js';
 
 export interface PullerOptions extends TransportOptions {
   /** Root of the content store shared by all pulls, e.g. <dataDir>/content. */
@@ -22,6 +23,8 @@ export interface PullerOptions extends TransportOptions {
   concurrency?: number;
   /** The content store over contentDir, when the caller shares it (the server's garbage collection). */
   store?: ContentStore;
+  /** Free space of contentDir's disk: downloads stop short of its reserve (the server's; none for berth pull). */
+  space?: SpaceBudget;
 }
 
 /** What `resolve` finds: the image without its layers downloaded. */
@@ -234,6 +237,7 @@ export class RegistryPuller implements ImagePuller {
     let committed = false;
     const layer = { digest: d.digest, size: d.size };
     const maxAttempts = this.opts.maxAttempts ?? 5;
+    const meter = this.opts.space?.meter();
     try {
       for (let attempt = 1; ; attempt++) {
         const headers: Record<string, string> = written > 0 ? { range: `bytes=${written}-` } : {};
@@ -254,6 +258,7 @@ export class RegistryPuller implements ImagePuller {
               throw new PullError('DIGEST_MISMATCH', `blob ${d.digest}: the registry sent more than the ${d.size} bytes the manifest lists`,
                 `The download of ${d.digest} was discarded; nothing was stored.`);
             }
+            await meter?.take(c.length).catch((e: Error) => { throw new NoRoom(e.message); });
             hash.update(c);
             await file.write(c);
             written += c.length;
@@ -278,6 +283,9 @@ export class RegistryPuller implements ImagePuller {
       }
       await this.store.commit(tmp, d.digest);
       committed = true;
+    } catch (e) {
+      if (e instanceof NoRoom || DISK_FULL.has(String((e as NodeJS.ErrnoException)?.code))) throw diskFull(d, e);
+      throw e;
     } finally {
       if (!committed) {
         await file.close().catch(() => undefined);
@@ -336,6 +344,17 @@ export class RegistryPuller implements ImagePuller {
 }
 
 /** A temp file written behind the network: write() waits only when a few MB are queued. */
+/** The space budget refused more bytes. */
+class NoRoom extends Error {}
+const DISK_FULL = new Set(['ENOSPC', 'EDQUOT']);
+
+/** A download the disk has no room for (its reserve, or the filesystem itself): nothing of it is kept. */
+function diskFull(d: Descriptor, e: unknown): PullError {
+  const why = e instanceof NoRoom ? e.message : 'the filesystem is full';
+  return new PullError('STORAGE_FULL', `blob ${d.digest} (${formatBytes(d.size)}) could not be stored: ${why}`,
+    'The partial download was removed.', { remedy: { kind: 'disk' } });
+}
+
 class BlobFile {
   private readonly ws: WriteStream;
   failed: Error | undefined;

@@ -43,6 +43,14 @@ export interface PullProgress {
   layerDone?(layer: { digest: string; size: number }, how: 'downloaded' | 'cached'): void;
 }
 
+/**
+ * Room on the content store's disk (the server hands in its storage reserve): `take(n)` resolves when n
+ * more bytes fit and throws (an Error whose message says why) when they do not.
+ */
+export interface SpaceBudget {
+  meter(): { take(n: number): Promise<void> };
+}
+
 export interface PullOptions {
   keychain: Keychain;
   /** `os/arch[/variant]`, default `linux/amd64`. */
@@ -71,6 +79,7 @@ export type PullErrorCode =
   | 'CREDENTIAL_SOURCE'   // a keychain source failed (vault secret missing, helper failed, ...)
   | 'INVALID_REFERENCE'
   | 'UNSUPPORTED'
+  | 'STORAGE_FULL'        // the content store's disk is full, or at its reserve
   | 'UNKNOWN';
 
 /**
@@ -80,7 +89,7 @@ export type PullErrorCode =
  * When not given it follows from the code (src/pull/diagnosis.ts).
  */
 export type PullErrorSource = 'registry' | 'token-server' | 'dns' | 'refused' | 'connection' | 'tls' | 'timeout'
-  | 'vault' | 'helper' | 'identity' | 'keychain' | 'digest' | 'image';
+  | 'vault' | 'helper' | 'identity' | 'keychain' | 'digest' | 'image' | 'disk';
 
 /**
  * A fix whose wording depends on where the pull ran: `berth pull` has flags (--ca-file, --platform,
@@ -90,7 +99,8 @@ export type PullRemedy =
   | { kind: 'ca'; host: string; /** CA files that were trusted and still did not verify the certificate. */ caFiles?: string[] }
   | { kind: 'plain-http'; host: string }
   | { kind: 'platform'; wanted: string; available: string[] }
-  | { kind: 'credentials'; registry: string };
+  | { kind: 'credentials'; registry: string }
+  | { kind: 'disk' };
 
 export interface PullErrorOptions {
   temporary?: boolean;
