@@ -194,7 +194,7 @@ test('a failed image check shows Berth\'s diagnosis, not a generic error', { ski
   await context.close();
 });
 
-test('a Reader signed in with appId and secret sees the registry and groups but cannot run or delete', { skip, timeout: 120_000 }, async () => {
+test('a Reader signed in with appId and secret sees the registry and groups but cannot run, stop or delete', { skip, timeout: 120_000 }, async () => {
   const { context, page } = await newPage();
   await page.goto(`${env.BERTH_SERVER}/portal/`);
   await page.getByLabel('Application (client) ID').fill(reader.appId);
@@ -203,7 +203,15 @@ test('a Reader signed in with appId and secret sees the registry and groups but 
   await nav(page, 'Registries').waitFor();
 
   await nav(page, 'Container groups').click();
-  await page.getByRole('link', { name: 'web' }).waitFor();
+  await page.getByRole('link', { name: 'web', exact: true }).click();
+  await page.getByTestId('group-state').filter({ hasText: 'Running' }).waitFor();
+  await page.locator('pre.logs').filter({ hasText: LOG_LINE }).waitFor();
+  assert.equal(await page.getByRole('alert').count(), 0, 'a Reader reads the logs (polled: it may not attach) with no error');
+  await page.getByRole('button', { name: 'Stop', exact: true }).click();
+  const noStop = page.getByRole('alert');
+  await noStop.waitFor();
+  assert.match(await noStop.innerText(), /does not have authorization/i);
+  assert.equal(await ok(['container', 'show', '-g', 'demo', '-n', 'web', '--query', 'instanceView.state', '-o', 'tsv']), 'Running', 'a Reader cannot stop a group');
 
   await nav(page, 'Registries').click();
   await page.getByRole('link', { name: 'portalreg01' }).click();
@@ -304,7 +312,7 @@ test('identities and access control: create an identity, give it AcrPull on the 
   await context.close();
 });
 
-test('Run instance with the registry password kept in a key vault: the group pulls with the vault reference', { skip, timeout: 120_000 }, async () => {
+test('Run instance with the registry password kept in a key vault: the group pulls with the vault reference; stop, start and delete it', { skip, timeout: 120_000 }, async () => {
   const { context, page } = await newPage();
   await signInWithLink(page);
   await openTag(page, 'v1.0');
@@ -322,6 +330,17 @@ test('Run instance with the registry password kept in a key vault: the group pul
   assert.equal(g.imageRegistryCredentials[0].username, 'portalreg01');
   assert.ok(!JSON.stringify(g).includes(acr.password), 'the group holds the reference, not the password');
   assert.ok(!(await visibleState(page)).includes(acr.password));
+
+  // Stop, start and delete from the group's page.
+  const state = page.getByTestId('group-state');
+  await page.getByRole('button', { name: 'Stop', exact: true }).click();
+  await state.filter({ hasText: 'Stopped' }).waitFor({ timeout: 60_000 });
+  await page.getByRole('button', { name: 'Start', exact: true }).click();
+  await state.filter({ hasText: 'Running' }).waitFor({ timeout: 90_000 });
+  page.once('dialog', (d) => void d.accept());
+  await page.getByRole('button', { name: 'Delete', exact: true }).click();
+  await page.waitForURL(/#\/container-groups$/);
+  assert.equal((await runCli(['container', 'show', '-g', 'demo', '-n', 'web-kv'], env)).code, 3, 'deleted');
   await context.close();
 });
 

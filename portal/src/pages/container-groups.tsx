@@ -1,7 +1,7 @@
 // Container groups: the list (state, IP and ports) and one group's page: state, containers with their
 // restart counts, events refreshed every two seconds, logs streamed live, and stop/start/restart/delete.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { API, arm, list, rgOf, subPath, type ArmResource } from '../api.js';
+import { API, arm, list, rgOf, subPath, type ApiError, type ArmResource } from '../api.js';
 import { go, href } from '../router.js';
 import { ErrorBox, Show, useLoad, when } from '../ui.js';
 import { Console } from './console.js';
@@ -79,14 +79,25 @@ function Logs({ path, container, running }: { path: string; container: string; r
   const pre = useRef<HTMLPreElement>(null);
   useEffect(() => {
     let ws: WebSocket | undefined;
+    let poll: ReturnType<typeof setInterval> | undefined;
     let live = true;
+    const read = async () => {
+      const r = await arm<{ content: string }>('GET', `${path}/containers/${container}/logs`, API.groups);
+      if (live) setText(r.content ?? '');
+    };
     const start = async () => {
       try {
-        const r = await arm<{ content: string }>('GET', `${path}/containers/${container}/logs`, API.groups);
-        if (!live) return;
-        setText(r.content ?? '');
-        if (!running) return;
-        const a = await arm<{ webSocketUri: string; password: string }>('POST', `${path}/containers/${container}/attach`, API.groups, {});
+        await read();
+        if (!live || !running) return;
+        let a: { webSocketUri: string; password: string };
+        try {
+          a = await arm<{ webSocketUri: string; password: string }>('POST', `${path}/containers/${container}/attach`, API.groups, {});
+        } catch (e) {
+          // A principal that may read logs but not attach (a Reader) gets them every two seconds instead.
+          if ((e as ApiError).status !== 403) throw e;
+          poll = setInterval(() => void read().catch((err: Error) => live && setError(err)), 2000);
+          return;
+        }
         if (!live) return;
         ws = new WebSocket(a.webSocketUri);
         ws.onopen = () => ws!.send(a.password);
@@ -96,7 +107,7 @@ function Logs({ path, container, running }: { path: string; container: string; r
       }
     };
     void start();
-    return () => { live = false; ws?.close(); };
+    return () => { live = false; ws?.close(); if (poll) clearInterval(poll); };
   }, [path, container, running]);
   useEffect(() => { if (pre.current) pre.current.scrollTop = pre.current.scrollHeight; }, [text]);
   return (
