@@ -42,21 +42,27 @@ async function accessToken(loginServer: string, scope: string): Promise<string> 
   return (await form(`${base}/oauth2/token`, { grant_type: 'refresh_token', service: loginServer, scope, refresh_token: rt })).access_token!;
 }
 
-async function get<T>(loginServer: string, path: string, scope: string): Promise<T> {
+/** Every page of a list (following the registry's Link headers, at most 50 pages). */
+async function pages<T>(loginServer: string, first: string, scope: string, items: (body: Record<string, unknown>) => T[] | undefined): Promise<T[]> {
   const token = await accessToken(loginServer, scope);
-  const res = await fetch(`${registryBase(loginServer)}${path}`, { headers: { authorization: `Bearer ${token}` } });
-  const body = (await res.json().catch(() => ({}))) as { errors?: Array<{ code: string; message: string }> };
-  if (!res.ok) throw new ApiError(res.status, body.errors?.[0]?.code ?? String(res.status), body.errors?.[0]?.message ?? res.statusText);
-  return body as T;
+  const out: T[] = [];
+  let path: string | undefined = first;
+  for (let i = 0; path && i < 50; i++) {
+    const res = await fetch(`${registryBase(loginServer)}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    const body = (await res.json().catch(() => ({}))) as Record<string, unknown> & { errors?: Array<{ code: string; message: string }> };
+    if (!res.ok) throw new ApiError(res.status, body.errors?.[0]?.code ?? String(res.status), body.errors?.[0]?.message ?? res.statusText);
+    out.push(...(items(body) ?? []));
+    path = /<([^>]+)>;\s*rel="?next"?/.exec(res.headers.get('link') ?? '')?.[1];
+  }
+  return out;
 }
 
-export async function repositories(loginServer: string): Promise<string[]> {
-  return (await get<{ repositories?: string[] }>(loginServer, '/acr/v1/_catalog?n=1000', 'registry:catalog:*')).repositories ?? [];
+export function repositories(loginServer: string): Promise<string[]> {
+  return pages(loginServer, '/acr/v1/_catalog?n=500', 'registry:catalog:*', (b) => b.repositories as string[] | undefined);
 }
 
-export async function manifests(loginServer: string, repo: string): Promise<ManifestInfo[]> {
-  const r = await get<{ manifests?: ManifestInfo[] }>(loginServer, `/acr/v1/${repo}/_manifests?n=1000&orderby=timedesc`, `repository:${repo}:metadata_read`);
-  return r.manifests ?? [];
+export function manifests(loginServer: string, repo: string): Promise<ManifestInfo[]> {
+  return pages(loginServer, `/acr/v1/${repo}/_manifests?n=500&orderby=timedesc`, `repository:${repo}:metadata_read`, (b) => b.manifests as ManifestInfo[] | undefined);
 }
 
 export async function deleteTag(loginServer: string, repo: string, tag: string): Promise<void> {
