@@ -41,6 +41,18 @@ test('inline credentials answer only for their own server', async () => {
   assert.deepEqual(puller.credentials.at(-1), { reference: 'r.io/app:1', kind: 'basic', username: 'bob', source: 'imageRegistryCredentials for r.io (user bob)' });
 });
 
+test('a credential for host:443 or HOST finds pulls from host, and one for host finds host:443 (one server-name rule)', async () => {
+  const cases: Array<[string, string]> = [['myreg.azurecr.io:443', 'myreg.azurecr.io/app:1'], ['MyReg.AzureCR.io', 'myreg.azurecr.io/app:1'],
+    ['myreg.azurecr.io', 'myreg.azurecr.io:443/app:1'], ['index.docker.io', 'docker.io/library/app:1']];
+  for (const [i, [server, image]] of cases.entries()) {
+    await create(`port${i}`, body(image, [{ server, username: 'bob', password: 'pw' }]));
+    const got = puller.credentials.at(-1)!;
+    assert.equal(got.reference, image);
+    assert.equal(got.kind, 'basic', `a credential for ${server} is used for ${image} (not an anonymous pull)`);
+    assert.equal(got.username, 'bob');
+  }
+});
+
 test('vault secrets by reference: a JSON secret, and a username/password pair (seed 003)', async () => {
   const { vault } = await b.vaults.createOrUpdate('rg', 'kv1', {});
   b.secrets.set(vault, 'my-docker-credentials', { value: JSON.stringify({ username: 'json-user', password: 'json-pw' }) });

@@ -4,6 +4,7 @@
 // sources themselves (InlineKeychain, ManagedIdentityKeychain, ...) come from the keychain module
 // through a KeychainFactory, so this file only decides which sources apply and in which order.
 import { MultiKeychain, type Keychain, type KeychainTarget, type RegistryCredential } from '../keychain/keychain.js';
+import { tryServerKey } from '../keychain/server-key.js';
 import { isSecretRef, type GroupSpec, type SecretRef } from './spec.js';
 import { invalid } from '../platform/errors.js';
 
@@ -30,12 +31,10 @@ export interface KeychainFactory {
   platformDefaults?(): Keychain[];
 }
 
-const DOCKER_HUB_ALIASES = ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com'];
-
-/** Canonical server name: lower case, no scheme or path, Docker Hub's aliases folded into docker.io. */
-export function canonicalServer(s: string): string {
-  const host = s.trim().toLowerCase().replace(/^[a-z]+:\/\//, '').split('/')[0]!;
-  return DOCKER_HUB_ALIASES.includes(host) ? 'docker.io' : host;
+/** Whether two ways of writing a registry server name the same server (the keychain's one rule: serverKey). */
+export function sameServer(a: string, b: string): boolean {
+  const ka = tryServerKey(a);
+  return ka !== undefined && ka === tryServerKey(b);
 }
 
 /** Restricts a keychain to one server: it is not asked about any other host. */
@@ -45,7 +44,7 @@ export class ServerScopedKeychain implements Keychain {
     this.description = inner.description;
   }
   private mine(t: KeychainTarget): boolean {
-    return canonicalServer(t.registry) === canonicalServer(this.server);
+    return sameServer(t.registry, this.server);
   }
   async resolve(t: KeychainTarget, signal?: AbortSignal): Promise<RegistryCredential | undefined> {
     return this.mine(t) ? this.inner.resolve(t, signal) : undefined;

@@ -4,7 +4,7 @@
 // Returns the context diagnosePull (src/pull/diagnosis.ts) words the diagnosis with. Pure.
 import { PullError } from '../pull/types.js';
 import type { DiagnosisContext } from '../pull/diagnosis.js';
-import { canonicalServer } from './keychains.js';
+import { sameServer } from './keychains.js';
 import { imageRegistry } from './flags.js';
 import type { GroupSpec } from './spec.js';
 import type { AciEvent } from './state.js';
@@ -29,7 +29,7 @@ const SYSTEM = /^managed identity system-assigned\b/;
 export function groupPullContext(e: unknown, f: GroupPullFacts): DiagnosisContext {
   const ctx: DiagnosisContext = { caller: 'group', hints: [] };
   if (!(e instanceof PullError)) return ctx;
-  const server = canonicalServer(imageRegistry(f.image));
+  const server = imageRegistry(f.image);
   if (AUTH_CODES.has(e.code)) {
     if (f.freshSystemIdentity && SYSTEM.test(e.opts.credentialSource ?? '')) {
       const scope = /--scope (\S+)/.exec(e.opts.fix ?? '')?.[1] ?? `$(berth acr show -n REGISTRY --query id -o tsv)`;
@@ -39,7 +39,7 @@ export function groupPullContext(e: unknown, f: GroupPullFacts): DiagnosisContex
         `\`berth role assignment create --assignee $(berth identity show -g ${f.resourceGroup} -n pull-identity --query principalId -o tsv) --role AcrPull --scope ${scope}\`, ` +
         `then create the group with \`--assign-identity ${id} --acr-identity ${id}\``;
     }
-    const used = new Set(f.spec.imageRegistryCredentials.filter((c) => c.identity && canonicalServer(c.server) === server).map((c) => c.identity!.toLowerCase()));
+    const used = new Set(f.spec.imageRegistryCredentials.filter((c) => c.identity && sameServer(c.server, server)).map((c) => c.identity!.toLowerCase()));
     const held = [...(f.spec.identity?.type.includes('SystemAssigned') ? ['[system]'] : []), ...(f.spec.identity?.userAssignedIdentities ?? [])];
     const unused = held.filter((id) => !used.has(id.toLowerCase()) && !(id === '[system]' && used.has('system')));
     if (used.size === 0 && unused.length) {
