@@ -14,7 +14,7 @@ import { Reconciler } from '../src/instances/reconciler.js';
 import { parseGroupSpec } from '../src/instances/spec.js';
 import { backoffDelay, groupRunState, initialState, recordEvent, type GroupState } from '../src/instances/state.js';
 import type { StoredGroup } from '../src/instances/store.js';
-import { createLogger } from '../src/platform/logger.js';
+import { createLogger } from '../src/lib/logger.js';
 
 function group(restartPolicy: string, containers = ['app'], extra: Record<string, unknown> = {}): StoredGroup {
   const spec = parseGroupSpec({ location: 'westus', properties: { osType: 'Linux', restartPolicy, ...extra,

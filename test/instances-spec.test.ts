@@ -6,7 +6,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseGroupFile, parseGroupSpec, specToBody } from '../src/instances/spec.js';
 import { shlexSplit, specFromFlags } from '../src/instances/flags.js';
-import { BerthError } from '../src/platform/errors.js';
+import { BerthError } from '../src/lib/errors.js';
 import { REPO_ROOT } from './helpers/berth.js';
 
 const FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'aci');

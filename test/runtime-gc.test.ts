@@ -26,7 +26,7 @@ import { Reconciler } from '../src/instances/reconciler.js';
 import { parseGroupSpec } from '../src/instances/spec.js';
 import { initialState } from '../src/instances/state.js';
 import { MultiKeychain } from '../src/keychain/keychain.js';
-import { createLogger } from '../src/platform/logger.js';
+import { createLogger } from '../src/lib/logger.js';
 import type { Sandbox, Task } from '../src/runtime/runtime.js';
 import { busyboxLayer, busyboxPath, entriesLayer, imageWorkDir, pulledImage } from './helpers/runtime-images.js';
 

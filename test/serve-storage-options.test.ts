@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseBytes } from '../src/platform/bytes.js';
+import { parseBytes } from '../src/lib/bytes.js';
 import { cliAdminRegistry, runCli } from './helpers/berth.js';
 import { startServeChild, stopServeChild, type ServeChild } from './helpers/serve-child.js';
 

@@ -1,7 +1,7 @@
 // What every ARM request must carry before a route looks at it, as ARM checks it: an api-version in
 // the query, and for a PUT or PATCH a JSON object whose common top-level fields have their types.
 // A route then reads `location`, `tags`, `sku` and `properties` without a type error turning into a 500.
-import { invalid } from '../platform/errors.js';
+import { invalid } from '../lib/errors.js';
 
 const API_VERSION = /^\d{4}-\d{2}-\d{2}(-(preview|privatepreview|alpha|beta)(\.\d+)?)?$/i;
 

@@ -1,6 +1,6 @@
 // Checks every management route shares: the subscription in the path, and RBAC on the caller.
 import type { FastifyRequest } from 'fastify';
-import { BerthError } from '../platform/errors.js';
+import { BerthError } from '../lib/errors.js';
 import type { IdentityService } from '../identity/service.js';
 
 export function requirePermission(d: { identity: IdentityService }, req: FastifyRequest, action: string, scope: string): void {

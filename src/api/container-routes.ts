@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiDeps } from './server.js';
 import { checkSub, requirePermission } from './common.js';
-import { invalid, notFound } from '../platform/errors.js';
+import { invalid, notFound } from '../lib/errors.js';
 import { GROUP_TYPE } from '../instances/spec.js';
 import { shlexSplit } from '../instances/flags.js';
 import type { Operation } from '../instances/store.js';

@@ -15,7 +15,7 @@ import { PassThrough, Writable, type Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import type { ContainerGroups } from '../instances/service.js';
-import type { Logger } from '../platform/logger.js';
+import type { Logger } from '../lib/logger.js';
 import { safeEqual } from '../identity/secrets.js';
 import { RAW_PROTOCOL, TerminalInput, terminalOutput } from '../instances/exec-terminal.js';
 

@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiDeps } from './server.js';
 import { checkSub, requirePermission } from './common.js';
-import { BerthError, invalid, notFound } from '../platform/errors.js';
+import { BerthError, invalid, notFound } from '../lib/errors.js';
 import { BUILT_IN_ROLES, findRole, type RoleDefinition } from '../identity/roles.js';
 import type { RoleAssignment } from '../identity/service.js';
 import type { Application } from '../identity/applications.js';

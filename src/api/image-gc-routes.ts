@@ -2,10 +2,10 @@
 // with an optional body {"grace": "24h"}; owner of the subscription only (it frees the machine's shared
 // image data, whoever pulled it). Answers what was freed.
 import type { FastifyInstance } from 'fastify';
-import { BerthError } from '../platform/errors.js';
+import { BerthError } from '../lib/errors.js';
 import { parseGrace, type ImageGc } from '../platform/image-gc.js';
 import type { IdentityService } from '../identity/service.js';
-import type { Logger } from '../platform/logger.js';
+import type { Logger } from '../lib/logger.js';
 
 export function registerImageGcRoutes(app: FastifyInstance, d: { identity: IdentityService; imageGc?: ImageGc; log: Logger }): void {
   app.post('/berth/images/prune', async (req) => {

@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ARM_AUDIENCE, type IdentityService } from '../identity/service.js';
 import type { SignInCodes } from '../identity/sign-in-codes.js';
 import { VAULT_RESOURCE } from '../vault/http.js';
-import { invalid } from '../platform/errors.js';
+import { invalid } from '../lib/errors.js';
 
 const DEFAULT_DIR = fileURLToPath(new URL('../../portal/', import.meta.url));
 const TYPES: Record<string, string> = {

@@ -4,7 +4,7 @@ import type { ApiDeps } from './server.js';
 import { checkSub, requirePermission } from './common.js';
 import { armId, type RegistryRecord } from '../registry/registries.js';
 import type { RegistryToken, ScopeMap, TokenStatus } from '../registry/scope-maps.js';
-import { invalid } from '../platform/errors.js';
+import { invalid } from '../lib/errors.js';
 
 const REG = '/subscriptions/:sub/resourcegroups/:rg/providers/Microsoft.ContainerRegistry/registries/:name';
 

@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ApiDeps } from './server.js';
 import { checkSub } from './common.js';
-import { invalid } from '../platform/errors.js';
+import { invalid } from '../lib/errors.js';
 import { registryResource } from './arm-shapes.js';
 import { vaultResource } from './vault-routes.js';
 import { identityResource } from './identity-routes.js';

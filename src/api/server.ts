@@ -2,7 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { BerthError } from '../platform/errors.js';
+import { BerthError } from '../lib/errors.js';
 import type { Principal } from '../identity/principals.js';
 import { ARM_AUDIENCE, type IdentityService } from '../identity/service.js';
 import type { ResourceGroups } from '../resources/groups.js';
@@ -11,7 +11,7 @@ import { parseSku } from '../registry/registries.js';
 import type { RegistryService } from '../registry/service.js';
 import type { TokenService } from '../identity/token-service.js';
 import { registryResource } from './arm-shapes.js';
-import type { Logger } from '../platform/logger.js';
+import type { Logger } from '../lib/logger.js';
 import type { ScopeMapsAndTokens } from '../registry/scope-maps.js';
 import type { Applications } from '../identity/applications.js';
 import type { ManagedIdentities } from '../identity/managed-identities.js';

@@ -1,11 +1,11 @@
 // ARM routes for Microsoft.KeyVault/vaults: create/update, show, list by group and subscription, delete,
 // name availability. The secrets themselves live on each vault's own data-plane port (src/vault/http.ts).
 import type { FastifyInstance } from 'fastify';
-import { BerthError, invalid } from '../platform/errors.js';
+import { BerthError, invalid } from '../lib/errors.js';
 import type { IdentityService } from '../identity/service.js';
 import { findRole } from '../identity/roles.js';
 import type { ResourceGroups } from '../resources/groups.js';
-import type { Logger } from '../platform/logger.js';
+import type { Logger } from '../lib/logger.js';
 import { checkRetentionDays, normaliseAccessPolicies, parseVaultSku, POLICY_KINDS, VAULT_TYPE, vaultArmId, type DeletedVaultRecord, type VaultRecord, type Vaults } from '../vault/vaults.js';
 import { checkSub, requirePermission } from './common.js';
 

@@ -4,7 +4,7 @@ import cliProgress from 'cli-progress';
 import type { Descriptor } from '../oci/manifest.js';
 import type { PushProgress } from '../image/push.js';
 import type { PullProgress } from '../pull/types.js';
-import { formatBytes } from '../platform/bytes.js';
+import { formatBytes } from '../lib/bytes.js';
 
 export { formatBytes };
 

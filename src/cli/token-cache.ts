@@ -4,7 +4,7 @@
 // another server never reuses a token. The token itself is never printed or logged.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../platform/fs-atomic.js';
+import { writeFileAtomic } from '../lib/fs-atomic.js';
 import type { CliContext } from './context.js';
 
 /** A token is reused until this long before it expires (MSAL refreshes 5 minutes early too). */

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../storage/sqlite.js';
 import { nowIso } from '../storage/sqlite.js';
-import { invalid, notFound } from '../platform/errors.js';
+import { invalid, notFound } from '../lib/errors.js';
 import { generateSecret, hashSecret } from './secrets.js';
 
 export interface PasswordCredential {

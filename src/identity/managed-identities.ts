@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../storage/sqlite.js';
 import { nowIso } from '../storage/sqlite.js';
-import { invalid, resourceNotFound } from '../platform/errors.js';
+import { invalid, resourceNotFound } from '../lib/errors.js';
 import type { ResourceGroups } from '../resources/groups.js';
 import type { Principal } from './principals.js';
 

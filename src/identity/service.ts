@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../storage/sqlite.js';
 import { nowIso } from '../storage/sqlite.js';
 import type { Principal } from './principals.js';
-import { conflict, invalid } from '../platform/errors.js';
+import { conflict, invalid } from '../lib/errors.js';
 import { BUILT_IN_ROLES, roleAllows, scopeContains, type RoleDefinition } from './roles.js';
 import { generateSecret, hashSecret, verifySecretCached } from './secrets.js';
 import type { TokenService } from './token-service.js';

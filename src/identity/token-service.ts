@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, calculateJwkThumbprint, type JWK, type JWTPayload } from 'jose';
 import { randomUUID } from 'node:crypto';
-import { writeFileAtomic } from '../platform/fs-atomic.js';
+import { writeFileAtomic } from '../lib/fs-atomic.js';
 
 type Key = Awaited<ReturnType<typeof importJWK>>;
 

@@ -1,6 +1,6 @@
 // `container create` flags → a GroupSpec, with az's defaults and checks (CLI-ACI custom.py: cpu 1,
 // memory 1.5, restart policy Always, os type Linux, ports 80; --command-line split with shlex). Pure.
-import { invalid } from '../platform/errors.js';
+import { invalid } from '../lib/errors.js';
 import { parseGroupSpec, specToBody, type GroupSpec } from './spec.js';
 
 /** POSIX shlex.split as Python does it (quotes, backslash escapes, no comments). */

@@ -6,7 +6,7 @@
 import { MultiKeychain, type Keychain, type KeychainTarget, type RegistryCredential } from '../keychain/keychain.js';
 import { tryServerKey } from '../keychain/server-key.js';
 import { isSecretRef, type GroupSpec, type SecretRef } from './spec.js';
-import { invalid } from '../platform/errors.js';
+import { invalid } from '../lib/errors.js';
 
 /** A managed identity the group holds, as the keychain needs it. */
 export interface GroupIdentity {

@@ -2,7 +2,7 @@
 // layers" in currentState.detailStatus while it waits, so `container show` and the portal show
 // progress. Reports at most every `intervalMs` (each one is a state save), and whenever a layer ends.
 import type { PullProgress } from '../pull/types.js';
-import { formatBytes } from '../platform/bytes.js';
+import { formatBytes } from '../lib/bytes.js';
 
 export function pullStatusReporter(report: (detail: string) => void, opts: { intervalMs?: number; now?: () => number } = {}): PullProgress {
   const interval = opts.intervalMs ?? 500;

@@ -7,7 +7,7 @@ import { PullError } from '../pull/types.js';
 import { pullStatusReporter } from './pull-progress.js';
 import type { ContainerSpec, ExitStatus, Runtime, Sandbox, SandboxHelperDown, SandboxSpec, Task } from '../runtime/runtime.js';
 import { ImageGoneError } from '../runtime/runtime.js';
-import type { Logger } from '../platform/logger.js';
+import type { Logger } from '../lib/logger.js';
 import type { ContainerDef } from './spec.js';
 import { lastLines, logSize, readLogTail } from './log-tail.js';
 import type { StoredGroup } from './store.js';

@@ -3,7 +3,7 @@
 // typed GroupSpec with messages that name the field. Pure: no I/O.
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { any, arr, bool, int, map, num, obj, oneOf, str, stringOr, walk, type Node } from './schema.js';
-import { invalid } from '../platform/errors.js';
+import { invalid } from '../lib/errors.js';
 
 export const GROUP_TYPE = 'Microsoft.ContainerInstance/containerGroups';
 export const RESTART_POLICIES = ['Always', 'OnFailure', 'Never'] as const;

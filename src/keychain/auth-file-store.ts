@@ -8,7 +8,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
 import { existsSync } from 'node:fs';
-import { writeFileAtomic } from '../platform/fs-atomic.js';
+import { writeFileAtomic } from '../lib/fs-atomic.js';
 
 export class AuthFileError extends Error {}
 

@@ -2,7 +2,7 @@
 // Every listener speaks HTTPS (with Berth's server certificate) and plain HTTP on the same port.
 import type { RequestListener, Server } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
-import type { Logger } from './logger.js';
+import type { Logger } from '../lib/logger.js';
 import { createDualServer } from './dual-listener.js';
 import type { TlsMaterial } from './tls.js';
 

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
-import { writeFileAtomic } from './fs-atomic.js';
+import { writeFileAtomic } from '../lib/fs-atomic.js';
 import { HOST_ALIAS } from '../runtime/runc/outbound.js';
 import { VAULT_DNS_SUFFIX } from '../vault/vaults.js';
 

@@ -10,8 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestAlgorithm, digestHex, digestOf, type Digest } from '../oci/digest.js';
-import { writeFileAtomic } from '../platform/fs-atomic.js';
-import { PinSet } from '../platform/pin-set.js';
+import { writeFileAtomic } from '../lib/fs-atomic.js';
+import { PinSet } from '../lib/pin-set.js';
 
 export interface ContentGcReport {
   removed: number;

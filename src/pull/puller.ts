@@ -14,7 +14,7 @@ import { DEFAULT_PLATFORM, formatPlatform, parsePlatform, platformMatches, selec
 import { GRANT_PULL, Transport, readRegistryError, sleep, type RegistryResponse, type RegistrySession, type TransportOptions } from './transport.js';
 import { isTransientNetworkError, networkPullError } from './net-errors.js';
 import { PullError, type ImagePuller, type ImageRunConfig, type PulledImage, type PullOptions, type SpaceBudget } from './types.js';
-import { formatBytes } from '../platform/bytes.js';
+import { formatBytes } from '../lib/bytes.js';
 
 export interface PullerOptions extends TransportOptions {
   /** Root of the content store shared by all pulls, e.g. <dataDir>/content. */

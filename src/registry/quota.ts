@@ -5,7 +5,7 @@
 // as a hard limit: a push beyond it is refused with 403 DENIED, a status whose message registry
 // clients print.
 import { RegistryError } from '../oci/errors.js';
-import { formatBytes } from '../platform/bytes.js';
+import { formatBytes } from '../lib/bytes.js';
 import type { Sku } from './registries.js';
 
 const GiB = 1024 ** 3;

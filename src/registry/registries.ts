@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Db } from '../storage/sqlite.js';
 import { nowIso } from '../storage/sqlite.js';
 import type { Sealer } from '../storage/sealer.js';
-import { conflict, invalid, resourceNotFound } from '../platform/errors.js';
+import { conflict, invalid, resourceNotFound } from '../lib/errors.js';
 import type { ResourceGroups } from '../resources/groups.js';
 import { safeEqual } from '../identity/secrets.js';
 

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../storage/sqlite.js';
 import { nowIso } from '../storage/sqlite.js';
-import { BerthError, invalid, notFound } from '../platform/errors.js';
+import { BerthError, invalid, notFound } from '../lib/errors.js';
 import { generateSecret, hashSecret, verifySecretCached } from '../identity/secrets.js';
 import { armId, type RegistryRecord } from './registries.js';
 

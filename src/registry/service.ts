@@ -11,7 +11,7 @@ import {
   type BlobStore, type ByteRange,
 } from '../storage/blob-store.js';
 import { isDiskFull } from '../storage/disk-space.js';
-import { formatBytes } from '../platform/bytes.js';
+import { formatBytes } from '../lib/bytes.js';
 import { quotaExceeded, type QuotaLookup, type StorageQuota } from './quota.js';
 import type {
   AttributeTarget, ChangeableAttributes, ManifestRecord, RegistryMetadataStore, RepositoryRecord, TagRecord, Page,

@@ -1,7 +1,7 @@
 // Resource groups of the subscription.
 import type { Db } from '../storage/sqlite.js';
 import { nowIso } from '../storage/sqlite.js';
-import { invalid, notFound } from '../platform/errors.js';
+import { invalid, notFound } from '../lib/errors.js';
 
 export interface ResourceGroup {
   id: string;

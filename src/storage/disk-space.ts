@@ -2,7 +2,7 @@
 // blobs, unpacked layers) may not eat into it, so SQLite writes (tags, role assignments, group state)
 // still succeed on a nearly full disk.
 import { statfs } from 'node:fs/promises';
-import { formatBytes } from '../platform/bytes.js';
+import { formatBytes } from '../lib/bytes.js';
 
 /** The reserve when none is configured: 5% of the filesystem, at most 1 GiB. */
 export function defaultReserve(fsBytes: number): number {

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import type { Db } from './sqlite.js';
 import { Sealer } from './sealer.js';
-import { writeFileAtomic } from '../platform/fs-atomic.js';
+import { writeFileAtomic } from '../lib/fs-atomic.js';
 
 /** Every column that holds a value sealed directly under the KEK, with the context it was sealed with. */
 const SEALED: Array<{ table: string; column: string; key: string[]; context: (row: Record<string, string>) => string }> = [

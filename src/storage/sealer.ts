@@ -3,7 +3,7 @@
 // BERTH_KEK (base64, 32 bytes) in the environment.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../platform/fs-atomic.js';
+import { writeFileAtomic } from '../lib/fs-atomic.js';
 
 export class Sealer {
   private constructor(private key: Buffer) {}

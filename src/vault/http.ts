@@ -2,12 +2,12 @@
 // challenge-based Bearer auth, RBAC data actions, SecretBundle JSON and KeyVaultError bodies.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { BerthError } from '../platform/errors.js';
-import type { Logger } from '../platform/logger.js';
+import { BerthError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
 import type { IdentityService } from '../identity/service.js';
 import type { Principal } from '../identity/principals.js';
 import { policiesAllow, vaultArmId, type SecretPermission, type VaultRecord, type Vaults } from './vaults.js';
-import { corsHeaders, preflight } from '../platform/cors.js';
+import { corsHeaders, preflight } from '../lib/cors.js';
 import { recoveryLevel, type DeletedSecret, type Page, type SecretVersion, type Secrets } from './secrets.js';
 
 /** The audience of vault tokens; the challenge names it as `resource`. */

@@ -1,5 +1,5 @@
 // Name rules Azure Key Vault enforces for vaults and secrets; each violation gets its own message.
-import { invalid } from '../platform/errors.js';
+import { invalid } from '../lib/errors.js';
 
 /** Vault names: 3-24 characters, letters, digits and hyphens, start with a letter, end with a letter or digit, no "--". */
 export function checkVaultName(name: string): void {

@@ -1,6 +1,6 @@
 // In-process reads of vault secrets for Berth's own services (the keychain's SecretReader contract on
 // main: getSecret(vaultName, secretName) → the value, or undefined when there is no such enabled secret).
-import { BerthError } from '../platform/errors.js';
+import { BerthError } from '../lib/errors.js';
 import type { Secrets } from './secrets.js';
 import type { Vaults } from './vaults.js';
 

@@ -2,7 +2,7 @@
 // secret recoverable for the vault's retention days (then it is purged); values are sealed with the vault's data key.
 import { randomUUID } from 'node:crypto';
 import { deleteForGood, type Db } from '../storage/sqlite.js';
-import { BerthError, conflict, forbidden, invalid, notFound } from '../platform/errors.js';
+import { BerthError, conflict, forbidden, invalid, notFound } from '../lib/errors.js';
 import type { Vaults, VaultRecord } from './vaults.js';
 import { checkSecretName, isVersionId } from './names.js';
 

@@ -4,7 +4,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Db } from '../storage/sqlite.js';
 import { deleteForGood, nowIso } from '../storage/sqlite.js';
 import { Sealer } from '../storage/sealer.js';
-import { conflict, invalid, notFound, resourceNotFound } from '../platform/errors.js';
+import { conflict, invalid, notFound, resourceNotFound } from '../lib/errors.js';
 import type { ResourceGroups } from '../resources/groups.js';
 import { checkVaultName } from './names.js';
 

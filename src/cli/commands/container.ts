@@ -7,7 +7,7 @@ import { flatten, type ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
 import type { GroupSpec } from '../../instances/spec.js';
 import type { CreateFlags } from '../../instances/flags.js';
-import { BerthError } from '../../platform/errors.js';
+import { BerthError } from '../../lib/errors.js';
 import { berthCaPem } from '../trust.js';
 import { RAW_PROTOCOL } from '../../instances/exec-terminal.js';
 import { assignRole, resolveRoleId } from './ad.js';
@@ -227,7 +227,7 @@ export function registerContainerCommands(program: Command, client: () => ArmCli
     async (o, io) => {
       const c = client();
       const r = (await c.request<Record<string, unknown>>('GET', groupPath(c, o.resourceGroup, o.name), undefined, { apiVersion: ACI_API }))!;
-      const [{ exportGroup }, { stringify }, { writeFileAtomic }] = await Promise.all([import('../../instances/export.js'), import('yaml'), import('../../platform/fs-atomic.js')]);
+      const [{ exportGroup }, { stringify }, { writeFileAtomic }] = await Promise.all([import('../../instances/export.js'), import('yaml'), import('../../lib/fs-atomic.js')]);
       const { document, omitted } = exportGroup(r, ACI_API);
       try {
         await writeFileAtomic(o.file, stringify(document, { sortMapEntries: true }));

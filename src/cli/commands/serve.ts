@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
 import { CliError } from '../errors.js';
 import { parseGrace } from '../../platform/image-gc.js';
-import { parseBytes } from '../../platform/bytes.js';
+import { parseBytes } from '../../lib/bytes.js';
 
 /** What the CLI needs to find this server: nothing when the data directory is the CLI's default (it reads server.json there). */
 function cliHint(dataDir: string): string {

@@ -17,8 +17,8 @@ import type { RegistryAuth } from '../auth.js';
 import { matchRoute, requiredAccess, type Route } from './routes.js';
 import { writeResponse, type Response } from './response.js';
 import { handleAcr, isAcrRoute, pageParams } from './acr-metadata.js';
-import type { Logger } from '../../platform/logger.js';
-import { corsHeaders, preflight } from '../../platform/cors.js';
+import type { Logger } from '../../lib/logger.js';
+import { corsHeaders, preflight } from '../../lib/cors.js';
 
 const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 const MAX_FORM_BYTES = 64 * 1024;

@@ -15,7 +15,7 @@ import { lstat, mkdir, readdir, readFile, rename, rm, stat, utimes } from 'node:
 import { basename, dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { applyLayer } from './apply-layer.js';
-import { PinSet } from '../../platform/pin-set.js';
+import { PinSet } from '../../lib/pin-set.js';
 import type { UnpackMeter } from './unpack-bound.js';
 
 export interface LayerBlob {

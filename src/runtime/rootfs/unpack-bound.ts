@@ -2,7 +2,7 @@
 // tar bytes (an 18 MB gzip can expand to many GiB), and the data disk's reserve (../../storage/
 // disk-space.ts). Crossing one stops the extraction with UnpackError naming the layer and the
 // bound; the caller removes what the layer had written.
-import { formatBytes } from '../../platform/bytes.js';
+import { formatBytes } from '../../lib/bytes.js';
 import type { DiskSpace } from '../../storage/disk-space.js';
 import { StorageFullError } from '../../storage/disk-space.js';
 

@@ -18,7 +18,7 @@ import { execFile, spawn } from 'node:child_process';
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { writeFileAtomic } from '../../platform/fs-atomic.js';
+import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import { inNetns } from './netns.js';
 import { aliveWith, exitText, stopProcess, stopProcessesWith } from './proc.js';
 

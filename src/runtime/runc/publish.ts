@@ -11,7 +11,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { PortSpec, SandboxSpec } from '../runtime.js';
 import type { ForwarderConfig } from './forwarder.js';
-import { writeFileAtomic } from '../../platform/fs-atomic.js';
+import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import { exitText } from './proc.js';
 
 export interface BoundPort {

@@ -1,0 +1,69 @@
+// The layering of src/, as a test (go-containerregistry's depcheck in spirit): a forbidden import edge
+// fails here with the file and the import. The rules:
+//   lib/       the project's own utilities (errors, logger, atomic files, pin sets, sizes, CORS): nothing of the project
+//   oci/       the OCI data model (pure): nothing of the project
+//   keychain/  pull credentials: lib/ and oci/ only
+//   storage/   SQLite, blobs, disk space: lib/, oci/ and the store interfaces it implements (registry/metadata.ts), no service
+//   pull/      the pull client: see test/pull-client.test.ts (oci, keychain's contract, the challenge parser, lib)
+//   runtime/   the container runtime: no client (only pull/types.ts, the image it is handed), no service, no API
+//   platform/berth.ts, the composition root, is imported only by the entry points (cli/, bench/) and tests
+// platform/'s other files (listeners, TLS, the data directory's layout) are infrastructure the API and
+// services may use; the lower layers above may not.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
+
+const SRC = join(import.meta.dirname, '..', '..', 'src');
+
+async function sources(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await sources(p)));
+    else if (e.name.endsWith('.ts')) out.push(p);
+  }
+  return out;
+}
+
+/** Every import of one src/ file by another, as [file, target], both relative to src/ (packages and node: left out). */
+async function edges(): Promise<Array<[string, string]>> {
+  const out: Array<[string, string]> = [];
+  for (const file of await sources(SRC)) {
+    const text = await readFile(file, 'utf8');
+    // Static imports and re-exports, side-effect imports, and dynamic import('...') (serve loads the server lazily).
+    for (const m of text.matchAll(/^(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]|^import\s+['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/gm)) {
+      const spec = m[1] ?? m[2] ?? m[3]!;
+      if (spec.startsWith('.')) out.push([relative(SRC, file), relative(SRC, resolve(dirname(file), spec)).replace(/\.js$/, '.ts')]);
+    }
+  }
+  return out;
+}
+
+const RULES: Array<{ from: RegExp; allow: RegExp; why: string }> = [
+  { from: /^lib\//, allow: /^lib\//, why: 'lib/ imports nothing of the project' },
+  { from: /^oci\//, allow: /^oci\//, why: 'oci/ imports nothing of the project' },
+  { from: /^keychain\//, allow: /^(keychain|lib|oci)\//, why: 'keychain/ uses only lib/ and oci/' },
+  { from: /^storage\//, allow: /^(storage|lib|oci)\/|^registry\/metadata\.ts$/, why: 'storage/ imports no service (only the store interfaces it implements)' },
+  { from: /^runtime\//, allow: /^(runtime|lib|oci|storage)\/|^pull\/types\.ts$/, why: 'runtime/ imports no client, service or API (only the pulled image\'s types)' },
+];
+
+test('src/ keeps its layers: lib and oci import nothing of the project, storage no service, runtime no client', async () => {
+  const all = await edges();
+  assert.ok(all.length > 300, `read ${all.length} imports`);
+  const bad: string[] = [];
+  for (const [from, to] of all) {
+    for (const r of RULES) if (r.from.test(from) && !r.allow.test(to)) bad.push(`${from} imports ${to}: ${r.why}`);
+    if (to === 'platform/berth.ts' && !/^(cli|bench|platform)\//.test(from)) bad.push(`${from} imports the composition root platform/berth.ts: only the entry points may`);
+    if (/^platform\//.test(to) && /^(lib|oci|keychain|storage|pull|runtime)\//.test(from)) bad.push(`${from} imports ${to}: the lower layers do not depend on platform/`);
+  }
+  assert.deepEqual(bad, []);
+});
+
+test('the rule test sees a forbidden edge (it is not vacuous)', async () => {
+  const all = await edges();
+  // A known allowed edge of each kind is found, so a forbidden one in the same shape would be too.
+  assert.ok(all.some(([f, t]) => f.startsWith('storage/') && t === 'registry/metadata.ts'), 'storage/ → registry/metadata.ts is read');
+  assert.ok(all.some(([f, t]) => f.startsWith('runtime/') && t === 'pull/types.ts'), 'runtime/ → pull/types.ts is read');
+  assert.ok(all.some(([f, t]) => f.startsWith('cli/') && t === 'platform/berth.ts'), 'cli/ → platform/berth.ts is read');
+});
