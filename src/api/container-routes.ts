@@ -2,7 +2,7 @@
 // core: PUT/GET/PATCH/DELETE, lists, restart/stop/start, logs, exec, and the long-running operations
 // the ARM way (201 + Azure-AsyncOperation, a status URL to poll).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ApiDeps } from './server.js';
+import type { ApiDeps } from './deps.js';
 import { checkSub, requirePermission } from './common.js';
 import { invalid, notFound } from '../lib/errors.js';
 import { GROUP_TYPE } from '../instances/spec.js';

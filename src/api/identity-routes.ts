@@ -2,7 +2,7 @@
 // scope (ARM, Microsoft.Authorization), the Graph subset `az ad` uses for applications and service
 // principals, and the managed-identity token endpoint for workloads.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ApiDeps } from './server.js';
+import type { ApiDeps } from './deps.js';
 import { checkSub, requirePermission } from './common.js';
 import { BerthError, invalid, notFound } from '../lib/errors.js';
 import { BUILT_IN_ROLES, findRole, type RoleDefinition } from '../identity/roles.js';

@@ -1,6 +1,6 @@
 // ARM routes for a registry's scope maps and tokens, and generateCredentials.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { ApiDeps } from './server.js';
+import type { ApiDeps } from './deps.js';
 import { checkSub, requirePermission } from './common.js';
 import { armId, type RegistryRecord } from '../registry/registries.js';
 import type { RegistryToken, ScopeMap, TokenStatus } from '../registry/scope-maps.js';

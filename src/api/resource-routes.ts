@@ -3,7 +3,7 @@
 // name, resourceGroup; `eq` joined by `and`), `$top` and `$skiptoken` paging. az finds a registry or
 // vault named without `-g` this way (acr/_utils.get_resources_in_subscription).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { ApiDeps } from './server.js';
+import type { ApiDeps } from './deps.js';
 import { checkSub } from './common.js';
 import { invalid } from '../lib/errors.js';
 import { registryResource } from './arm-shapes.js';

@@ -1,67 +1,28 @@
 // The management API: ARM-shaped REST over the domain services, plus the identity endpoints.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { BerthError } from '../lib/errors.js';
 import type { Principal } from '../identity/principals.js';
-import { ARM_AUDIENCE, type IdentityService } from '../identity/service.js';
-import type { ResourceGroups } from '../resources/groups.js';
-import type { Registries } from '../registry/registries.js';
+import { ARM_AUDIENCE } from '../identity/service.js';
+import type { ApiDeps } from './deps.js';
 import { parseSku } from '../registry/registries.js';
-import type { RegistryService } from '../registry/service.js';
-import type { TokenService } from '../identity/token-service.js';
 import { registryResource } from './arm-shapes.js';
-import type { Logger } from '../lib/logger.js';
-import type { ScopeMapsAndTokens } from '../registry/scope-maps.js';
-import type { Applications } from '../identity/applications.js';
-import type { ManagedIdentities } from '../identity/managed-identities.js';
-import type { WorkloadIdentities } from '../identity/workload-identity.js';
 import { registerIdentityRoutes, registerWorkloadIdentityRoutes } from './identity-routes.js';
 import { registerRegistryAccessRoutes } from './registry-access-routes.js';
 import { requirePermission, checkSub } from './common.js';
 import { registerVaultRoutes } from './vault-routes.js';
-import type { Vaults } from '../vault/vaults.js';
 import { createDualServer } from '../platform/dual-listener.js';
-import type { TlsMaterial } from '../platform/tls.js';
-import type { ContainerGroups } from '../instances/service.js';
 import { registerContainerRoutes } from './container-routes.js';
 import { ContainerSockets } from './container-sockets.js';
 import { registerImageGcRoutes } from './image-gc-routes.js';
 import { registerResourceRoutes } from './resource-routes.js';
 import { registerCloudMetadataRoutes } from './cloud-metadata.js';
 import { checkArmApiVersion, checkArmBody } from './arm-request.js';
-import type { ImageGc } from '../platform/image-gc.js';
 import { SignInCodes } from '../identity/sign-in-codes.js';
 import { registerPortalCodeRoute, registerPortalRoutes } from './portal-routes.js';
 
-export interface ApiDeps {
-  identity: IdentityService;
-  tokens: TokenService;
-  groups: ResourceGroups;
-  registries: Registries;
-  registryService: RegistryService;
-  repoTokens: ScopeMapsAndTokens;
-  applications: Applications;
-  managedIdentities: ManagedIdentities;
-  workloads: WorkloadIdentities;
-  vaults: Vaults;
-  containerGroups: ContainerGroups;
-  /** Image garbage collection (POST /berth/images/prune). */
-  imageGc?: ImageGc;
-  log: Logger;
-  /** Base URL clients reach this server at (for issuer and discovery documents). */
-  baseUrl: () => string;
-  /** Serve HTTPS (and plain HTTP) on the same port with this certificate; plain HTTP only when absent. */
-  tls?: TlsMaterial;
-  /** Requests this answers (true) by their Host header never reach the API: a vault's data plane by name. */
-  hostRoute?: (req: IncomingMessage, res: ServerResponse) => boolean;
-  /** The DNS suffix (with the port) vaults are reached by name under, when they are (`vault.localhost:8080`). */
-  vaultDnsSuffix?: () => string | undefined;
-  /** The portal's one-time sign-in codes (default: a new in-memory set). */
-  signInCodes?: SignInCodes;
-  /** Where the built portal is (default: dist/portal). */
-  portalDir?: string;
-}
+export type { ApiDeps } from './deps.js';
 
 /** The scheme and host this request came in on: discovery documents point clients back there. */
 export function requestBase(req: FastifyRequest): string {
