@@ -2,6 +2,7 @@
 // runtime handles the reconciler needs to find its containers again after a restart.
 import type { Sandbox } from '../runtime/runtime.js';
 import type { RestartPolicy } from './spec.js';
+import { backoffDelay as exponentialDelay } from '../lib/backoff.js';
 
 export type ProvisioningState = 'Pending' | 'Creating' | 'Succeeded' | 'Failed';
 export type GroupRunState = 'Pending' | 'Running' | 'Stopped' | 'Succeeded' | 'Failed';
@@ -92,7 +93,7 @@ export function groupRunState(s: GroupState, policy: RestartPolicy): GroupRunSta
   return s.provisioningState === 'Succeeded' && cs.some((c) => c?.state === 'Waiting') ? 'Running' : 'Pending';
 }
 
-/** Back-off before restart number `n` (1-based): 10 s, 20 s, 40 s, ... capped at 5 minutes. */
+/** Back-off before restart number `n` (1-based): 10 s, 20 s, 40 s, ... capped at 5 minutes (ACI's). */
 export function backoffDelay(n: number, baseMs = 10_000, maxMs = 300_000): number {
-  return Math.min(maxMs, baseMs * 2 ** Math.max(0, n - 1));
+  return exponentialDelay(n, baseMs, maxMs);
 }

@@ -15,6 +15,7 @@ import { GRANT_PULL, Transport, readRegistryError, sleep, type RegistryResponse,
 import { isTransientNetworkError, networkPullError } from './net-errors.js';
 import { PullError, type ImagePuller, type ImageRunConfig, type PulledImage, type PullOptions, type SpaceBudget } from './types.js';
 import { formatBytes } from '../lib/bytes.js';
+import { backoffDelay } from '../lib/backoff.js';
 
 export interface PullerOptions extends TransportOptions {
   /** Root of the content store shared by all pulls, e.g. <dataDir>/content. */
@@ -267,7 +268,7 @@ export class RegistryPuller implements ImagePuller {
         } catch (e) {
           if (e instanceof PullError || file.failed) throw file.failed ?? e;
           if (isTransientNetworkError(e) && attempt < maxAttempts) {
-            await sleep(Math.min(4000, 100 * 2 ** attempt), opts.signal);
+            await sleep(backoffDelay(attempt, 200, 4000), opts.signal);
             continue;
           }
           throw networkPullError(e, session.base.host, this.transport.netContext()) ?? e;

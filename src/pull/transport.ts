@@ -11,6 +11,7 @@ import { KeychainError, describeCredential, type Keychain, type KeychainTarget, 
 import { PullError } from './types.js';
 import { TokenCache, basicHeader, isLoopbackHost } from './auth.js';
 import { isTransientNetworkError, networkPullError, type NetworkErrorContext } from './net-errors.js';
+import { jitteredDelay } from '../lib/backoff.js';
 
 export interface TransportOptions {
   /** Allow plain HTTP to any registry (default: only loopback registries speak plain HTTP). */
@@ -335,8 +336,7 @@ export class RegistrySession {
   }
 
   private delay(base: number, attempt: number): number {
-    const d = Math.min(8000, base * 2 ** (attempt - 1));
-    return d / 2 + Math.random() * (d / 2);
+    return jitteredDelay(attempt, base, 8000);
   }
 
   /** One request, following redirects itself; Authorization only goes to the registry's own origin. */
