@@ -1,8 +1,11 @@
 // Reads an OCI image layout directory (oci-layout + index.json + blobs/<alg>/<hex>), as umoci, skopeo,
-// buildah and `docker save` (Docker 25+) write it.
+// buildah and `docker save` (Docker 25+) write it: a directory, or the members of an archive (a
+// locator says where the file a layout name denotes is, or that there is none).
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { digestAlgorithm, digestHex, digestOf } from '../oci/digest.js';
 import { parseDescriptor, type Descriptor } from '../oci/manifest.js';
 import { MediaTypes } from '../oci/media-types.js';
@@ -11,9 +14,21 @@ import { ImageSourceError, type ImageSource, type ImageSourceKind } from './sour
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const CONTAINERD_NAME = 'io.containerd.image.name';
 
-export async function isOciLayout(dir: string): Promise<boolean> {
+/** Where the file a layout-relative name (e.g. `blobs/sha256/<hex>`) denotes is on disk, or undefined when there is none. */
+export type LayoutLocator = (name: string) => Promise<string | undefined>;
+
+export const inDirectory = (dir: string): LayoutLocator => async (name) => join(dir, name);
+
+async function readLocated(locate: LayoutLocator, name: string): Promise<Buffer> {
+  const p = await locate(name);
+  if (p === undefined) throw new Error('not found');
+  return readFile(p);
+}
+
+export async function isOciLayout(dir: string | LayoutLocator): Promise<boolean> {
+  const locate = typeof dir === 'string' ? inDirectory(dir) : dir;
   try {
-    const layout = JSON.parse(await readFile(join(dir, 'oci-layout'), 'utf8')) as { imageLayoutVersion?: string };
+    const layout = JSON.parse((await readLocated(locate, 'oci-layout')).toString('utf8')) as { imageLayoutVersion?: string };
     return typeof layout.imageLayoutVersion === 'string';
   } catch {
     return false;
@@ -41,10 +56,12 @@ export function selectEntry(entries: Descriptor[], ref: string | undefined, wher
   throw new ImageSourceError(`${where} holds ${entries.length} images; name one as SOURCE:NAME (${names.join(', ') || 'they carry no names'})`);
 }
 
-export async function openOciLayout(dir: string, ref: string | undefined, kind: ImageSourceKind = 'oci-layout', cleanup: () => Promise<void> = async () => {}): Promise<ImageSource> {
+/** Opens the layout in directory `dir`, or (with `locate`) the one whose files `locate` finds; `dir` then only names it. */
+export async function openOciLayout(dir: string, ref: string | undefined, kind: ImageSourceKind = 'oci-layout', cleanup: () => Promise<void> = async () => {},
+  locate: LayoutLocator = inDirectory(dir)): Promise<ImageSource> {
   let index: { manifests?: unknown };
   try {
-    index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests?: unknown };
+    index = JSON.parse((await readLocated(locate, 'index.json')).toString('utf8')) as { manifests?: unknown };
   } catch (e) {
     throw new ImageSourceError(`${dir} is not a readable OCI image layout: index.json: ${(e as Error).message}`);
   }
@@ -56,19 +73,25 @@ export async function openOciLayout(dir: string, ref: string | undefined, kind: 
     throw new ImageSourceError(`${dir}/index.json: ${(e as Error).message}`);
   }
   const root = selectEntry(entries, ref, dir);
-  const blobPath = (d: Descriptor) => join(dir, 'blobs', digestAlgorithm(d.digest), digestHex(d.digest));
+  const blobName = (d: Descriptor) => `blobs/${digestAlgorithm(d.digest)}/${digestHex(d.digest)}`;
+  const blobPath = (d: Descriptor) => locate(blobName(d));
   const source: ImageSource = {
     kind,
     root: { mediaType: root.mediaType, digest: root.digest, size: root.size },
     async readManifest(d) {
-      const buf = await readFile(blobPath(d)).catch(() => {
+      const buf = await readLocated(locate, blobName(d)).catch(() => {
         throw new ImageSourceError(`${dir} is missing ${d.digest} (${d.mediaType})`);
       });
       if (digestOf(buf, digestAlgorithm(d.digest)) !== d.digest) throw new ImageSourceError(`${dir}: ${d.digest} does not match its content; the layout is damaged`);
       return buf;
     },
     openBlob(d) {
-      return createReadStream(blobPath(d));
+      const out = new PassThrough();
+      blobPath(d).then((p) => {
+        if (p === undefined) throw new ImageSourceError(`${dir} is missing blob ${d.digest}`);
+        return pipeline(createReadStream(p), out);
+      }).catch((e: Error) => out.destroy(e));
+      return out as Readable;
     },
     close: cleanup,
   };
@@ -77,7 +100,7 @@ export async function openOciLayout(dir: string, ref: string | undefined, kind: 
   return source;
 }
 
-async function assertBlobsPresent(src: ImageSource, d: Descriptor, path: (d: Descriptor) => string, dir: string): Promise<void> {
+async function assertBlobsPresent(src: ImageSource, d: Descriptor, path: (d: Descriptor) => Promise<string | undefined>, dir: string): Promise<void> {
   const body = JSON.parse((await src.readManifest(d)).toString('utf8')) as { manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] };
   if (Array.isArray(body.manifests)) {
     for (const m of body.manifests) await assertBlobsPresent(src, m, path, dir);
@@ -86,7 +109,8 @@ async function assertBlobsPresent(src: ImageSource, d: Descriptor, path: (d: Des
   for (const b of [body.config, ...(body.layers ?? [])]) {
     if (!b) continue;
     if (b.urls?.length && b.mediaType === MediaTypes.dockerLayerForeign) continue;
-    const st = await stat(path(b)).catch(() => undefined);
+    const p = await path(b);
+    const st = p === undefined ? undefined : await stat(p).catch(() => undefined);
     if (!st) throw new ImageSourceError(`${dir} is missing blob ${b.digest} (${b.mediaType}) that manifest ${d.digest} needs`);
     if (st.size !== b.size) throw new ImageSourceError(`${dir}: blob ${b.digest} is ${st.size} bytes but the manifest says ${b.size}`);
   }

@@ -1,5 +1,5 @@
 // Safe extraction of one image layer (a tar, gzipped or not) into a root directory. Every entry is
-// resolved inside the root component by component (./resolve.ts), so nothing — `..` names, absolute
+// resolved inside the root component by component (src/lib/root-path.ts), so nothing — `..` names, absolute
 // names, writes through symlinks, hard links — can create, change or delete anything outside it:
 //   - a name that climbs above the root with `..` is refused (LayerError naming the entry);
 //   - an absolute name is taken from the root (as every container runtime does);
@@ -22,7 +22,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import { extract as tarExtract, type Header as Headers } from 'tar-stream';
-import { cleanInRoot, resolveInRoot } from './resolve.js';
+import { cleanInRoot, resolveInRoot } from '../../lib/root-path.js';
 import type { UnpackMeter } from './unpack-bound.js';
 
 const run = promisify(execFile);

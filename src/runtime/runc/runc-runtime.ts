@@ -35,7 +35,7 @@ import { promisify } from 'node:util';
 import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import type { Logger } from '../../lib/logger.js';
 import { LayerCache } from '../rootfs/layer-cache.js';
-import { resolveInRoot } from '../rootfs/resolve.js';
+import { resolveInRoot } from '../../lib/root-path.js';
 import { buildRootfs, overlayWorks, unmountAll, type RootfsMode } from '../rootfs/rootfs.js';
 import { DEFAULT_UNPACK_LIMITS, type UnpackLimits } from '../rootfs/unpack-bound.js';
 import { DiskSpace } from '../../storage/disk-space.js';

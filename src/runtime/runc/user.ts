@@ -1,7 +1,7 @@
 // The image's `User` (name, uid, `user:group`, `uid:gid`) resolved against the container's own
 // /etc/passwd and /etc/group, read inside the root filesystem (never through a symlink out of it).
 import { lstat, readFile } from 'node:fs/promises';
-import { resolveInRoot } from '../rootfs/resolve.js';
+import { resolveInRoot } from '../../lib/root-path.js';
 
 export interface ResolvedUser {
   uid: number;
