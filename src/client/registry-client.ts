@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { parseChallenge, type Challenge } from './challenge.js';
 import { TokenCache, basicHeader } from '../pull/auth.js';
 import { PullError } from '../pull/types.js';
+import { isLoopbackHost } from '../lib/loopback.js';
 
 export type RegistryCredential =
   | { kind: 'anonymous' }
@@ -42,7 +43,7 @@ export class RegistryClient {
   constructor(readonly loginServer: string, private readonly credential: RegistryCredential, opts: { scheme?: 'http' | 'https'; realmHosts?: string[]; anyRealm?: boolean } = {}) {
     this.realmHosts = opts.realmHosts ?? [];
     this.anyRealm = opts.anyRealm ?? false;
-    const scheme = opts.scheme ?? (/^(localhost|127\.|\[::1\])/.test(loginServer) ? 'http' : 'https');
+    const scheme = opts.scheme ?? (isLoopbackHost(loginServer) ? 'http' : 'https');
     this.base = `${scheme}://${loginServer}`;
   }
 

@@ -10,6 +10,7 @@ import type { Dispatcher } from 'undici';
 const request: typeof import('undici').request = async (...args) => (await import('undici')).request(...args);
 import { KeychainError, formatMs, type Keychain, type KeychainTarget, type RegistryCredential } from './keychain.js';
 import { serverKey } from './server-key.js';
+import { isLoopbackHost } from '../lib/loopback.js';
 
 export const NULL_GUID_USER = '00000000-0000-0000-0000-000000000000';
 /** The audience ACR's exchange accepts (what `az acr login` sends): Azure Resource Manager. */
@@ -85,7 +86,7 @@ export class ManagedIdentityKeychain implements Keychain {
       throw fail(`could not get an access token for ${resource}: ${(e as Error).message}`);
     }
     if (!aad?.token) throw fail(`the identity's token endpoint returned no access token for ${resource}`);
-    const scheme = this.opts.scheme ?? (isLoopback(this.server) ? 'http' : 'https');
+    const scheme = this.opts.scheme ?? (isLoopbackHost(this.server) ? 'http' : 'https');
     const url = `${scheme}://${this.server}/oauth2/exchange`;
     const timeout = this.opts.timeoutMs ?? 30_000;
     const form = new URLSearchParams({ grant_type: 'access_token', service: this.server, access_token: aad.token });
@@ -127,9 +128,6 @@ export function jwtExpiry(token: string): Date | undefined {
   }
 }
 
-export function isLoopback(host: string): boolean {
-  return /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(host);
-}
 
 /**
  * A token provider that asks a managed-identity endpoint over HTTP: the App Service style

@@ -8,6 +8,7 @@ import type { Challenge } from '../client/challenge.js';
 import { describeCredential, type RegistryCredential } from '../keychain/keychain.js';
 import { PullError } from './types.js';
 import { networkPullError, type NetworkErrorContext } from './net-errors.js';
+import { isLoopbackHost } from '../lib/loopback.js';
 
 /** A cached bearer token. */
 interface Token {
@@ -18,10 +19,6 @@ interface Token {
 
 const ACR_NULL_USER = '00000000-0000-0000-0000-000000000000';
 
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h.endsWith('.localhost') || /^127\./.test(h) || h === '::1';
-}
 
 /** A key that changes when the secret changes, without holding the secret. */
 export function credentialKey(c: RegistryCredential): string {

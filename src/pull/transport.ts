@@ -9,9 +9,10 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { parseChallenge, type Challenge } from '../client/challenge.js';
 import { KeychainError, describeCredential, type Keychain, type KeychainTarget, type RegistryCredential } from '../keychain/keychain.js';
 import { PullError } from './types.js';
-import { TokenCache, basicHeader, isLoopbackHost } from './auth.js';
+import { TokenCache, basicHeader } from './auth.js';
 import { isTransientNetworkError, networkPullError, type NetworkErrorContext } from './net-errors.js';
 import { jitteredDelay } from '../lib/backoff.js';
+import { isLoopbackHost } from '../lib/loopback.js';
 
 export interface TransportOptions {
   /** Allow plain HTTP to any registry (default: only loopback registries speak plain HTTP). */

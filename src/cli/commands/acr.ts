@@ -4,6 +4,7 @@ import { tableDate } from '../output.js';
 import { flatten, type ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
 import type { RegistryClient } from '../../client/registry-client.js';
+import { isLoopbackHost } from '../../lib/loopback.js';
 
 /** The registry data-plane client (and undici under it), loaded only by the commands that talk to a registry. */
 const registryClient = () => import('../../client/registry-client.js');
@@ -29,7 +30,7 @@ function regPath(r: Reg, suffix = ''): string {
 
 /** A data-plane session with the CLI's own identity: Entra token → /oauth2/exchange → refresh token. */
 export async function registrySession(c: ArmClient, r: Reg): Promise<RegistryClient> {
-  const scheme = /^(localhost|127\.)/.test(r.loginServer) ? 'http' : 'https';
+  const scheme = isLoopbackHost(r.loginServer) ? 'http' : 'https';
   const { RegistryClient } = await registryClient();
   return new RegistryClient(r.loginServer, { kind: 'refreshToken', refreshToken: await exchangeForRefreshToken(c, r.loginServer) }, { scheme });
 }
@@ -38,7 +39,7 @@ export async function registrySession(c: ArmClient, r: Reg): Promise<RegistryCli
 export async function exchangeForRefreshToken(c: ArmClient, loginServer: string): Promise<string> {
   const r = { loginServer };
   const aad = await c.accessToken();
-  const scheme = /^(localhost|127\.)/.test(r.loginServer) ? 'http' : 'https';
+  const scheme = isLoopbackHost(r.loginServer) ? 'http' : 'https';
   const { request } = await import('undici');
   let res;
   try {
