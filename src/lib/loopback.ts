@@ -3,6 +3,8 @@
 // and ::1, with or without a port or IPv6 brackets.
 
 export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
+  // A bare IPv6 address (two colons or more, no brackets) carries no port to strip.
+  const bare = !host.startsWith('[') && (host.match(/:/g)?.length ?? 0) > 1;
+  const h = (bare ? host : host.replace(/:\d+$/, '')).replace(/^\[|\]$/g, '').toLowerCase();
   return h === 'localhost' || h.endsWith('.localhost') || /^127\./.test(h) || h === '::1';
 }
