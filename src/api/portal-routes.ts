@@ -24,15 +24,15 @@ export interface PortalDeps {
   portalDir?: string;
 }
 
-/** The built files by URL path below /portal/ (read once: the set is fixed for a build). */
-function assets(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
+/** The built files by URL path below /portal/, with their sizes (read once: the set is fixed for a build). */
+function assets(dir: string): Map<string, { path: string; size: number }> {
+  const out = new Map<string, { path: string; size: number }>();
   if (!existsSync(dir)) return out;
   const walk = (d: string) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if (e.isFile()) out.set(relative(dir, p).split(sep).join('/'), p);
+      else if (e.isFile()) out.set(relative(dir, p).split(sep).join('/'), { path: p, size: statSync(p).size });
     }
   };
   walk(dir);
@@ -55,20 +55,20 @@ export function registerPortalRoutes(app: FastifyInstance, d: PortalDeps, base: 
     const rel = (req.params as { '*'?: string })['*'] || 'index.html';
     // A missing asset is a 404; any other path is a page of the single-page app: its index.
     if (rel.startsWith('assets/') && !files.has(rel)) return reply.status(404).type('text/plain; charset=utf-8').send('No such portal asset (the portal was rebuilt? reload the page).');
-    const path = files.get(rel) ?? files.get('index.html');
-    if (!path) {
+    const file = files.get(rel) ?? files.get('index.html');
+    if (!file) {
       return reply.status(503).type('text/plain; charset=utf-8')
         .send('The portal is not built. Run `npm run build` in the Berth checkout (scripts/install.sh does), then reload.');
     }
     const hashed = rel.startsWith('assets/') && files.has(rel);
     return reply
-      .header('Content-Type', TYPES[extname(path)] ?? 'application/octet-stream')
-      .header('Content-Length', statSync(path).size)
+      .header('Content-Type', TYPES[extname(file.path)] ?? 'application/octet-stream')
+      .header('Content-Length', file.size)
       .header('Cache-Control', hashed ? 'public, max-age=31536000, immutable' : 'no-cache')
       .header('Content-Security-Policy', CSP)
       .header('X-Content-Type-Options', 'nosniff')
       .header('Referrer-Policy', 'no-referrer')
-      .send(createReadStream(path));
+      .send(createReadStream(file.path));
   };
   app.get('/portal', serve);
   app.get('/portal/*', serve);

@@ -17,7 +17,7 @@ import { conflict, forbidden, invalid, notFound, resourceNotFound } from '../lib
 import { GROUP_TYPE, groupRequests, isSecretRef, parseGroupSpec, type GroupSpec } from './spec.js';
 import { availableParallelism, totalmem } from 'node:os';
 import { GroupStore, type Operation, type StoredGroup } from './store.js';
-import { initialState, recordEvent } from './state.js';
+import { initialState, recordEvent, type GroupState } from './state.js';
 import { Reconciler, type ReconcilerOptions } from './reconciler.js';
 import { groupKeychain, type GroupIdentity, type KeychainFactory } from './keychains.js';
 import { groupArmId, groupResource, type IdentityView } from './shapes.js';
@@ -70,6 +70,8 @@ export class ContainerGroups {
   readonly store: GroupStore;
   private readonly reconciler?: Reconciler;
   private readonly busy = new Set<string>();
+  /** Per group, the address and stop flag its DNS name was last written with (see syncNames). */
+  private readonly nameMarks = new Map<string, string>();
 
   constructor(private readonly o: ContainerGroupsOptions) {
     this.store = new GroupStore(o.db, o.subscriptionId, o.sealer);
@@ -81,16 +83,27 @@ export class ContainerGroups {
         ...(o.hostsFile ? { sandboxAddressFor: (g: StoredGroup) => (g.spec.ipAddress?.dnsNameLabel ? labelAddress(g.spec.ipAddress.dnsNameLabel, g.location) : undefined) } : {}),
         persist: (id, state) => {
           this.store.saveState(id, state);
-          this.syncNames();
+          this.syncNames(id, state);
         },
       });
     }
   }
 
-  /** Writes the DNS names of the groups that have a sandbox into the hosts file (when Berth keeps one). */
-  private syncNames(): void {
+  /**
+   * Writes the DNS names of the groups that have a sandbox into the hosts file (when Berth keeps one).
+   * After a state save (`id`, `state`) only when that group's address or stop flag changed: saves come
+   * several times a second (events, pull progress), and listing the groups opens every one's secrets.
+   */
+  private syncNames(id?: string, state?: GroupState): void {
     const file = this.o.hostsFile;
     if (!file) return;
+    if (id !== undefined && state) {
+      const mark = `${state.sandbox?.ip ?? ''}|${state.stopped ? 1 : 0}`;
+      if (this.nameMarks.get(id) === mark) return;
+      this.nameMarks.set(id, mark);
+    } else {
+      this.nameMarks.clear(); // a stop or delete changed the list outside a save: every group's next save syncs again
+    }
     const entries = this.store.list().flatMap((g) => (g.spec.ipAddress?.dnsNameLabel && g.state.sandbox && !g.state.stopped
       ? [{ address: g.state.sandbox.ip, name: fqdnOf(g.spec.ipAddress.dnsNameLabel, g.location) }] : []));
     file.set(entries).catch((e: Error) => this.o.log.warn('updating the container groups\' DNS names failed', { error: e.message }));
