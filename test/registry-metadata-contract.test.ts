@@ -8,8 +8,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Digest } from '../src/oci/digest.js';
 import type { NewManifest, RegistryMetadataStore } from '../src/registry/metadata.js';
-import { SqliteRegistryMetadata } from '../src/storage/sqlite-registry-metadata.js';
+import { SqlRegistryMetadata } from '../src/storage/sql-registry-metadata.js';
+import { migratePostgres } from '../src/storage/sql/postgres-schema.js';
+import { PostgresSql } from '../src/storage/sql/postgres-sql.js';
+import { SqliteSql } from '../src/storage/sql/sqlite-sql.js';
 import { openDatabase } from '../src/storage/sqlite.js';
+import { postgresUnavailable, startTestPostgres } from './helpers/postgres.js';
 
 interface Subject {
   store: RegistryMetadataStore;
@@ -17,6 +21,9 @@ interface Subject {
   addRegistry(id: string): Promise<void>;
   close(): Promise<void>;
 }
+
+const pgSkip = postgresUnavailable();
+if (pgSkip) console.log(`# skipping the PostgreSQL half of the metadata contract: ${pgSkip}`);
 
 const implementations: Array<{ name: string; skip?: string; open(): Promise<Subject> }> = [
   {
@@ -26,7 +33,7 @@ const implementations: Array<{ name: string; skip?: string; open(): Promise<Subj
       const db = openDatabase(join(dir, 'berth.db'));
       let port = 40000;
       return {
-        store: new SqliteRegistryMetadata(db),
+        store: new SqlRegistryMetadata(new SqliteSql(db)),
         async addRegistry(id) {
           db.prepare(`INSERT INTO registries (id, subscription, resource_group, name, name_lower, location, sku, port, created_at)
             VALUES (?, 'sub', 'rg', ?, ?, 'local', 'Basic', ?, ?)`).run(id, id, id.toLowerCase(), port++, new Date().toISOString());
@@ -34,6 +41,28 @@ const implementations: Array<{ name: string; skip?: string; open(): Promise<Subj
         async close() {
           db.close();
           await rm(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  },
+  {
+    name: 'postgres',
+    ...(pgSkip ? { skip: pgSkip } : {}),
+    async open() {
+      const server = await startTestPostgres();
+      const sql = PostgresSql.connect(server.database('contract'));
+      await migratePostgres(sql);
+      await migratePostgres(sql); // a second start finds the schema current
+      let port = 40000;
+      return {
+        store: new SqlRegistryMetadata(sql),
+        async addRegistry(id) {
+          await sql.run(`INSERT INTO registries (id, subscription, resource_group, name, name_lower, location, sku, port, created_at)
+            VALUES (?, 'sub', 'rg', ?, ?, 'local', 'Basic', ?, ?)`, [id, id, id.toLowerCase(), port++, new Date().toISOString()]);
+        },
+        async close() {
+          await sql.close();
+          await server.stop();
         },
       };
     },
@@ -109,6 +138,9 @@ for (const impl of implementations) {
       assert.equal(await m.unlinkBlob(r, 'one', d('1')), true);
       assert.equal(await m.unlinkBlob(r, 'one', d('1')), false);
       assert.deepEqual(await m.reposWithBlob(r, d('1')), ['two']);
+      await m.linkBlob(r, 'big', d('4'), 5 * 2 ** 30);
+      assert.equal(await m.linkedBlobSize(r, 'big', d('4')), 5 * 2 ** 30, 'sizes past 32 bits');
+      assert.equal(await m.registryUsage(r), 15 + 5 * 2 ** 30);
       const other = await registry();
       assert.equal(await m.registryUsage(other), 0, 'usage is per registry');
       assert.equal(await m.inRegistry(other, d('2')), false);
@@ -132,6 +164,15 @@ for (const impl of implementations) {
       const rest = await m.listTags(r, 'app', 3, 'v10');
       assert.deepEqual([rest.items.map((t) => t.name), rest.more], [['v2'], false]);
       assert.deepEqual((await m.listTags(r, 'app', 0, undefined)).items, []);
+    });
+
+    test('concurrent pushes of one tag: each manifest stored, the tag at one of them', async () => {
+      const r = await registry();
+      const digests = [d('1'), d('2'), d('3'), d('4'), d('5'), d('6')];
+      await Promise.all(digests.map((x) => m.putManifest(r, 'race', manifest(x, [d('a')]), 'latest')));
+      assert.equal((await m.getRepository(r, 'race'))?.manifestCount, digests.length);
+      assert.ok(digests.includes((await m.resolveTag(r, 'race', 'latest'))!.digest));
+      assert.equal((await m.listTags(r, 'race', undefined, undefined)).items.length, 1);
     });
 
     test('deleting a manifest takes its tags; deleting a tag keeps the manifest', async () => {

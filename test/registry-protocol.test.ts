@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { startTestBerth, adminRegistry, type TestBerth } from './helpers/berth.js';
 import { RegistryService } from '../src/registry/service.js';
-import { SqliteRegistryMetadata } from '../src/storage/sqlite-registry-metadata.js';
+import { SqlRegistryMetadata } from '../src/storage/sql-registry-metadata.js';
+import { SqliteSql } from '../src/storage/sql/sqlite-sql.js';
 import { FsBlobStore } from '../src/storage/fs-blob-store.js';
 
 let b: TestBerth;
@@ -493,7 +494,7 @@ test('garbage collection marks once and re-checks each candidate with an indexed
     assert.equal((await req('DELETE', `/v2/gc2/blobs/${d}`)).status, 202);
     orphans.push(d);
   }
-  const meta = new SqliteRegistryMetadata(b.db);
+  const meta = new SqlRegistryMetadata(new SqliteSql(b.db));
   assert.equal(await meta.isReferenced(kept), true);
   assert.equal(await meta.isReferenced(orphans[0]!), false);
   const calls = { referencedDigests: 0, isReferenced: 0 };

@@ -7,7 +7,8 @@ import { mkdir, rm } from 'node:fs/promises';
 import { openDatabase, type Db } from '../storage/sqlite.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { DiskSpace } from '../storage/disk-space.js';
-import { SqliteRegistryMetadata } from '../storage/sqlite-registry-metadata.js';
+import { SqlRegistryMetadata } from '../storage/sql-registry-metadata.js';
+import { SqliteSql } from '../storage/sql/sqlite-sql.js';
 import { loadKek, rotateKek } from '../storage/kek.js';
 import { Vaults, VAULT_DNS_SUFFIX, vaultArmId, vaultHostName, vaultNameFromHost } from '../vault/vaults.js';
 import { localhostNamesResolve } from './localhost-names.js';
@@ -150,7 +151,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const identity = new IdentityService(db, tokens, ids, () => baseUrl, () => otherBases);
   const groups = new ResourceGroups(db, ids.subscriptionId);
   const registries = new Registries(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host), 'localhost');
-  const meta = new SqliteRegistryMetadata(db);
+  const meta = new SqlRegistryMetadata(new SqliteSql(db));
   const skuLimits = { ...SKU_STORAGE_BYTES, ...o.skuStorageLimits };
   const registryService = new RegistryService(meta, blobs, {
     quota: (id) => {

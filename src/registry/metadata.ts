@@ -1,6 +1,6 @@
 // What the registry service needs to remember about repositories, separate from the bytes.
-// The embedded implementation is SQLite (storage/sqlite-registry-metadata.ts); a PostgreSQL one
-// would implement the same interface.
+// One implementation in SQL serves both engines (storage/sql-registry-metadata.ts on storage/sql/):
+// embedded SQLite and PostgreSQL; test/registry-metadata-contract.test.ts holds each to this contract.
 import type { Digest } from '../oci/digest.js';
 
 /** ACR's changeable attributes of a repository, manifest or tag (all true unless changed). */

@@ -1,0 +1,74 @@
+// The Sql surface over the embedded SQLite database (better-sqlite3, synchronous underneath).
+import type Database from 'better-sqlite3';
+import type { Db } from '../sqlite.js';
+import type { Sql, SqlDialect, SqlQueries, SqlRunResult, SqlValue } from './sql.js';
+
+const SQLITE: SqlDialect = {
+  name: 'sqlite',
+  jsonFlag: (column, member) => `json_extract(${column}, '$.${member}')`,
+};
+
+type Params = readonly SqlValue[];
+const bind = (params: Params) => params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p));
+
+export class SqliteSql implements Sql {
+  readonly dialect = SQLITE;
+  /** Prepared once per statement text: preparing is most of the cost of a small query. */
+  private readonly statements = new Map<string, Database.Statement<unknown[]>>();
+  /** The transaction in progress: statements from outside it wait for it, so they are not swept into it. */
+  private current: Promise<unknown> = Promise.resolve();
+  private inTransaction = false;
+  private readonly inside: SqlQueries;
+
+  constructor(readonly db: Db) {
+    this.inside = { dialect: SQLITE, get: (t, p) => this.getNow(t, p), all: (t, p) => this.allNow(t, p), run: (t, p) => this.runNow(t, p) };
+  }
+
+  private stmt(text: string) {
+    let s = this.statements.get(text);
+    if (!s) {
+      s = this.db.prepare<unknown[]>(text);
+      this.statements.set(text, s);
+    }
+    return s;
+  }
+
+  private async outside<T>(f: () => T): Promise<T> {
+    while (this.inTransaction) await this.current.catch(() => undefined);
+    return f();
+  }
+
+  private async getNow<T>(text: string, params: Params = []) { return this.stmt(text).get(...bind(params)) as T | undefined; }
+  private async allNow<T>(text: string, params: Params = []) { return this.stmt(text).all(...bind(params)) as T[]; }
+  private async runNow(text: string, params: Params = []): Promise<SqlRunResult> { return { changes: this.stmt(text).run(...bind(params)).changes }; }
+
+  get<T>(text: string, params: Params = []) { return this.outside(() => this.stmt(text).get(...bind(params)) as T | undefined); }
+  all<T>(text: string, params: Params = []) { return this.outside(() => this.stmt(text).all(...bind(params)) as T[]); }
+  run(text: string, params: Params = []) { return this.outside(() => ({ changes: this.stmt(text).run(...bind(params)).changes })); }
+
+  async transaction<T>(fn: (tx: SqlQueries) => Promise<T>): Promise<T> {
+    while (this.inTransaction) await this.current.catch(() => undefined);
+    this.inTransaction = true;
+    const done = (async () => {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const r = await fn(this.inside);
+        this.db.exec('COMMIT');
+        return r;
+      } catch (e) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw e;
+      }
+    })();
+    this.current = done;
+    try {
+      return await done;
+    } finally {
+      this.inTransaction = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
