@@ -120,6 +120,10 @@ const MIGRATIONS: string[] = [
   ALTER TABLE vaults ADD COLUMN deleted_at TEXT;
   ALTER TABLE vaults ADD COLUMN purge_at TEXT;
   `,
+  // Leases: a periodic job runs where its lease is held (one process here; one replica of several on PostgreSQL).
+  `
+  CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL);
+  `,
 ];
 
 export function openDatabase(path: string): Db {

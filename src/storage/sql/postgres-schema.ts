@@ -94,6 +94,10 @@ const MIGRATIONS: string[] = [
         start_time TEXT COLLATE "C" NOT NULL, end_time TEXT COLLATE "C");
   CREATE INDEX repo_blobs_registry_usage ON repo_blobs(registry_id, digest, size);
   `,
+  // Version 2: leases, so that periodic jobs run on one replica at a time.
+  `
+  CREATE TABLE leases (name TEXT COLLATE "C" PRIMARY KEY, holder TEXT COLLATE "C" NOT NULL, expires_at BIGINT NOT NULL);
+  `,
 ];
 
 /** Key of the advisory lock that serialises migrations between replicas ("berth" in ASCII). */

@@ -7,6 +7,7 @@ import { numberPlaceholders } from './sql.js';
 const POSTGRES: SqlDialect = {
   name: 'postgres',
   jsonFlag: (column, member) => `(CASE (${column})::jsonb->'${member}' WHEN 'true'::jsonb THEN 1 WHEN 'false'::jsonb THEN 0 END)`,
+  nowMs: `(extract(epoch from clock_timestamp()) * 1000)::bigint`,
 };
 
 const INT8 = 20;

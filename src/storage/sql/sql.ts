@@ -14,6 +14,8 @@ export interface SqlDialect {
   readonly name: 'sqlite' | 'postgres';
   /** A boolean member of a JSON object kept in a TEXT column, as 1/0/NULL. */
   jsonFlag(column: string, member: string): string;
+  /** The database server's clock in milliseconds since the epoch (one clock for every replica). */
+  readonly nowMs: string;
 }
 
 export interface SqlQueries {

@@ -6,6 +6,7 @@ import type { Sql, SqlDialect, SqlQueries, SqlRunResult, SqlValue } from './sql.
 const SQLITE: SqlDialect = {
   name: 'sqlite',
   jsonFlag: (column, member) => `json_extract(${column}, '$.${member}')`,
+  nowMs: `CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`,
 };
 
 type Params = readonly SqlValue[];

@@ -1,0 +1,124 @@
+// Leases (src/storage/sql/leases.ts) on both engines: one holder at a time, handed on at expiry or
+// release, renewed while a job runs, and a job told when its lease was taken from it.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Leases } from '../src/storage/sql/leases.js';
+import { migratePostgres } from '../src/storage/sql/postgres-schema.js';
+import { PostgresSql } from '../src/storage/sql/postgres-sql.js';
+import type { Sql } from '../src/storage/sql/sql.js';
+import { SqliteSql } from '../src/storage/sql/sqlite-sql.js';
+import { openDatabase } from '../src/storage/sqlite.js';
+import { postgresUnavailable, startTestPostgres } from './helpers/postgres.js';
+
+const pgSkip = postgresUnavailable();
+if (pgSkip) console.log(`# skipping the PostgreSQL half of the lease tests: ${pgSkip}`);
+
+const engines: Array<{ name: string; skip?: string; open(): Promise<{ sql: Sql; other: () => Sql; close(): Promise<void> }> }> = [
+  {
+    name: 'sqlite',
+    async open() {
+      const dir = await mkdtemp(join(tmpdir(), 'berth-leases-'));
+      const sql = new SqliteSql(openDatabase(join(dir, 'berth.db')));
+      const others: Sql[] = [];
+      return {
+        sql,
+        other: () => { const o = new SqliteSql(openDatabase(join(dir, 'berth.db'))); others.push(o); return o; },
+        close: async () => { for (const o of [sql, ...others]) await o.close(); await rm(dir, { recursive: true, force: true }); },
+      };
+    },
+  },
+  {
+    name: 'postgres',
+    ...(pgSkip ? { skip: pgSkip } : {}),
+    async open() {
+      const server = await startTestPostgres();
+      const url = server.database('leases');
+      const sql = PostgresSql.connect(url);
+      await migratePostgres(sql);
+      const others: Sql[] = [];
+      return {
+        sql,
+        other: () => { const o = PostgresSql.connect(url); others.push(o); return o; },
+        close: async () => { for (const o of [sql, ...others]) await o.close(); await server.stop(); },
+      };
+    },
+  },
+];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+for (const engine of engines) {
+  describe(`leases on ${engine.name}`, { skip: engine.skip, timeout: 120_000 }, () => {
+    let sql: Sql;
+    let other: () => Sql;
+    let close: () => Promise<void>;
+    before(async () => { ({ sql, other, close } = await engine.open()); });
+    after(async () => close && close());
+
+    test('one holder at a time; the holder may extend; release hands it on', async () => {
+      const a = new Leases(sql, 'replica-a');
+      const b = new Leases(other(), 'replica-b');
+      assert.equal(await a.acquire('gc', 60_000), true);
+      assert.equal(await b.acquire('gc', 60_000), false);
+      assert.equal(await a.acquire('gc', 60_000), true, 'the holder extends its own lease');
+      assert.equal(await b.holderOf('gc'), 'replica-a');
+      await b.release('gc');
+      assert.equal(await a.holderOf('gc'), 'replica-a', 'only the holder releases');
+      await a.release('gc');
+      assert.equal(await a.holderOf('gc'), undefined);
+      assert.equal(await b.acquire('gc', 60_000), true);
+      await b.release('gc');
+    });
+
+    test('an expired lease goes to whoever asks next (its holder died without releasing)', async () => {
+      const a = new Leases(sql, 'replica-a');
+      const b = new Leases(other(), 'replica-b');
+      assert.equal(await a.acquire('sweep', 200), true);
+      assert.equal(await b.acquire('sweep', 60_000), false);
+      await sleep(400);
+      assert.equal(await b.holderOf('sweep'), undefined, 'expired');
+      assert.equal(await b.acquire('sweep', 60_000), true);
+      assert.equal(await a.acquire('sweep', 60_000), false);
+      await b.release('sweep');
+    });
+
+    test('many contenders at once: exactly one wins', async () => {
+      const contenders = Array.from({ length: 8 }, (_, i) => new Leases(i % 2 ? other() : sql, `replica-${i}`));
+      const won = await Promise.all(contenders.map((c) => c.acquire('race', 60_000)));
+      assert.equal(won.filter(Boolean).length, 1);
+      await contenders[won.indexOf(true)]!.release('race');
+    });
+
+    test('runExclusive renews past the term while the job runs, skips when held elsewhere, releases after', async () => {
+      const a = new Leases(sql, 'replica-a');
+      const b = new Leases(other(), 'replica-b');
+      let blocked: unknown = 'not tried';
+      const ran = await a.runExclusive('job', { ttlMs: 300, renewEveryMs: 50 }, async (signal) => {
+        await sleep(700);
+        blocked = await b.runExclusive('job', { ttlMs: 300 }, async () => 'b ran');
+        return signal.aborted ? 'lost' : 'done';
+      });
+      assert.deepEqual(ran, { result: 'done' });
+      assert.equal(blocked, undefined, 'b found the lease held, past its first term');
+      assert.equal(await b.holderOf('job'), undefined, 'released after the job');
+    });
+
+    test('a job whose lease is taken while it stalls is told so', async () => {
+      const a = new Leases(sql, 'replica-a');
+      const b = new Leases(other(), 'replica-b');
+      const outcome = await a.runExclusive('stall', { ttlMs: 200, renewEveryMs: 1_000 }, async (signal) => {
+        await sleep(300);
+        assert.equal(await b.acquire('stall', 60_000), true, 'b takes the expired lease');
+        const deadline = Date.now() + 10_000;
+        while (!signal.aborted && Date.now() < deadline) await sleep(50);
+        return signal.aborted;
+      });
+      assert.deepEqual(outcome, { result: true });
+      assert.equal(await b.holderOf('stall'), 'replica-b', 'the loser does not release what it no longer holds');
+      await b.release('stall');
+    });
+  });
+}
