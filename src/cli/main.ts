@@ -17,6 +17,7 @@ import { registerLoginCommands } from './commands/login.js';
 import { registerPullCommand } from './commands/pull.js';
 import { registerKeyvaultCommands } from './commands/keyvault.js';
 import { registerVaultAdminCommands } from './commands/vault-admin.js';
+import { registerMigrateCommand } from './commands/migrate.js';
 import { registerCaCommand } from './commands/ca.js';
 import { registerCloudCommands } from './commands/cloud.js';
 import { registerPortalCommand } from './commands/portal.js';
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerPullCommand(program, getClient);
   registerKeyvaultCommands(program, getClient);
   registerVaultAdminCommands(program);
+  registerMigrateCommand(program);
   registerCaCommand(program);
   registerCloudCommands(program);
   registerPortalCommand(program, getClient);
@@ -53,7 +55,7 @@ export function buildProgram(): Command {
   // Commands that talk only to the management API skip it: ArmClient trusts the CA itself over node:https,
   // and installing undici's dispatcher would load undici (~60-120 ms) for nothing.
   program.hook('preAction', async (_program, action) => {
-    if (action.name() !== 'serve' && !armOnly(action)) await trustBerthCa();
+    if (action.name() !== 'serve' && action.name() !== 'migrate' && !armOnly(action)) await trustBerthCa();
   });
   registerContainerCommands(program, getClient);
   registerPruneImagesCommand(program.commands.find((c) => c.name() === 'container')!, getClient);

@@ -34,6 +34,18 @@ export function readServerInfo(path: string): ServerInfo | undefined {
   }
 }
 
+/** The pid of a live `berth serve` recorded in a data directory's server file, if one runs. */
+export function runningServerPid(serverInfo: string): number | undefined {
+  const pid = readServerInfo(serverInfo)?.pid;
+  if (!pid) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
 export function dataPaths(dir: string) {
   return {
     root: dir,

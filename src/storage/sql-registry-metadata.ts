@@ -44,8 +44,11 @@ function page<T>(rows: T[], n: number | undefined): Page<T> {
   return { items: rows.slice(0, n), more: true };
 }
 
-/** A LIMIT for one more row than a page holds (to know whether more follow), or none. */
-const pageLimit = (n: number | undefined) => (n === undefined ? '' : ` LIMIT ${Math.max(0, Math.floor(n)) + 1}`);
+/**
+ * A page's LIMIT clause and its parameter: one more row than the page holds (to know whether more
+ * follow), or none. The size is a parameter, so that each size is not a statement of its own.
+ */
+const pageLimit = (n: number | undefined): [string, number[]] => (n === undefined ? ['', []] : [' LIMIT ?', [Math.max(0, Math.floor(n)) + 1]]);
 
 const UPSERT_REPO = `INSERT INTO repositories (registry_id, name, created_at, updated_at) VALUES (?, ?, ?, ?)
   ON CONFLICT (registry_id, name) DO UPDATE SET updated_at = excluded.updated_at`;
@@ -185,10 +188,11 @@ export class SqlRegistryMetadata implements RegistryMetadataStore {
 
   // Names compare and sort byte by byte: SQLite's default, and the "C" collation of PostgreSQL's columns.
   async listTags(registryId: string, repo: string, n: number | undefined, last: string | undefined): Promise<Page<TagRecord>> {
+    const [limit, limitParam] = pageLimit(n);
     const rows = await this.sql.all<TagRow>(
       `SELECT tag, digest, attributes, created_at, updated_at FROM tags WHERE registry_id = ? AND repo = ? AND tag > ?
-       ORDER BY tag${pageLimit(n)}`,
-      [registryId, repo, last ?? ''],
+       ORDER BY tag${limit}`,
+      [registryId, repo, last ?? '', ...limitParam],
     );
     return page(rows.map(toTag), n);
   }
@@ -217,12 +221,13 @@ export class SqlRegistryMetadata implements RegistryMetadataStore {
   async listRepositories(registryId: string, n: number | undefined, last: string | undefined): Promise<Page<string>> {
     // A repository is listed once it holds a manifest (blobs alone are an upload in progress), unless
     // its listEnabled attribute is false.
+    const [limit, limitParam] = pageLimit(n);
     const rows = await this.sql.all<{ name: string }>(
       `SELECT name FROM repositories r WHERE registry_id = ? AND name > ?
          AND (r.attributes IS NULL OR ${this.sql.dialect.jsonFlag('r.attributes', 'listEnabled')} = 1) AND EXISTS
          (SELECT 1 FROM manifests m WHERE m.registry_id = r.registry_id AND m.repo = r.name)
-       ORDER BY name${pageLimit(n)}`,
-      [registryId, last ?? ''],
+       ORDER BY name${limit}`,
+      [registryId, last ?? '', ...limitParam],
     );
     return page(rows.map((r) => r.name), n);
   }

@@ -126,6 +126,9 @@ const MIGRATIONS: string[] = [
   `,
 ];
 
+/** The schema version openDatabase brings a database to. */
+export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length;
+
 export function openDatabase(path: string): Db {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');

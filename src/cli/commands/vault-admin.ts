@@ -4,18 +4,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { leaf } from '../command.js';
 import { CliError } from '../errors.js';
-import { dataPaths, defaultDataDir, readServerInfo } from '../../platform/data-dir.js';
-
-function runningServerPid(serverInfo: string): number | undefined {
-  const pid = readServerInfo(serverInfo)?.pid;
-  if (!pid) return undefined;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    return undefined;
-  }
-}
+import { dataPaths, defaultDataDir, runningServerPid } from '../../platform/data-dir.js';
 
 export function registerVaultAdminCommands(program: Command): void {
   const vault = program.command('vault').description('Administer the vault\'s encryption at rest.');

@@ -100,6 +100,9 @@ const MIGRATIONS: string[] = [
   `,
 ];
 
+/** The embedded (SQLite) schema version whose tables and columns the newest version here mirrors. */
+export const MIRRORS_SQLITE_VERSION = 10;
+
 /** Key of the advisory lock that serialises migrations between replicas ("berth" in ASCII). */
 const MIGRATION_LOCK = 0x6265727468;
 
