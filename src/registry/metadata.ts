@@ -16,8 +16,8 @@ export const DEFAULT_ATTRIBUTES: Readonly<ChangeableAttributes> = Object.freeze(
 /** What a set of changeable attributes belongs to, inside one repository. */
 export type AttributeTarget = { kind: 'repository' } | { kind: 'manifest'; digest: Digest } | { kind: 'tag'; tag: string };
 
-export interface ManifestRecord {
-  repo: string;
+/** What a manifest's record says about it, as stored and as returned. */
+interface ManifestFields {
   digest: Digest;
   mediaType: string;
   size: number;
@@ -28,21 +28,16 @@ export interface ManifestRecord {
   /** Total bytes of config and layers (for ACR's imageSize). */
   imageSize: number;
   platform?: { os: string; architecture: string };
+}
+
+export interface ManifestRecord extends ManifestFields {
+  repo: string;
   attributes: ChangeableAttributes;
   createdAt: string;
   updatedAt: string;
 }
 
-export interface NewManifest {
-  digest: Digest;
-  mediaType: string;
-  size: number;
-  artifactType?: string;
-  subject?: Digest;
-  annotations?: Record<string, string>;
-  configDigest?: Digest;
-  imageSize: number;
-  platform?: { os: string; architecture: string };
+export interface NewManifest extends ManifestFields {
   /** Blobs and child manifests this manifest references. */
   children: Digest[];
 }
