@@ -113,7 +113,7 @@ test('a push past the quota is refused with DENIED, leaves nothing, and fits aft
 });
 
 test('another registry has a quota of its own', { skip, timeout: 60_000 }, async () => {
-  b.registries.createOrUpdate('rg', 'quotareg02', { sku: 'Standard', adminUserEnabled: false });
+  await b.registries.createOrUpdate('rg', 'quotareg02', { sku: 'Standard', adminUserEnabled: false });
   const u = await cliJson<{ value: Array<{ limit: number; currentValue: number }> }>(b, ['acr', 'show-usage', '-n', 'quotareg02']);
   assert.equal(u.value[0]!.currentValue, 0);
   assert.equal(u.value[0]!.limit, 100 * 1024 ** 3, 'Standard keeps ACR\'s 100 GiB');
