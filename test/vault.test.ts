@@ -458,9 +458,11 @@ test('KEK rotation with BERTH_KEK takes the new key from BERTH_KEK_NEW; deleting
     db.prepare(`INSERT INTO vaults (id, subscription, resource_group, name, name_lower, location, sku, port, tags, wrapped_key, created_at)
       VALUES ('v1', 's', 'rg', 'n', 'n', 'westus', 'standard', 1, '{}', ?, 'now')`).run(sealer.seal('data-key', 'vault-key:v1'));
     const env = { BERTH_KEK: oldKey.toString('base64') };
-    await assert.rejects(rotateKek(db, join(d, 'kek'), sealer, env), /BERTH_KEK_NEW/);
+    const { SqliteSql } = await import('../src/storage/sql/sqlite-sql.js');
+    const sql = new SqliteSql(db);
+    await assert.rejects(rotateKek(sql, join(d, 'kek'), sealer, env), /BERTH_KEK_NEW/);
     const newKey = randomBytes(32);
-    const r = await rotateKek(db, join(d, 'kek'), sealer, { ...env, BERTH_KEK_NEW: newKey.toString('base64') });
+    const r = await rotateKek(sql, join(d, 'kek'), sealer, { ...env, BERTH_KEK_NEW: newKey.toString('base64') });
     assert.equal(r.resealed, 1);
     assert.equal(existsSync(join(d, 'kek')), false, 'no key file is written when the key lives in the environment');
     const wrapped = (db.prepare("SELECT wrapped_key FROM vaults WHERE id = 'v1'").get() as { wrapped_key: string }).wrapped_key;

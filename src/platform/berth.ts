@@ -139,11 +139,12 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const tls = o.tls === false ? undefined
     : await ensureTls(paths.tls, serverNames(o.domain), (msg, fields) => log.info(msg, fields));
   const db = openDatabase(paths.db);
+  const sql = new SqliteSql(db);
   for (const f of [paths.db, `${paths.db}-wal`, `${paths.db}-shm`]) await makePrivate(f, 0o600, log);
   const space = new DiskSpace(o.dataDir, o.storageReserve !== undefined ? { reserve: o.storageReserve } : {});
   const blobs = new FsBlobStore(o.dataDir, { space });
   await blobs.init();
-  const sealer = await loadKek(db, paths.kek);
+  const sealer = await loadKek(sql, paths.kek);
   const tokens = await TokenService.load(paths.signingKey);
   const ids = IdentityService.platformIds(db);
   let baseUrl = '';
@@ -151,7 +152,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const identity = new IdentityService(db, tokens, ids, () => baseUrl, () => otherBases);
   const groups = new ResourceGroups(db, ids.subscriptionId);
   const registries = new Registries(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host), 'localhost');
-  const meta = new SqlRegistryMetadata(new SqliteSql(db));
+  const meta = new SqlRegistryMetadata(sql);
   const skuLimits = { ...SKU_STORAGE_BYTES, ...o.skuStorageLimits };
   const registryService = new RegistryService(meta, blobs, {
     quota: (id) => {
@@ -247,7 +248,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
 
   return {
     url: baseUrl, httpsUrl, tls, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, vaults, secrets, puller, containerGroups, imageGc,
-    rotateKek: () => rotateKek(db, paths.kek, sealer),
+    rotateKek: () => rotateKek(sql, paths.kek, sealer),
     apiRoutes: () => apiRoutes(api),
     async stop() {
       if (timer) clearInterval(timer);

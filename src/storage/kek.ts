@@ -2,13 +2,13 @@
 // sealed with, and rotation that re-seals every sealed value under a new key without loss.
 //
 // Rotation is crash-safe: the new key is first written to keys/kek.new, then every sealed value is
-// re-sealed and the new key's id recorded in one SQLite transaction, then kek.new is renamed over kek.
+// re-sealed and the new key's id recorded in one database transaction, then kek.new is renamed over kek.
 // At start, a leftover kek.new is promoted if the database already records its id, else discarded.
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import type { Db } from './sqlite.js';
 import { Sealer } from './sealer.js';
+import type { Sql, SqlQueries } from './sql/sql.js';
 import { writeFileAtomic } from '../lib/fs-atomic.js';
 
 /** Every column that holds a value sealed directly under the KEK, with the context it was sealed with. */
@@ -18,22 +18,22 @@ const SEALED: Array<{ table: string; column: string; key: string[]; context: (ro
   { table: 'container_groups', column: 'secrets', key: ['id'], context: (r) => `container-group:${r.id}` },
 ];
 
-const getSetting = (db: Db, k: string) => (db.prepare('SELECT value FROM settings WHERE key = ?').get(k) as { value: string } | undefined)?.value;
-const setSetting = (db: Db, k: string, v: string) =>
-  db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(k, v);
+const getSetting = async (db: SqlQueries, k: string) => (await db.get<{ value: string }>('SELECT value FROM settings WHERE key = ?', [k]))?.value;
+const setSetting = (db: SqlQueries, k: string, v: string) =>
+  db.run('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [k, v]);
 
 /** Loads the KEK (BERTH_KEK or the key file), finishing an interrupted rotation, and checks it against the database. */
-export async function loadKek(db: Db, keyFile: string, env: NodeJS.ProcessEnv = process.env): Promise<Sealer> {
+export async function loadKek(db: Sql, keyFile: string, env: NodeJS.ProcessEnv = process.env): Promise<Sealer> {
   const pending = `${keyFile}.new`;
   if (!env.BERTH_KEK && existsSync(pending)) {
     const next = Sealer.fromKey(Buffer.from(readFileSync(pending, 'utf8').trim(), 'base64'));
-    if (getSetting(db, 'kekId') === next.keyId) await rename(pending, keyFile);
+    if ((await getSetting(db, 'kekId')) === next.keyId) await rename(pending, keyFile);
     else await rm(pending, { force: true });
   }
   const sealer = await Sealer.load(keyFile, env);
-  const recorded = getSetting(db, 'kekId');
+  const recorded = await getSetting(db, 'kekId');
   if (!recorded) {
-    setSetting(db, 'kekId', sealer.keyId);
+    await setSetting(db, 'kekId', sealer.keyId);
   } else if (recorded !== sealer.keyId) {
     throw new Error(`The key-encryption key (${env.BERTH_KEK ? 'BERTH_KEK' : keyFile}, id ${sealer.keyId}) is not the key this data directory's values are sealed with (id ${recorded}). ` +
       'Restore the right key file or BERTH_KEK; without it the sealed values cannot be read.');
@@ -47,7 +47,7 @@ export async function loadKek(db: Db, keyFile: string, env: NodeJS.ProcessEnv = 
  * sets BERTH_KEK to it); otherwise a new random key replaces the key file. Returns the new key's id and
  * how many values were re-sealed.
  */
-export async function rotateKek(db: Db, keyFile: string, current: Sealer, env: NodeJS.ProcessEnv = process.env): Promise<{ keyId: string; resealed: number }> {
+export async function rotateKek(db: Sql, keyFile: string, current: Sealer, env: NodeJS.ProcessEnv = process.env): Promise<{ keyId: string; resealed: number }> {
   let next: Sealer;
   const fileBased = !env.BERTH_KEK;
   if (fileBased) {
@@ -61,18 +61,18 @@ export async function rotateKek(db: Db, keyFile: string, current: Sealer, env: N
   }
   if (next.keyId === current.keyId) throw new Error('The new key-encryption key is the same as the current one.');
   let resealed = 0;
-  db.transaction(() => {
+  await db.transaction(async (tx) => {
     for (const t of SEALED) {
-      const rows = db.prepare(`SELECT ${[...t.key, t.column].join(', ')} FROM ${t.table}`).all() as Array<Record<string, string>>;
-      const upd = db.prepare(`UPDATE ${t.table} SET ${t.column} = ? WHERE ${t.key.map((k) => `${k} = ?`).join(' AND ')}`);
+      const rows = await tx.all<Record<string, string>>(`SELECT ${[...t.key, t.column].join(', ')} FROM ${t.table}`);
+      const update = `UPDATE ${t.table} SET ${t.column} = ? WHERE ${t.key.map((k) => `${k} = ?`).join(' AND ')}`;
       for (const r of rows) {
         const ctx = t.context(r);
-        upd.run(next.seal(current.open(r[t.column]!, ctx), ctx), ...t.key.map((k) => r[k]));
+        await tx.run(update, [next.seal(current.open(r[t.column]!, ctx), ctx), ...t.key.map((k) => r[k]!)]);
         resealed++;
       }
     }
-    setSetting(db, 'kekId', next.keyId);
-  })();
+    await setSetting(tx, 'kekId', next.keyId);
+  });
   if (fileBased) await rename(`${keyFile}.new`, keyFile);
   current.rekey(next);
   return { keyId: next.keyId, resealed };

@@ -16,8 +16,9 @@ export function registerVaultAdminCommands(program: Command): void {
       if (!existsSync(paths.db)) throw new CliError(`${dir} is not a Berth data directory (no berth.db).`);
       const pid = runningServerPid(paths.serverInfo);
       if (pid) throw new CliError(`berth serve (pid ${pid}) is running on ${dir}. Stop it first, then run berth vault rotate-kek again.`);
-      const [{ openDatabase }, { loadKek, rotateKek }] = await Promise.all([import('../../storage/sqlite.js'), import('../../storage/kek.js')]);
-      const db = openDatabase(paths.db);
+      const [{ openDatabase }, { SqliteSql }, { loadKek, rotateKek }] = await Promise.all([
+        import('../../storage/sqlite.js'), import('../../storage/sql/sqlite-sql.js'), import('../../storage/kek.js')]);
+      const db = new SqliteSql(openDatabase(paths.db));
       try {
         const sealer = await loadKek(db, paths.kek);
         const r = await rotateKek(db, paths.kek, sealer);
@@ -25,7 +26,7 @@ export function registerVaultAdminCommands(program: Command): void {
       } catch (e) {
         throw new CliError((e as Error).message);
       } finally {
-        db.close();
+        await db.close();
       }
     });
 }
