@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { Sealer } from './sealer.js';
+import { sharedKeyContext } from './sql/shared-keys.js';
 import type { Sql, SqlQueries } from './sql/sql.js';
 import { writeFileAtomic } from '../lib/fs-atomic.js';
 
@@ -16,6 +17,7 @@ const SEALED: Array<{ table: string; column: string; key: string[]; context: (ro
   { table: 'registry_passwords', column: 'sealed', key: ['registry_id', 'name'], context: (r) => `registry:${r.registry_id}:${r.name}` },
   { table: 'vaults', column: 'wrapped_key', key: ['id'], context: (r) => `vault-key:${r.id}` },
   { table: 'container_groups', column: 'secrets', key: ['id'], context: (r) => `container-group:${r.id}` },
+  { table: 'shared_keys', column: 'sealed', key: ['name'], context: (r) => sharedKeyContext(r.name!) },
 ];
 
 const getSetting = async (db: SqlQueries, k: string) => (await db.get<{ value: string }>('SELECT value FROM settings WHERE key = ?', [k]))?.value;

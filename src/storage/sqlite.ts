@@ -120,9 +120,12 @@ const MIGRATIONS: string[] = [
   ALTER TABLE vaults ADD COLUMN deleted_at TEXT;
   ALTER TABLE vaults ADD COLUMN purge_at TEXT;
   `,
-  // Leases: a periodic job runs where its lease is held (one process here; one replica of several on PostgreSQL).
+  // What replicas sharing one database coordinate with (one process here, several on PostgreSQL):
+  // leases on periodic jobs, the replicas' heartbeats, and keys every replica must hold the same of.
   `
   CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL);
+  CREATE TABLE replicas (id TEXT PRIMARY KEY, host TEXT NOT NULL, url TEXT NOT NULL, started_at INTEGER NOT NULL, seen_at INTEGER NOT NULL);
+  CREATE TABLE shared_keys (name TEXT PRIMARY KEY, sealed TEXT NOT NULL, created_at INTEGER NOT NULL);
   `,
 ];
 

@@ -94,9 +94,12 @@ const MIGRATIONS: string[] = [
         start_time TEXT COLLATE "C" NOT NULL, end_time TEXT COLLATE "C");
   CREATE INDEX repo_blobs_registry_usage ON repo_blobs(registry_id, digest, size);
   `,
-  // Version 2: leases, so that periodic jobs run on one replica at a time.
+  // Version 2: leases on periodic jobs, the replicas' heartbeats, keys every replica holds the same of.
   `
   CREATE TABLE leases (name TEXT COLLATE "C" PRIMARY KEY, holder TEXT COLLATE "C" NOT NULL, expires_at BIGINT NOT NULL);
+  CREATE TABLE replicas (id TEXT COLLATE "C" PRIMARY KEY, host TEXT COLLATE "C" NOT NULL, url TEXT COLLATE "C" NOT NULL,
+    started_at BIGINT NOT NULL, seen_at BIGINT NOT NULL);
+  CREATE TABLE shared_keys (name TEXT COLLATE "C" PRIMARY KEY, sealed TEXT COLLATE "C" NOT NULL, created_at BIGINT NOT NULL);
   `,
 ];
 
