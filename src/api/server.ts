@@ -2,7 +2,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { BerthError } from '../lib/errors.js';
+import { BerthError, httpStatus } from '../lib/errors.js';
 import type { Principal } from '../identity/principals.js';
 import { ARM_AUDIENCE } from '../identity/service.js';
 import type { ApiDeps } from './deps.js';
@@ -32,8 +32,6 @@ export function requestBase(req: FastifyRequest): string {
 /** Audiences the management API and its Graph subset take, besides the server's own base URL. */
 const MANAGEMENT_AUDIENCES = [ARM_AUDIENCE, ARM_AUDIENCE.replace(/\/$/, ''), 'https://management.azure.com', 'https://management.azure.com/',
   'https://graph.microsoft.com', 'https://graph.microsoft.com/'];
-
-export const STATUS: Record<BerthError['kind'], number> = { invalid: 400, unauthenticated: 401, forbidden: 403, notFound: 404, conflict: 409, internal: 500 };
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -69,7 +67,7 @@ export function buildApi(d: ApiDeps): FastifyInstance {
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
     if (err instanceof BerthError) {
-      return reply.status(STATUS[err.kind]).send({ error: { code: err.code, message: err.message } });
+      return reply.status(httpStatus(err)).send({ error: { code: err.code, message: err.message } });
     }
     if (err.statusCode && err.statusCode < 500) {
       return reply.status(err.statusCode).send({ error: { code: err.statusCode === 413 ? 'RequestEntityTooLarge' : 'BadRequest', message: err.message } });
