@@ -127,11 +127,12 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps, routes: reado
   if (problems.length) throw new Error(`Bad route table:\n  ${problems.join('\n  ')}`);
   for (const r of routes) {
     o.listing.push({ method: r.method, path: r.path, action: r.action, scope: describeScope(r.scope) });
-    const schema = z.object(Object.fromEntries(paramNames(r.path).map((n) => [n, z.string()])));
+    // The path's params, each a string (a wildcard route's '*' passes through).
+    const schema = z.looseObject(Object.fromEntries(paramNames(r.path).map((n) => [n, z.string()])));
     app.route({ method: r.method, url: r.path, handler: async (req, reply) => {
       const parsed = schema.safeParse(req.params);
       if (!parsed.success) throw notFound('NotFound', `Berth serves no ${req.method} ${req.url.split('?')[0]}.`);
-      const params = { ...(req.params as Record<string, string>), ...parsed.data } as Record<string, string>;
+      const params = parsed.data as Record<string, string>;
       const ctx = context(d, r, req, reply, params);
       if (params.sub !== undefined) checkSub(d, params.sub);
       authorizeDeclared(d, r, ctx, params);
