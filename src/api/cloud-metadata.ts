@@ -1,8 +1,10 @@
 // ARM's cloud metadata (GET /metadata/endpoints): what `az cloud register --endpoint-resource-manager`
 // reads (api-version 2015-01-01: one object) and what current tools read (2019-05-01 and later: a list
 // of clouds with suffixes). `berth cloud register` builds az's cloud config from the same document.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { ARM_AUDIENCE } from '../identity/service.js';
+import { route, SCOPE, type RouteDef } from './route-table.js';
+import { PUBLIC } from '../identity/actions.js';
 
 export const CLOUD_NAME = 'Berth';
 
@@ -39,13 +41,13 @@ export function cloudDescriptor(base: string, vaultDns: string | undefined): Clo
   };
 }
 
-export function registerCloudMetadataRoutes(app: FastifyInstance, base: (req: FastifyRequest) => string, vaultDns: () => string | undefined): void {
-  app.get('/metadata/endpoints', async (req) => {
+export function cloudMetadataRoutes(base: (req: FastifyRequest) => string, vaultDns: () => string | undefined): RouteDef[] {
+  return [route({ method: 'GET', path: '/metadata/endpoints', action: PUBLIC, scope: SCOPE.none, handler: ({ req, query }) => {
     const c = cloudDescriptor(base(req), vaultDns());
-    const version = String((req.query as Record<string, unknown>)['api-version'] ?? '2015-01-01');
+    const version = String(query['api-version'] ?? '2015-01-01');
     if (version < '2019-05-01') {
       return { galleryEndpoint: c.gallery, graphEndpoint: c.graph, portalEndpoint: c.portal, authentication: { loginEndpoint: c.authentication.loginEndpoint, audiences: c.authentication.audiences } };
     }
     return [c];
-  });
+  } })];
 }

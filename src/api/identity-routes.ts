@@ -1,10 +1,11 @@
 // Identity surfaces: user-assigned managed identities (ARM), role assignments and role definitions at any
 // scope (ARM, Microsoft.Authorization), the Graph subset `az ad` uses for applications and service
 // principals, and the managed-identity token endpoint for workloads.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiDeps } from './deps.js';
-import { checkSub, requirePermission } from './common.js';
-import { BerthError, invalid, notFound } from '../lib/errors.js';
+import { checkSub, route, SCOPE, type RouteContext, type RouteDef } from './route-table.js';
+import { AUTHENTICATED, PUBLIC } from '../identity/actions.js';
+import { invalid, notFound } from '../lib/errors.js';
 import { BUILT_IN_ROLES, findRole, type RoleDefinition } from '../identity/roles.js';
 import type { RoleAssignment } from '../identity/service.js';
 import type { Application } from '../identity/applications.js';
@@ -43,44 +44,34 @@ export function parseGraphFilter(filter: string | undefined): ((o: Record<string
   throw invalid('Request_UnsupportedQuery', `Unsupported $filter '${filter}': use "displayName eq '...'", "appId eq '...'", "startswith(displayName,'...')" or "servicePrincipalNames/any(c:c eq '...')".`);
 }
 
-export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
+export function identityRoutes(d: ApiDeps): RouteDef[] {
+  return [...managedIdentityRoutes(d), ...authorizationRoutes(d), ...graphRoutes(d)];
+}
+
+function managedIdentityRoutes(d: ApiDeps): RouteDef[] {
+  const miPath = `/subscriptions/:sub/resourcegroups/:rg/providers/${MI}` as const;
+  const one = `${miPath}/:name` as const;
+  const scope = SCOPE.resource(MI);
+  return [
+    route({ method: 'GET', path: `/subscriptions/:sub/providers/${MI}`, action: `${MI}/read`, scope: SCOPE.each,
+      handler: (c) => ({ value: d.managedIdentities.list().filter((i) => c.can(i.id)).map(identityResource) }) }),
+    route({ method: 'GET', path: miPath, action: `${MI}/read`, scope: SCOPE.each, handler: (c) => {
+      d.groups.get(c.params.rg);
+      return { value: d.managedIdentities.list(c.params.rg).filter((i) => c.can(i.id)).map(identityResource) };
+    } }),
+    route({ method: 'PUT', path: one, action: `${MI}/write`, scope, handler: (c) => {
+      const body = (c.req.body ?? {}) as { location?: string; tags?: Record<string, string> };
+      const { identity, created } = d.managedIdentities.createOrUpdate(c.params.rg, c.params.name, { ...(body.location ? { location: body.location } : {}), ...(body.tags ? { tags: body.tags } : {}) });
+      return c.reply.status(created ? 201 : 200).header('location', identity.id).send(identityResource(identity));
+    } }),
+    route({ method: 'GET', path: one, action: `${MI}/read`, scope, handler: (c) => identityResource(d.managedIdentities.get(c.params.rg, c.params.name)) }),
+    route({ method: 'DELETE', path: one, action: `${MI}/delete`, scope,
+      handler: (c) => c.reply.status(d.managedIdentities.delete(c.params.rg, c.params.name) ? 200 : 204).send() }),
+  ];
+}
+
+function authorizationRoutes(d: ApiDeps): RouteDef[] {
   const sub = d.identity.ids.subscriptionId;
-  const tenant = d.identity.ids.tenantId;
-
-  // ---- user-assigned managed identities
-  const miPath = `/subscriptions/:sub/resourcegroups/:rg/providers/${MI}`;
-  const miScope = (rg: string, name: string) => `/subscriptions/${sub}/resourceGroups/${rg}/providers/${MI}/${name}`;
-  app.get(`/subscriptions/:sub/providers/${MI}`, async (req) => {
-    checkSub(d, (req.params as { sub: string }).sub);
-    return { value: d.managedIdentities.list().filter((i) => d.identity.can(req.principal!, `${MI}/read`, miScope(i.resourceGroup, i.name))).map(identityResource) };
-  });
-  app.get(miPath, async (req) => {
-    const { sub: s, rg } = req.params as { sub: string; rg: string };
-    checkSub(d, s);
-    d.groups.get(rg);
-    return { value: d.managedIdentities.list(rg).filter((i) => d.identity.can(req.principal!, `${MI}/read`, miScope(i.resourceGroup, i.name))).map(identityResource) };
-  });
-  app.put(`${miPath}/:name`, async (req, reply) => {
-    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
-    checkSub(d, s);
-    requirePermission(d, req, `${MI}/write`, miScope(rg, name));
-    const body = (req.body ?? {}) as { location?: string; tags?: Record<string, string> };
-    const { identity, created } = d.managedIdentities.createOrUpdate(rg, name, { ...(body.location ? { location: body.location } : {}), ...(body.tags ? { tags: body.tags } : {}) });
-    return reply.status(created ? 201 : 200).header('location', identity.id).send(identityResource(identity));
-  });
-  app.get(`${miPath}/:name`, async (req) => {
-    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
-    checkSub(d, s);
-    requirePermission(d, req, `${MI}/read`, miScope(rg, name));
-    return identityResource(d.managedIdentities.get(rg, name));
-  });
-  app.delete(`${miPath}/:name`, async (req, reply) => {
-    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
-    checkSub(d, s);
-    requirePermission(d, req, `${MI}/delete`, miScope(rg, name));
-    return reply.status(d.managedIdentities.delete(rg, name) ? 200 : 204).send();
-  });
-
   // ---- role assignments and role definitions, at any scope
   const AUTHZ = /^(.*?)\/providers\/Microsoft\.Authorization\/(roleAssignments|roleDefinitions)(?:\/([^/?]+))?\/?$/i;
   const checkScope = (scope: string): string => {
@@ -93,7 +84,8 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
     if (type === MI.toLowerCase()) d.managedIdentities.get(m[2]!, name!);
     return scope.replace(/\/+$/, '');
   };
-  const authz = async (req: FastifyRequest, reply: FastifyReply) => {
+  const authz = async (c: RouteContext<unknown>) => {
+    const { req, reply } = c;
     const path = decodeURIComponent(req.url.split('?')[0]!);
     const m = AUTHZ.exec(path);
     if (!m) throw notFound('InvalidResourceType', `The resource type could not be found for '${path}'.`);
@@ -111,7 +103,7 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
       return { value: BUILT_IN_ROLES.filter((r) => f === undefined || r.roleName.toLowerCase() === f.toLowerCase()).map((r) => roleDefinitionResource(sub, r)) };
     }
     if (req.method === 'GET' && !name) {
-      requirePermission(d, req, 'Microsoft.Authorization/roleAssignments/read', scope);
+      c.authorize(scope, 'Microsoft.Authorization/roleAssignments/read');
       const principal = /principalId\s+eq\s+'([^']*)'/i.exec(q.$filter ?? '')?.[1]?.toLowerCase();
       const atScope = /atScope\(\)/i.test(q.$filter ?? '');
       const s = scope.toLowerCase();
@@ -127,19 +119,19 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
     if (req.method === 'GET') {
       const a = d.identity.getAssignment(name);
       if (!a) throw notFound('RoleAssignmentNotFound', `The role assignment '${name}' is not found.`);
-      requirePermission(d, req, 'Microsoft.Authorization/roleAssignments/read', a.scope);
+      c.authorize(a.scope, 'Microsoft.Authorization/roleAssignments/read');
       return roleAssignmentResource(sub, a);
     }
     if (req.method === 'DELETE') {
       const a = d.identity.getAssignment(name);
       if (!a) return reply.status(204).send();
-      requirePermission(d, req, 'Microsoft.Authorization/roleAssignments/delete', a.scope);
+      c.authorize(a.scope, 'Microsoft.Authorization/roleAssignments/delete');
       d.identity.deleteAssignment(a.id);
       return roleAssignmentResource(sub, a);
     }
     if (req.method === 'PUT') {
       if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(name)) throw invalid('InvalidRoleAssignmentId', `The role assignment ID '${name}' is not valid. The role assignment ID must be a GUID.`);
-      requirePermission(d, req, 'Microsoft.Authorization/roleAssignments/write', scope);
+      c.authorize(scope, 'Microsoft.Authorization/roleAssignments/write');
       const body = (req.body ?? {}) as { properties?: { roleDefinitionId?: string; principalId?: string; principalType?: string } };
       const role = findRole(body.properties?.roleDefinitionId ?? '');
       if (!role) throw invalid('RoleDefinitionDoesNotExist', `The specified role definition with ID '${body.properties?.roleDefinitionId ?? ''}' does not exist.`);
@@ -150,22 +142,25 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
     }
     throw invalid('MethodNotAllowed', `${req.method} is not supported here.`);
   };
-  app.route({ method: ['GET', 'PUT', 'DELETE'], url: '/subscriptions/*', handler: authz });
-  app.route({ method: ['GET', 'PUT', 'DELETE'], url: '/providers/Microsoft.Authorization/*', handler: authz });
+  // Role definitions are readable by any caller; role assignments are checked at the scope the path
+  // names (a list, a PUT) or the assignment's own (a GET or DELETE by name).
+  const scope = SCOPE.handler('the scope in the path, or the assignment\'s');
+  const A = 'Microsoft.Authorization/roleAssignments';
+  return ['/subscriptions/*', '/providers/Microsoft.Authorization/*'].flatMap((path) => [
+    route({ method: 'GET', path, action: `${A}/read`, scope, handler: authz }),
+    route({ method: 'PUT', path, action: `${A}/write`, scope, handler: authz }),
+    route({ method: 'DELETE', path, action: `${A}/delete`, scope, handler: authz }),
+  ]);
+}
 
-  // ---- Graph (the subset az ad uses)
-  const directoryWrite = (req: FastifyRequest) => {
-    if (!d.identity.can(req.principal!, 'Microsoft.Authorization/roleAssignments/write', `/subscriptions/${sub}`)) {
-      throw new BerthError('forbidden', 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation. Creating or changing applications needs Owner on the subscription.');
-    }
-  };
-  // Reading the directory takes a role somewhere in the subscription (an app with none is an outsider,
-  // as one without Graph permissions is refused on Azure); changing it takes Owner (directoryWrite).
-  const directoryRead = (req: FastifyRequest) => {
-    if (!d.identity.hasAnyAssignment(req.principal!.id)) {
-      throw new BerthError('forbidden', 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation. Reading the directory needs a role assignment in the subscription.');
-    }
-  };
+// ---- Graph (the subset az ad uses): reading the directory takes some role in the subscription,
+// changing it the role-assignment write action at the subscription (route-table.ts, scope directory).
+function graphRoutes(d: ApiDeps): RouteDef[] {
+  const G = '/v1.0';
+  const tenant = d.identity.ids.tenantId;
+  const READ = AUTHENTICATED;
+  const WRITE = 'Microsoft.Authorization/roleAssignments/write';
+  const dir = SCOPE.directory;
   const pw = (a: Application) => a.passwordCredentials.map((c) => ({ customKeyIdentifier: null, displayName: c.displayName, endDateTime: c.endDateTime, hint: c.hint, keyId: c.keyId, secretText: null, startDateTime: c.startDateTime }));
   const appShape = (a: Application) => ({ id: a.appObjectId, appId: a.appId, displayName: a.displayName, createdDateTime: a.createdDateTime, signInAudience: 'AzureADMyOrg', passwordCredentials: pw(a) });
   const spShape = (a: Application) => ({ id: a.id, appId: a.appId, displayName: a.displayName, appDisplayName: a.displayName, accountEnabled: true, appOwnerOrganizationId: tenant,
@@ -181,72 +176,6 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
     if (!a) throw notFound('Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`);
     return a;
   };
-  const G = '/v1.0';
-  // The signed-in principal: Berth's principals are applications and managed identities, for which
-  // Graph answers /me as below; az then looks the principal up by its appId (servicePrincipalNames).
-  app.get(`${G}/me`, async () => {
-    throw invalid('Request_BadRequest', '/me request is only valid with delegated authentication flow.');
-  });
-  // Berth has no users (people sign in as service principals): lookups find none, as for an unknown name.
-  app.get(`${G}/users`, async (req) => {
-    directoryRead(req);
-    return filterList([] as Array<Record<string, unknown>>, (req.query as Record<string, string>).$filter);
-  });
-  app.get(`${G}/users/:id`, async (req) => {
-    directoryRead(req);
-    throw notFound('Request_ResourceNotFound', `Resource '${(req.params as { id: string }).id}' does not exist or one of its queried reference-property objects are not present. Berth has no users: sign in as a service principal.`);
-  });
-  app.get(`${G}/applications`, async (req) => {
-    directoryRead(req);
-    return filterList(d.applications.list().map(appShape), (req.query as Record<string, string>).$filter);
-  });
-  app.post(`${G}/applications`, async (req, reply) => {
-    directoryWrite(req);
-    const body = (req.body ?? {}) as { displayName?: string };
-    return reply.status(201).send(appShape(d.applications.createApplication(body.displayName ?? '')));
-  });
-  app.get(`${G}/applications/:id`, async (req) => {
-    directoryRead(req);
-    return appShape(appByObjectId((req.params as { id: string }).id));
-  });
-  app.patch(`${G}/applications/:id`, async (req, reply) => {
-    directoryWrite(req);
-    const a = appByObjectId((req.params as { id: string }).id);
-    const body = (req.body ?? {}) as { displayName?: string };
-    if (body.displayName) d.applications.rename(a.id, body.displayName);
-    return reply.status(204).send();
-  });
-  app.delete(`${G}/applications/:id`, async (req, reply) => {
-    directoryWrite(req);
-    d.applications.delete(appByObjectId((req.params as { id: string }).id).id);
-    return reply.status(204).send();
-  });
-  app.post(`${G}/applications/:id/addPassword`, async (req) => {
-    directoryWrite(req);
-    const a = appByObjectId((req.params as { id: string }).id);
-    const body = (req.body ?? {}) as { passwordCredential?: { displayName?: string; endDateTime?: string } };
-    const c = await d.applications.addPassword(a.id, { ...(body.passwordCredential?.displayName ? { displayName: body.passwordCredential.displayName } : {}),
-      ...(body.passwordCredential?.endDateTime ? { endDateTime: body.passwordCredential.endDateTime } : {}) });
-    d.log.info('application password added', { appId: a.appId, keyId: c.keyId });
-    return { customKeyIdentifier: null, displayName: c.displayName, endDateTime: c.endDateTime, hint: c.hint, keyId: c.keyId, secretText: c.secretText, startDateTime: c.startDateTime };
-  });
-  app.post(`${G}/applications/:id/removePassword`, async (req, reply) => {
-    directoryWrite(req);
-    const a = appByObjectId((req.params as { id: string }).id);
-    d.applications.removePassword(a.id, ((req.body ?? {}) as { keyId?: string }).keyId ?? '');
-    return reply.status(204).send();
-  });
-  app.get(`${G}/servicePrincipals`, async (req) => {
-    directoryRead(req);
-    return filterList([
-      ...d.applications.list().filter((a) => a.hasServicePrincipal).map(spShape),
-      ...d.managedIdentities.list().map(miAsSp),
-    ], (req.query as Record<string, string>).$filter);
-  });
-  app.post(`${G}/servicePrincipals`, async (req, reply) => {
-    directoryWrite(req);
-    return reply.status(201).send(spShape(d.applications.createServicePrincipal(((req.body ?? {}) as { appId?: string }).appId ?? '')));
-  });
   const spById = (id: string) => {
     const a = d.applications.find(id);
     if (a && a.hasServicePrincipal) return spShape(a);
@@ -258,33 +187,86 @@ export function registerIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
       servicePrincipalNames: [sys.clientId, sys.resourceId], alternativeNames: ['isExplicit=False', sys.resourceId], passwordCredentials: [] };
     throw notFound('Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`);
   };
-  app.get(`${G}/servicePrincipals/:id`, async (req) => {
-    directoryRead(req);
-    return spById((req.params as { id: string }).id);
-  });
-  app.delete(`${G}/servicePrincipals/:id`, async (req, reply) => {
-    directoryWrite(req);
-    const sp = spById((req.params as { id: string }).id);
-    if (sp.servicePrincipalType === 'ManagedIdentity') throw invalid('Request_BadRequest', 'A managed identity is deleted with its resource: berth identity delete.');
-    d.applications.delete(sp.id);
-    return reply.status(204).send();
-  });
-  app.post(`${G}/directoryObjects/getByIds`, async (req) => {
-    directoryRead(req);
-    const ids = ((req.body ?? {}) as { ids?: string[] }).ids ?? [];
-    const value: unknown[] = [];
-    for (const id of ids) {
-      try {
-        value.push({ '@odata.type': '#microsoft.graph.servicePrincipal', ...spById(id) });
-      } catch { /* unknown ids are left out, as Graph does */ }
-    }
-    return { value };
-  });
+  return [
+    // The signed-in principal: Berth's principals are applications and managed identities, for which
+    // Graph answers /me as below; az then looks the principal up by its appId (servicePrincipalNames).
+    route({ method: 'GET', path: `${G}/me`, action: AUTHENTICATED, scope: SCOPE.none, handler: async () => {
+      throw invalid('Request_BadRequest', '/me request is only valid with delegated authentication flow.');
+    } }),
+    // Berth has no users (people sign in as service principals): lookups find none, as for an unknown name.
+    route({ method: 'GET', path: `${G}/users`, action: READ, scope: dir, handler: async ({ req }) => {
+      return filterList([] as Array<Record<string, unknown>>, (req.query as Record<string, string>).$filter);
+    } }),
+    route({ method: 'GET', path: `${G}/users/:id`, action: READ, scope: dir, handler: async ({ params }) => {
+      throw notFound('Request_ResourceNotFound', `Resource '${params.id}' does not exist or one of its queried reference-property objects are not present. Berth has no users: sign in as a service principal.`);
+    } }),
+    route({ method: 'GET', path: `${G}/applications`, action: READ, scope: dir, handler: async ({ req }) => {
+      return filterList(d.applications.list().map(appShape), (req.query as Record<string, string>).$filter);
+    } }),
+    route({ method: 'POST', path: `${G}/applications`, action: WRITE, scope: dir, handler: async ({ req, reply }) => {
+      const body = (req.body ?? {}) as { displayName?: string };
+      return reply.status(201).send(appShape(d.applications.createApplication(body.displayName ?? '')));
+    } }),
+    route({ method: 'GET', path: `${G}/applications/:id`, action: READ, scope: dir, handler: async ({ params }) => {
+      return appShape(appByObjectId(params.id));
+    } }),
+    route({ method: 'PATCH', path: `${G}/applications/:id`, action: WRITE, scope: dir, handler: async ({ req, reply, params }) => {
+      const a = appByObjectId(params.id);
+      const body = (req.body ?? {}) as { displayName?: string };
+      if (body.displayName) d.applications.rename(a.id, body.displayName);
+      return reply.status(204).send();
+    } }),
+    route({ method: 'DELETE', path: `${G}/applications/:id`, action: WRITE, scope: dir, handler: async ({ reply, params }) => {
+      d.applications.delete(appByObjectId(params.id).id);
+      return reply.status(204).send();
+    } }),
+    route({ method: 'POST', path: `${G}/applications/:id/addPassword`, action: WRITE, scope: dir, handler: async ({ req, params }) => {
+      const a = appByObjectId(params.id);
+      const body = (req.body ?? {}) as { passwordCredential?: { displayName?: string; endDateTime?: string } };
+      const c = await d.applications.addPassword(a.id, { ...(body.passwordCredential?.displayName ? { displayName: body.passwordCredential.displayName } : {}),
+        ...(body.passwordCredential?.endDateTime ? { endDateTime: body.passwordCredential.endDateTime } : {}) });
+      d.log.info('application password added', { appId: a.appId, keyId: c.keyId });
+      return { customKeyIdentifier: null, displayName: c.displayName, endDateTime: c.endDateTime, hint: c.hint, keyId: c.keyId, secretText: c.secretText, startDateTime: c.startDateTime };
+    } }),
+    route({ method: 'POST', path: `${G}/applications/:id/removePassword`, action: WRITE, scope: dir, handler: async ({ req, reply, params }) => {
+      const a = appByObjectId(params.id);
+      d.applications.removePassword(a.id, ((req.body ?? {}) as { keyId?: string }).keyId ?? '');
+      return reply.status(204).send();
+    } }),
+    route({ method: 'GET', path: `${G}/servicePrincipals`, action: READ, scope: dir, handler: async ({ req }) => {
+      return filterList([
+        ...d.applications.list().filter((a) => a.hasServicePrincipal).map(spShape),
+        ...d.managedIdentities.list().map(miAsSp),
+      ], (req.query as Record<string, string>).$filter);
+    } }),
+    route({ method: 'POST', path: `${G}/servicePrincipals`, action: WRITE, scope: dir, handler: async ({ req, reply }) => {
+      return reply.status(201).send(spShape(d.applications.createServicePrincipal(((req.body ?? {}) as { appId?: string }).appId ?? '')));
+    } }),
+    route({ method: 'GET', path: `${G}/servicePrincipals/:id`, action: READ, scope: dir, handler: async ({ params }) => {
+      return spById(params.id);
+    } }),
+    route({ method: 'DELETE', path: `${G}/servicePrincipals/:id`, action: WRITE, scope: dir, handler: async ({ reply, params }) => {
+      const sp = spById(params.id);
+      if (sp.servicePrincipalType === 'ManagedIdentity') throw invalid('Request_BadRequest', 'A managed identity is deleted with its resource: berth identity delete.');
+      d.applications.delete(sp.id);
+      return reply.status(204).send();
+    } }),
+    route({ method: 'POST', path: `${G}/directoryObjects/getByIds`, action: READ, scope: dir, handler: async ({ req }) => {
+      const ids = ((req.body ?? {}) as { ids?: string[] }).ids ?? [];
+      const value: unknown[] = [];
+      for (const id of ids) {
+        try {
+          value.push({ '@odata.type': '#microsoft.graph.servicePrincipal', ...spById(id) });
+        } catch { /* unknown ids are left out, as Graph does */ }
+      }
+      return { value };
+    } }),
+  ];
 }
 
 /** The managed-identity token endpoint: IDENTITY_ENDPOINT (/msi/token) and IMDS's path, no bearer auth. */
-export function registerWorkloadIdentityRoutes(app: FastifyInstance, d: ApiDeps): void {
-  const handler = async (req: FastifyRequest, reply: FastifyReply) => {
+export function workloadIdentityRoutes(d: ApiDeps): RouteDef[] {
+  const handler = async ({ req, reply }: { req: FastifyRequest; reply: FastifyReply }) => {
     const imds = req.url.startsWith('/metadata/');
     if (imds && String(req.headers.metadata ?? '').toLowerCase() !== 'true') {
       return reply.status(400).send({ error: 'invalid_request', error_description: 'Required metadata header not specified' });
@@ -295,6 +277,9 @@ export function registerWorkloadIdentityRoutes(app: FastifyInstance, d: ApiDeps)
     if (r.status === 200) d.log.info('managed identity token issued', { workload: binding!.workload, client_id: r.body.client_id, resource: r.body.resource });
     return reply.status(r.status).header('Cache-Control', 'no-store').send(r.body);
   };
-  app.get('/msi/token', handler);
-  app.get('/metadata/identity/oauth2/token', handler);
+  // Public: the workload's own secret (X-IDENTITY-HEADER) is its credential.
+  return [
+    route({ method: 'GET', path: '/msi/token', action: PUBLIC, scope: SCOPE.none, handler }),
+    route({ method: 'GET', path: '/metadata/identity/oauth2/token', action: PUBLIC, scope: SCOPE.none, handler }),
+  ];
 }

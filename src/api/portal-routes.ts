@@ -4,11 +4,13 @@
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { ARM_AUDIENCE, type IdentityService } from '../identity/service.js';
 import type { SignInCodes } from '../identity/sign-in-codes.js';
 import { VAULT_RESOURCE } from '../vault/http.js';
 import { invalid } from '../lib/errors.js';
+import { route, SCOPE, type RouteContext, type RouteDef } from './route-table.js';
+import { AUTHENTICATED, PUBLIC } from '../identity/actions.js';
 
 const DEFAULT_DIR = fileURLToPath(new URL('../../portal/', import.meta.url));
 const TYPES: Record<string, string> = {
@@ -48,11 +50,12 @@ const CSP = [
 ].join('; ');
 
 /** Unauthenticated: the assets and the code-for-tokens exchange. */
-export function registerPortalRoutes(app: FastifyInstance, d: PortalDeps, base: (req: FastifyRequest) => string): void {
+export function portalRoutes(d: PortalDeps, base: (req: FastifyRequest) => string): RouteDef[] {
   const files = assets(d.portalDir ?? DEFAULT_DIR);
+  const session = signIn(d, base);
   // '/portal/' is '/portal' to the router (it ignores a trailing slash); the assets' paths are absolute.
-  const serve = async (req: FastifyRequest, reply: FastifyReply) => {
-    const rel = (req.params as { '*'?: string })['*'] || 'index.html';
+  const serve = async ({ reply, params }: RouteContext<{ '*'?: string }>) => {
+    const rel = params['*'] || 'index.html';
     // A missing asset is a 404; any other path is a page of the single-page app: its index.
     if (rel.startsWith('assets/') && !files.has(rel)) return reply.status(404).type('text/plain; charset=utf-8').send('No such portal asset (the portal was rebuilt? reload the page).');
     const file = files.get(rel) ?? files.get('index.html');
@@ -70,10 +73,15 @@ export function registerPortalRoutes(app: FastifyInstance, d: PortalDeps, base: 
       .header('Referrer-Policy', 'no-referrer')
       .send(createReadStream(file.path));
   };
-  app.get('/portal', serve);
-  app.get('/portal/*', serve);
+  return [
+    route({ method: 'GET', path: '/portal', action: PUBLIC, scope: SCOPE.none, handler: serve }),
+    route({ method: 'GET', path: '/portal/*', action: PUBLIC, scope: SCOPE.none, handler: serve }),
+    route({ method: 'POST', path: '/portal/session', action: PUBLIC, scope: SCOPE.none, handler: ({ req, reply }) => session(req, reply) }),
+  ];
+}
 
-  app.post('/portal/session', async (req, reply) => {
+function signIn(d: PortalDeps, base: (req: FastifyRequest) => string) {
+  return async (req: FastifyRequest, reply: RouteContext<unknown>['reply']) => {
     const code = (req.body as { code?: unknown } | undefined)?.code;
     if (typeof code !== 'string' || !code) throw invalid('InvalidRequest', 'Send {"code": "..."}: the sign-in code `berth portal` printed.');
     const principalId = d.signInCodes.redeem(code);
@@ -90,10 +98,11 @@ export function registerPortalRoutes(app: FastifyInstance, d: PortalDeps, base: 
       principal: { id: principal.id, displayName: principal.displayName, ...(principal.appId ? { appId: principal.appId } : {}) },
       management, vault, expiresOn: Date.now() + TOKEN_TTL_S * 1000, tenantId: d.identity.ids.tenantId,
     });
-  });
+  };
 }
 
 /** Authenticated: a signed-in principal asks for a code that signs the portal in as itself. */
-export function registerPortalCodeRoute(app: FastifyInstance, d: PortalDeps): void {
-  app.post('/portal/sign-in-codes', async (req, reply) => reply.status(201).header('Cache-Control', 'no-store').send(d.signInCodes.create(req.principal!.id)));
+export function portalCodeRoutes(d: PortalDeps): RouteDef[] {
+  return [route({ method: 'POST', path: '/portal/sign-in-codes', action: AUTHENTICATED, scope: SCOPE.none,
+    handler: ({ reply, principal }) => reply.status(201).header('Cache-Control', 'no-store').send(d.signInCodes.create(principal.id)) })];
 }

@@ -1,12 +1,13 @@
 // ARM routes for a registry's scope maps and tokens, and generateCredentials.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type { ApiDeps } from './deps.js';
-import { checkSub, requirePermission } from './common.js';
+import { route, SCOPE, type RouteDef } from './route-table.js';
 import { armId, type RegistryRecord } from '../registry/registries.js';
 import type { RegistryToken, ScopeMap, TokenStatus } from '../registry/scope-maps.js';
 import { invalid } from '../lib/errors.js';
 
 const REG = '/subscriptions/:sub/resourcegroups/:rg/providers/Microsoft.ContainerRegistry/registries/:name';
+const T = 'Microsoft.ContainerRegistry/registries';
 
 export function scopeMapResource(r: RegistryRecord, m: ScopeMap) {
   return {
@@ -25,87 +26,82 @@ export function tokenResource(r: RegistryRecord, t: RegistryToken) {
   };
 }
 
-export function registerRegistryAccessRoutes(app: FastifyInstance, d: ApiDeps): void {
-  const registry = (req: FastifyRequest, action: string): RegistryRecord => {
-    const { sub, rg, name } = req.params as { sub: string; rg: string; name: string };
-    checkSub(d, sub);
-    const r = d.registries.get(rg, name);
-    requirePermission(d, req, action, armId(r));
-    return r;
-  };
+export function registryAccessRoutes(d: ApiDeps): RouteDef[] {
+  // The registry is looked up before the permission check (a missing one answers 404).
+  const scope = SCOPE.lookup('registry', (p) => armId(d.registries.get(p.rg!, p.name!)));
+  const registry = (p: { rg: string; name: string }): RegistryRecord => d.registries.get(p.rg, p.name);
   const mapName = (scopeMapId: string | undefined): string | undefined => scopeMapId?.split('/').pop();
 
-  // scope maps
-  app.get(`${REG}/scopeMaps`, async (req) => {
-    const r = registry(req, 'Microsoft.ContainerRegistry/registries/scopeMaps/read');
-    return { value: d.repoTokens.listScopeMaps(r).map((m) => scopeMapResource(r, m)) };
-  });
-  app.get(`${REG}/scopeMaps/:map`, async (req) => {
-    const r = registry(req, 'Microsoft.ContainerRegistry/registries/scopeMaps/read');
-    return scopeMapResource(r, d.repoTokens.getScopeMap(r, (req.params as { map: string }).map));
-  });
-  const putMap = async (req: FastifyRequest, patch: boolean) => {
-    const r = registry(req, 'Microsoft.ContainerRegistry/registries/scopeMaps/write');
-    const name = (req.params as { map: string }).map;
+  const putMap = (req: FastifyRequest, p: { rg: string; name: string; map: string }, patch: boolean) => {
+    const r = registry(p);
     const body = (req.body ?? {}) as { properties?: { actions?: unknown; description?: unknown } };
     let actions = body.properties?.actions;
-    if (patch && actions === undefined) actions = d.repoTokens.getScopeMap(r, name).actions;
+    if (patch && actions === undefined) actions = d.repoTokens.getScopeMap(r, p.map).actions;
     if (!Array.isArray(actions) || !actions.every((a) => typeof a === 'string')) throw invalid('InvalidRequestContent', 'properties.actions must be an array of strings.');
     const description = typeof body.properties?.description === 'string' ? body.properties.description : undefined;
-    return { r, ...d.repoTokens.createOrUpdateScopeMap(r, name, actions as string[], description) };
+    return { r, ...d.repoTokens.createOrUpdateScopeMap(r, p.map, actions as string[], description) };
   };
-  app.put(`${REG}/scopeMaps/:map`, async (req, reply) => {
-    const { r, map, created } = await putMap(req, false);
-    return reply.status(created ? 201 : 200).send(scopeMapResource(r, map));
-  });
-  app.patch(`${REG}/scopeMaps/:map`, async (req) => {
-    const { r, map } = await putMap(req, true);
-    return scopeMapResource(r, map);
-  });
-  app.delete(`${REG}/scopeMaps/:map`, async (req, reply) => {
-    const r = registry(req, 'Microsoft.ContainerRegistry/registries/scopeMaps/delete');
-    d.repoTokens.deleteScopeMap(r, (req.params as { map: string }).map);
-    return reply.status(200).send();
-  });
-
-  // tokens
-  app.get(`${REG}/tokens`, async (req) => {
-    const r = registry(req, 'Microsoft.ContainerRegistry/registries/tokens/read');
-    return { value: d.repoTokens.listTokens(r).map((t) => tokenResource(r, t)) };
-  });
-  app.get(`${REG}/tokens/:token`, async (req) => {
-    const r = registry(req, 'Microsoft.ContainerRegistry/registries/tokens/read');
-    return tokenResource(r, d.repoTokens.getToken(r, (req.params as { token: string }).token));
-  });
-  const putToken = (req: FastifyRequest) => {
-    const r = registry(req, 'Microsoft.ContainerRegistry/registries/tokens/write');
+  const putToken = (req: FastifyRequest, p: { rg: string; name: string; token: string }) => {
+    const r = registry(p);
     const body = (req.body ?? {}) as { properties?: { scopeMapId?: unknown; status?: unknown } };
     for (const k of ['scopeMapId', 'status'] as const) {
       const v = body.properties?.[k];
       if (v !== undefined && v !== null && typeof v !== 'string') throw invalid('InvalidRequestContent', `properties.${k} must be a string.`);
     }
     const map = mapName(body.properties?.scopeMapId as string | undefined);
-    return { r, ...d.repoTokens.createOrUpdateToken(r, (req.params as { token: string }).token, {
+    return { r, ...d.repoTokens.createOrUpdateToken(r, p.token, {
       ...(map ? { scopeMap: map } : {}), ...(body.properties?.status ? { status: body.properties.status as TokenStatus } : {}) }) };
   };
-  app.put(`${REG}/tokens/:token`, async (req, reply) => {
-    const { r, token, created } = putToken(req);
-    return reply.status(created ? 201 : 200).send(tokenResource(r, token));
-  });
-  app.patch(`${REG}/tokens/:token`, async (req) => {
-    const { r, token } = putToken(req);
-    return tokenResource(r, token);
-  });
-  app.delete(`${REG}/tokens/:token`, async (req, reply) => {
-    const r = registry(req, 'Microsoft.ContainerRegistry/registries/tokens/delete');
-    d.repoTokens.deleteToken(r, (req.params as { token: string }).token);
-    return reply.status(200).send();
-  });
-  app.post(`${REG}/generateCredentials`, async (req) => {
-    const r = registry(req, 'Microsoft.ContainerRegistry/registries/generateCredentials/action');
-    const body = (req.body ?? {}) as { tokenId?: string; expiry?: string; name?: string };
-    const token = mapName(body.tokenId);
-    if (!token) throw invalid('InvalidRequestContent', 'tokenId is required: the ARM id of the token.');
-    return d.repoTokens.generateCredentials(r, token, { ...(body.name ? { name: body.name } : {}), ...(body.expiry ? { expiry: body.expiry } : {}) });
-  });
+
+  return [
+    // scope maps
+    route({ method: 'GET', path: `${REG}/scopeMaps`, action: `${T}/scopeMaps/read`, scope, handler: (c) => {
+      const r = registry(c.params);
+      return { value: d.repoTokens.listScopeMaps(r).map((m) => scopeMapResource(r, m)) };
+    } }),
+    route({ method: 'GET', path: `${REG}/scopeMaps/:map`, action: `${T}/scopeMaps/read`, scope, handler: (c) => {
+      const r = registry(c.params);
+      return scopeMapResource(r, d.repoTokens.getScopeMap(r, c.params.map));
+    } }),
+    route({ method: 'PUT', path: `${REG}/scopeMaps/:map`, action: `${T}/scopeMaps/write`, scope, handler: (c) => {
+      const { r, map, created } = putMap(c.req, c.params, false);
+      return c.reply.status(created ? 201 : 200).send(scopeMapResource(r, map));
+    } }),
+    route({ method: 'PATCH', path: `${REG}/scopeMaps/:map`, action: `${T}/scopeMaps/write`, scope, handler: (c) => {
+      const { r, map } = putMap(c.req, c.params, true);
+      return scopeMapResource(r, map);
+    } }),
+    route({ method: 'DELETE', path: `${REG}/scopeMaps/:map`, action: `${T}/scopeMaps/delete`, scope, handler: (c) => {
+      d.repoTokens.deleteScopeMap(registry(c.params), c.params.map);
+      return c.reply.status(200).send();
+    } }),
+
+    // tokens
+    route({ method: 'GET', path: `${REG}/tokens`, action: `${T}/tokens/read`, scope, handler: (c) => {
+      const r = registry(c.params);
+      return { value: d.repoTokens.listTokens(r).map((t) => tokenResource(r, t)) };
+    } }),
+    route({ method: 'GET', path: `${REG}/tokens/:token`, action: `${T}/tokens/read`, scope, handler: (c) => {
+      const r = registry(c.params);
+      return tokenResource(r, d.repoTokens.getToken(r, c.params.token));
+    } }),
+    route({ method: 'PUT', path: `${REG}/tokens/:token`, action: `${T}/tokens/write`, scope, handler: (c) => {
+      const { r, token, created } = putToken(c.req, c.params);
+      return c.reply.status(created ? 201 : 200).send(tokenResource(r, token));
+    } }),
+    route({ method: 'PATCH', path: `${REG}/tokens/:token`, action: `${T}/tokens/write`, scope, handler: (c) => {
+      const { r, token } = putToken(c.req, c.params);
+      return tokenResource(r, token);
+    } }),
+    route({ method: 'DELETE', path: `${REG}/tokens/:token`, action: `${T}/tokens/delete`, scope, handler: (c) => {
+      d.repoTokens.deleteToken(registry(c.params), c.params.token);
+      return c.reply.status(200).send();
+    } }),
+    route({ method: 'POST', path: `${REG}/generateCredentials`, action: `${T}/generateCredentials/action`, scope, handler: (c) => {
+      const body = (c.req.body ?? {}) as { tokenId?: string; expiry?: string; name?: string };
+      const token = mapName(body.tokenId);
+      if (!token) throw invalid('InvalidRequestContent', 'tokenId is required: the ARM id of the token.');
+      return d.repoTokens.generateCredentials(registry(c.params), token, { ...(body.name ? { name: body.name } : {}), ...(body.expiry ? { expiry: body.expiry } : {}) });
+    } }),
+  ];
 }

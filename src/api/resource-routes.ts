@@ -2,9 +2,10 @@
 // .../resourceGroups/{rg}/resources, with the `$filter` forms az and the SDKs send (resourceType,
 // name, resourceGroup; `eq` joined by `and`), `$top` and `$skiptoken` paging. az finds a registry or
 // vault named without `-g` this way (acr/_utils.get_resources_in_subscription).
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type { ApiDeps } from './deps.js';
-import { checkSub } from './common.js';
+import { route, SCOPE, type RouteDef } from './route-table.js';
+import { AUTHENTICATED } from '../identity/actions.js';
 import { invalid } from '../lib/errors.js';
 import { registryResource } from './arm-shapes.js';
 import { vaultResource } from './vault-routes.js';
@@ -48,7 +49,7 @@ function matches(r: GenericResource, clauses: Clause[]): boolean {
   });
 }
 
-export function registerResourceRoutes(app: FastifyInstance, d: ApiDeps): void {
+export function resourceRoutes(d: ApiDeps): RouteDef[] {
   const tenant = d.identity.ids.tenantId;
   const generic = (x: { id: string; name: string; type: string; location: string; tags?: Record<string, string> | null; sku?: unknown; identity?: unknown }, resourceGroup: string): GenericResource => ({
     id: x.id, name: x.name, type: x.type, location: x.location, tags: x.tags ?? {},
@@ -82,13 +83,10 @@ export function registerResourceRoutes(app: FastifyInstance, d: ApiDeps): void {
     kept.push(`$skiptoken=${Buffer.from(String(next), 'utf8').toString('base64url')}`);
     return { value, nextLink: `${req.protocol}://${req.host}${path}?${kept.join('&')}` };
   };
-  app.get('/subscriptions/:sub/resources', async (req) => {
-    checkSub(d, (req.params as { sub: string }).sub);
-    return list(req);
-  });
-  app.get('/subscriptions/:sub/resourcegroups/:rg/resources', async (req) => {
-    const { sub, rg } = req.params as { sub: string; rg: string };
-    checkSub(d, sub);
-    return list(req, d.groups.get(rg)!.name);
-  });
+  // Each resource is shown only to a caller that may read it (`<type>/read` on it, checked in list).
+  return [
+    route({ method: 'GET', path: '/subscriptions/:sub/resources', action: AUTHENTICATED, scope: SCOPE.none, handler: ({ req }) => list(req) }),
+    route({ method: 'GET', path: '/subscriptions/:sub/resourcegroups/:rg/resources', action: AUTHENTICATED, scope: SCOPE.none,
+      handler: ({ req, params }) => list(req, d.groups.get(params.rg)!.name) }),
+  ];
 }

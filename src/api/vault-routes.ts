@@ -1,13 +1,12 @@
 // ARM routes for Microsoft.KeyVault/vaults: create/update, show, list by group and subscription, delete,
 // name availability. The secrets themselves live on each vault's own data-plane port (src/vault/http.ts).
-import type { FastifyInstance } from 'fastify';
 import { BerthError, invalid } from '../lib/errors.js';
 import type { IdentityService } from '../identity/service.js';
 import { findRole } from '../identity/roles.js';
 import type { ResourceGroups } from '../resources/groups.js';
 import type { Logger } from '../lib/logger.js';
 import { checkRetentionDays, normaliseAccessPolicies, parseVaultSku, POLICY_KINDS, VAULT_TYPE, vaultArmId, type DeletedVaultRecord, type VaultRecord, type Vaults } from '../vault/vaults.js';
-import { checkSub, requirePermission } from './common.js';
+import { answerDelete, route, SCOPE, type RouteDef } from './route-table.js';
 
 export interface VaultRouteDeps {
   identity: IdentityService;
@@ -57,121 +56,86 @@ export function deletedVaultResource(v: DeletedVaultRecord) {
   };
 }
 
-export function registerVaultRoutes(app: FastifyInstance, d: VaultRouteDeps): void {
-  const sub = d.identity.ids.subscriptionId;
-  const path = '/subscriptions/:sub/resourcegroups/:rg/providers/Microsoft.KeyVault/vaults';
-  const scope = (rg: string, name: string) => `/subscriptions/${sub}/resourceGroups/${rg}/providers/${VAULT_TYPE}/${name}`;
+export function vaultRoutes(d: VaultRouteDeps): RouteDef[] {
+  const path = '/subscriptions/:sub/resourcegroups/:rg/providers/Microsoft.KeyVault/vaults' as const;
+  const one = `${path}/:name` as const;
+  const deleted = '/subscriptions/:sub/providers/Microsoft.KeyVault/locations/:loc/deletedVaults/:name' as const;
   const shape = (v: VaultRecord) => vaultResource(v, d.vaults.vaultUri(v), d.identity.ids.tenantId);
-  const readable = (p: Parameters<IdentityService['can']>[0]) => (v: VaultRecord) => d.identity.can(p, `${VAULT_TYPE}/read`, vaultArmId(v));
-
-  app.post('/subscriptions/:sub/providers/Microsoft.KeyVault/checkNameAvailability', async (req) => {
-    checkSub(d, (req.params as { sub: string }).sub);
-    requirePermission(d, req, 'Microsoft.KeyVault/checkNameAvailability/read', `/subscriptions/${sub}`);
-    return d.vaults.nameAvailable(((req.body ?? {}) as { name?: string }).name ?? '');
-  });
+  const vault = SCOPE.resource(VAULT_TYPE);
   // Deleted vaults: listed, shown and purged by subscription and location, as Azure does.
   const DELETED_READ = 'Microsoft.KeyVault/locations/deletedVaults/read';
-  app.get('/subscriptions/:sub/providers/Microsoft.KeyVault/deletedVaults', async (req) => {
-    checkSub(d, (req.params as { sub: string }).sub);
-    return { value: d.vaults.listDeleted().filter((v) => d.identity.can(req.principal!, DELETED_READ, vaultArmId(v))).map(deletedVaultResource) };
-  });
-  // Berth has no managed HSMs; az keyvault list-deleted asks for deleted ones too.
-  app.get('/subscriptions/:sub/providers/Microsoft.KeyVault/deletedManagedHSMs', async (req) => {
-    checkSub(d, (req.params as { sub: string }).sub);
-    return { value: [] };
-  });
-  app.get('/subscriptions/:sub/providers/Microsoft.KeyVault/locations/:loc/deletedVaults/:name', async (req) => {
-    const { sub: s, loc, name } = req.params as { sub: string; loc: string; name: string };
-    checkSub(d, s);
-    const v = d.vaults.getDeleted(name, loc);
-    requirePermission(d, req, DELETED_READ, vaultArmId(v));
-    return deletedVaultResource(v);
-  });
-  app.post('/subscriptions/:sub/providers/Microsoft.KeyVault/locations/:loc/deletedVaults/:name/purge', async (req, reply) => {
-    const { sub: s, loc, name } = req.params as { sub: string; loc: string; name: string };
-    checkSub(d, s);
-    requirePermission(d, req, 'Microsoft.KeyVault/locations/deletedVaults/purge/action', vaultArmId(d.vaults.getDeleted(name, loc)));
-    const v = d.vaults.purge(name, loc);
-    d.log.info('deleted vault purged', { vault: v.name });
-    return reply.status(200).send();
-  });
-  app.get('/subscriptions/:sub/providers/Microsoft.KeyVault/vaults', async (req) => {
-    checkSub(d, (req.params as { sub: string }).sub);
-    return { value: d.vaults.list().filter(readable(req.principal!)).map(shape) };
-  });
-  app.get(path, async (req) => {
-    const { sub: s, rg } = req.params as { sub: string; rg: string };
-    checkSub(d, s);
-    d.groups.get(rg);
-    return { value: d.vaults.list(rg).filter(readable(req.principal!)).map(shape) };
-  });
-  app.put(`${path}/:name`, async (req, reply) => {
-    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
-    checkSub(d, s);
-    requirePermission(d, req, `${VAULT_TYPE}/write`, scope(rg, name));
-    const body = (req.body ?? {}) as { location?: string; tags?: Record<string, string>; properties?: { sku?: { name?: string }; enableRbacAuthorization?: boolean; accessPolicies?: unknown;
-      createMode?: string; softDeleteRetentionInDays?: unknown; enablePurgeProtection?: unknown } };
-    const props = body.properties ?? {};
-    if (typeof props.createMode === 'string' && props.createMode.toLowerCase() === 'recover') {
-      const v = await d.vaults.recover(rg, name, body.location);
-      d.log.info('vault recovered', { vault: v.name });
-      return reply.status(200).send(shape(v));
-    }
-    if (props.createMode !== undefined && props.createMode !== null && String(props.createMode).toLowerCase() !== 'default') {
-      throw invalid('BadRequest', `properties.createMode '${String(props.createMode).slice(0, 50)}' is not valid: use default or recover.`);
-    }
-    if (props.enablePurgeProtection !== undefined && props.enablePurgeProtection !== null && typeof props.enablePurgeProtection !== 'boolean') {
-      throw invalid('BadRequest', 'properties.enablePurgeProtection must be true or false.');
-    }
-    const accessPolicies = props.accessPolicies === undefined ? undefined : normaliseAccessPolicies(props.accessPolicies, d.identity.ids.tenantId);
-    // Without enableRbacAuthorization, a vault given access policies uses them (az keyvault create's
-    // default); one given none uses RBAC, Azure's default since api-version 2026-02-01 and Berth's always.
-    const rbac = props.enableRbacAuthorization !== undefined ? Boolean(props.enableRbacAuthorization) : accessPolicies?.length ? false : undefined;
-    const { vault, created } = await d.vaults.createOrUpdate(rg, name, {
-      ...(body.location ? { location: body.location } : {}), ...(body.tags ? { tags: body.tags } : {}),
-      ...(props.sku?.name ? { sku: parseVaultSku(props.sku.name) } : {}),
-      ...(rbac !== undefined ? { enableRbacAuthorization: rbac } : {}), ...(accessPolicies ? { accessPolicies } : {}),
-      ...(props.softDeleteRetentionInDays !== undefined && props.softDeleteRetentionInDays !== null ? { softDeleteRetentionInDays: checkRetentionDays(props.softDeleteRetentionInDays) } : {}),
-      ...(typeof props.enablePurgeProtection === 'boolean' ? { enablePurgeProtection: props.enablePurgeProtection } : {}),
-    });
-    if (created && vault.enableRbacAuthorization) {
-      // The creator of an RBAC vault gets Key Vault Administrator on it so that it can manage secrets at
-      // once, as the creator's access policy (which az adds itself) allows on an access-policy vault.
-      try {
-        d.identity.assignRole(req.principal!.id, findRole('Key Vault Administrator')!, vaultArmId(vault));
-      } catch (e) {
-        if (!(e instanceof BerthError && e.kind === 'conflict')) throw e;
+  const deletedVault = SCOPE.lookup('deleted vault', (p) => vaultArmId(d.vaults.getDeleted(p.name!, p.loc!)));
+
+  return [
+    route({ method: 'POST', path: '/subscriptions/:sub/providers/Microsoft.KeyVault/checkNameAvailability', action: 'Microsoft.KeyVault/checkNameAvailability/read', scope: SCOPE.subscription,
+      handler: (c) => d.vaults.nameAvailable(((c.req.body ?? {}) as { name?: string }).name ?? '') }),
+    route({ method: 'GET', path: '/subscriptions/:sub/providers/Microsoft.KeyVault/deletedVaults', action: DELETED_READ, scope: SCOPE.each,
+      handler: (c) => ({ value: d.vaults.listDeleted().filter((v) => c.can(vaultArmId(v))).map(deletedVaultResource) }) }),
+    // Berth has no managed HSMs; az keyvault list-deleted asks for deleted ones too.
+    route({ method: 'GET', path: '/subscriptions/:sub/providers/Microsoft.KeyVault/deletedManagedHSMs', action: DELETED_READ, scope: SCOPE.each,
+      handler: () => ({ value: [] }) }),
+    route({ method: 'GET', path: deleted, action: DELETED_READ, scope: deletedVault,
+      handler: (c) => deletedVaultResource(d.vaults.getDeleted(c.params.name, c.params.loc)) }),
+    route({ method: 'POST', path: `${deleted}/purge`, action: 'Microsoft.KeyVault/locations/deletedVaults/purge/action', scope: deletedVault, handler: (c) => {
+      const v = d.vaults.purge(c.params.name, c.params.loc);
+      d.log.info('deleted vault purged', { vault: v.name });
+      return c.reply.status(200).send();
+    } }),
+    route({ method: 'GET', path: '/subscriptions/:sub/providers/Microsoft.KeyVault/vaults', action: `${VAULT_TYPE}/read`, scope: SCOPE.each,
+      handler: (c) => ({ value: d.vaults.list().filter((v) => c.can(vaultArmId(v))).map(shape) }) }),
+    route({ method: 'GET', path, action: `${VAULT_TYPE}/read`, scope: SCOPE.each, handler: (c) => {
+      d.groups.get(c.params.rg);
+      return { value: d.vaults.list(c.params.rg).filter((v) => c.can(vaultArmId(v))).map(shape) };
+    } }),
+    route({ method: 'PUT', path: one, action: `${VAULT_TYPE}/write`, scope: vault, handler: async (c) => {
+      const { rg, name } = c.params;
+      const { req, reply } = c;
+      const body = (req.body ?? {}) as { location?: string; tags?: Record<string, string>; properties?: { sku?: { name?: string }; enableRbacAuthorization?: boolean; accessPolicies?: unknown;
+        createMode?: string; softDeleteRetentionInDays?: unknown; enablePurgeProtection?: unknown } };
+      const props = body.properties ?? {};
+      if (typeof props.createMode === 'string' && props.createMode.toLowerCase() === 'recover') {
+        const v = await d.vaults.recover(rg, name, body.location);
+        d.log.info('vault recovered', { vault: v.name });
+        return reply.status(200).send(shape(v));
       }
-    }
-    if (created) d.log.info('vault created', { vault: vault.name, vaultUri: d.vaults.vaultUri(vault), rbac: vault.enableRbacAuthorization });
-    return reply.status(created ? 201 : 200).send(shape(vault));
-  });
-  app.put(`${path}/:name/accessPolicies/:kind`, async (req) => {
-    const { sub: s, rg, name, kind } = req.params as { sub: string; rg: string; name: string; kind: string };
-    checkSub(d, s);
-    requirePermission(d, req, `${VAULT_TYPE}/accessPolicies/write`, scope(rg, name));
-    const k = kind.toLowerCase();
-    if (k !== 'add' && k !== 'replace' && k !== 'remove') throw invalid('BadRequest', `The access policy operation '${kind}' is not valid: use add, replace or remove.`);
-    const entries = normaliseAccessPolicies(((req.body ?? {}) as { properties?: { accessPolicies?: unknown } }).properties?.accessPolicies ?? [], d.identity.ids.tenantId);
-    const v = d.vaults.updateAccessPolicies(rg, name, k, entries);
-    return { id: `${vaultArmId(v)}/accessPolicies/${k}`, name: k, type: `${VAULT_TYPE}/accessPolicies`, location: v.location, properties: { accessPolicies: shape(v).properties.accessPolicies } };
-  });
-  app.get(`${path}/:name`, async (req) => {
-    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
-    checkSub(d, s);
-    requirePermission(d, req, `${VAULT_TYPE}/read`, scope(rg, name));
-    return shape(d.vaults.get(rg, name));
-  });
-  app.delete(`${path}/:name`, async (req, reply) => {
-    const { sub: s, rg, name } = req.params as { sub: string; rg: string; name: string };
-    checkSub(d, s);
-    requirePermission(d, req, `${VAULT_TYPE}/delete`, scope(rg, name));
-    try {
-      await d.vaults.delete(rg, name);
-    } catch (e) {
-      if (e instanceof BerthError && e.kind === 'notFound' && e.code === 'ResourceNotFound') return reply.status(204).send();
-      throw e;
-    }
-    return reply.status(200).send();
-  });
+      if (props.createMode !== undefined && props.createMode !== null && String(props.createMode).toLowerCase() !== 'default') {
+        throw invalid('BadRequest', `properties.createMode '${String(props.createMode).slice(0, 50)}' is not valid: use default or recover.`);
+      }
+      if (props.enablePurgeProtection !== undefined && props.enablePurgeProtection !== null && typeof props.enablePurgeProtection !== 'boolean') {
+        throw invalid('BadRequest', 'properties.enablePurgeProtection must be true or false.');
+      }
+      const accessPolicies = props.accessPolicies === undefined ? undefined : normaliseAccessPolicies(props.accessPolicies, d.identity.ids.tenantId);
+      // Without enableRbacAuthorization, a vault given access policies uses them (az keyvault create's
+      // default); one given none uses RBAC, Azure's default since api-version 2026-02-01 and Berth's always.
+      const rbac = props.enableRbacAuthorization !== undefined ? Boolean(props.enableRbacAuthorization) : accessPolicies?.length ? false : undefined;
+      const { vault, created } = await d.vaults.createOrUpdate(rg, name, {
+        ...(body.location ? { location: body.location } : {}), ...(body.tags ? { tags: body.tags } : {}),
+        ...(props.sku?.name ? { sku: parseVaultSku(props.sku.name) } : {}),
+        ...(rbac !== undefined ? { enableRbacAuthorization: rbac } : {}), ...(accessPolicies ? { accessPolicies } : {}),
+        ...(props.softDeleteRetentionInDays !== undefined && props.softDeleteRetentionInDays !== null ? { softDeleteRetentionInDays: checkRetentionDays(props.softDeleteRetentionInDays) } : {}),
+        ...(typeof props.enablePurgeProtection === 'boolean' ? { enablePurgeProtection: props.enablePurgeProtection } : {}),
+      });
+      if (created && vault.enableRbacAuthorization) {
+        // The creator of an RBAC vault gets Key Vault Administrator on it so that it can manage secrets at
+        // once, as the creator's access policy (which az adds itself) allows on an access-policy vault.
+        try {
+          d.identity.assignRole(req.principal!.id, findRole('Key Vault Administrator')!, vaultArmId(vault));
+        } catch (e) {
+          if (!(e instanceof BerthError && e.kind === 'conflict')) throw e;
+        }
+      }
+      if (created) d.log.info('vault created', { vault: vault.name, vaultUri: d.vaults.vaultUri(vault), rbac: vault.enableRbacAuthorization });
+      return reply.status(created ? 201 : 200).send(shape(vault));
+    } }),
+    route({ method: 'PUT', path: `${one}/accessPolicies/:kind`, action: `${VAULT_TYPE}/accessPolicies/write`, scope: vault, handler: (c) => {
+      const { rg, name, kind } = c.params;
+      const k = kind.toLowerCase();
+      if (k !== 'add' && k !== 'replace' && k !== 'remove') throw invalid('BadRequest', `The access policy operation '${kind}' is not valid: use add, replace or remove.`);
+      const entries = normaliseAccessPolicies(((c.req.body ?? {}) as { properties?: { accessPolicies?: unknown } }).properties?.accessPolicies ?? [], d.identity.ids.tenantId);
+      const v = d.vaults.updateAccessPolicies(rg, name, k, entries);
+      return { id: `${vaultArmId(v)}/accessPolicies/${k}`, name: k, type: `${VAULT_TYPE}/accessPolicies`, location: v.location, properties: { accessPolicies: shape(v).properties.accessPolicies } };
+    } }),
+    route({ method: 'GET', path: one, action: `${VAULT_TYPE}/read`, scope: vault, handler: (c) => shape(d.vaults.get(c.params.rg, c.params.name)) }),
+    route({ method: 'DELETE', path: one, action: `${VAULT_TYPE}/delete`, scope: vault, handler: (c) => answerDelete(c.reply, () => d.vaults.delete(c.params.rg, c.params.name)) }),
+  ];
 }

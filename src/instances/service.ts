@@ -186,6 +186,22 @@ export class ContainerGroups {
     return this.store.operation(id);
   }
 
+  /** The group, or undefined (no 404): for a delete that answers 204 on a missing group. */
+  find(rg: string, name: string): StoredGroup | undefined {
+    return this.store.find(rg, name);
+  }
+
+  /** The group an operation is about, if it still exists. */
+  operationGroup(op: Operation): StoredGroup | undefined {
+    return this.store.byId(op.groupId);
+  }
+
+  /** Replaces the group's tags (PATCH: nothing else of the group changes, nothing is rerun). */
+  setTags(rg: string, name: string, tags: Record<string, string>): StoredGroup {
+    const g = this.get(rg, name);
+    return this.store.save({ ...g, spec: { ...g.spec, tags } });
+  }
+
   private requireRuntime(): Reconciler {
     if (!this.reconciler) throw invalid('ContainerRuntimeNotConfigured', NO_RUNTIME);
     return this.reconciler;

@@ -28,7 +28,8 @@ import { Applications } from '../identity/applications.js';
 import { ManagedIdentities } from '../identity/managed-identities.js';
 import { WorkloadIdentities } from '../identity/workload-identity.js';
 import { RegistryHttp } from '../registry/http/server.js';
-import { apiRoutes, buildApi, type ApiRoute } from '../api/server.js';
+import { apiRoutes, buildApi, declaredRoutes, type ApiRoute } from '../api/server.js';
+import type { RouteListing } from '../api/route-table.js';
 import { PortListeners, alsoListenOn, closeServer, freeLoopbackPort } from './listeners.js';
 import { dataPaths } from './data-dir.js';
 import { writeFileAtomic } from '../lib/fs-atomic.js';
@@ -121,6 +122,8 @@ export interface RunningBerth {
   rotateKek(): Promise<{ keyId: string; resealed: number }>;
   /** The management API's routes (method and URL pattern). */
   apiRoutes(): ApiRoute[];
+  /** Every route as its table declares it (method, path, action, scope): the management API's and the vault data plane's. */
+  declaredRoutes(): { api: RouteListing[]; vault: ReturnType<VaultHttp['declaredRoutes']> };
   stop(): Promise<void>;
 }
 
@@ -250,6 +253,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
     url: baseUrl, httpsUrl, tls, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, vaults, secrets, puller, containerGroups, imageGc,
     rotateKek: () => rotateKek(sql, paths.kek, sealer),
     apiRoutes: () => apiRoutes(api),
+    declaredRoutes: () => ({ api: declaredRoutes(api), vault: vaultHttp.declaredRoutes() }),
     async stop() {
       if (timer) clearInterval(timer);
       if (imageGcTimer) clearInterval(imageGcTimer);
