@@ -78,7 +78,7 @@ const isEmptyList = (body: string) => {
 };
 
 /** What exists before the walk, to check afterwards that a refused call did not change anything. */
-function snapshot(): string {
+async function snapshot(): Promise<string> {
   const r = b.registries.get('rg', REG);
   return JSON.stringify({
     groups: b.groups.list().map((g) => g.name),
@@ -86,7 +86,7 @@ function snapshot(): string {
     maps: b.repoTokens.getScopeMap(r, 'sm_authz').actions,
     token: b.repoTokens.tokenActions(r, b.repoTokens.tokenById(b.repoTokens.listTokens(r).find((t) => t.name === 'tok_authz')!.id)!),
     identities: b.managedIdentities.list().map((i) => i.name),
-    vaults: b.vaults.list().map((v) => [v.name, v.enableRbacAuthorization, v.accessPolicies]),
+    vaults: (await b.vaults.list()).map((v) => [v.name, v.enableRbacAuthorization, v.accessPolicies]),
     applications: b.applications.list().map((a) => [a.appId, a.displayName, a.hasServicePrincipal, a.passwordCredentials.map((c) => c.keyId)]),
     credentials: b.registries.credentials('rg', REG).passwords.map((p) => p.value),
   });
@@ -94,7 +94,7 @@ function snapshot(): string {
 
 test('a principal with no role is refused on every ARM route, or sees an empty list', async () => {
   const token = await principalToken(undefined);
-  const before = snapshot();
+  const before = await snapshot();
   const bad: string[] = [];
   for (const r of armRoutes()) {
     const res = await call(token, r.method, r.url);
@@ -103,12 +103,12 @@ test('a principal with no role is refused on every ARM route, or sees an empty l
     if (res.status === 403) assert.match(res.body, /AuthorizationFailed|does not have authorization/, `${r.method} ${r.url}`);
   }
   assert.deepEqual(bad, []);
-  assert.equal(snapshot(), before, 'no refused call changed anything');
+  assert.equal(await snapshot(), before, 'no refused call changed anything');
 });
 
 test('a Reader at the subscription reads every ARM route and changes nothing', async () => {
   const token = await principalToken('Reader');
-  const before = snapshot();
+  const before = await snapshot();
   const bad: string[] = [];
   for (const r of armRoutes()) {
     const res = await call(token, r.method, r.url);
@@ -117,7 +117,7 @@ test('a Reader at the subscription reads every ARM route and changes nothing', a
     if (!ok) bad.push(`${r.method} ${r.url} -> ${res.status} ${res.body.slice(0, 160)}`);
   }
   assert.deepEqual(bad, []);
-  assert.equal(snapshot(), before, 'a Reader changed nothing');
+  assert.equal(await snapshot(), before, 'a Reader changed nothing');
 });
 
 test('a Contributor manages resources but cannot assign roles; only an Owner can', async () => {
@@ -159,7 +159,7 @@ async function graphCall(token: string, method: string, url: string): Promise<{ 
 test('Graph: a principal with no role reads and changes nothing in the directory; a Reader reads and changes nothing', async () => {
   const outsider = await principalToken(undefined);
   const reader = await principalToken('Reader');
-  const before = snapshot();
+  const before = await snapshot();
   const bad: string[] = [];
   for (const r of graphRoutes()) {
     const me = r.url === '/v1.0/me';
@@ -175,7 +175,7 @@ test('Graph: a principal with no role reads and changes nothing in the directory
     assert.doesNotMatch(res.body, /"secretText":"[^"]/);
   }
   assert.deepEqual(bad, []);
-  assert.equal(snapshot(), before, 'no Graph call by an outsider or a Reader changed anything');
+  assert.equal(await snapshot(), before, 'no Graph call by an outsider or a Reader changed anything');
 });
 
 test('the unauthenticated surface is discovery only: cloud metadata and OIDC documents, nothing of the resources', async () => {

@@ -167,8 +167,8 @@ test('secret set/show/list/list-versions/set-attributes/delete/list-deleted/show
 
 test('secret list follows nextLink past 25 secrets', async () => {
   await berth('keyvault', 'create', '-g', 'myResourceGroup', '-n', 'manyvault');
-  const { vault } = { vault: b.vaults.byName('manyvault')! };
-  for (let i = 0; i < 27; i++) b.secrets.set(vault, `s${String(i).padStart(2, '0')}`, { value: `v${i}` });
+  const { vault } = { vault: (await b.vaults.byName('manyvault'))! };
+  for (let i = 0; i < 27; i++) await b.secrets.set(vault, `s${String(i).padStart(2, '0')}`, { value: `v${i}` });
   const names = (await cliJson(b, ['keyvault', 'secret', 'list', '--vault-name', 'manyvault'])).map((x: { name: string }) => x.name);
   assert.equal(names.length, 27);
   assert.equal(names[26], 's26');

@@ -46,7 +46,7 @@ test('group delete removes its identities, their principals and roles, and every
   assert.equal(b.identity.listAssignments().some((a) => a.principalId === mi.principalId), false, "the identity's roles elsewhere go with it");
   const graph = await fetch(`${b.url}/v1.0/servicePrincipals/${mi.principalId}`, { headers: { authorization: `Bearer ${token}` } });
   assert.equal(graph.status, 404, 'its service principal is gone');
-  assert.equal(b.vaults.byName('doomed-vault'), undefined);
+  assert.equal(await b.vaults.byName('doomed-vault'), undefined);
   assert.equal(b.registries.byName('doomedreg01'), undefined);
   // what is outside the group stays
   assert.ok(scopes.includes(`/subscriptions/${sub}/resourcegroups/kept-rg`));

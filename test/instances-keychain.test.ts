@@ -55,9 +55,9 @@ test('a credential for host:443 or HOST finds pulls from host, and one for host 
 
 test('vault secrets by reference: a JSON secret, and a username/password pair (seed 003)', async () => {
   const { vault } = await b.vaults.createOrUpdate('rg', 'kv1', {});
-  b.secrets.set(vault, 'my-docker-credentials', { value: JSON.stringify({ username: 'json-user', password: 'json-pw' }) });
-  b.secrets.set(vault, 'myregistry-pull-usr', { value: 'sp-app-id' });
-  b.secrets.set(vault, 'myregistry-pull-pwd', { value: 'sp-secret' });
+  await b.secrets.set(vault, 'my-docker-credentials', { value: JSON.stringify({ username: 'json-user', password: 'json-pw' }) });
+  await b.secrets.set(vault, 'myregistry-pull-usr', { value: 'sp-app-id' });
+  await b.secrets.set(vault, 'myregistry-pull-pwd', { value: 'sp-secret' });
   const vaultId = `/subscriptions/${b.identity.ids.subscriptionId}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv1`;
   const ref = (secretName: string) => ({ reference: { keyVault: { id: vaultId }, secretName } });
   await create('vjson', body('r.io/app:1', [{ server: 'r.io', password: ref('my-docker-credentials') }]));

@@ -178,7 +178,7 @@ test('a platform mismatch suggests --platform to berth pull only; a group is tol
 test('sources are named: Key Vault and a credential helper are not "the registry"; a registry answer is', { timeout: 60_000 }, async () => {
   const { vault } = await b.vaults.createOrUpdate('rg', 'diagkv', {});
   const vaultId = `/subscriptions/${b.identity.ids.subscriptionId}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/diagkv`;
-  b.secrets.set(vault, 'present', { value: JSON.stringify({ username: reg.username, password: reg.password }) });
+  await b.secrets.set(vault, 'present', { value: JSON.stringify({ username: reg.username, password: reg.password }) });
   const spec = (secretName: string) => ({ location: 'westus', properties: { osType: 'Linux', imageRegistryCredentials: [{ server: reg.loginServer, password: { reference: { keyVault: { id: vaultId }, secretName } } }],
     containers: [{ name: 'app', properties: { image: image('app:v1'), resources: { requests: { cpu: 0.5, memoryInGB: 0.5 } } } }] } });
   const kv = await b.containerGroups.createOrUpdate('rg', 'kv-missing', spec('absent')).then(() => undefined, (e: Error) => e.message);

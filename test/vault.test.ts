@@ -25,8 +25,8 @@ before(async () => {
 after(async () => b?.cleanup());
 
 /** The vault's URL on its own port (kept besides the by-name one). */
-function portUri(b: TestBerth, name: string): string {
-  return `${b.tls ? 'https' : 'http'}://localhost:${b.vaults.byName(name)!.port}/`;
+async function portUri(b: TestBerth, name: string): Promise<string> {
+  return `${b.tls ? 'https' : 'http'}://localhost:${(await b.vaults.byName(name))!.port}/`;
 }
 
 async function kv(method: string, path: string, opts: { body?: unknown; token?: string | null; raw?: string } = {}) {
@@ -76,7 +76,7 @@ test('challenge: an unauthenticated request, even a PUT with no body, gets 401 a
     assert.deepEqual(r.body, { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } });
   }
   // on the vault's own port the resource is Azure's
-  const own = await b.fetch(`${portUri(b, 'proto-vault')}secrets?api-version=7.4`);
+  const own = await b.fetch(`${await portUri(b, 'proto-vault')}secrets?api-version=7.4`);
   assert.equal(own.status, 401);
   assert.match(own.headers.get('www-authenticate') ?? '', /resource="https:\/\/vault\.azure\.net"$/);
   // a token for another audience (the management API) is refused the same way
@@ -338,9 +338,9 @@ test('KEK rotation re-wraps every vault key and registry password without loss; 
     x.groups.createOrUpdate('rg', 'westus');
     const { vault } = await x.vaults.createOrUpdate('rg', 'kek-vault', {});
     const { vault: v2 } = await x.vaults.createOrUpdate('rg', 'kek-vault2', {});
-    const s1 = x.secrets.set(vault, 'one', { value: 'value-one' });
-    x.secrets.set(vault, 'one', { value: 'value-one-b' });
-    x.secrets.set(v2, 'two', { value: 'value-two' });
+    const s1 = await x.secrets.set(vault, 'one', { value: 'value-one' });
+    await x.secrets.set(vault, 'one', { value: 'value-one-b' });
+    await x.secrets.set(v2, 'two', { value: 'value-two' });
     await x.registries.createOrUpdate('rg', 'kekregistry', { sku: 'Basic', adminUserEnabled: true });
     const pw = x.registries.credentials('rg', 'kekregistry').passwords.map((p) => p.value);
     const kekBefore = readFileSync(join(d, 'keys', 'kek'), 'utf8');
@@ -352,21 +352,21 @@ test('KEK rotation re-wraps every vault key and registry password without loss; 
     assert.equal(existsSync(join(d, 'keys', 'kek.new')), false);
     assert.notDeepEqual(x.db.prepare('SELECT wrapped_key FROM vaults ORDER BY name').all(), wrappedBefore);
     // the running server reads everything at once, and so does a restarted one
-    assert.equal(x.secrets.get(vault, 'one', s1.version).value, 'value-one');
+    assert.equal((await x.secrets.get(vault, 'one', s1.version)).value, 'value-one');
     assert.deepEqual(x.registries.credentials('rg', 'kekregistry').passwords.map((p) => p.value), pw);
     await x.stop();
     x = await startBerth({ dataDir: d, port: 0, logSink: () => undefined });
-    const v = x.vaults.byName('kek-vault')!;
-    assert.equal(x.secrets.get(v, 'one').value, 'value-one-b');
-    assert.equal(x.secrets.get(v, 'one', s1.version).value, 'value-one');
-    assert.equal(x.secrets.get(x.vaults.byName('kek-vault2')!, 'two').value, 'value-two');
+    const v = (await x.vaults.byName('kek-vault'))!;
+    assert.equal((await x.secrets.get(v, 'one')).value, 'value-one-b');
+    assert.equal((await x.secrets.get(v, 'one', s1.version)).value, 'value-one');
+    assert.equal((await x.secrets.get((await x.vaults.byName('kek-vault2'))!, 'two')).value, 'value-two');
     assert.deepEqual(x.registries.credentials('rg', 'kekregistry').passwords.map((p) => p.value), pw);
     await x.stop();
     // an interrupted rotation (new key written, database not switched) is discarded at start
     writeFileSync(join(d, 'keys', 'kek.new'), randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
     x = await startBerth({ dataDir: d, port: 0, logSink: () => undefined });
     assert.equal(existsSync(join(d, 'keys', 'kek.new')), false);
-    assert.equal(x.secrets.get(x.vaults.byName('kek-vault')!, 'one').value, 'value-one-b');
+    assert.equal((await x.secrets.get((await x.vaults.byName('kek-vault'))!, 'one')).value, 'value-one-b');
     await x.stop();
     // the wrong key: a clear refusal, not garbage
     const saved = process.env.BERTH_KEK;
@@ -411,7 +411,7 @@ test('ARM: vault resource shape, list by group and subscription, delete closes t
   const ownerVault = await tokenFor(b, { appId: owner.clientId, secret: owner.clientSecret });
   const put = await b.fetch(`${p.vaultUri}secrets/by-creator?api-version=7.4`, { method: 'PUT', headers: { authorization: `Bearer ${ownerVault.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ value: 'x' }) });
   assert.equal(put.status, 200);
-  const ownPort = portUri(b, 'arm-vault');
+  const ownPort = await portUri(b, 'arm-vault');
   assert.equal((await call('DELETE', '/resourcegroups/rg/providers/Microsoft.KeyVault/vaults/arm-vault')).status, 200);
   assert.equal((await call('GET', '/resourcegroups/rg/providers/Microsoft.KeyVault/vaults/arm-vault')).status, 404);
   assert.equal((await call('DELETE', '/resourcegroups/rg/providers/Microsoft.KeyVault/vaults/arm-vault')).status, 204);
@@ -428,7 +428,7 @@ test('vaults and their secrets survive a restart on the same port', async () => 
   await kv('PUT', '/secrets/persist', { body: { value: 'still-here' } });
   b = await b.restart(true);
   officerToken = (await tokenFor(b, officer)).token;
-  assert.equal(b.vaults.vaultUri(b.vaults.byName('proto-vault')!), uri);
+  assert.equal(b.vaults.vaultUri((await b.vaults.byName('proto-vault'))!), uri);
   assert.equal((await kv('GET', '/secrets/persist')).body.value, 'still-here');
 });
 
@@ -478,7 +478,7 @@ test('KEK rotation with BERTH_KEK takes the new key from BERTH_KEK_NEW; deleting
   const { uri: doomed } = await testVault(b, 'doomed-vault', 'doomed');
   const del = await b.fetch(`${b.url}/subscriptions/${owner.subscriptionId}/resourcegroups/doomed?api-version=2023-07-01`, { method: 'DELETE', headers: { authorization: `Bearer ${arm}` } });
   assert.equal(del.status, 200);
-  assert.equal(b.vaults.byName('doomed-vault'), undefined);
+  assert.equal(await b.vaults.byName('doomed-vault'), undefined);
   const after = await b.fetch(`${doomed}secrets?api-version=7.4`).then((r) => r.status, () => 'closed');
   assert.ok(after === 'closed' || after === 404, String(after));
 });

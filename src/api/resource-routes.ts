@@ -55,14 +55,14 @@ export function resourceRoutes(d: ApiDeps): RouteDef[] {
     id: x.id, name: x.name, type: x.type, location: x.location, tags: x.tags ?? {},
     ...(x.sku !== undefined ? { sku: x.sku } : {}), ...(x.identity !== undefined ? { identity: x.identity } : {}), resourceGroup,
   });
-  const all = (rg?: string): GenericResource[] => [
+  const all = async (rg?: string): Promise<GenericResource[]> => [
     ...d.registries.list(rg).map((r) => generic(registryResource(r, d.registries.loginServer(r)), r.resourceGroup)),
-    ...d.vaults.list(rg).map((v) => { const x = vaultResource(v, d.vaults.vaultUri(v), tenant); return generic({ ...x, sku: x.properties.sku }, v.resourceGroup); }),
+    ...(await d.vaults.list(rg)).map((v) => { const x = vaultResource(v, d.vaults.vaultUri(v), tenant); return generic({ ...x, sku: x.properties.sku }, v.resourceGroup); }),
     ...d.managedIdentities.list(rg).map((i) => generic(identityResource(i), i.resourceGroup)),
     ...d.containerGroups.list(rg).map((g) => generic(d.containerGroups.resource(g, false), g.resourceGroup)),
   ];
 
-  const list = (req: FastifyRequest, rg?: string) => {
+  const list = async (req: FastifyRequest, rg?: string) => {
     const q = req.query as Record<string, string | undefined>;
     const clauses = parseResourceFilter(q.$filter);
     const top = q.$top === undefined ? MAX_TOP : Number(q.$top);
@@ -70,7 +70,7 @@ export function resourceRoutes(d: ApiDeps): RouteDef[] {
     const decoded = q.$skiptoken === undefined ? '0' : /^[A-Za-z0-9_-]+$/.test(q.$skiptoken) ? Buffer.from(q.$skiptoken, 'base64url').toString('utf8') : '';
     const skip = /^\d+$/.test(decoded) ? Number(decoded) : -1;
     if (skip < 0) throw invalid('InvalidSkipToken', 'The $skiptoken is not valid: use the nextLink of the previous page as it is.');
-    const visible = all(rg)
+    const visible = (await all(rg))
       .filter((r) => matches(r, clauses) && d.identity.can(req.principal!, `${r.type}/read`, r.id))
       .sort((a, b) => a.id.toLowerCase().localeCompare(b.id.toLowerCase()));
     const page = visible.slice(skip, skip + Math.min(top, MAX_TOP));

@@ -32,7 +32,7 @@ export type ScopeRule =
   | { kind: 'subscription' }
   | { kind: 'resourceGroup' }
   | { kind: 'resource'; type: string }
-  | { kind: 'lookup'; name: string; resolve: (params: Record<string, string>) => string }
+  | { kind: 'lookup'; name: string; resolve: (params: Record<string, string>) => string | Promise<string> }
   | { kind: 'each' }
   | { kind: 'handler'; note: string }
   | { kind: 'directory' }
@@ -45,7 +45,7 @@ export const SCOPE = {
   each: { kind: 'each' },
   directory: { kind: 'directory' },
   resource: (type: string): ScopeRule => ({ kind: 'resource', type }),
-  lookup: (name: string, resolve: (params: Record<string, string>) => string): ScopeRule => ({ kind: 'lookup', name, resolve }),
+  lookup: (name: string, resolve: (params: Record<string, string>) => string | Promise<string>): ScopeRule => ({ kind: 'lookup', name, resolve }),
   handler: (note: string): ScopeRule => ({ kind: 'handler', note }),
   /** `what`: the operation, for the refusal ("prune images"). */
   owner: (what: string): ScopeRule => ({ kind: 'owner', what }),
@@ -135,7 +135,7 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps, routes: reado
       const params = parsed.data as Record<string, string>;
       const ctx = context(d, r, req, reply, params);
       if (params.sub !== undefined) checkSub(d, params.sub);
-      authorizeDeclared(d, r, ctx, params);
+      await authorizeDeclared(d, r, ctx, params);
       return r.handler(ctx as RouteContext<never>);
     } });
   }
@@ -155,7 +155,7 @@ function context(d: RouteDeps, r: RouteDef, req: FastifyRequest, reply: FastifyR
   };
 }
 
-function authorizeDeclared(d: RouteDeps, r: RouteDef, ctx: RouteContext<Record<string, string>>, params: Record<string, string>): void {
+async function authorizeDeclared(d: RouteDeps, r: RouteDef, ctx: RouteContext<Record<string, string>>, params: Record<string, string>): Promise<void> {
   const sub = `/subscriptions/${d.identity.ids.subscriptionId}`;
   const rg = () => `${sub}/resourceGroups/${params.rg}`;
   const s = r.scope;
@@ -163,7 +163,7 @@ function authorizeDeclared(d: RouteDeps, r: RouteDef, ctx: RouteContext<Record<s
     case 'subscription': return ctx.authorize(sub);
     case 'resourceGroup': return ctx.authorize(rg());
     case 'resource': return ctx.authorize(`${rg()}/providers/${s.type}/${params.name}`);
-    case 'lookup': return ctx.authorize(s.resolve(params));
+    case 'lookup': return ctx.authorize(await s.resolve(params));
     case 'directory': return directory(d, r, ctx.principal, sub);
     case 'owner': {
       const p = ctx.principal;

@@ -64,28 +64,28 @@ export function vaultRoutes(d: VaultRouteDeps): RouteDef[] {
   const vault = SCOPE.resource(VAULT_TYPE);
   // Deleted vaults: listed, shown and purged by subscription and location, as Azure does.
   const DELETED_READ = 'Microsoft.KeyVault/locations/deletedVaults/read';
-  const deletedVault = SCOPE.lookup('deleted vault', (p) => vaultArmId(d.vaults.getDeleted(p.name!, p.loc!)));
+  const deletedVault = SCOPE.lookup('deleted vault', async (p) => vaultArmId(await d.vaults.getDeleted(p.name!, p.loc!)));
 
   return [
     route({ method: 'POST', path: '/subscriptions/:sub/providers/Microsoft.KeyVault/checkNameAvailability', action: 'Microsoft.KeyVault/checkNameAvailability/read', scope: SCOPE.subscription,
       handler: (c) => d.vaults.nameAvailable(((c.req.body ?? {}) as { name?: string }).name ?? '') }),
     route({ method: 'GET', path: '/subscriptions/:sub/providers/Microsoft.KeyVault/deletedVaults', action: DELETED_READ, scope: SCOPE.each,
-      handler: (c) => ({ value: d.vaults.listDeleted().filter((v) => c.can(vaultArmId(v))).map(deletedVaultResource) }) }),
+      handler: async (c) => ({ value: (await d.vaults.listDeleted()).filter((v) => c.can(vaultArmId(v))).map(deletedVaultResource) }) }),
     // Berth has no managed HSMs; az keyvault list-deleted asks for deleted ones too.
     route({ method: 'GET', path: '/subscriptions/:sub/providers/Microsoft.KeyVault/deletedManagedHSMs', action: DELETED_READ, scope: SCOPE.each,
       handler: () => ({ value: [] }) }),
     route({ method: 'GET', path: deleted, action: DELETED_READ, scope: deletedVault,
-      handler: (c) => deletedVaultResource(d.vaults.getDeleted(c.params.name, c.params.loc)) }),
-    route({ method: 'POST', path: `${deleted}/purge`, action: 'Microsoft.KeyVault/locations/deletedVaults/purge/action', scope: deletedVault, handler: (c) => {
-      const v = d.vaults.purge(c.params.name, c.params.loc);
+      handler: async (c) => deletedVaultResource(await d.vaults.getDeleted(c.params.name, c.params.loc)) }),
+    route({ method: 'POST', path: `${deleted}/purge`, action: 'Microsoft.KeyVault/locations/deletedVaults/purge/action', scope: deletedVault, handler: async (c) => {
+      const v = await d.vaults.purge(c.params.name, c.params.loc);
       d.log.info('deleted vault purged', { vault: v.name });
       return c.reply.status(200).send();
     } }),
     route({ method: 'GET', path: '/subscriptions/:sub/providers/Microsoft.KeyVault/vaults', action: `${VAULT_TYPE}/read`, scope: SCOPE.each,
-      handler: (c) => ({ value: d.vaults.list().filter((v) => c.can(vaultArmId(v))).map(shape) }) }),
-    route({ method: 'GET', path, action: `${VAULT_TYPE}/read`, scope: SCOPE.each, handler: (c) => {
+      handler: async (c) => ({ value: (await d.vaults.list()).filter((v) => c.can(vaultArmId(v))).map(shape) }) }),
+    route({ method: 'GET', path, action: `${VAULT_TYPE}/read`, scope: SCOPE.each, handler: async (c) => {
       d.groups.get(c.params.rg);
-      return { value: d.vaults.list(c.params.rg).filter((v) => c.can(vaultArmId(v))).map(shape) };
+      return { value: (await d.vaults.list(c.params.rg)).filter((v) => c.can(vaultArmId(v))).map(shape) };
     } }),
     route({ method: 'PUT', path: one, action: `${VAULT_TYPE}/write`, scope: vault, handler: async (c) => {
       const { rg, name } = c.params;
@@ -127,15 +127,15 @@ export function vaultRoutes(d: VaultRouteDeps): RouteDef[] {
       if (created) d.log.info('vault created', { vault: vault.name, vaultUri: d.vaults.vaultUri(vault), rbac: vault.enableRbacAuthorization });
       return reply.status(created ? 201 : 200).send(shape(vault));
     } }),
-    route({ method: 'PUT', path: `${one}/accessPolicies/:kind`, action: `${VAULT_TYPE}/accessPolicies/write`, scope: vault, handler: (c) => {
+    route({ method: 'PUT', path: `${one}/accessPolicies/:kind`, action: `${VAULT_TYPE}/accessPolicies/write`, scope: vault, handler: async (c) => {
       const { rg, name, kind } = c.params;
       const k = kind.toLowerCase();
       if (k !== 'add' && k !== 'replace' && k !== 'remove') throw invalid('BadRequest', `The access policy operation '${kind}' is not valid: use add, replace or remove.`);
       const entries = normaliseAccessPolicies(((c.req.body ?? {}) as { properties?: { accessPolicies?: unknown } }).properties?.accessPolicies ?? [], d.identity.ids.tenantId);
-      const v = d.vaults.updateAccessPolicies(rg, name, k, entries);
+      const v = await d.vaults.updateAccessPolicies(rg, name, k, entries);
       return { id: `${vaultArmId(v)}/accessPolicies/${k}`, name: k, type: `${VAULT_TYPE}/accessPolicies`, location: v.location, properties: { accessPolicies: shape(v).properties.accessPolicies } };
     } }),
-    route({ method: 'GET', path: one, action: `${VAULT_TYPE}/read`, scope: vault, handler: (c) => shape(d.vaults.get(c.params.rg, c.params.name)) }),
+    route({ method: 'GET', path: one, action: `${VAULT_TYPE}/read`, scope: vault, handler: async (c) => shape(await d.vaults.get(c.params.rg, c.params.name)) }),
     route({ method: 'DELETE', path: one, action: `${VAULT_TYPE}/delete`, scope: vault, handler: (c) => answerDelete(c.reply, () => d.vaults.delete(c.params.rg, c.params.name)) }),
   ];
 }

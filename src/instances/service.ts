@@ -38,7 +38,7 @@ export interface ContainerGroupsOptions {
   puller?: ImagePuller;
   keychainFactory?: KeychainFactory;
   /** Whether the Key Vault with this ARM id exists (a secret reference into a missing vault is refused as such). */
-  vaultExists?: (vaultId: string) => boolean;
+  vaultExists?: (vaultId: string) => Promise<boolean>;
   /** Back-off and sleep overrides (tests). */
   reconciler?: Pick<ReconcilerOptions, 'backoff' | 'helperBackoff' | 'sleep'>;
   /** What one group may ask for on this node (default: the host's CPUs and memory). */
@@ -234,7 +234,7 @@ export class ContainerGroups {
       for (const v of [c.username, c.password]) {
         if (!isSecretRef(v)) continue;
         const scope = `${v.reference.keyVault.id}/secrets/${v.reference.secretName}`;
-        if (this.o.vaultExists && !this.o.vaultExists(v.reference.keyVault.id)) {
+        if (this.o.vaultExists && !(await this.o.vaultExists(v.reference.keyVault.id))) {
           const vault = v.reference.keyVault.id.split('/').pop();
           const vaultRg = /\/resourceGroups\/([^/]+)\//i.exec(v.reference.keyVault.id)?.[1] ?? '<group>';
           throw invalid('KeyVaultNotFound', `The Key Vault '${vault}' that imageRegistryCredentials for ${c.server} reference (${v.reference.keyVault.id}) does not exist. ` +

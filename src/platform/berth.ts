@@ -181,17 +181,17 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const dataPlaneScheme = tls ? 'https' : 'http';
   const byName = tls !== undefined && await localhostNamesResolve();
   if (tls && !byName) log.warn('vaults are served by port only: names under .localhost do not resolve here', { fix: 'apt-get install libnss-myhostname (adds myhostname to /etc/nsswitch.conf)' });
-  const vaults = new Vaults(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host),
+  const vaults = new Vaults(sql, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host),
     (v) => (byName ? `https://${vaultHostName(v.name)}:${port}/` : `${dataPlaneScheme}://localhost:${v.port}/`));
-  const secrets = new Secrets(db, vaults);
+  const secrets = new Secrets(sql, vaults);
   const vaultHttp = new VaultHttp({ vaults, secrets, identity, log, identityBase: () => (tls ? `https://localhost:${port}` : baseUrl), browserOrigins });
   const vaultByHost = (req: IncomingMessage, res: ServerResponse): boolean => {
     const name = vaultNameFromHost(req.headers.host);
     if (!name) return false;
-    void vaultHttp.handle(req, res, vaults.byName(name));
+    void vaultHttp.handle(req, res, () => vaults.byName(name));
     return true;
   };
-  const vaultListeners = new PortListeners('vault', (p) => (req, res) => void vaultHttp.handle(req, res, vaults.byPort(p)), host, log, tls);
+  const vaultListeners = new PortListeners('vault', (p) => (req, res) => void vaultHttp.handle(req, res, () => vaults.byPort(p)), host, log, tls);
   vaults.onChange({ opened: (v) => vaultListeners.open(v, vaults.vaultUri(v)), closed: (v) => vaultListeners.close(v) });
 
   // The pull client for container groups and `berth pull`: one content store shared by all pulls.
@@ -200,7 +200,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const imageGc = new ImageGc({ store: contentStore, runtime: o.runtime, ...(o.imageGcGraceMs !== undefined ? { graceMs: o.imageGcGraceMs } : {}) });
   const containerGroups = new ContainerGroups({ db, subscriptionId: ids.subscriptionId, tenantId: ids.tenantId, sealer, groups, managedIdentities, workloads, log,
     ...(o.runtime ? { runtime: o.runtime } : {}), puller: o.puller ?? puller, keychainFactory: o.keychainFactory ?? platformKeychainFactory({ identity, secrets: new VaultSecretReader(vaults, secrets), defaults: () => [...dockerConfigs, ...DockerConfigKeychain.defaults()] }),
-    vaultExists: (id) => vaults.list().some((v) => vaultArmId(v).toLowerCase() === id.toLowerCase().replace(/\/+$/, '')),
+    vaultExists: async (id) => (await vaults.list()).some((v) => vaultArmId(v).toLowerCase() === id.toLowerCase().replace(/\/+$/, '')),
     ...(o.reconciler ? { reconciler: o.reconciler } : {}), ...(o.groupCapacity ? { capacity: o.groupCapacity } : {}),
     ...(o.hostsFile ? { hostsFile: new HostsFile(o.hostsFile, o.dataDir) } : {}) });
 
@@ -220,10 +220,10 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   if (cred) await writeFileAtomic(paths.ownerCredential, JSON.stringify(cred, null, 2) + '\n', 0o600);
 
   for (const r of registries.list()) await listeners.open(r, registries.loginServer(r));
-  for (const v of vaults.list()) await vaultListeners.open(v, vaults.vaultUri(v));
+  for (const v of await vaults.list()) await vaultListeners.open(v, vaults.vaultUri(v));
   // Containers reach a vault by its vaultUri too: its name points at the host in every group's /etc/hosts.
   const vaultHostAliases = async () => {
-    if (byName) await o.runtime?.setHostAliases?.(vaults.list().map((v) => vaultHostName(v.name)));
+    if (byName) await o.runtime?.setHostAliases?.((await vaults.list()).map((v) => vaultHostName(v.name)));
   };
   await vaultHostAliases();
   vaults.onChange({ opened: vaultHostAliases, closed: vaultHostAliases });

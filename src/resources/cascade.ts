@@ -5,12 +5,14 @@ import type { ResourceGroups } from './groups.js';
 import type { Logger } from '../lib/logger.js';
 
 /** What the cascade deletes through: each service removes its own resources and their side data. */
+type Awaitable<T> = T | Promise<T>;
+
 export interface GroupContents {
   groups: ResourceGroups;
-  registries: { list(rg: string): Array<{ name: string }>; delete(rg: string, name: string): Promise<unknown> };
-  vaults: { list(rg: string): Array<{ name: string }>; delete(rg: string, name: string): Promise<unknown> };
-  containerGroups: { list(rg: string): Array<{ name: string }>; delete(rg: string, name: string): Promise<unknown> };
-  managedIdentities: { list(rg: string): Array<{ name: string }>; delete(rg: string, name: string): unknown };
+  registries: { list(rg: string): Awaitable<Array<{ name: string }>>; delete(rg: string, name: string): Promise<unknown> };
+  vaults: { list(rg: string): Awaitable<Array<{ name: string }>>; delete(rg: string, name: string): Promise<unknown> };
+  containerGroups: { list(rg: string): Awaitable<Array<{ name: string }>>; delete(rg: string, name: string): Promise<unknown> };
+  managedIdentities: { list(rg: string): Awaitable<Array<{ name: string }>>; delete(rg: string, name: string): unknown };
   identity: { deleteAssignmentsUnder(scope: string): number; ids: { subscriptionId: string } };
   log: Logger;
 }
@@ -19,10 +21,10 @@ export interface GroupContents {
 export async function deleteResourceGroup(d: GroupContents, name: string): Promise<boolean> {
   const g = d.groups.get(name, false);
   if (!g) return false;
-  for (const r of d.registries.list(g.name)) await d.registries.delete(g.name, r.name);
-  for (const v of d.vaults.list(g.name)) await d.vaults.delete(g.name, v.name);
-  for (const c of d.containerGroups.list(g.name)) await d.containerGroups.delete(g.name, c.name);
-  for (const i of d.managedIdentities.list(g.name)) d.managedIdentities.delete(g.name, i.name);
+  for (const r of await d.registries.list(g.name)) await d.registries.delete(g.name, r.name);
+  for (const v of await d.vaults.list(g.name)) await d.vaults.delete(g.name, v.name);
+  for (const c of await d.containerGroups.list(g.name)) await d.containerGroups.delete(g.name, c.name);
+  for (const i of await d.managedIdentities.list(g.name)) d.managedIdentities.delete(g.name, i.name);
   const removed = d.identity.deleteAssignmentsUnder(`/subscriptions/${d.identity.ids.subscriptionId}/resourceGroups/${g.name}`);
   d.groups.delete(g.name);
   d.log.info('resource group deleted', { group: g.name, roleAssignmentsRemoved: removed });

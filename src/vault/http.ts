@@ -126,7 +126,9 @@ export class VaultHttp {
     return undefined;
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, vault: VaultRecord | undefined): Promise<void> {
+  /** `find`: the vault the request addresses (by its port or its host name). */
+  async handle(req: IncomingMessage, res: ServerResponse, find: () => Promise<VaultRecord | undefined>): Promise<void> {
+    let vault: VaultRecord | undefined;
     const requestId = randomUUID();
     const url = new URL(req.url ?? '/', 'http://vault.invalid');
     const origins = this.d.browserOrigins?.() ?? [];
@@ -151,6 +153,7 @@ export class VaultHttp {
     const pre = preflight(req, origins);
     if (pre) return send(pre.status, undefined, pre.headers);
     try {
+      vault = await find();
       if (!vault) throw kvError('notFound', 'VaultNotFound', 'This vault no longer exists.');
       // Authenticate first, before looking at the body: the SDK's first request carries no token and no body.
       const resource = challengeResource(req.headers.host, vault.name);

@@ -8,10 +8,10 @@ export class VaultSecretReader {
   constructor(private readonly vaults: Vaults, private readonly secrets: Secrets) {}
 
   async getSecret(vaultName: string, secretName: string): Promise<string | undefined> {
-    const v = this.vaults.byName(vaultName);
+    const v = await this.vaults.byName(vaultName);
     if (!v) throw new Error(`vault ${vaultName} does not exist: create it with berth keyvault create -g <group> -n ${vaultName}`);
     try {
-      return this.secrets.get(v, secretName).value;
+      return (await this.secrets.get(v, secretName)).value;
     } catch (e) {
       // not found, deleted, or disabled: "no such enabled secret"
       if (e instanceof BerthError && (e.kind === 'notFound' || e.kind === 'forbidden')) return undefined;

@@ -1,7 +1,7 @@
 // Secrets of a vault, the Key Vault way: every set makes a new version; soft delete keeps a deleted
 // secret recoverable for the vault's retention days (then it is purged); values are sealed with the vault's data key.
 import { randomUUID } from 'node:crypto';
-import { deleteForGood, type Db } from '../storage/sqlite.js';
+import type { Sql } from '../storage/sql/sql.js';
 import { BerthError, conflict, forbidden, invalid, notFound } from '../lib/errors.js';
 import type { Vaults, VaultRecord } from './vaults.js';
 import { checkSecretName, isVersionId } from './names.js';
@@ -118,89 +118,89 @@ function page<T>(all: T[], p: Paging): Page<T> {
 }
 
 export class Secrets {
-  constructor(private readonly db: Db, private readonly vaults: Vaults, private readonly now: () => number = () => Math.floor(Date.now() / 1000)) {}
+  constructor(private readonly db: Sql, private readonly vaults: Vaults, private readonly now: () => number = () => Math.floor(Date.now() / 1000)) {}
 
   private context(vaultId: string, nameLower: string, version: string): string {
     return `secret:${vaultId}:${nameLower}:${version}`;
   }
 
-  private toVersion(v: VaultRecord, r: VersionRow, withValue: boolean): SecretVersion {
+  private async toVersion(v: VaultRecord, r: VersionRow, withValue: boolean): Promise<SecretVersion> {
     return {
       name: r.name, version: r.version, contentType: r.content_type, tags: r.tags ? JSON.parse(r.tags) as Record<string, string> : null,
       enabled: r.enabled === 1, nbf: r.nbf, exp: r.exp, created: r.created, updated: r.updated,
-      ...(withValue ? { value: this.vaults.dataKey(v.id).open(r.sealed, this.context(v.id, r.name.toLowerCase(), r.version)) } : {}),
+      ...(withValue ? { value: (await this.vaults.dataKey(v.id)).open(r.sealed, this.context(v.id, r.name.toLowerCase(), r.version)) } : {}),
     };
   }
 
   /** Purges soft-deleted secrets whose retention ended. */
-  private purgeExpired(v: VaultRecord): void {
-    deleteForGood(this.db, () => this.db.prepare('DELETE FROM vault_secrets WHERE vault_id = ? AND purge_at IS NOT NULL AND purge_at <= ?').run(v.id, this.now()));
+  private async purgeExpired(v: VaultRecord): Promise<void> {
+    await this.db.eraseForGood('DELETE FROM vault_secrets WHERE vault_id = ? AND purge_at IS NOT NULL AND purge_at <= ?', [v.id, this.now()]);
   }
 
-  private state(v: VaultRecord, name: string): { name: string; deleted_at: number | null; purge_at: number | null } | undefined {
-    this.purgeExpired(v);
-    return this.db.prepare('SELECT name, deleted_at, purge_at FROM vault_secrets WHERE vault_id = ? AND name_lower = ?').get(v.id, name.toLowerCase()) as
-      { name: string; deleted_at: number | null; purge_at: number | null } | undefined;
+  private async state(v: VaultRecord, name: string): Promise<{ name: string; deleted_at: number | null; purge_at: number | null } | undefined> {
+    await this.purgeExpired(v);
+    return this.db.get('SELECT name, deleted_at, purge_at FROM vault_secrets WHERE vault_id = ? AND name_lower = ?', [v.id, name.toLowerCase()]);
   }
 
-  private row(v: VaultRecord, name: string, version?: string): VersionRow | undefined {
+  private row(v: VaultRecord, name: string, version?: string): Promise<VersionRow | undefined> {
     const sql = `SELECT s.name, x.* FROM vault_secret_versions x JOIN vault_secrets s ON s.vault_id = x.vault_id AND s.name_lower = x.name_lower
       WHERE x.vault_id = ? AND x.name_lower = ?`;
-    return (version
-      ? this.db.prepare(`${sql} AND x.version = ?`).get(v.id, name.toLowerCase(), version.toLowerCase())
-      : this.db.prepare(`${sql} ORDER BY x.seq DESC LIMIT 1`).get(v.id, name.toLowerCase())) as VersionRow | undefined;
+    return version
+      ? this.db.get<VersionRow>(`${sql} AND x.version = ?`, [v.id, name.toLowerCase(), version.toLowerCase()])
+      : this.db.get<VersionRow>(`${sql} ORDER BY x.seq DESC LIMIT 1`, [v.id, name.toLowerCase()]);
   }
 
   /** The live (not deleted) secret's version row, or SecretNotFound. */
-  private live(v: VaultRecord, name: string, version?: string): VersionRow {
+  private async live(v: VaultRecord, name: string, version?: string): Promise<VersionRow> {
     checkSecretName(name);
-    const s = this.state(v, name);
+    const s = await this.state(v, name);
     if (!s || s.deleted_at !== null) throw secretNotFound(name);
     if (version !== undefined && !isVersionId(version)) throw secretNotFound(`${name}/${version}`);
-    const r = this.row(v, name, version);
+    const r = await this.row(v, name, version);
     if (!r) throw secretNotFound(version ? `${name}/${version}` : name);
     return r;
   }
 
-  set(v: VaultRecord, name: string, input: { value?: unknown; contentType?: unknown; tags?: unknown; attributes?: SecretAttributesInput }): SecretVersion {
+  async set(v: VaultRecord, name: string, input: { value?: unknown; contentType?: unknown; tags?: unknown; attributes?: SecretAttributesInput }): Promise<SecretVersion> {
     checkSecretName(name);
     if (typeof input.value !== 'string') throw invalid('BadParameter', "The request body must have a 'value' property holding the secret value as a string.");
     if (Buffer.byteLength(input.value) > MAX_VALUE_BYTES) throw invalid('BadParameter', `The secret value is too large: it is ${Buffer.byteLength(input.value)} bytes, the maximum is ${MAX_VALUE_BYTES}.`);
     checkContentType(input.contentType);
     const tags = checkTags(input.tags);
     checkAttributes(input.attributes);
-    const s = this.state(v, name);
+    const s = await this.state(v, name);
     if (s?.deleted_at != null) {
       throw conflict('Conflict', `Secret ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.`);
     }
     const version = randomUUID().replace(/-/g, '');
     const now = this.now();
     const lower = name.toLowerCase();
-    const sealed = this.vaults.dataKey(v.id).seal(input.value, this.context(v.id, lower, version));
-    this.db.transaction(() => {
-      this.db.prepare(`INSERT INTO vault_secrets (vault_id, name_lower, name) VALUES (?, ?, ?)
-        ON CONFLICT (vault_id, name_lower) DO UPDATE SET name = excluded.name`).run(v.id, lower, name);
-      const seq = (this.db.prepare('SELECT coalesce(max(seq), 0) + 1 AS n FROM vault_secret_versions WHERE vault_id = ? AND name_lower = ?').get(v.id, lower) as { n: number }).n;
-      this.db.prepare(`INSERT INTO vault_secret_versions (vault_id, name_lower, version, seq, sealed, content_type, tags, enabled, nbf, exp, created, updated)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(v.id, lower, version, seq, sealed, (input.contentType as string | undefined) ?? null,
-        tags ? JSON.stringify(tags) : null, input.attributes?.enabled === false ? 0 : 1, input.attributes?.nbf ?? null, input.attributes?.exp ?? null, now, now);
-    })();
-    return this.toVersion(v, this.row(v, name, version)!, true);
+    const sealed = (await this.vaults.dataKey(v.id)).seal(input.value, this.context(v.id, lower, version));
+    // The upsert locks the secret's row, so that two sets at once number their versions one after the other.
+    await this.db.transaction(async (tx) => {
+      await tx.run(`INSERT INTO vault_secrets (vault_id, name_lower, name) VALUES (?, ?, ?)
+        ON CONFLICT (vault_id, name_lower) DO UPDATE SET name = excluded.name`, [v.id, lower, name]);
+      const seq = (await tx.get<{ n: number }>('SELECT coalesce(max(seq), 0) + 1 AS n FROM vault_secret_versions WHERE vault_id = ? AND name_lower = ?', [v.id, lower]))!.n;
+      await tx.run(`INSERT INTO vault_secret_versions (vault_id, name_lower, version, seq, sealed, content_type, tags, enabled, nbf, exp, created, updated)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [v.id, lower, version, seq, sealed, (input.contentType as string | undefined) ?? null,
+        tags ? JSON.stringify(tags) : null, input.attributes?.enabled === false ? 0 : 1, input.attributes?.nbf ?? null, input.attributes?.exp ?? null, now, now]);
+    });
+    return this.toVersion(v, (await this.row(v, name, version))!, true);
   }
 
   /**
    * The value of the latest (or a given) version. A disabled version is refused; as Key Vault documents,
    * nbf/exp do not block a get (a not-yet-valid or expired value can still be read for tests or recovery).
    */
-  get(v: VaultRecord, name: string, version?: string): SecretVersion {
-    const r = this.live(v, name, version);
+  async get(v: VaultRecord, name: string, version?: string): Promise<SecretVersion> {
+    const r = await this.live(v, name, version);
     if (r.enabled !== 1) throw new BerthError('forbidden', 'Forbidden', 'Operation get is not allowed on a disabled secret.');
     return this.toVersion(v, r, true);
   }
 
   /** Updates contentType, tags and attributes of the latest (or a given) version; the value never changes. */
-  update(v: VaultRecord, name: string, version: string | undefined, patch: { contentType?: unknown; tags?: unknown; attributes?: SecretAttributesInput }): SecretVersion {
-    const r = this.live(v, name, version);
+  async update(v: VaultRecord, name: string, version: string | undefined, patch: { contentType?: unknown; tags?: unknown; attributes?: SecretAttributesInput }): Promise<SecretVersion> {
+    const r = await this.live(v, name, version);
     checkContentType(patch.contentType);
     const tags = checkTags(patch.tags);
     checkAttributes(patch.attributes);
@@ -208,69 +208,69 @@ export class Secrets {
     const nbf = a.nbf !== undefined ? a.nbf : r.nbf;
     const exp = a.exp !== undefined ? a.exp : r.exp;
     if (typeof nbf === 'number' && typeof exp === 'number' && nbf > exp) throw invalid('BadParameter', "The attribute 'nbf' (not before) must not be later than 'exp' (expires).");
-    this.db.prepare(`UPDATE vault_secret_versions SET content_type = ?, tags = ?, enabled = ?, nbf = ?, exp = ?, updated = ?
-      WHERE vault_id = ? AND name_lower = ? AND version = ?`).run(
-      patch.contentType !== undefined ? patch.contentType : r.content_type,
+    await this.db.run(`UPDATE vault_secret_versions SET content_type = ?, tags = ?, enabled = ?, nbf = ?, exp = ?, updated = ?
+      WHERE vault_id = ? AND name_lower = ? AND version = ?`, [
+      (patch.contentType !== undefined ? patch.contentType : r.content_type) as string | null,
       tags !== undefined ? (tags ? JSON.stringify(tags) : null) : r.tags,
-      a.enabled !== undefined ? (a.enabled ? 1 : 0) : r.enabled, nbf ?? null, exp ?? null, this.now(), v.id, name.toLowerCase(), r.version);
-    return this.toVersion(v, this.row(v, name, r.version)!, false);
+      a.enabled !== undefined ? (a.enabled ? 1 : 0) : r.enabled, nbf ?? null, exp ?? null, this.now(), v.id, name.toLowerCase(), r.version]);
+    return this.toVersion(v, (await this.row(v, name, r.version))!, false);
   }
 
   /** Soft delete of the secret with all its versions; answers the latest version's deleted bundle. */
-  delete(v: VaultRecord, name: string): DeletedSecret {
-    this.live(v, name);
+  async delete(v: VaultRecord, name: string): Promise<DeletedSecret> {
+    await this.live(v, name);
     const now = this.now();
-    this.db.prepare('UPDATE vault_secrets SET deleted_at = ?, purge_at = ? WHERE vault_id = ? AND name_lower = ?')
-      .run(now, now + v.softDeleteRetentionInDays * 86400, v.id, name.toLowerCase());
+    await this.db.run('UPDATE vault_secrets SET deleted_at = ?, purge_at = ? WHERE vault_id = ? AND name_lower = ?',
+      [now, now + v.softDeleteRetentionInDays * 86400, v.id, name.toLowerCase()]);
     return this.getDeleted(v, name);
   }
 
-  getDeleted(v: VaultRecord, name: string): DeletedSecret {
+  async getDeleted(v: VaultRecord, name: string): Promise<DeletedSecret> {
     checkSecretName(name);
-    const s = this.state(v, name);
+    const s = await this.state(v, name);
     if (!s || s.deleted_at === null || s.purge_at === null) throw deletedNotFound(name);
-    return { ...this.toVersion(v, this.row(v, name)!, false), deletedDate: s.deleted_at, scheduledPurgeDate: s.purge_at };
+    return { ...(await this.toVersion(v, (await this.row(v, name))!, false)), deletedDate: s.deleted_at, scheduledPurgeDate: s.purge_at };
   }
 
-  recover(v: VaultRecord, name: string): SecretVersion {
-    this.getDeleted(v, name);
-    this.db.prepare('UPDATE vault_secrets SET deleted_at = NULL, purge_at = NULL WHERE vault_id = ? AND name_lower = ?').run(v.id, name.toLowerCase());
-    return this.toVersion(v, this.row(v, name)!, false);
+  async recover(v: VaultRecord, name: string): Promise<SecretVersion> {
+    await this.getDeleted(v, name);
+    await this.db.run('UPDATE vault_secrets SET deleted_at = NULL, purge_at = NULL WHERE vault_id = ? AND name_lower = ?', [v.id, name.toLowerCase()]);
+    return this.toVersion(v, (await this.row(v, name))!, false);
   }
 
   /** Deletes a soft-deleted secret forever. */
-  purge(v: VaultRecord, name: string): void {
-    this.getDeleted(v, name);
+  async purge(v: VaultRecord, name: string): Promise<void> {
+    await this.getDeleted(v, name);
     if (v.enablePurgeProtection) {
       throw forbidden('Forbidden', 'Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.');
     }
-    deleteForGood(this.db, () => this.db.prepare('DELETE FROM vault_secrets WHERE vault_id = ? AND name_lower = ?').run(v.id, name.toLowerCase()));
+    await this.db.eraseForGood('DELETE FROM vault_secrets WHERE vault_id = ? AND name_lower = ?', [v.id, name.toLowerCase()]);
   }
 
   /** Live secrets (latest version's attributes, no values), ordered by name. */
-  list(v: VaultRecord, p: Paging): Page<SecretVersion> {
+  async list(v: VaultRecord, p: Paging): Promise<Page<SecretVersion>> {
     parsePaging(p);
-    this.purgeExpired(v);
-    const rows = this.db.prepare(`SELECT s.name, x.* FROM vault_secrets s JOIN vault_secret_versions x ON x.vault_id = s.vault_id AND x.name_lower = s.name_lower
+    await this.purgeExpired(v);
+    const rows = await this.db.all<VersionRow>(`SELECT s.name, x.* FROM vault_secrets s JOIN vault_secret_versions x ON x.vault_id = s.vault_id AND x.name_lower = s.name_lower
       WHERE s.vault_id = ? AND s.deleted_at IS NULL
         AND x.seq = (SELECT max(seq) FROM vault_secret_versions y WHERE y.vault_id = s.vault_id AND y.name_lower = s.name_lower)
-      ORDER BY s.name_lower`).all(v.id) as VersionRow[];
-    return page(rows.map((r) => this.toVersion(v, r, false)), p);
+      ORDER BY s.name_lower`, [v.id]);
+    return page(await Promise.all(rows.map((r) => this.toVersion(v, r, false))), p);
   }
 
   /** Every version of a live secret (no values), oldest first. */
-  listVersions(v: VaultRecord, name: string, p: Paging): Page<SecretVersion> {
+  async listVersions(v: VaultRecord, name: string, p: Paging): Promise<Page<SecretVersion>> {
     parsePaging(p);
-    this.live(v, name);
-    const rows = this.db.prepare(`SELECT s.name, x.* FROM vault_secret_versions x JOIN vault_secrets s ON s.vault_id = x.vault_id AND s.name_lower = x.name_lower
-      WHERE x.vault_id = ? AND x.name_lower = ? ORDER BY x.seq`).all(v.id, name.toLowerCase()) as VersionRow[];
-    return page(rows.map((r) => this.toVersion(v, r, false)), p);
+    await this.live(v, name);
+    const rows = await this.db.all<VersionRow>(`SELECT s.name, x.* FROM vault_secret_versions x JOIN vault_secrets s ON s.vault_id = x.vault_id AND s.name_lower = x.name_lower
+      WHERE x.vault_id = ? AND x.name_lower = ? ORDER BY x.seq`, [v.id, name.toLowerCase()]);
+    return page(await Promise.all(rows.map((r) => this.toVersion(v, r, false))), p);
   }
 
-  listDeleted(v: VaultRecord, p: Paging): Page<DeletedSecret> {
+  async listDeleted(v: VaultRecord, p: Paging): Promise<Page<DeletedSecret>> {
     parsePaging(p);
-    this.purgeExpired(v);
-    const names = this.db.prepare('SELECT name FROM vault_secrets WHERE vault_id = ? AND deleted_at IS NOT NULL ORDER BY name_lower').all(v.id) as Array<{ name: string }>;
-    return page(names.map((n) => this.getDeleted(v, n.name)), p);
+    await this.purgeExpired(v);
+    const names = await this.db.all<{ name: string }>('SELECT name FROM vault_secrets WHERE vault_id = ? AND deleted_at IS NOT NULL ORDER BY name_lower', [v.id]);
+    return page(await Promise.all(names.map((n) => this.getDeleted(v, n.name))), p);
   }
 }

@@ -1,9 +1,8 @@
 // Vault resources (Microsoft.KeyVault/vaults): create, update, delete; each vault has its own loopback
 // port (its vaultUri) and its own data key, wrapped under the key-encryption key (envelope encryption).
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Db } from '../storage/sqlite.js';
-import { deleteForGood, nowIso } from '../storage/sqlite.js';
 import { Sealer } from '../storage/sealer.js';
+import type { Sql } from '../storage/sql/sql.js';
 import { conflict, invalid, notFound, resourceNotFound } from '../lib/errors.js';
 import type { ResourceGroups } from '../resources/groups.js';
 import { checkVaultName } from './names.js';
@@ -82,6 +81,7 @@ const toRecord = (r: Row): VaultRecord => ({
 const toDeleted = (r: Row): DeletedVaultRecord => ({ ...toRecord(r), deletionDate: r.deleted_at!, scheduledPurgeDate: r.purge_at! });
 
 const DAY_MS = 86_400_000;
+const nowIso = () => new Date().toISOString();
 const SOFT_DELETE_LINK = 'https://go.microsoft.com/fwlink/?linkid=2149745';
 /** Active vaults only: a deleted vault keeps its row (and its name) until it is purged. */
 const ACTIVE = 'deleted_at IS NULL';
@@ -152,7 +152,7 @@ export class Vaults {
   private readonly dataKeys = new Map<string, Sealer>();
 
   /** `uriFor(vault)` is the one place the data plane's scheme and host come from. */
-  constructor(private readonly db: Db, private readonly subscriptionId: string, private readonly groups: ResourceGroups,
+  constructor(private readonly db: Sql, private readonly subscriptionId: string, private readonly groups: ResourceGroups,
     private readonly kek: Sealer, private readonly allocatePort: () => Promise<number>,
     private readonly uriFor: (v: Pick<VaultRecord, 'name' | 'port'>) => string) {}
 
@@ -165,44 +165,44 @@ export class Vaults {
     return this.uriFor(v);
   }
 
-  list(resourceGroup?: string): VaultRecord[] {
+  async list(resourceGroup?: string): Promise<VaultRecord[]> {
     const rows = resourceGroup
-      ? this.db.prepare(`SELECT * FROM vaults WHERE subscription = ? AND lower(resource_group) = lower(?) AND ${ACTIVE} ORDER BY name_lower`).all(this.subscriptionId, resourceGroup)
-      : this.db.prepare(`SELECT * FROM vaults WHERE subscription = ? AND ${ACTIVE} ORDER BY name_lower`).all(this.subscriptionId);
-    return (rows as Row[]).map(toRecord);
+      ? await this.db.all<Row>(`SELECT * FROM vaults WHERE subscription = ? AND lower(resource_group) = lower(?) AND ${ACTIVE} ORDER BY name_lower`, [this.subscriptionId, resourceGroup])
+      : await this.db.all<Row>(`SELECT * FROM vaults WHERE subscription = ? AND ${ACTIVE} ORDER BY name_lower`, [this.subscriptionId]);
+    return rows.map(toRecord);
   }
 
-  byPort(port: number): VaultRecord | undefined {
-    const r = this.db.prepare(`SELECT * FROM vaults WHERE port = ? AND ${ACTIVE}`).get(port) as Row | undefined;
+  async byPort(port: number): Promise<VaultRecord | undefined> {
+    const r = await this.db.get<Row>(`SELECT * FROM vaults WHERE port = ? AND ${ACTIVE}`, [port]);
     return r && toRecord(r);
   }
 
-  byName(name: string): VaultRecord | undefined {
-    const r = this.db.prepare(`SELECT * FROM vaults WHERE name_lower = ? AND ${ACTIVE}`).get(name.toLowerCase()) as Row | undefined;
+  async byName(name: string): Promise<VaultRecord | undefined> {
+    const r = await this.db.get<Row>(`SELECT * FROM vaults WHERE name_lower = ? AND ${ACTIVE}`, [name.toLowerCase()]);
     return r && toRecord(r);
   }
 
   /** Deleted vaults whose scheduled purge date has passed are purged (on every look at deleted vaults). */
-  private purgeExpired(): void {
-    const due = this.db.prepare('SELECT id FROM vaults WHERE deleted_at IS NOT NULL AND purge_at <= ?').all(nowIso()) as Array<{ id: string }>;
-    for (const { id } of due) this.erase(id);
+  private async purgeExpired(): Promise<void> {
+    const due = await this.db.all<{ id: string }>('SELECT id FROM vaults WHERE deleted_at IS NOT NULL AND purge_at <= ?', [nowIso()]);
+    for (const { id } of due) await this.erase(id);
   }
 
-  /** Removes a vault row with its secrets for good: SQLite overwrites the freed pages and the WAL is emptied, so no sealed value stays on disk. */
-  private erase(id: string): void {
-    deleteForGood(this.db, () => this.db.prepare('DELETE FROM vaults WHERE id = ?').run(id));
+  /** Removes a vault row with its secrets for good (Sql.eraseForGood: no sealed value stays in SQLite's files). */
+  private async erase(id: string): Promise<void> {
+    await this.db.eraseForGood('DELETE FROM vaults WHERE id = ?', [id]);
     this.dataKeys.delete(id);
   }
 
-  listDeleted(): DeletedVaultRecord[] {
-    this.purgeExpired();
-    return (this.db.prepare('SELECT * FROM vaults WHERE subscription = ? AND deleted_at IS NOT NULL ORDER BY name_lower').all(this.subscriptionId) as Row[]).map(toDeleted);
+  async listDeleted(): Promise<DeletedVaultRecord[]> {
+    await this.purgeExpired();
+    return (await this.db.all<Row>('SELECT * FROM vaults WHERE subscription = ? AND deleted_at IS NOT NULL ORDER BY name_lower', [this.subscriptionId])).map(toDeleted);
   }
 
   /** The deleted vault `name` in `location` (any location when undefined). */
-  getDeleted(name: string, location?: string): DeletedVaultRecord {
-    this.purgeExpired();
-    const r = this.db.prepare('SELECT * FROM vaults WHERE subscription = ? AND name_lower = ? AND deleted_at IS NOT NULL').get(this.subscriptionId, name.toLowerCase()) as Row | undefined;
+  async getDeleted(name: string, location?: string): Promise<DeletedVaultRecord> {
+    await this.purgeExpired();
+    const r = await this.db.get<Row>('SELECT * FROM vaults WHERE subscription = ? AND name_lower = ? AND deleted_at IS NOT NULL', [this.subscriptionId, name.toLowerCase()]);
     if (!r || (location !== undefined && r.location !== location.toLowerCase().replace(/\s+/g, ''))) {
       throw notFound('ResourceNotFound', `The deleted vault '${name}'${location ? ` in location '${location}'` : ''} was not found. berth keyvault list-deleted shows the deleted vaults.`);
     }
@@ -210,45 +210,45 @@ export class Vaults {
   }
 
   /** Purges a deleted vault and its secrets now; refused while purge protection holds it. */
-  purge(name: string, location: string): DeletedVaultRecord {
-    const v = this.getDeleted(name, location);
+  async purge(name: string, location: string): Promise<DeletedVaultRecord> {
+    const v = await this.getDeleted(name, location);
     if (v.enablePurgeProtection && Date.parse(v.scheduledPurgeDate) > Date.now()) {
       throw conflict('Conflict', `Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed (${v.scheduledPurgeDate}); until then it can be recovered (berth keyvault recover -n ${v.name}).`);
     }
-    this.erase(v.id);
+    await this.erase(v.id);
     return v;
   }
 
   /** Brings a deleted vault back (createMode: recover), with its secrets, port and URI. */
   async recover(resourceGroup: string, name: string, location?: string): Promise<VaultRecord> {
     const group = this.groups.get(resourceGroup)!;
-    this.purgeExpired();
-    const r = this.db.prepare('SELECT * FROM vaults WHERE subscription = ? AND name_lower = ? AND deleted_at IS NOT NULL').get(this.subscriptionId, name.toLowerCase()) as Row | undefined;
+    await this.purgeExpired();
+    const r = await this.db.get<Row>('SELECT * FROM vaults WHERE subscription = ? AND name_lower = ? AND deleted_at IS NOT NULL', [this.subscriptionId, name.toLowerCase()]);
     if (!r || r.resource_group.toLowerCase() !== group.name.toLowerCase() || (location && r.location !== location.toLowerCase().replace(/\s+/g, ''))) {
       throw notFound('SoftDeletedVaultDoesNotExist', `No deleted vault '${name}' exists in resource group '${resourceGroup}'${location ? ` and location '${location}'` : ''} to recover. berth keyvault list-deleted shows the deleted vaults (properties.vaultId names their group). ${SOFT_DELETE_LINK}`);
     }
-    this.db.prepare('UPDATE vaults SET deleted_at = NULL, purge_at = NULL WHERE id = ?').run(r.id);
-    const v = this.get(resourceGroup, name);
+    await this.db.run('UPDATE vaults SET deleted_at = NULL, purge_at = NULL WHERE id = ?', [r.id]);
+    const v = await this.get(resourceGroup, name);
     for (const l of this.listeners) await l.opened?.(v);
     return v;
   }
 
-  get(resourceGroup: string, name: string): VaultRecord {
+  async get(resourceGroup: string, name: string): Promise<VaultRecord> {
     this.groups.get(resourceGroup);
-    const r = this.db.prepare(`SELECT * FROM vaults WHERE subscription = ? AND lower(resource_group) = lower(?) AND name_lower = ? AND ${ACTIVE}`)
-      .get(this.subscriptionId, resourceGroup, name.toLowerCase()) as Row | undefined;
+    const r = await this.db.get<Row>(`SELECT * FROM vaults WHERE subscription = ? AND lower(resource_group) = lower(?) AND name_lower = ? AND ${ACTIVE}`,
+      [this.subscriptionId, resourceGroup, name.toLowerCase()]);
     if (!r) throw resourceNotFound(VAULT_TYPE, name, resourceGroup);
     return toRecord(r);
   }
 
-  nameAvailable(name: string): { nameAvailable: boolean; reason?: string; message?: string } {
+  async nameAvailable(name: string): Promise<{ nameAvailable: boolean; reason?: string; message?: string }> {
     try {
       checkVaultName(name);
     } catch (e) {
       return { nameAvailable: false, reason: 'AccountNameInvalid', message: (e as Error).message };
     }
-    if (this.byName(name)) return { nameAvailable: false, reason: 'AlreadyExists', message: `The vault name '${name}' is already in use.` };
-    if (this.heldByDeleted(name)) return { nameAvailable: false, reason: 'AlreadyExists', message: `The vault name '${name}' is held by a deleted vault: recover or purge it.` };
+    if (await this.byName(name)) return { nameAvailable: false, reason: 'AlreadyExists', message: `The vault name '${name}' is already in use.` };
+    if (await this.heldByDeleted(name)) return { nameAvailable: false, reason: 'AlreadyExists', message: `The vault name '${name}' is held by a deleted vault: recover or purge it.` };
     return { nameAvailable: true };
   }
 
@@ -256,8 +256,8 @@ export class Vaults {
     enableRbacAuthorization?: boolean; accessPolicies?: AccessPolicy[]; softDeleteRetentionInDays?: number; enablePurgeProtection?: boolean }): Promise<{ vault: VaultRecord; created: boolean }> {
     const group = this.groups.get(resourceGroup)!;
     checkVaultName(name);
-    const existing = this.byName(name);
-    if (!existing && this.heldByDeleted(name)) {
+    const existing = await this.byName(name);
+    if (!existing && await this.heldByDeleted(name)) {
       throw conflict('ConflictError', `A vault with the same name already exists in deleted state. You need to either recover or purge existing key vault. Follow this link ${SOFT_DELETE_LINK} for more information on soft delete.`);
     }
     if (existing && existing.enablePurgeProtection && input.enablePurgeProtection === false) {
@@ -267,14 +267,14 @@ export class Vaults {
       if (existing.resourceGroup.toLowerCase() !== group.name.toLowerCase() || existing.subscription !== this.subscriptionId) {
         throw conflict('VaultAlreadyExists', `The vault name '${name}' is already in use. Vault names are globally unique so it is possible that the name is already taken.`);
       }
-      this.db.prepare('UPDATE vaults SET sku = ?, tags = ?, rbac = ?, access_policies = ?, retention_days = ?, purge_protection = ? WHERE id = ?').run(input.sku ?? existing.sku, JSON.stringify(input.tags ?? existing.tags),
+      await this.db.run('UPDATE vaults SET sku = ?, tags = ?, rbac = ?, access_policies = ?, retention_days = ?, purge_protection = ? WHERE id = ?', [input.sku ?? existing.sku, JSON.stringify(input.tags ?? existing.tags),
         (input.enableRbacAuthorization ?? existing.enableRbacAuthorization) ? 1 : 0, JSON.stringify(input.accessPolicies ?? existing.accessPolicies),
-        input.softDeleteRetentionInDays ?? existing.softDeleteRetentionInDays, (input.enablePurgeProtection ?? existing.enablePurgeProtection) ? 1 : 0, existing.id);
-      return { vault: this.get(resourceGroup, name), created: false };
+        input.softDeleteRetentionInDays ?? existing.softDeleteRetentionInDays, (input.enablePurgeProtection ?? existing.enablePurgeProtection) ? 1 : 0, existing.id]);
+      return { vault: await this.get(resourceGroup, name), created: false };
     }
     // A deleted vault keeps its port (its URI comes back on recover): never hand that port out again.
     let port = await this.allocatePort();
-    for (let i = 0; i < 20 && this.db.prepare('SELECT 1 FROM vaults WHERE port = ?').get(port) !== undefined; i++) port = await this.allocatePort();
+    for (let i = 0; i < 20 && (await this.db.get('SELECT 1 AS taken FROM vaults WHERE port = ?', [port])) !== undefined; i++) port = await this.allocatePort();
     const rec: VaultRecord = {
       id: randomUUID(), subscription: this.subscriptionId, resourceGroup: group.name, name,
       location: (input.location ?? group.location).toLowerCase().replace(/\s+/g, ''), sku: input.sku ?? 'standard',
@@ -283,17 +283,17 @@ export class Vaults {
       softDeleteRetentionInDays: input.softDeleteRetentionInDays ?? 90, enablePurgeProtection: input.enablePurgeProtection ?? false,
     };
     const wrapped = this.kek.seal(randomBytes(32).toString('base64'), `vault-key:${rec.id}`);
-    this.db.prepare(`INSERT INTO vaults (id, subscription, resource_group, name, name_lower, location, sku, port, tags, wrapped_key, created_at, rbac, access_policies, retention_days, purge_protection)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(rec.id, rec.subscription, rec.resourceGroup, rec.name, name.toLowerCase(),
+    await this.db.run(`INSERT INTO vaults (id, subscription, resource_group, name, name_lower, location, sku, port, tags, wrapped_key, created_at, rbac, access_policies, retention_days, purge_protection)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [rec.id, rec.subscription, rec.resourceGroup, rec.name, name.toLowerCase(),
       rec.location, rec.sku, rec.port, JSON.stringify(rec.tags), wrapped, rec.createdAt, rec.enableRbacAuthorization ? 1 : 0, JSON.stringify(rec.accessPolicies),
-      rec.softDeleteRetentionInDays, rec.enablePurgeProtection ? 1 : 0);
+      rec.softDeleteRetentionInDays, rec.enablePurgeProtection ? 1 : 0]);
     for (const l of this.listeners) await l.opened?.(rec);
     return { vault: rec, created: true };
   }
 
   /** Changes the access policies the way `PUT .../accessPolicies/{add|replace|remove}` does. */
-  updateAccessPolicies(resourceGroup: string, name: string, kind: 'add' | 'replace' | 'remove', entries: AccessPolicy[]): VaultRecord {
-    const v = this.get(resourceGroup, name);
+  async updateAccessPolicies(resourceGroup: string, name: string, kind: 'add' | 'replace' | 'remove', entries: AccessPolicy[]): Promise<VaultRecord> {
+    const v = await this.get(resourceGroup, name);
     let next = [...v.accessPolicies];
     for (const e of entries) {
       const i = next.findIndex((p) => p.objectId === e.objectId && (p.applicationId ?? null) === (e.applicationId ?? null));
@@ -319,31 +319,31 @@ export class Vaults {
         next = whole || empty ? next.filter((_, j) => j !== i) : next.map((p, j) => (j === i ? left : p));
       }
     }
-    this.db.prepare('UPDATE vaults SET access_policies = ? WHERE id = ?').run(JSON.stringify(next), v.id);
+    await this.db.run('UPDATE vaults SET access_policies = ? WHERE id = ?', [JSON.stringify(next), v.id]);
     return this.get(resourceGroup, name);
   }
 
   /** Whether a deleted vault (not yet purged) holds this name. */
-  private heldByDeleted(name: string): boolean {
-    this.purgeExpired();
-    return this.db.prepare('SELECT 1 FROM vaults WHERE name_lower = ? AND deleted_at IS NOT NULL').get(name.toLowerCase()) !== undefined;
+  private async heldByDeleted(name: string): Promise<boolean> {
+    await this.purgeExpired();
+    return (await this.db.get('SELECT 1 AS held FROM vaults WHERE name_lower = ? AND deleted_at IS NOT NULL', [name.toLowerCase()])) !== undefined;
   }
 
   /** Soft-deletes the vault: it stops answering and is kept, with its secrets, for its retention days. */
   async delete(resourceGroup: string, name: string): Promise<VaultRecord> {
-    const v = this.get(resourceGroup, name);
+    const v = await this.get(resourceGroup, name);
     const now = new Date();
-    this.db.prepare('UPDATE vaults SET deleted_at = ?, purge_at = ? WHERE id = ?').run(now.toISOString(), new Date(now.getTime() + v.softDeleteRetentionInDays * DAY_MS).toISOString(), v.id);
+    await this.db.run('UPDATE vaults SET deleted_at = ?, purge_at = ? WHERE id = ?', [now.toISOString(), new Date(now.getTime() + v.softDeleteRetentionInDays * DAY_MS).toISOString(), v.id]);
     this.dataKeys.delete(v.id);
     for (const l of this.listeners) await l.closed?.(v);
     return v;
   }
 
   /** The vault's data key, unwrapped with the KEK (kept in memory; KEK rotation does not change it). */
-  dataKey(vaultId: string): Sealer {
+  async dataKey(vaultId: string): Promise<Sealer> {
     let k = this.dataKeys.get(vaultId);
     if (!k) {
-      const r = this.db.prepare('SELECT wrapped_key FROM vaults WHERE id = ?').get(vaultId) as { wrapped_key: string } | undefined;
+      const r = await this.db.get<{ wrapped_key: string }>('SELECT wrapped_key FROM vaults WHERE id = ?', [vaultId]);
       if (!r) throw new Error(`vault ${vaultId} does not exist`);
       k = Sealer.fromKey(Buffer.from(this.kek.open(r.wrapped_key, `vault-key:${vaultId}`), 'base64'));
       this.dataKeys.set(vaultId, k);

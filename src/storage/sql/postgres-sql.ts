@@ -81,6 +81,10 @@ export class PostgresSql implements Sql {
     }
   }
 
+  eraseForGood(text: string, params: Params = []): Promise<SqlRunResult> {
+    return this.run(text, params);
+  }
+
   async close(): Promise<void> {
     await this.pool.end();
   }

@@ -31,6 +31,12 @@ export interface Sql extends SqlQueries {
    * statements inside it (no network or file I/O): the embedded engine has one writer at a time.
    */
   transaction<T>(fn: (tx: SqlQueries) => Promise<T>): Promise<T>;
+  /**
+   * Runs a DELETE of sealed values so that, as far as the engine allows, no copy of them stays in the
+   * database files: SQLite overwrites the freed pages and empties its WAL. PostgreSQL keeps dead rows
+   * until a VACUUM and has no such mode; the values are sealed either way.
+   */
+  eraseForGood(text: string, params?: readonly SqlValue[]): Promise<SqlRunResult>;
   close(): Promise<void>;
 }
 

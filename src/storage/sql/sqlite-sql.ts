@@ -1,6 +1,6 @@
 // The Sql surface over the embedded SQLite database (better-sqlite3, synchronous underneath).
 import type Database from 'better-sqlite3';
-import type { Db } from '../sqlite.js';
+import { deleteForGood, type Db } from '../sqlite.js';
 import type { Sql, SqlDialect, SqlQueries, SqlRunResult, SqlValue } from './sql.js';
 
 const SQLITE: SqlDialect = {
@@ -67,6 +67,10 @@ export class SqliteSql implements Sql {
     } finally {
       this.inTransaction = false;
     }
+  }
+
+  eraseForGood(text: string, params: Params = []): Promise<SqlRunResult> {
+    return this.outside(() => ({ changes: deleteForGood(this.db, () => this.stmt(text).run(...bind(params))) }));
   }
 
   async close(): Promise<void> {
