@@ -3,7 +3,6 @@
 // The image is held against garbage collection from the start of the create until task.json names it.
 import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import { resolveInRoot } from '../../lib/root-path.js';
 import type { LayerCache } from '../rootfs/layer-cache.js';
 import { buildRootfs, unmountAll, type RootfsMode } from '../rootfs/rootfs.js';
@@ -11,7 +10,7 @@ import type { UnpackLimits } from '../rootfs/unpack-bound.js';
 import { ImageGoneError, type ContainerSpec, type Sandbox, type Task } from '../runtime.js';
 import type { CgroupInfo } from './host.js';
 import { imageRecord, type ImageRecord, type ImageUse, type TaskRecord } from './image-refs.js';
-import { exists, type RuntimeLayout } from './layout.js';
+import { exists, replaceFile, type RuntimeLayout } from './layout.js';
 import { writeContainerHosts } from './outbound.js';
 import { buildOciSpec } from './spec.js';
 import type { Tasks } from './tasks.js';
@@ -76,8 +75,8 @@ async function createBundle(ctx: BundleContext, sandbox: Sandbox, spec: Containe
       limits: { nofile: info.nofile, memory: info.cgroups.memory, cpu: info.cgroups.cpu },
     });
     // config.json holds the environment, secure values included: owner-only.
-    await writeFileAtomic(join(bundle, 'config.json'), JSON.stringify(config, null, 1), 0o600);
-    await writeFileAtomic(join(bundle, 'task.json'), JSON.stringify(rec), 0o600);
+    await replaceFile(join(bundle, 'config.json'), JSON.stringify(config, null, 1), 0o600);
+    await replaceFile(join(bundle, 'task.json'), JSON.stringify(rec), 0o600);
     await (await open(task.logPath, 'a', 0o640)).close();
   } catch (e) {
     await unmountAll(bundle).catch(() => undefined);

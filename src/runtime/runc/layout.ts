@@ -6,6 +6,7 @@ import { watch } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../lib/fs-atomic.js';
 
 /** Group ids and container names: they become path components and parts of runc ids. */
 export const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -80,4 +81,12 @@ export function nextChange(dir: string, ms: number, abort?: AbortSignal): Promis
       /* the timer will do */
     }
   });
+}
+
+/**
+ * Replaces a file of the runtime's state atomically, without an fsync: bundles, pid files and sandbox
+ * records describe processes and mounts that a machine crash ends anyway.
+ */
+export function replaceFile(path: string, data: string, mode = 0o644): Promise<void> {
+  return writeFileAtomic(path, data, mode, { durable: false });
 }

@@ -23,10 +23,22 @@ export async function inNetns(path: string, argv: string[]): Promise<string> {
   return (await run('nsenter', [`--net=${path}`, '--', ...argv])).stdout;
 }
 
+/** Runs `ip` commands (lines of `ip -batch`) inside the namespace, all in one process. */
+export async function ipBatch(path: string, lines: string[]): Promise<void> {
+  await withInput(run('nsenter', [`--net=${path}`, '--', 'ip', '-batch', '-']), lines);
+}
+
+function withInput(p: ReturnType<typeof run>, lines: string[]): ReturnType<typeof run> {
+  p.child.stdin?.end(lines.map((l) => `${l}\n`).join(''));
+  return p;
+}
+
+/** Creates the namespace at `path` (or keeps the one there) with loopback up: one process (`unshare ... ip`) for a new one. */
 export async function createNetns(path: string): Promise<void> {
   if (!(await netnsMounted(path))) {
     await writeFile(path, '', { mode: 0o600 });
-    await run('unshare', [`--net=${path}`, 'true']);
+    await withInput(run('unshare', [`--net=${path}`, 'ip', '-batch', '-']), ['link set lo up']);
+    return;
   }
   await inNetns(path, ['ip', 'link', 'set', 'lo', 'up']);
 }

@@ -6,10 +6,9 @@
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import type http from 'node:http';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import { unmountAll } from '../rootfs/rootfs.js';
 import type { PortSpec, Sandbox, SandboxHelperDown, SandboxSpec, Task } from '../runtime.js';
-import { exists, ID, readJson, type RuntimeLayout } from './layout.js';
+import { exists, ID, readJson, replaceFile, type RuntimeLayout } from './layout.js';
 import { createMetadataLink, createNetns, deleteNetns, IMDS_ADDRESS } from './netns.js';
 import { configureOutbound, containerHosts, hostsFile, outboundPid, recordedPid, removeOutbound } from './outbound.js';
 import { aliveWith, stopProcess, stopProcessesWith } from './proc.js';
@@ -73,7 +72,7 @@ export class Sandboxes {
       const dir = this.layout.groupDir(groupId);
       if (!(await exists(join(dir, 'hosts')))) continue;
       const group = hostsFile(true, next);
-      await writeFileAtomic(join(dir, 'hosts'), group, 0o644);
+      await replaceFile(join(dir, 'hosts'), group, 0o644);
       for (const name of await readdir(join(dir, 'containers')).catch(() => [] as string[])) {
         const hosts = join(dir, 'containers', name, 'hosts');
         if (ID.test(name) && (await exists(hosts))) await writeFile(hosts, containerHosts(group, name), { mode: 0o644 });
@@ -161,7 +160,7 @@ export class Sandboxes {
     }
     const rec: SandboxRecord = { groupId, ip, imds, ports: bound.map((b) => ({ ...b.spec, hostPort: b.hostPort })), ...(forwarderPid ? { forwarderPid } : {}) };
     try {
-      await writeFileAtomic(join(dir, 'sandbox.json'), JSON.stringify(rec, null, 1), 0o600);
+      await replaceFile(join(dir, 'sandbox.json'), JSON.stringify(rec, null, 1), 0o600);
     } catch (e) {
       // Unrecorded, the forwarder would hold the ports with nothing left to stop it.
       if (forwarderPid) await this.stopForwarder(groupId, forwarderPid);

@@ -7,12 +7,11 @@
 import { spawn } from 'node:child_process';
 import { open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import { unmountAll } from '../rootfs/rootfs.js';
 import type { ExecResult, ExitStatus, Task, TaskStatus } from '../runtime.js';
 import { oomKills } from './host.js';
 import type { ImageUse, TaskRecord } from './image-refs.js';
-import { exists, nextChange, readJson, type RuntimeLayout } from './layout.js';
+import { exists, nextChange, readJson, replaceFile, type RuntimeLayout } from './layout.js';
 import { aliveWith, waitGone } from './proc.js';
 import type { Runc } from './runc.js';
 
@@ -46,8 +45,9 @@ export class Tasks {
     const rec = await this.record(task);
     if (!rec) throw new Error(`container ${task.name} of group ${task.groupId} does not exist`);
     if (await this.shimAlive(task, rec)) return;
-    // A restart of a stopped container: forget the previous run.
-    await this.runc.delete(rec.runcId);
+    // A restart of a stopped container: forget the previous run (runc keeps a directory per container
+    // it knows; a first start has none, and skips the `runc delete` process).
+    if (rec.shimPid || (await exists(join(this.runc.root, rec.runcId)))) await this.runc.delete(rec.runcId);
     for (const f of ['exit', 'exit.tmp', 'pid', 'status.json', 'killed', 'runc.log']) await rm(join(bundle, f), { force: true });
     const log = await open(task.logPath, 'a', 0o640);
     let pid: number;
@@ -61,24 +61,29 @@ export class Tasks {
     } finally {
       await log.close();
     }
-    await writeFileAtomic(join(bundle, 'task.json'), JSON.stringify({ ...rec, shimPid: pid, startedAt: new Date().toISOString() }), 0o600);
+    await replaceFile(join(bundle, 'task.json'), JSON.stringify({ ...rec, shimPid: pid, startedAt: new Date().toISOString() }), 0o600);
     // Started when runc has written the pid file (the process runs), or when it has already exited; a
     // start failure (no such executable, a bad mount) is runc's own error in runc.log. Woken by the
-    // shim's files appearing in the bundle; `runc state` every 250 ms is only the fallback.
+    // shim's files appearing in the bundle; `runc state` every 250 ms is only the fallback (not at
+    // once: a process spawned now would only slow down the start it waits for).
+    let asked = Date.now();
     for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
       const change = nextChange(bundle, 250);
       if (await exists(join(bundle, 'exit'))) {
         const err = await this.runcError(bundle);
         if (err) {
-          await writeFileAtomic(join(bundle, 'status.json'), JSON.stringify({ exitCode: 128, reason: 'StartError', finishedAt: new Date() }));
+          await replaceFile(join(bundle, 'status.json'), JSON.stringify({ exitCode: 128, reason: 'StartError', finishedAt: new Date() }));
           throw new StartError(err);
         }
         return;
       }
       // `stopped` without the exit record yet: the shim is about to write it (and runc.log may hold an error).
       if (await exists(join(bundle, 'pid'))) return;
-      const st = await this.runc.state(rec.runcId).catch(() => undefined);
-      if (st && (st.status === 'running' || st.status === 'paused')) return;
+      if (Date.now() - asked >= 250) {
+        asked = Date.now();
+        const st = await this.runc.state(rec.runcId).catch(() => undefined);
+        if (st && (st.status === 'running' || st.status === 'paused')) return;
+      }
       await change;
     }
     throw new StartError(`runc did not start container ${task.name} within 60 s`);
@@ -124,7 +129,7 @@ export class Tasks {
       if (err) reason = 'StartError';
       status = { exitCode, reason, finishedAt: exitFile.mtime };
     }
-    await writeFileAtomic(join(bundle, 'status.json'), JSON.stringify(status));
+    await replaceFile(join(bundle, 'status.json'), JSON.stringify(status));
     return status;
   }
 
