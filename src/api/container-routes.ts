@@ -12,6 +12,8 @@ import type { ContainerSockets } from './container-sockets.js';
 
 /** The polling interval long-running operations suggest (Retry-After, seconds). */
 const POLL_SECONDS = 1;
+/** How long a poll of an operation in progress waits for it to end before it answers InProgress. */
+const POLL_HOLD_MS = 1000;
 
 const A = {
   read: `${GROUP_TYPE}/read`, write: `${GROUP_TYPE}/write`, delete: `${GROUP_TYPE}/delete`,
@@ -129,11 +131,14 @@ export function registerContainerRoutes(app: FastifyInstance, d: ApiDeps, socket
   app.get('/subscriptions/:sub/providers/Microsoft.ContainerInstance/locations/:loc/operations/:id', async (req, reply) => {
     const { sub: s, id } = req.params as { sub: string; loc: string; id: string };
     checkSub(d, s);
-    const op = cg.operation(id);
-    const g = op && cg.store.byId(op.groupId);
-    if (!op) throw notFound('OperationNotFound', `The operation '${id}' was not found.`);
-    const groupId = g ? cg.armId(g.resourceGroup, g.name) : undefined;
-    if (g) requirePermission(d, req, A.read, groupId!);
+    const found = cg.operation(id);
+    const known = found && cg.store.byId(found.groupId);
+    if (!found) throw notFound('OperationNotFound', `The operation '${id}' was not found.`);
+    const groupId = known ? cg.armId(known.resourceGroup, known.name) : undefined;
+    if (known) requirePermission(d, req, A.read, groupId!);
+    // Answered when the operation ends, or after at most POLL_HOLD_MS: see operationSettled.
+    const op = (await cg.operationSettled(id, POLL_HOLD_MS)) ?? found;
+    const g = cg.store.byId(op.groupId) ?? known;
     const events = g ? Object.values(g.state.containers).flatMap((c) => c.events) : [];
     if (op.status === 'InProgress') reply.header('Retry-After', String(POLL_SECONDS));
     return {

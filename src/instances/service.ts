@@ -186,6 +186,21 @@ export class ContainerGroups {
     return this.store.operation(id);
   }
 
+  /**
+   * The operation once it has ended, or as it is after `maxMs` (a long poll): a client polling a group
+   * that comes up in 0.2 s is answered then, not after the Retry-After it would otherwise sleep (1 s
+   * for the Azure SDKs and az).
+   */
+  async operationSettled(id: string, maxMs: number): Promise<Operation | undefined> {
+    const op = this.store.operation(id);
+    const runner = op?.status === 'InProgress' ? this.reconciler?.runner(op.groupId) : undefined;
+    if (!runner) return op;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([runner.provisioned, new Promise<void>((r) => { timer = setTimeout(r, maxMs); })]);
+    clearTimeout(timer);
+    return this.store.operation(id);
+  }
+
   private requireRuntime(): Reconciler {
     if (!this.reconciler) throw invalid('ContainerRuntimeNotConfigured', NO_RUNTIME);
     return this.reconciler;
@@ -294,8 +309,10 @@ export class ContainerGroups {
   }
 
   /**
-   * ACI checks image access while it accepts the create: every image is pulled with the group's
-   * credentials; any failure fails the create with InaccessibleImage and leaves nothing behind.
+   * ACI checks image access while it accepts the create: every image is checked with the group's
+   * credentials (manifest and config fetched, layer blobs HEADed: no layer is downloaded in the
+   * request; the reconciler pulls); any failure fails the create with InaccessibleImage and leaves
+   * nothing behind. A puller without that check pulls the image here instead.
    */
   private async checkImages(spec: GroupSpec, g: { resourceGroup: string; name: string }, keepSystemIdentity: boolean, previous?: StoredGroup) {
     const puller = this.o.puller!;
