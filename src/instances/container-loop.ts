@@ -153,6 +153,11 @@ export class ContainerLoop {
       const why = errText(e);
       cs.currentState = { state: 'Waiting', detailStatus: `ErrImagePull: ${e instanceof PullError ? e.registryMessage : why}` };
       this.h.event(cs, 'Failed', `Failed to pull image "${this.c.image}": ${why}`, 'Warning');
+      // The create checked access but did not download: a download that fails for good (a corrupt
+      // layer, a full disk) fails the deployment, so its operation ends; the pull is still retried.
+      if (!this.h.hasStarted(this.c.name) && e instanceof PullError && !e.opts.temporary) {
+        this.h.finishProvisioning({ ok: false, error: { code: 'ContainerGroupDeploymentFailed', message: `Container '${this.c.name}': failed to pull image "${this.c.image}": ${why}` } });
+      }
       await this.backOff('pull', why);
       return 'again';
     }
