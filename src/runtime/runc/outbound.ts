@@ -83,8 +83,11 @@ export async function outboundPid(dir: string, netnsPath: string): Promise<numbe
   return (await aliveWith(pid, ...marksOf(netnsPath))) ? pid : undefined;
 }
 
+/** The `ip -batch` lines that make link-local and WireServer addresses unreachable in a group (createNetns takes them). */
+export const BLOCKED_ROUTES = BLOCKED.map((net) => `route replace unreachable ${net}`);
+
 async function blockMetadataRoutes(netnsPath: string): Promise<void> {
-  await ipBatch(netnsPath, BLOCKED.map((net) => `route replace unreachable ${net}`));
+  await ipBatch(netnsPath, BLOCKED_ROUTES);
 }
 
 /** Starts slirp4netns on the namespace and resolves with its pid once tap0 is configured. */
@@ -145,12 +148,13 @@ async function startStack(o: OutboundOptions): Promise<number> {
  * Brings the group's outbound access to the wanted state — the network stack running (an alive one
  * from an earlier Berth is adopted) or stopped — and writes the group's resolv.conf and hosts files.
  */
-export async function configureOutbound(o: OutboundOptions & { hostAliases?: string[] }): Promise<void> {
+export async function configureOutbound(o: OutboundOptions & { hostAliases?: string[]; routesSet?: boolean }): Promise<void> {
   if (o.enabled) {
     // Both before any container of the group runs (createSandbox comes first), so in parallel; both
     // settle before a failure is reported, so that the caller's clean-up finds no start under way.
+    // `routesSet`: the namespace was made with BLOCKED_ROUTES already (one process fewer).
     const done = await Promise.allSettled([
-      blockMetadataRoutes(o.netnsPath),
+      o.routesSet ? Promise.resolve() : blockMetadataRoutes(o.netnsPath),
       outboundPid(o.dir, o.netnsPath).then((pid) => (pid ? pid : startStack(o))),
     ]);
     for (const r of done) if (r.status === 'rejected') throw r.reason;

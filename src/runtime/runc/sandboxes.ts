@@ -10,7 +10,7 @@ import { unmountAll } from '../rootfs/rootfs.js';
 import type { PortSpec, Sandbox, SandboxHelperDown, SandboxSpec, Task } from '../runtime.js';
 import { exists, ID, readJson, replaceFile, type RuntimeLayout } from './layout.js';
 import { createMetadataLink, createNetns, deleteNetns, IMDS_ADDRESS } from './netns.js';
-import { configureOutbound, containerHosts, hostsFile, outboundPid, recordedPid, removeOutbound } from './outbound.js';
+import { BLOCKED_ROUTES, configureOutbound, containerHosts, hostsFile, outboundPid, recordedPid, removeOutbound } from './outbound.js';
 import { aliveWith, stopProcess, stopProcessesWith } from './proc.js';
 import { bindHostPorts, FORWARDER_SCRIPT, listenInNetns, startForwarder, startImdsServer } from './publish.js';
 import type { Runc, RuncState } from './runc.js';
@@ -113,9 +113,10 @@ export class Sandboxes {
     try {
       for (const d of ['logs', 'containers']) await mkdir(join(dir, d), { recursive: true, mode: 0o700 });
       const netns = join(dir, 'netns');
-      await createNetns(netns);
+      const outbound = this.opts.outbound !== false;
+      await createNetns(netns, outbound ? BLOCKED_ROUTES : []);
       if (spec.identityEndpoint) await createMetadataLink(netns, join(dir, 'metadata-netns'));
-      await configureOutbound(this.outboundOptions(spec.groupId));
+      await configureOutbound({ ...this.outboundOptions(spec.groupId), routesSet: outbound });
 
       const sock = this.layout.imdsSocket(spec.groupId);
       await this.closeImds(spec.groupId);
