@@ -1,31 +1,37 @@
-// Container-group start in `npm run bench` (SPEC §7): create-to-first-log-line of a busybox group,
-// cold (the image cached nowhere) and warm (cached), Berth vs `podman run` vs `docker run` (a private
-// dockerd), all three pulling the same image from the same registry: a reference `docker-registry` with
-// htpasswd, plain HTTP on loopback, addressed as localhost:<port>. Then the fan-out check: N groups
-// (default 50) created at once from one image through a counting proxy, which must see one GET per blob.
+// Container-group start in `npm run bench` (SPEC §7, issue 15): create-to-first-log-line of a busybox
+// group, cold (the image cached nowhere) and warm (cached), Berth vs `podman run` vs `docker run` (a
+// private dockerd), all three pulling the same image from the same registry: a reference
+// `docker-registry` with htpasswd, plain HTTP on loopback, addressed as localhost:<port>. Then the
+// fan-out check: N groups (default 50) created at once from one image through a counting proxy, which
+// must see one GET per blob; then `container list`/`show` latency with 1,000 groups stored (./group-list.ts).
 //
 // What each number includes:
-// - Berth: from spawning `berth container create … --restart-policy Never --command-line "/bin/busybox
-//   echo ready"` (Node start-up of the CLI, token, PUT, then the CLI's polling of the ARM long-running
-//   operation until Succeeded) until the logs API (GET …/containers/<name>/logs, polled in this process
-//   every 50 ms after the CLI exits) returns "ready". A user who then types `berth container logs` adds
-//   one more CLI start-up (~0.15 s here). Cold = a fresh `berth serve` data directory (server start-up
-//   not timed); warm = a second group on the same server.
-// - podman: `podman run --rm --network none … /bin/busybox echo ready` from spawn until "ready" is on
-//   its stdout. Cold = a fresh --root/--runroot; warm = the same store again.
-// - docker: `docker run --rm --network none …` likewise, against a private dockerd. Cold = after
-//   `docker rmi`; warm = image present.
+// - Berth API: from the PUT (undici, a token already in hand: no CLI start-up) through polling the
+//   ARM long-running operation (the server answers a poll when the operation ends, or after 1 s) to a
+//   GET of the container's logs that holds "ready" (polled every 10 ms once the operation ended).
+// - Berth CLI: from spawning `berth container create … --restart-policy Never --command-line
+//   "/bin/busybox echo ready"` (Node start-up of the CLI, token, PUT, the CLI's polling) until the logs
+//   API (polled in this process every 50 ms after the CLI exits) returns "ready". A user who then types
+//   `berth container logs` adds one more CLI start-up. Cold = a fresh `berth serve` data directory
+//   (server start-up not timed); warm = a second group on the same server.
+// - podman: `podman run --rm --network slirp4netns … /bin/busybox echo ready` (outbound network, as a
+//   Berth group has), and `--network none` for reference, from spawn until "ready" is on its stdout.
+//   Cold = a fresh --root/--runroot; warm = the same store again.
+// - docker: `docker run --rm --network none …` likewise, against a private dockerd (started with
+//   --bridge=none, so no network of its own). Cold = after `docker rmi`; warm = image present.
 import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { request as undiciRequest } from 'undici';
 import { ArmClient } from '../src/cli/arm-client.js';
 import { resolveContext } from '../src/cli/context.js';
 import { dockerdUnavailable, startDockerd, unmountUnder, type Dockerd } from './dockerd.js';
 import { Cleanup, run, sleep, which } from './proc.js';
 import { BERTH_BIN, berth, reference, type RunningServer } from './servers.js';
+import { groupListBench, type GroupListResult } from './group-list.js';
 
 const READY = 'ready';
 const COMMAND = ['/bin/busybox', 'echo', READY];
@@ -57,10 +63,16 @@ export interface FanOutResult {
 
 export interface GroupsBenchResult {
   runs: number;
+  /** Berth through the ARM API (an HTTP client, no CLI start-up). */
+  berthApi: StartTimes;
+  /** Berth through `berth container create`. */
   berth: StartTimes;
+  /** podman run --network slirp4netns (outbound network, as a Berth group). */
   podman: StartTimes;
+  podmanNone: StartTimes;
   docker: StartTimes;
   fanOut: FanOutResult;
+  list: GroupListResult;
 }
 
 export function groupsBenchSkipReason(): string | undefined {
@@ -98,7 +110,7 @@ function secondsToLine(cmd: string, args: string[], env: NodeJS.ProcessEnv, line
 }
 
 /** A root filesystem of busybox-static alone (/bin/busybox, /bin/sh), pushed with `berth image push`. */
-async function pushBusybox(tmp: string, reg: RunningServer): Promise<string> {
+export async function pushBusybox(tmp: string, reg: RunningServer): Promise<string> {
   const root = join(tmp, 'busybox-rootfs');
   await mkdir(join(root, 'bin'), { recursive: true });
   await copyFile(which('busybox')!, join(root, 'bin', 'busybox'));
@@ -153,6 +165,46 @@ async function berthStart(b: BerthRunner, reg: RunningServer, ref: string, name:
   return { total: (performance.now() - t0) / 1000, create };
 }
 
+function groupBody(reg: RunningServer, ref: string, name: string) {
+  return {
+    location: 'westus',
+    properties: {
+      osType: 'Linux',
+      restartPolicy: 'Never',
+      imageRegistryCredentials: [{ server: reg.registry, username: reg.username, password: reg.password }],
+      containers: [{ name, properties: { image: ref, command: COMMAND, resources: { requests: { cpu: 0.1, memoryInGB: 0.1 } } } }],
+    },
+  };
+}
+
+/** Through the API: PUT, the operation polled until it ends, then the logs until they hold the line. */
+async function berthApiStart(b: BerthRunner, reg: RunningServer, ref: string, name: string): Promise<number> {
+  const token = await b.arm.accessToken();
+  const base = b.server.cliEnv!.BERTH_SERVER!;
+  const call = async (method: 'GET' | 'PUT', path: string, body?: unknown) => {
+    const r = await undiciRequest(new URL(path, base), { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      ...(body ? { body: JSON.stringify(body) } : {}) });
+    const text = await r.body.text();
+    if (r.statusCode >= 300) throw new Error(`${method} ${path}: HTTP ${r.statusCode} ${text.slice(0, 500)}`);
+    return { headers: r.headers, json: JSON.parse(text || '{}') as Record<string, unknown> };
+  };
+  const path = `${groupPath(b.arm, name)}?api-version=${ACI_API}`;
+  const t0 = performance.now();
+  const put = await call('PUT', path, groupBody(reg, ref, name));
+  const op = String(put.headers['azure-asyncoperation'] ?? '');
+  for (const deadline = Date.now() + 120_000; ;) {
+    const st = String((await call('GET', op)).json.status);
+    if (st === 'Succeeded') break;
+    if (st !== 'InProgress' || Date.now() > deadline) throw new Error(`Berth group ${name}: operation ${st}\n${b.server.output()}`);
+  }
+  for (const deadline = Date.now() + 60_000; ;) {
+    const logs = await call('GET', `${groupPath(b.arm, name)}/containers/${name}/logs?api-version=${ACI_API}`);
+    if (String(logs.json.content ?? '').split('\n').some((l) => l.trim() === READY)) return (performance.now() - t0) / 1000;
+    if (Date.now() > deadline) throw new Error(`Berth group ${name} logged no "${READY}"\n${b.server.output()}`);
+    await sleep(10);
+  }
+}
+
 async function deleteGroups(b: BerthRunner, names: string[]): Promise<void> {
   // A few at a time: each delete tears down a sandbox (processes, mounts, namespace).
   const queue = [...names];
@@ -165,14 +217,14 @@ async function deleteGroups(b: BerthRunner, names: string[]): Promise<void> {
 
 // ---- podman ----
 
-async function podmanStarts(tmp: string, reg: RunningServer, ref: string, round: number): Promise<{ cold: number; warm: number }> {
-  const store = await mkdtemp(join(tmp, `podman-${round}-`));
+async function podmanStarts(tmp: string, reg: RunningServer, ref: string, round: number, network: 'slirp4netns' | 'none'): Promise<{ cold: number; warm: number }> {
+  const store = await mkdtemp(join(tmp, `podman-${network}-${round}-`));
   const base = ['--root', join(store, 'root'), '--runroot', join(store, 'run'), '--runtime=runc', '--cgroup-manager=cgroupfs'];
   // Its own auth file, so nothing of the machine's podman login leaks in or is changed.
   const env = { ...process.env, REGISTRY_AUTH_FILE: join(store, 'auth.json') };
   try {
     await run('podman', [...base, 'login', '--tls-verify=false', '-u', reg.username, '--password-stdin', reg.registry], { env, input: reg.password });
-    const args = [...base, 'run', '--rm', '--network', 'none', ...ULIMITS, '--tls-verify=false', ref, ...COMMAND];
+    const args = [...base, 'run', '--rm', '--network', network, ...ULIMITS, '--tls-verify=false', ref, ...COMMAND];
     const cold = await secondsToLine('podman', args, env, READY);
     const warm = await secondsToLine('podman', args, env, READY);
     await run('podman', [...base, 'rmi', '-a', '-f'], { env }).catch(() => undefined);
@@ -241,15 +293,7 @@ async function fanOut(tmp: string, cleanup: Cleanup, reg: RunningServer, count: 
   const names = Array.from({ length: count }, (_, i) => `fan-${i}`);
   try {
     const ref = `${proxy.registry}/bench/busybox:1`;
-    const body = {
-      location: 'westus',
-      properties: {
-        osType: 'Linux',
-        restartPolicy: 'Never',
-        imageRegistryCredentials: [{ server: proxy.registry, username: reg.username, password: reg.password }],
-        containers: [{ name: 'c', properties: { image: ref, command: COMMAND, resources: { requests: { cpu: 0.1, memoryInGB: 0.1 } } } }],
-      },
-    };
+    const body = groupBody({ ...reg, registry: proxy.registry }, ref, 'c');
     await b.arm.accessToken();
     progress(`bench: creating ${count} groups at once through the counting proxy …`);
     const t0 = performance.now();
@@ -276,10 +320,21 @@ export async function groupsBench(tmp: string, cleanup: Cleanup, runs: number, p
     progress('bench: starting a private dockerd …');
     const d = await startDockerd();
     const stopDockerd = cleanup.add('stop dockerd', () => d.stop());
-    const times = { berth: { cold: [] as number[], warm: [] as number[], createCold: [] as number[], createWarm: [] as number[] }, podman: { cold: [] as number[], warm: [] as number[] }, docker: { cold: [] as number[], warm: [] as number[] } };
+    const pair = () => ({ cold: [] as number[], warm: [] as number[] });
+    const times = { berthApi: pair(), berth: { ...pair(), createCold: [] as number[], createWarm: [] as number[] }, podman: pair(), podmanNone: pair(), docker: pair() };
     try {
       await d.ok(['login', '-u', reg.username, '--password-stdin', reg.registry], { input: reg.password });
       const steps: Array<[keyof typeof times, (round: number) => Promise<void>]> = [
+        ['berthApi', async (round) => {
+          const b = await startBerthRunner(tmp, cleanup);
+          try {
+            times.berthApi.cold.push(await berthApiStart(b, reg, ref, `api-cold-${round}`));
+            times.berthApi.warm.push(await berthApiStart(b, reg, ref, `api-warm-${round}`));
+            await deleteGroups(b, [`api-cold-${round}`, `api-warm-${round}`]);
+          } finally {
+            await b.server.stop();
+          }
+        }],
         ['berth', async (round) => {
           const b = await startBerthRunner(tmp, cleanup);
           try {
@@ -293,8 +348,12 @@ export async function groupsBench(tmp: string, cleanup: Cleanup, runs: number, p
           }
         }],
         ['podman', async (round) => {
-          const r = await podmanStarts(tmp, reg, ref, round);
+          const r = await podmanStarts(tmp, reg, ref, round, 'slirp4netns');
           times.podman.cold.push(r.cold); times.podman.warm.push(r.warm);
+        }],
+        ['podmanNone', async (round) => {
+          const r = await podmanStarts(tmp, reg, ref, round, 'none');
+          times.podmanNone.cold.push(r.cold); times.podmanNone.warm.push(r.warm);
         }],
         ['docker', async () => {
           const r = await dockerStarts(d, ref);
@@ -302,25 +361,29 @@ export async function groupsBench(tmp: string, cleanup: Cleanup, runs: number, p
         }],
       ];
       for (let round = 0; round < runs; round++) {
-        // Rotate the order so drift on the shared machine favours none of the three.
-        const order = [...steps.slice(round % 3), ...steps.slice(0, round % 3)];
+        // Rotate the order so drift on the shared machine favours none of them.
+        const order = [...steps.slice(round % steps.length), ...steps.slice(0, round % steps.length)];
         for (const [key, step] of order) {
           await step(round);
           const t = times[key];
-          progress(`bench: groups run ${round + 1}/${runs} ${key.padEnd(6)} cold ${t.cold.at(-1)!.toFixed(2)} s, warm ${t.warm.at(-1)!.toFixed(2)} s`);
+          progress(`bench: groups run ${round + 1}/${runs} ${key.padEnd(10)} cold ${t.cold.at(-1)!.toFixed(2)} s, warm ${t.warm.at(-1)!.toFixed(2)} s`);
         }
       }
     } finally {
       await stopDockerd();
     }
     const fan = await fanOut(tmp, cleanup, reg, fanCount, progress);
+    const list = await groupListBench(tmp, cleanup, progress);
     const st = (label: string, t: { cold: number[]; warm: number[] }): StartTimes => ({ label, cold: median(t.cold), warm: median(t.warm), coldRuns: t.cold, warmRuns: t.warm });
     return {
       runs,
-      berth: { ...st('Berth', times.berth), createCold: median(times.berth.createCold), createWarm: median(times.berth.createWarm) },
-      podman: st('podman run', times.podman),
-      docker: st('docker run', times.docker),
+      berthApi: st('Berth API', times.berthApi),
+      berth: { ...st('Berth CLI', times.berth), createCold: median(times.berth.createCold), createWarm: median(times.berth.createWarm) },
+      podman: st('podman run (slirp4netns)', times.podman),
+      podmanNone: st('podman run (none)', times.podmanNone),
+      docker: st('docker run (none)', times.docker),
       fanOut: fan,
+      list,
     };
   } finally {
     await reg.stop();

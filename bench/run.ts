@@ -11,7 +11,8 @@
 // (default 5), BENCH_RUNS (default 3, runs per server; the median is reported), BENCH_PULL=0 skips the
 // pull-client section (berth pull vs skopeo copy, bench/pull.ts), BENCH_GROUPS=0 the container-group
 // section (cold and warm start of a busybox group vs podman run and docker run, and N groups pulling one
-// image at once, bench/groups.ts; BENCH_GROUPS_FANOUT sets N, default 50).
+// image at once, bench/groups.ts; BENCH_GROUPS_FANOUT sets N, default 50; then list/show latency with
+// BENCH_GROUPS_STORED groups stored, default 1000, bench/group-list.ts).
 // The image, the servers' data and the pulled copies live under $TMPDIR (default /tmp), so disk speed
 // counts, as it does in production; TMPDIR=/dev/shm takes the disk out of the measurement.
 // Flags: --json  prints only a JSON summary on stdout (the table and progress go to stderr), e.g.
@@ -24,6 +25,7 @@ import { Cleanup, RssSampler, procCpuSeconds, procStatusKb, run, sleep, which } 
 import { berth, reference, referenceVersion, type ServerKind } from './servers.js';
 import { pullBench, pullBenchSkipReason, type PullBenchResult } from './pull.js';
 import { groupsBench, groupsBenchSkipReason, type GroupsBenchResult } from './groups.js';
+import { printGroups } from './group-report.js';
 
 interface RunRecord {
   round: number;
@@ -162,35 +164,9 @@ const f1 = (n: number) => n.toFixed(1);
 const f2 = (n: number) => n.toFixed(2);
 const mb = (bytes: number) => (bytes / MB).toFixed(0);
 
-function printGroups(g: GroupsBenchResult): void {
-  out();
-  out(`Container groups: create-to-first-log-line of a busybox group (\`/bin/busybox echo ready\`), image from one docker-registry ` +
-    `on loopback (plain HTTP), median of ${g.runs}. Cold = image cached nowhere (fresh berth serve data directory, fresh podman ` +
-    '--root, docker rmi); warm = cached.');
-  out('Berth = `berth container create … --restart-policy Never` (CLI start-up, PUT, its polling of the long-running operation) ' +
-    'until the logs API, polled every 50 ms after the CLI returns, holds the line; podman/docker = `run --rm --network none` ' +
-    'from spawn until the line is on stdout (podman --runtime=runc --cgroup-manager=cgroupfs; docker = a private dockerd).');
-  const row = (t: GroupsBenchResult['berth']) => [t.label, f2(t.cold), f2(t.warm)];
-  out(table([
-    ['', 'cold s', 'warm s'],
-    row(g.berth),
-    row(g.podman),
-    row(g.docker),
-    ['Berth / podman', `${f2(g.berth.cold / g.podman.cold)}×`, `${f2(g.berth.warm / g.podman.warm)}×`],
-    ['Berth / docker', `${f2(g.berth.cold / g.docker.cold)}×`, `${f2(g.berth.warm / g.docker.warm)}×`],
-  ]));
-  out(`(of Berth's times, the \`container create\` CLI took ${f2(g.berth.createCold!)} s cold, ${f2(g.berth.createWarm!)} s warm; ` +
-    'a user who then runs `berth container logs` adds one more CLI start-up.)');
-  const f = g.fanOut;
-  const gets = Object.entries(f.blobGets).map(([d, n]) => `${d.slice(0, 19)}… ×${n}`).join(', ');
-  out(`Fan-out: ${f.groups} groups created at once (parallel PUTs) from one image through a counting proxy: all logged "ready" ` +
-    `${f2(f.seconds)} s after the first PUT; blob GETs: ${gets || 'none'}; manifest GETs: ${f.manifestGets}. ` +
-    (f.ok ? 'Each blob fetched once.' : 'A BLOB WAS FETCHED MORE THAN ONCE.'));
-}
-
 async function main(): Promise<number> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
-    process.stdout.write('usage: npm run bench [-- --json]\nenv: BENCH_LAYER_MB (60), BENCH_LAYERS (5), BENCH_RUNS (3), BENCH_PULL=0, BENCH_GROUPS=0, BENCH_GROUPS_FANOUT (50)\n');
+    process.stdout.write('usage: npm run bench [-- --json]\nenv: BENCH_LAYER_MB (60), BENCH_LAYERS (5), BENCH_RUNS (3), BENCH_PULL=0, BENCH_GROUPS=0, BENCH_GROUPS_FANOUT (50), BENCH_GROUPS_STORED (1000)\n');
     return 0;
   }
   const missing = ['skopeo', 'docker-registry', 'htpasswd'].filter((t) => !which(t));
@@ -293,7 +269,7 @@ async function main(): Promise<number> {
       out(`Container groups: skipped (${groupsSkip}).`);
     } else {
       groups = await groupsBench(tmp, cleanup, runs, progress);
-      printGroups(groups);
+      printGroups(groups, out, table);
     }
 
     if (json) {

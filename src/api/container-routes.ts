@@ -12,6 +12,8 @@ import type { ContainerSockets } from './container-sockets.js';
 
 /** The polling interval long-running operations suggest (Retry-After, seconds). */
 const POLL_SECONDS = 1;
+/** How long a poll of an operation in progress waits for it to end before it answers InProgress. */
+const POLL_HOLD_MS = 1000;
 
 const A = {
   read: `${GROUP_TYPE}/read`, write: `${GROUP_TYPE}/write`, delete: `${GROUP_TYPE}/delete`,
@@ -105,12 +107,15 @@ export function containerRoutes(d: ApiDeps, sockets: ContainerSockets): RouteDef
       handler: (c) => socketAnswer(c.req, { rg: c.params.rg, name: c.params.name, container: c.params.container }) }),
 
     route({ method: 'GET', path: '/subscriptions/:sub/providers/Microsoft.ContainerInstance/locations/:loc/operations/:id', action: A.read,
-      scope: SCOPE.handler('the group the operation is about'), handler: (c) => {
-        const op = cg.operation(c.params.id);
-        const g = op && cg.operationGroup(op);
-        if (!op) throw notFound('OperationNotFound', `The operation '${c.params.id}' was not found.`);
-        const groupId = g ? cg.armId(g.resourceGroup, g.name) : undefined;
-        if (g) c.authorize(groupId!);
+      scope: SCOPE.handler('the group the operation is about'), handler: async (c) => {
+        const found = cg.operation(c.params.id);
+        const known = found && cg.operationGroup(found);
+        if (!found) throw notFound('OperationNotFound', `The operation '${c.params.id}' was not found.`);
+        const groupId = known ? cg.armId(known.resourceGroup, known.name) : undefined;
+        if (known) c.authorize(groupId!);
+        // Answered when the operation ends, or after at most POLL_HOLD_MS: see operationSettled.
+        const op = (await cg.operationSettled(c.params.id, POLL_HOLD_MS)) ?? found;
+        const g = cg.operationGroup(op) ?? known;
         const events = g ? Object.values(g.state.containers).flatMap((x) => x.events) : [];
         if (op.status === 'InProgress') c.reply.header('Retry-After', String(POLL_SECONDS));
         return {

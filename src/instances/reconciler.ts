@@ -1,17 +1,14 @@
 // Drives each container group from its desired state (spec + stopped flag) to the actual state through
-// the Runtime and the ImagePuller: pull, sandbox, create, start, wait, restart per policy with
-// back-off, and ACI's events and instance view on the way. One GroupRunner per running group.
+// the Runtime and the ImagePuller: sandbox (while the images are pulled), then one loop per container
+// (./container-loop.ts: pull, create, start, wait, restart per policy with back-off), the sandbox's
+// helper processes watched, and ACI's events and instance view on the way. One GroupRunner per running group.
 import type { Keychain } from '../keychain/keychain.js';
 import type { ImagePuller, PulledImage } from '../pull/types.js';
-import { PullError } from '../pull/types.js';
-import { pullStatusReporter } from './pull-progress.js';
-import type { ContainerSpec, ExitStatus, Runtime, Sandbox, SandboxHelperDown, SandboxSpec, Task } from '../runtime/runtime.js';
-import { ImageGoneError } from '../runtime/runtime.js';
+import type { ExitStatus, Runtime, SandboxHelperDown, SandboxSpec, Task } from '../runtime/runtime.js';
 import type { Logger } from '../lib/logger.js';
-import type { ContainerDef } from './spec.js';
-import { lastLines, logSize, readLogTail } from './log-tail.js';
 import type { StoredGroup } from './store.js';
-import { aciTime, backoffDelay, groupRunState, recordEvent, shouldRestart, type ContainerStatus, type GroupState } from './state.js';
+import { aciTime, backoffDelay, groupRunState, recordEvent, type ContainerStatus, type GroupState } from './state.js';
+import { ContainerLoop, defaultSleep, errText, type LoopHost } from './container-loop.js';
 
 export interface ProvisionResult { ok: boolean; error?: { code: string; message: string } }
 
@@ -35,24 +32,6 @@ export interface ReconcilerOptions {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
-const defaultSleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {
-  if (signal.aborted) return resolve();
-  const t = setTimeout(done, ms);
-  function done() { clearTimeout(t); signal.removeEventListener('abort', done); resolve(); }
-  signal.addEventListener('abort', done, { once: true });
-});
-
-/** Resolves with the promise's value, or undefined once the signal aborts. */
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
-  if (signal.aborted) return Promise.resolve(undefined);
-  return new Promise<T | undefined>((resolve, reject) => {
-    const onAbort = () => resolve(undefined);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then((v) => { signal.removeEventListener('abort', onAbort); resolve(v); },
-      (e) => { signal.removeEventListener('abort', onAbort); reject(e); });
-  });
-}
-
 /** "Port forwarder for 8080/TCP exited (signal SIGKILL)", "Outbound network (slirp4netns) exited". */
 function helperText(d: SandboxHelperDown): string {
   const who = d.helper === 'port-forwarder'
@@ -61,12 +40,10 @@ function helperText(d: SandboxHelperDown): string {
   return `${who} exited${d.how ? ` (${d.how})` : ''}`;
 }
 
-const errText = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 1000);
-
 /** What halting a runner does to its containers. */
 type HaltMode = 'kill' | 'detach';
 
-export class GroupRunner {
+export class GroupRunner implements LoopHost {
   readonly provisioned: Promise<ProvisionResult>;
   private settle!: (r: ProvisionResult) => void;
   private readonly abort = new AbortController();
@@ -86,12 +63,24 @@ export class GroupRunner {
     return this.group.state;
   }
 
-  private save(): void {
+  get o(): ReconcilerOptions {
+    return this.r.o;
+  }
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  get killOnHalt(): boolean {
+    return this.haltMode === 'kill';
+  }
+
+  save(): void {
     this.state.state = this.degraded ? 'Failed' : groupRunState(this.state, this.group.spec.restartPolicy);
     this.r.o.persist(this.group.id, this.state);
   }
 
-  private event(c: ContainerStatus | undefined, name: string, message: string, type: 'Normal' | 'Warning' = 'Normal'): void {
+  event(c: ContainerStatus | undefined, name: string, message: string, type: 'Normal' | 'Warning' = 'Normal'): void {
     recordEvent(c ? c.events : this.state.events, name, message, type);
     this.save();
   }
@@ -103,7 +92,7 @@ export class GroupRunner {
     });
   }
 
-  private finishProvisioning(r: ProvisionResult): void {
+  finishProvisioning(r: ProvisionResult): void {
     if (this.state.provisioningState === 'Pending' || this.state.provisioningState === 'Creating') {
       this.state.provisioningState = r.ok ? 'Succeeded' : 'Failed';
       this.save();
@@ -118,6 +107,9 @@ export class GroupRunner {
       this.state.provisioningState = 'Creating';
       this.save();
     }
+    // The images are pulled while the sandbox is made (neither needs the other).
+    const loops = g.spec.containers.map((c) => new ContainerLoop(this, c, this.images.get(c.name), this.adopt.get(c.name)));
+    for (const l of loops) l.prefetch();
     // createSandbox adopts a sandbox that already exists (after a server restart) and re-opens its
     // managed-identity endpoint with the function given here; otherwise it creates one.
     try {
@@ -133,13 +125,14 @@ export class GroupRunner {
       this.save();
     } catch (e) {
       const message = `Creating the group's sandbox failed: ${errText(e)}`;
+      for (const l of loops) l.cancelPrefetch();
       this.event(undefined, 'Failed', message, 'Warning');
       this.finishProvisioning({ ok: false, error: { code: 'ContainerGroupDeploymentFailed', message } });
       return;
     }
     const sandbox = this.state.sandbox!;
-    await Promise.all([...g.spec.containers.map((c) => this.runContainer(c, sandbox).catch((e) => {
-      this.r.o.log.error('container loop failed', { group: g.name, container: c.name, error: String(e) });
+    await Promise.all([...loops.map((l, i) => l.run(sandbox).catch((e) => {
+      this.r.o.log.error('container loop failed', { group: g.name, container: g.spec.containers[i]!.name, error: String(e) });
     })), this.superviseSandbox().catch((e) => {
       this.r.o.log.error('watching the group\'s sandbox failed', { group: g.name, error: String(e) });
     })]);
@@ -186,170 +179,21 @@ export class GroupRunner {
     }
   }
 
-  private containerStarted(name: string): void {
+  containerStarted(name: string): void {
     this.started.add(name);
     if (this.started.size === this.group.spec.containers.length) this.finishProvisioning({ ok: true });
   }
 
-  private containerSpec(c: ContainerDef, image: PulledImage): ContainerSpec {
-    const env = c.environmentVariables.map((e) => `${e.name}=${e.value ?? e.secureValue ?? ''}`);
-    const amounts = { ...c.resources.requests, ...(c.resources.limits ?? {}) };
-    return { name: c.name, image, ...(c.command ? { command: c.command } : {}), env,
-      ...(amounts.cpu ? { cpu: amounts.cpu } : {}), ...(amounts.memoryInGB ? { memoryBytes: Math.round(amounts.memoryInGB * 1024 ** 3) } : {}) };
+  hasStarted(name: string): boolean {
+    return this.started.has(name);
   }
 
-  /** One container's life: pull, create, start, wait, and again per the restart policy. */
-  private async runContainer(c: ContainerDef, sandbox: Sandbox): Promise<void> {
-    const o = this.r.o;
-    const signal = this.abort.signal;
-    const sleep = o.sleep ?? defaultSleep;
-    const { baseMs = 10_000, maxMs = 300_000, resetAfterMs = 600_000 } = o.backoff ?? {};
-    const cs = (this.state.containers[c.name] ??= { restartCount: 0, events: [] });
-    let image = this.images.get(c.name);
-    let failures = 0;
-    let repulled = false; // the image data was gone once (garbage collected) and pulled again
-    const backOff = async (kind: 'pull' | 'restart', lastError: string, lastOutput = '') => {
-      failures += 1;
-      const head = kind === 'pull'
-        ? `Back-off pulling image "${c.image}"; last error: ${lastError}`
-        : `Back-off restarting failed container ${c.name}; last error: ${lastError}`;
-      // The same error again folds into one event whose count grows, even when its last output differs
-      // from the previous exit's; the message then carries the latest output.
-      const prev = cs.events.find((e) => e.name === 'BackOff' && (e.message === head || e.message.startsWith(`${head}; last output: `)));
-      if (prev) prev.message = head + lastOutput;
-      this.event(cs, 'BackOff', head + lastOutput, 'Warning');
-      await sleep(backoffDelay(failures, baseMs, maxMs), signal);
-    };
-
-    let adopted = this.adopt.get(c.name);
-    let logStart = 0; // where this run's output begins in the container's log (it keeps earlier runs')
-    while (!signal.aborted) {
-      let task: Task;
-      let adoptedStopped = false;
-      if (adopted) {
-        task = { groupId: this.group.id, name: c.name, logPath: cs.logPath ?? '' };
-        if (adopted === 'created') await o.runtime.start(task);
-        adoptedStopped = adopted === 'stopped';
-        adopted = undefined;
-      } else {
-        // ---- pull
-        if (!image) {
-          this.event(cs, 'Pulling', `pulling image "${c.image}"`);
-          if (!cs.currentState || cs.currentState.state !== 'Waiting') cs.currentState = { state: 'Waiting', detailStatus: '' };
-          try {
-            o.log.debug('pulling', { group: this.group.name, container: c.name });
-            const progress = pullStatusReporter((detailStatus) => {
-              if (cs.currentState?.state !== 'Waiting') return;
-              cs.currentState = { state: 'Waiting', detailStatus };
-              this.save();
-            });
-            image = await o.puller.pull(c.image, { keychain: o.keychainFor(this.group), signal, progress });
-            o.log.debug('pulled', { group: this.group.name, container: c.name });
-          } catch (e) {
-            if (signal.aborted) break;
-            const why = errText(e);
-            cs.currentState = { state: 'Waiting', detailStatus: `ErrImagePull: ${e instanceof PullError ? e.registryMessage : why}` };
-            this.event(cs, 'Failed', `Failed to pull image "${c.image}": ${why}`, 'Warning');
-            await backOff('pull', why);
-            continue;
-          }
-          if (cs.currentState?.state === 'Waiting') cs.currentState = { state: 'Waiting', detailStatus: '' };
-          this.event(cs, 'Pulled', `Successfully pulled image "${c.image}"`);
-        }
-        // ---- create + start
-        try {
-          o.log.debug('creating', { group: this.group.name, container: c.name });
-          task = await o.runtime.create(sandbox, this.containerSpec(c, image));
-          repulled = false;
-          o.log.debug('starting', { group: this.group.name, container: c.name });
-          cs.logPath = task.logPath;
-          logStart = await logSize(task.logPath).catch(() => 0);
-          this.event(cs, 'Created', 'Created container');
-          await o.runtime.start(task);
-        } catch (e) {
-          if (signal.aborted) break;
-          if (e instanceof ImageGoneError) {
-            // The pulled image's blobs were removed since (image garbage collection): pull it again, at
-            // once the first time, after the back-off of a failed start when it happens again.
-            o.log.info('image data gone, pulling again', { group: this.group.name, container: c.name, error: e.message });
-            image = undefined;
-            if (!repulled) {
-              repulled = true;
-              continue;
-            }
-          }
-          const why = errText(e);
-          this.event(cs, 'Failed', `Error: failed to start container "${c.name}": ${why}`, 'Warning');
-          await o.runtime.delete({ groupId: this.group.id, name: c.name, logPath: cs.logPath ?? '' }).catch(() => undefined);
-          const now = aciTime();
-          const ended = { state: 'Terminated' as const, startTime: now, exitCode: 128, finishTime: now, detailStatus: `StartError: ${why}` };
-          if (!this.started.has(c.name) && !shouldRestart(this.group.spec.restartPolicy, 128)) {
-            cs.currentState = ended;
-            this.save();
-            this.finishProvisioning({ ok: false, error: { code: 'ContainerGroupDeploymentFailed', message: `Container '${c.name}' failed to start: ${why}` } });
-            return;
-          }
-          if (!shouldRestart(this.group.spec.restartPolicy, 128)) { cs.currentState = ended; this.save(); return; }
-          cs.previousState = ended;
-          cs.restartCount += 1;
-          cs.currentState = { state: 'Waiting', detailStatus: 'CrashLoopBackOff: Back-off restarting failed' };
-          this.containerStarted(c.name);
-          await backOff('restart', why);
-          continue;
-        }
-        o.log.debug('started', { group: this.group.name, container: c.name });
-        this.event(cs, 'Started', 'Started container');
-        cs.currentState = { state: 'Running', startTime: aciTime(), detailStatus: '' };
-        this.save();
-      }
-      if (cs.currentState?.state !== 'Running') {
-        cs.currentState = { state: 'Running', startTime: aciTime(), detailStatus: '' };
-        this.save();
-      }
-      this.tasks.set(c.name, task);
-      this.containerStarted(c.name);
-      const startedAt = Date.now();
-
-      // ---- wait for the exit (or for the runner to be halted)
-      // A container that exited while the server was down: its runtime should still know the exit status;
-      // if it cannot say within a few seconds, the exit is recorded as unknown.
-      const waited = adoptedStopped
-        ? Promise.race([o.runtime.wait(task), new Promise<ExitStatus>((res) => {
-          const t: NodeJS.Timeout = setTimeout(() => res({ exitCode: -1, reason: 'Unknown: exited while Berth was not running', finishedAt: new Date() }), 5000);
-          t.unref();
-        })])
-        : o.runtime.wait(task);
-      const exit: ExitStatus | undefined = await untilAborted(waited, signal);
-      if (!exit) {
-        if (this.haltMode === 'kill') await this.killAndRecord(c.name, task, cs);
-        break;
-      }
-      this.tasks.delete(c.name);
-      const ended = { state: 'Terminated' as const, ...(cs.currentState?.startTime ? { startTime: cs.currentState.startTime } : {}),
-        exitCode: exit.exitCode, finishTime: aciTime(exit.finishedAt), detailStatus: exit.reason };
-      await o.runtime.delete(task).catch((e) => o.log.warn('deleting an exited container failed', { group: this.group.name, container: c.name, error: String(e) }));
-      if (!shouldRestart(this.group.spec.restartPolicy, exit.exitCode)) {
-        cs.currentState = ended;
-        this.save();
-        return;
-      }
-      if (Date.now() - startedAt >= resetAfterMs) failures = 0;
-      cs.previousState = ended;
-      cs.restartCount += 1;
-      cs.currentState = { state: 'Waiting', detailStatus: 'CrashLoopBackOff: Back-off restarting failed' };
-      this.save();
-      await backOff('restart', `exited with code ${exit.exitCode} (${exit.reason})`, exit.exitCode !== 0 ? await this.lastOutput(cs, logStart) : '');
-    }
+  setTask(name: string, task: Task | undefined): void {
+    if (task) this.tasks.set(name, task);
+    else this.tasks.delete(name);
   }
 
-  /** The container's last output lines, for the BackOff event of a failed exit (Kubernetes loses them). */
-  private async lastOutput(cs: ContainerStatus, from: number): Promise<string> {
-    if (!cs.logPath) return '';
-    const text = lastLines(await readLogTail(cs.logPath, 2048, from).catch(() => ''), 3).trim();
-    return text ? `; last output: ${text.replace(/\s*\n\s*/g, ' | ').slice(-300)}` : '';
-  }
-
-  private async killAndRecord(name: string, task: Task, cs: ContainerStatus): Promise<void> {
+  async killAndRecord(name: string, task: Task, cs: ContainerStatus): Promise<void> {
     const o = this.r.o;
     this.event(cs, 'Killing', `Killing container with id ${name}`);
     try {

@@ -3,11 +3,7 @@
 // stop/start/restart/delete, logs and exec. No HTTP in here.
 import type { Db } from '../storage/sqlite.js';
 import type { Sealer } from '../storage/sealer.js';
-import type { ImagePuller, PulledImage, PullOptions } from '../pull/types.js';
-import { PullError } from '../pull/types.js';
-import { diagnosePull } from '../pull/diagnosis.js';
-import { groupPullContext } from './pull-hints.js';
-import { KeychainError } from '../keychain/keychain.js';
+import type { ImagePuller, PulledImage } from '../pull/types.js';
 import type { Runtime, SandboxSpec, Task } from '../runtime/runtime.js';
 import type { ResourceGroups } from '../resources/groups.js';
 import type { ManagedIdentities } from '../identity/managed-identities.js';
@@ -24,6 +20,9 @@ import { groupArmId, groupResource, type IdentityView } from './shapes.js';
 import { fqdnOf, labelAddress } from './dns-names.js';
 import type { HostsFile } from '../platform/hosts-file.js';
 import { followLog, lastLines, logSize, readLogTail } from './log-tail.js';
+import { checkImages } from './image-check.js';
+
+export { inaccessibleSentence, type ImageAccessChecker } from './image-check.js';
 
 export interface ContainerGroupsOptions {
   db: Db;
@@ -52,19 +51,7 @@ export function hostCapacity(): { cpu: number; memoryInGB: number } {
   return { cpu: availableParallelism(), memoryInGB: Math.floor((totalmem() / 2 ** 30) * 10) / 10 };
 }
 
-/**
- * Optional capability of an ImagePuller: check that an image can be pulled with a keychain (resolve
- * the manifest) without downloading its layers. Used for ACI's synchronous image check on create.
- */
-export interface ImageAccessChecker {
-  check(reference: string, opts: PullOptions): Promise<void>;
-}
-const hasCheck = (p: ImagePuller): p is ImagePuller & ImageAccessChecker => typeof (p as Partial<ImageAccessChecker>).check === 'function';
-
 export const NO_RUNTIME = 'No container runtime configured: this Berth server was started without a container runtime and image puller, so it cannot run container groups. Start `berth serve` on a machine with runc (scripts/install.sh installs it).';
-
-export const inaccessibleSentence = (image: string, group: string) =>
-  `The image '${image}' in container group '${group}' is not accessible. Please check the image and registry credential.`;
 
 export class ContainerGroups {
   readonly store: GroupStore;
@@ -202,6 +189,21 @@ export class ContainerGroups {
     return this.store.save({ ...g, spec: { ...g.spec, tags } });
   }
 
+  /**
+   * The operation once it has ended, or as it is after `maxMs` (a long poll): a client polling a group
+   * that comes up in 0.2 s is answered then, not after the Retry-After it would otherwise sleep (1 s
+   * for the Azure SDKs and az).
+   */
+  async operationSettled(id: string, maxMs: number): Promise<Operation | undefined> {
+    const op = this.store.operation(id);
+    const runner = op?.status === 'InProgress' ? this.reconciler?.runner(op.groupId) : undefined;
+    if (!runner) return op;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([runner.provisioned, new Promise<void>((r) => { timer = setTimeout(r, maxMs); })]);
+    clearTimeout(timer);
+    return this.store.operation(id);
+  }
+
   private requireRuntime(): Reconciler {
     if (!this.reconciler) throw invalid('ContainerRuntimeNotConfigured', NO_RUNTIME);
     return this.reconciler;
@@ -309,60 +311,10 @@ export class ContainerGroups {
     return op;
   }
 
-  /**
-   * ACI checks image access while it accepts the create: every image is pulled with the group's
-   * credentials; any failure fails the create with InaccessibleImage and leaves nothing behind.
-   */
-  private async checkImages(spec: GroupSpec, g: { resourceGroup: string; name: string }, keepSystemIdentity: boolean, previous?: StoredGroup) {
-    const puller = this.o.puller!;
-    const systemWanted = spec.identity?.type.includes('SystemAssigned') ?? false;
-    const out = new Map<string, { image: PulledImage; started: Date; finished: Date } | undefined>();
-    const failures: Array<{ image: string; error: unknown }> = [];
-    try {
-      let keychain;
-      try {
-        keychain = this.keychain(spec, g);
-      } catch (e) {
-        if (e instanceof KeychainError) throw invalid('InvalidRegistryCredential', `${e.message}.`);
-        throw e;
-      }
-      const byImage = new Map<string, Promise<{ image: PulledImage; started: Date; finished: Date } | undefined>>();
-      const checker = hasCheck(puller) ? puller : undefined;
-      for (const c of spec.containers) {
-        if (!byImage.has(c.image)) {
-          const started = new Date();
-          // A puller that can check access without downloading (manifest only) keeps the PUT quick; the
-          // reconciler then pulls. Otherwise the image is pulled now and handed to the reconciler.
-          byImage.set(c.image, checker
-            ? checker.check(c.image, { keychain }).then(() => undefined)
-            : puller.pull(c.image, { keychain }).then((image) => ({ image, started, finished: new Date() })));
-        }
-      }
-      for (const [image, p] of byImage) {
-        try {
-          const r = await p;
-          for (const c of spec.containers) if (c.image === image) out.set(c.name, r);
-        } catch (error) {
-          failures.push({ image, error });
-        }
-      }
-    } finally {
-      if (systemWanted && !keepSystemIdentity && (failures.length > 0 || out.size < spec.containers.length)) {
-        this.o.managedIdentities.deleteSystemAssigned(this.armId(g.resourceGroup, g.name));
-      }
-    }
-    const previousEvents = previous ? previous.spec.containers.map((c) => ({ image: c.image, events: previous.state.containers[c.name]?.events ?? [] })) : undefined;
-    const diagnose = (f: { image: string; error: unknown }) => diagnosePull(f.error, groupPullContext(f.error, {
-      spec, resourceGroup: g.resourceGroup, image: f.image, freshSystemIdentity: systemWanted && !keepSystemIdentity, ...(previousEvents ? { previousEvents } : {}) }));
-    if (failures.length === 1) {
-      const f = failures[0]!;
-      this.o.log.info('container group create or restart refused: image not accessible', { group: g.name, image: f.image, code: f.error instanceof PullError ? f.error.code : 'UNKNOWN' });
-      throw invalid('InaccessibleImage', `${inaccessibleSentence(f.image, g.name)} ${diagnose(f)}`);
-    }
-    if (failures.length > 1) {
-      throw invalid('MultipleErrorsOccurred', `Multiple error occurred: ${failures.map((f) => `'BadRequest':'InaccessibleImage':'${inaccessibleSentence(f.image, g.name)} ${diagnose(f)}'`).join(';')}.`);
-    }
-    return out;
+  /** ACI's synchronous image check (./image-check.ts) with this server's puller, keychains and identities. */
+  private checkImages(spec: GroupSpec, g: { resourceGroup: string; name: string }, keepSystemIdentity: boolean, previous?: StoredGroup) {
+    return checkImages({ puller: this.o.puller!, log: this.o.log, keychain: (sp, grp) => this.keychain(sp, grp),
+      dropSystemIdentity: (grp) => this.o.managedIdentities.deleteSystemAssigned(this.armId(grp.resourceGroup, grp.name)) }, spec, g, keepSystemIdentity, previous);
   }
 
   // ---- lifecycle actions

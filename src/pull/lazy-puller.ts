@@ -19,6 +19,11 @@ export class LazyPuller implements ImagePuller {
     return (await this.get()).pull(reference, opts);
   }
 
+  /** Whether the image can be pulled (manifest, config, layer HEADs), without downloading layers. */
+  async check(reference: string, opts: PullOptions): Promise<void> {
+    return (await this.get()).check(reference, opts);
+  }
+
   async close(): Promise<void> {
     if (this.loaded) await (await this.loaded).close();
   }

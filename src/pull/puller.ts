@@ -88,6 +88,23 @@ export class RegistryPuller implements ImagePuller {
     }
   }
 
+  /**
+   * Proves that the image can be pulled with `opts`' credentials without downloading its layers: the
+   * manifest and config are fetched (and stored, as resolve does), and every layer the content store
+   * lacks answers a HEAD. A container group's create checks this much; its reconciler then pulls.
+   */
+  async check(reference: string, opts: PullOptions): Promise<void> {
+    const r = await this.resolve(reference, opts);
+    const session = this.sessionFor(r.reference, opts);
+    const scopes = [`repository:${session.repository}:pull`];
+    await Promise.all(r.layerDescriptors.map(async (d) => {
+      if (await this.store.has(d.digest, d.size)) return;
+      const res = await session.send('HEAD', `/v2/${session.repository}/blobs/${d.digest}`, scopes);
+      if (res.status !== 200) throw await this.classify(session, res, { blob: d.digest });
+      await res.body.dump().catch(() => undefined);
+    }));
+  }
+
   /** Brings the layers of a resolved image into the content store (bounded parallelism). */
   async download(r: ResolvedImage, opts: PullOptions): Promise<ResolvedImage> {
     const session = this.sessionFor(r.reference, opts);

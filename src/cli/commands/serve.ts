@@ -81,6 +81,8 @@ export function registerServeCommand(program: Command): void {
       }
       process.stdout.write(`Berth is ready at ${b.url}${b.httpsUrl ? ` and ${b.httpsUrl} (CA: ${b.tls!.caPath}; see berth ca)` : ''} ` +
         `(data directory ${dataDir}${cliHint(dataDir)})\n`);
+      // The pull client (undici) takes 60-200 ms to import: loaded now, not in the first group's create.
+      if (runtime) void b.puller.get().catch(() => undefined);
       const stop = async () => {
         await b.stop();
         await runtime?.close();

@@ -23,12 +23,28 @@ export async function inNetns(path: string, argv: string[]): Promise<string> {
   return (await run('nsenter', [`--net=${path}`, '--', ...argv])).stdout;
 }
 
-export async function createNetns(path: string): Promise<void> {
+/** Runs `ip` commands (lines of `ip -batch`) inside the namespace, all in one process. */
+export async function ipBatch(path: string, lines: string[]): Promise<void> {
+  await withInput(run('nsenter', [`--net=${path}`, '--', 'ip', '-batch', '-']), lines);
+}
+
+function withInput(p: ReturnType<typeof run>, lines: string[]): ReturnType<typeof run> {
+  p.child.stdin?.end(lines.map((l) => `${l}\n`).join(''));
+  return p;
+}
+
+/**
+ * Creates the namespace at `path` (or keeps the one there) with loopback up and `setup` (more `ip
+ * -batch` lines) applied: one process (`unshare … ip` for a new one, `nsenter … ip` for one that exists).
+ */
+export async function createNetns(path: string, setup: string[] = []): Promise<void> {
+  const lines = ['link set lo up', ...setup];
   if (!(await netnsMounted(path))) {
     await writeFile(path, '', { mode: 0o600 });
-    await run('unshare', [`--net=${path}`, 'true']);
+    await withInput(run('unshare', [`--net=${path}`, 'ip', '-batch', '-']), lines);
+    return;
   }
-  await inNetns(path, ['ip', 'link', 'set', 'lo', 'up']);
+  await ipBatch(path, lines);
 }
 
 const GROUP_SIDE = { dev: 'imds0', address: '169.254.169.253' };
@@ -39,13 +55,18 @@ export async function createMetadataLink(groupNs: string, mdPath: string): Promi
   await createNetns(mdPath);
   const links = await inNetns(groupNs, ['ip', '-o', 'link', 'show']);
   if (links.includes(` ${GROUP_SIDE.dev}@`)) return;
+  // The path goes as an argument of its own (a data directory may hold spaces); the rest as one batch per side.
   await inNetns(groupNs, ['ip', 'link', 'add', GROUP_SIDE.dev, 'type', 'veth', 'peer', 'name', METADATA_SIDE.dev, 'netns', mdPath]);
-  await inNetns(groupNs, ['ip', 'addr', 'add', `${GROUP_SIDE.address}/32`, 'dev', GROUP_SIDE.dev]);
-  await inNetns(groupNs, ['ip', 'link', 'set', GROUP_SIDE.dev, 'up']);
-  await inNetns(groupNs, ['ip', 'route', 'add', `${IMDS_ADDRESS}/32`, 'dev', GROUP_SIDE.dev, 'src', GROUP_SIDE.address]);
-  await inNetns(mdPath, ['ip', 'addr', 'add', `${IMDS_ADDRESS}/32`, 'dev', METADATA_SIDE.dev]);
-  await inNetns(mdPath, ['ip', 'link', 'set', METADATA_SIDE.dev, 'up']);
-  await inNetns(mdPath, ['ip', 'route', 'add', `${GROUP_SIDE.address}/32`, 'dev', METADATA_SIDE.dev]);
+  await ipBatch(groupNs, [
+    `addr add ${GROUP_SIDE.address}/32 dev ${GROUP_SIDE.dev}`,
+    `link set ${GROUP_SIDE.dev} up`,
+    `route add ${IMDS_ADDRESS}/32 dev ${GROUP_SIDE.dev} src ${GROUP_SIDE.address}`,
+  ]);
+  await ipBatch(mdPath, [
+    `addr add ${IMDS_ADDRESS}/32 dev ${METADATA_SIDE.dev}`,
+    `link set ${METADATA_SIDE.dev} up`,
+    `route add ${GROUP_SIDE.address}/32 dev ${METADATA_SIDE.dev}`,
+  ]);
 }
 
 export async function deleteNetns(path: string): Promise<void> {

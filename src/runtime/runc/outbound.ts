@@ -6,9 +6,10 @@
 // the other services listening on 127.0.0.1; 10.0.2.3 forwards to the host's resolver.
 //
 // The stack is one detached process per group, like the port forwarder: it outlives a Berth restart
-// (a restarted Berth adopts it through the pid file), and is stopped when the group is deleted. The pid
-// file is written by the process itself before it becomes slirp4netns (`sh -c 'echo $$ >…; exec
-// slirp4netns …'`), so a Berth killed at any moment of the start never leaves an unrecorded one behind.
+// (a restarted Berth adopts it through the pid file), and is stopped when the group is deleted. The
+// process starts as a shell that waits for Berth to record its pid, then becomes slirp4netns (`sh -c
+// 'read go <&4 && exec slirp4netns …'`), so a Berth killed at any moment of the start never leaves an
+// unrecorded one behind.
 //
 // Link-local 169.254.0.0/16 (cloud metadata services, such as the host's own IMDS when Berth runs on a
 // cloud VM) and Azure's WireServer 168.63.129.16 are unreachable routes in the group: the group's own
@@ -18,9 +19,9 @@ import { execFile, spawn } from 'node:child_process';
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { writeFileAtomic } from '../../lib/fs-atomic.js';
-import { inNetns } from './netns.js';
+import { ipBatch } from './netns.js';
 import { aliveWith, exitText, stopProcess, stopProcessesWith } from './proc.js';
+import { replaceFile } from './layout.js';
 
 const run = promisify(execFile);
 
@@ -82,8 +83,11 @@ export async function outboundPid(dir: string, netnsPath: string): Promise<numbe
   return (await aliveWith(pid, ...marksOf(netnsPath))) ? pid : undefined;
 }
 
+/** The `ip -batch` lines that make link-local and WireServer addresses unreachable in a group (createNetns takes them). */
+export const BLOCKED_ROUTES = BLOCKED.map((net) => `route replace unreachable ${net}`);
+
 async function blockMetadataRoutes(netnsPath: string): Promise<void> {
-  for (const net of BLOCKED) await inNetns(netnsPath, ['ip', 'route', 'replace', 'unreachable', net]);
+  await ipBatch(netnsPath, BLOCKED_ROUTES);
 }
 
 /** Starts slirp4netns on the namespace and resolves with its pid once tap0 is configured. */
@@ -94,14 +98,20 @@ async function startStack(o: OutboundOptions): Promise<number> {
   const logFile = join(o.dir, 'outbound.log');
   await rm(pidFile, { force: true });
   const log = await open(logFile, 'a', 0o600);
-  // $1 pid file, then the command. fd 3 is the ready pipe slirp4netns writes "1" to once tap0 is up.
-  const script = 'echo $$ > "$1.tmp" && mv -f "$1.tmp" "$1" && shift && exec "$@"';
+  // fd 3 is the ready pipe slirp4netns writes "1" to once tap0 is up. fd 4 is the gate: the shell
+  // becomes slirp4netns only once Berth has recorded its pid (and exits, running nothing, when Berth
+  // dies before that), so no network stack ever runs unrecorded.
+  const script = 'read -r go <&4 && exec "$@" 4<&-';
   const argv = [bin, '--configure', `--mtu=${OUTBOUND_NET.mtu}`, ...flags, '--ready-fd=3', ...marksOf(o.netnsPath)];
-  const child = spawn('sh', ['-c', script, 'berth-outbound', pidFile, ...argv], { stdio: ['ignore', log.fd, log.fd, 'pipe'], detached: true });
+  const child = spawn('sh', ['-c', script, 'berth-outbound', ...argv], { stdio: ['ignore', log.fd, log.fd, 'pipe', 'pipe'], detached: true });
   child.unref();
   await log.close();
   const ready = child.stdio[3]!;
+  const gate = child.stdio[4] as NodeJS.WritableStream & { destroy(): void };
   try {
+    if (!child.pid) throw new Error('the shell did not start');
+    await replaceFile(pidFile, `${child.pid}\n`, 0o644);
+    gate.end('go\n');
     await new Promise<void>((res, rej) => {
       const fail = (why: string) => rej(new Error(`the outbound network of the group (slirp4netns) did not start: ${why} ` +
         '(berth serve --no-outbound runs groups without outbound access)'));
@@ -129,6 +139,7 @@ async function startStack(o: OutboundOptions): Promise<number> {
     throw e;
   } finally {
     ready.destroy();
+    gate.destroy();
   }
   return child.pid!;
 }
@@ -137,20 +148,21 @@ async function startStack(o: OutboundOptions): Promise<number> {
  * Brings the group's outbound access to the wanted state — the network stack running (an alive one
  * from an earlier Berth is adopted) or stopped — and writes the group's resolv.conf and hosts files.
  */
-export async function configureOutbound(o: OutboundOptions & { hostAliases?: string[] }): Promise<void> {
+export async function configureOutbound(o: OutboundOptions & { hostAliases?: string[]; routesSet?: boolean }): Promise<void> {
   if (o.enabled) {
     // Both before any container of the group runs (createSandbox comes first), so in parallel; both
     // settle before a failure is reported, so that the caller's clean-up finds no start under way.
+    // `routesSet`: the namespace was made with BLOCKED_ROUTES already (one process fewer).
     const done = await Promise.allSettled([
-      blockMetadataRoutes(o.netnsPath),
+      o.routesSet ? Promise.resolve() : blockMetadataRoutes(o.netnsPath),
       outboundPid(o.dir, o.netnsPath).then((pid) => (pid ? pid : startStack(o))),
     ]);
     for (const r of done) if (r.status === 'rejected') throw r.reason;
   } else if (await recordedPid(o.dir)) {
     await removeOutbound(o.dir, o.netnsPath);
   }
-  await writeFileAtomic(join(o.dir, 'resolv.conf'), await resolvConf(o.enabled), 0o644);
-  await writeFileAtomic(join(o.dir, 'hosts'), hostsFile(o.enabled, o.hostAliases), 0o644);
+  await replaceFile(join(o.dir, 'resolv.conf'), await resolvConf(o.enabled), 0o644);
+  await replaceFile(join(o.dir, 'hosts'), hostsFile(o.enabled, o.hostAliases), 0o644);
 }
 
 /** Stops the group's network stack (the recorded one and any other on the namespace). Idempotent. */
@@ -189,6 +201,6 @@ export function containerHosts(group: string, hostname: string): string {
 export async function writeContainerHosts(groupDir: string, bundle: string, hostname: string): Promise<string> {
   const group = await readFile(join(groupDir, 'hosts'), 'utf8').catch(() => hostsFile(false));
   const path = join(bundle, 'hosts');
-  await writeFileAtomic(path, containerHosts(group, hostname), 0o644);
+  await replaceFile(path, containerHosts(group, hostname), 0o644);
   return path;
 }

@@ -11,8 +11,8 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { PortSpec, SandboxSpec } from '../runtime.js';
 import type { ForwarderConfig } from './forwarder.js';
-import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import { exitText } from './proc.js';
+import { replaceFile } from './layout.js';
 
 export interface BoundPort {
   spec: PortSpec;
@@ -118,7 +118,7 @@ export async function startForwarder(o: { netnsPath: string; dir: string; bound:
     cfg.imds = { fd: stdio.length, socket: o.imds.socket };
     stdio.push(o.imds.fd);
   }
-  await writeFileAtomic(configFile, JSON.stringify(cfg), 0o600);
+  await replaceFile(configFile, JSON.stringify(cfg), 0o600);
   const child = spawn('nsenter', [`--net=${o.netnsPath}`, '--', process.execPath, FORWARDER_SCRIPT, configFile], { stdio, detached: true });
   child.unref();
   await log.close();
