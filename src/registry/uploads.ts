@@ -1,7 +1,7 @@
 // Blobs and upload sessions, with no HTTP in them: start, chunk (Content-Range order), complete with
 // digest verification, cancel, cross-repository mount, and the storage quota each of them is held to.
 import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { isDigest, type Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import {
@@ -16,6 +16,8 @@ export interface BlobHandle {
   digest: Digest;
   size: number;
   open(range?: ByteRange): Readable;
+  /** Writes the blob (or a range) to `out` through reused buffers, when the blob store can. */
+  sendTo?: (out: Writable, range?: ByteRange) => Promise<void>;
 }
 
 export class Uploads {
@@ -53,7 +55,11 @@ export class Uploads {
     if (size === undefined || !(await this.blobs.stat(digest))) {
       throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in repository ${repo}`, { digest });
     }
-    return { digest, size, open: (range) => this.blobs.open(digest, range) };
+    const store = this.blobs;
+    return {
+      digest, size, open: (range) => store.open(digest, range),
+      ...(store.sendTo ? { sendTo: (out: Writable, range?: ByteRange) => store.sendTo!(digest, out, range) } : {}),
+    };
   }
 
   async deleteBlob(registryId: string, repo: string, digestStr: string): Promise<void> {

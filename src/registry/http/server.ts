@@ -2,7 +2,7 @@
 // handler → response, with every error mapped in one place.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { RegistryError } from '../../oci/errors.js';
 import { isRepositoryName, describeBadRepositoryName } from '../../oci/names.js';
 import { MAX_MANIFEST_BYTES } from '../../oci/manifest.js';
@@ -256,10 +256,11 @@ export class RegistryHttp {
       return {
         status: 206,
         headers: { ...base, 'Content-Length': range.end - range.start + 1, 'Content-Range': `bytes ${range.start}-${range.end}/${b.size}` },
-        body: b.open(range),
+        body: b.sendTo ? (out) => b.sendTo!(out, range) : b.open(range),
       };
     }
-    return { status: 200, headers: { ...base, 'Content-Length': b.size }, body: method === 'HEAD' ? undefined : b.open() };
+    const whole = method === 'HEAD' ? undefined : b.sendTo ? (out: Writable) => b.sendTo!(out) : b.open();
+    return { status: 200, headers: { ...base, 'Content-Length': b.size }, body: whole };
   }
 
   private uploadHeaders(name: string, id: string, size: number): Record<string, string> {
