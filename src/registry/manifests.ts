@@ -8,7 +8,8 @@ import { parseManifest, type Descriptor } from '../oci/manifest.js';
 import { MediaTypes, isIndexMediaType } from '../oci/media-types.js';
 import { isTag } from '../oci/names.js';
 import type { BlobStore } from '../storage/blob-store.js';
-import type { ManifestRecord, RegistryMetadataStore } from './metadata.js';
+import type { ManifestRecord, RegistryMetadataStore, TagRecord } from './metadata.js';
+import { ContentCache } from './content-cache.js';
 import { checkDeletable, isStorageFull, locked, nameUnknown, parseRefDigest, storageFullError } from './rules.js';
 
 export interface ManifestHandle {
@@ -23,6 +24,9 @@ export async function manifestUnknown(meta: RegistryMetadataStore, registryId: s
 }
 
 export class Manifests {
+  /** Manifests and configs read lately: a pull reads the same few again and again. */
+  private readonly recent = new ContentCache();
+
   constructor(
     private readonly meta: RegistryMetadataStore,
     private readonly blobs: BlobStore,
@@ -31,31 +35,35 @@ export class Manifests {
   ) {}
 
   async resolve(registryId: string, repo: string, reference: string): Promise<ManifestRecord> {
+    return (await this.lookUp(registryId, repo, reference)).record;
+  }
+
+  /** The manifest `reference` names, and the tag it went through (if it is a tag). */
+  private async lookUp(registryId: string, repo: string, reference: string): Promise<{ record: ManifestRecord; tag?: TagRecord }> {
     let digest: Digest;
+    let tag: TagRecord | undefined;
     if (isTag(reference)) {
-      const t = await this.meta.resolveTag(registryId, repo, reference);
-      if (!t) throw await manifestUnknown(this.meta, registryId, repo, reference);
-      digest = t.digest;
+      tag = await this.meta.resolveTag(registryId, repo, reference);
+      if (!tag) throw await manifestUnknown(this.meta, registryId, repo, reference);
+      digest = tag.digest;
     } else if (!reference.includes(':')) {
       // Not a tag any push could have made, and not a digest: no such manifest (the spec's 404).
       throw await manifestUnknown(this.meta, registryId, repo, reference);
     } else {
       digest = parseRefDigest(reference);
     }
-    const m = await this.meta.getManifest(registryId, repo, digest);
-    if (!m) throw await manifestUnknown(this.meta, registryId, repo, reference);
-    return m;
+    const record = await this.meta.getManifest(registryId, repo, digest);
+    if (!record) throw await manifestUnknown(this.meta, registryId, repo, reference);
+    return tag ? { record, tag } : { record };
   }
 
   async getManifest(registryId: string, repo: string, reference: string): Promise<ManifestHandle> {
-    const record = await this.resolve(registryId, repo, reference);
+    const { record, tag } = await this.lookUp(registryId, repo, reference);
     const r = await this.meta.getRepository(registryId, repo);
     if (r && !r.attributes.readEnabled) throw locked(`repository ${repo}`, 'readEnabled');
     if (!record.attributes.readEnabled) throw locked(`manifest ${record.digest}`, 'readEnabled');
-    if (isTag(reference) && !(await this.meta.resolveTag(registryId, repo, reference))?.attributes.readEnabled) {
-      throw locked(`tag ${reference}`, 'readEnabled');
-    }
-    return { record, body: await this.readSmall(record.digest) };
+    if (tag && !tag.attributes.readEnabled) throw locked(`tag ${reference}`, 'readEnabled');
+    return { record, body: await this.readSmall(record.digest, record.size) };
   }
 
   /**
@@ -156,11 +164,20 @@ export class Manifests {
     return undefined;
   }
 
-  /** Reads small stored content (a manifest or a config) whole; callers bound its size. */
-  private async readSmall(digest: Digest): Promise<Buffer> {
+  /**
+   * Reads small stored content (a manifest or a config) whole; callers bound its size. `size`, when
+   * given, is the stored size from the metadata (never a descriptor's claim): the read then allocates
+   * just that (a blob stream's default is a 1 MiB buffer per read).
+   */
+  private async readSmall(digest: Digest, size?: number): Promise<Buffer> {
+    const cached = this.recent.get(digest);
+    if (cached) return cached;
+    if (size === 0) return Buffer.alloc(0);
     const chunks: Buffer[] = [];
-    for await (const c of this.blobs.open(digest)) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
+    for await (const c of this.blobs.open(digest, size === undefined ? undefined : { start: 0, end: size - 1 })) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks);
+    this.recent.put(digest, body);
+    return body;
   }
 
   /** Stores small in-memory content (a manifest) in the blob store. */
@@ -228,7 +245,7 @@ export class Manifests {
   /** The manifests an index lists, with their platforms (ACR's `references`); empty for an image manifest. */
   async indexReferences(m: ManifestRecord): Promise<Array<{ digest: Digest; architecture?: string; os?: string }>> {
     if (!isIndexMediaType(m.mediaType)) return [];
-    const parsed = parseManifest(await this.readSmall(m.digest), m.mediaType);
+    const parsed = parseManifest(await this.readSmall(m.digest, m.size), m.mediaType);
     return parsed.manifests.map((d) => ({ digest: d.digest, ...(d.platform ? { architecture: d.platform.architecture, os: d.platform.os } : {}) }));
   }
 }
