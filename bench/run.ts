@@ -11,7 +11,10 @@
 // (default 5), BENCH_RUNS (default 3, runs per server; the median is reported), BENCH_PULL=0 skips the
 // pull-client section (berth pull vs skopeo copy, bench/pull.ts), BENCH_GROUPS=0 the container-group
 // section (cold and warm start of a busybox group vs podman run and docker run, and N groups pulling one
-// image at once, bench/groups.ts; BENCH_GROUPS_FANOUT sets N, default 50).
+// image at once, bench/groups.ts; BENCH_GROUPS_FANOUT sets N, default 50), BENCH_REGISTRY=0 the registry
+// figures (bench/registry.ts: manifest HEAD/GET with wrk for BENCH_WRK_SECONDS, default 5;
+// BENCH_CONCURRENT_PULLS skopeo pulls at once, default 100; RSS through one BENCH_BIG_GB blob, default 5,
+// 0 skips it).
 // The image, the servers' data and the pulled copies live under $TMPDIR (default /tmp), so disk speed
 // counts, as it does in production; TMPDIR=/dev/shm takes the disk out of the measurement.
 // Flags: --json  prints only a JSON summary on stdout (the table and progress go to stderr), e.g.
@@ -24,6 +27,8 @@ import { Cleanup, RssSampler, procCpuSeconds, procStatusKb, run, sleep, which } 
 import { berth, reference, referenceVersion, type ServerKind } from './servers.js';
 import { pullBench, pullBenchSkipReason, type PullBenchResult } from './pull.js';
 import { groupsBench, groupsBenchSkipReason, type GroupsBenchResult } from './groups.js';
+import { registryBench, registryBenchSkipReason, type RegistryBenchResult } from './registry.js';
+import { printRegistry } from './registry-report.js';
 
 interface RunRecord {
   round: number;
@@ -190,7 +195,7 @@ function printGroups(g: GroupsBenchResult): void {
 
 async function main(): Promise<number> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
-    process.stdout.write('usage: npm run bench [-- --json]\nenv: BENCH_LAYER_MB (60), BENCH_LAYERS (5), BENCH_RUNS (3), BENCH_PULL=0, BENCH_GROUPS=0, BENCH_GROUPS_FANOUT (50)\n');
+    process.stdout.write('usage: npm run bench [-- --json]\nenv: BENCH_LAYER_MB (60), BENCH_LAYERS (5), BENCH_RUNS (3), BENCH_REGISTRY=0, BENCH_CONCURRENT_PULLS (100), BENCH_BIG_GB (5), BENCH_WRK_SECONDS (5), BENCH_PULL=0, BENCH_GROUPS=0, BENCH_GROUPS_FANOUT (50)\n');
     return 0;
   }
   const missing = ['skopeo', 'docker-registry', 'htpasswd'].filter((t) => !which(t));
@@ -267,6 +272,20 @@ async function main(): Promise<number> {
     out(`Berth RSS: ${verdict(b)}`);
     out(`Reference RSS: ${verdict(ref)}`);
 
+    // Registry figures: manifest requests with wrk, concurrent pulls, RSS with one large blob.
+    let registry: RegistryBenchResult | undefined;
+    const registrySkip = process.env.BENCH_REGISTRY === '0' ? 'BENCH_REGISTRY=0' : registryBenchSkipReason();
+    if (registrySkip) {
+      out(`Registry figures: skipped (${registrySkip}).`);
+    } else {
+      registry = await registryBench({ berth, reference }, tmp, cleanup, {
+        pulls: Math.floor(envInt('BENCH_CONCURRENT_PULLS', 100, 1)),
+        bigGB: envInt('BENCH_BIG_GB', 5, 0),
+        wrkSeconds: envInt('BENCH_WRK_SECONDS', 5, 1),
+      }, progress);
+      printRegistry(registry, out);
+    }
+
     // The pull client: berth pull vs skopeo copy of the same image from the same (reference) registry.
     let pullClient: PullBenchResult | undefined;
     const pullSkip = process.env.BENCH_PULL === '0' ? 'BENCH_PULL=0' : pullBenchSkipReason();
@@ -300,6 +319,7 @@ async function main(): Promise<number> {
       process.stdout.write(JSON.stringify({
         ...(pullClient ? { pullClient } : {}),
         ...(groups ? { groups } : {}),
+        ...(registry ? { registry } : {}),
         image: { layers: layerCount, layerMB, layerMediaType: LAYER_MEDIA_TYPE, gzipLevel: 0, totalBytes: image.totalBytes },
         runsPerServer: runs,
         skopeo: skopeoVersion,

@@ -8,7 +8,8 @@ import { Cleanup, Tail, freePort, run, sleep } from './proc.js';
 
 /** dist/bench/*.js → the repository root. */
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
-export const BERTH_BIN = join(REPO_ROOT, 'bin', 'berth.js');
+/** BENCH_BERTH_BIN=/other/checkout/bin/berth.js benchmarks another build (e.g. main, for before/after figures). */
+export const BERTH_BIN = process.env.BENCH_BERTH_BIN || join(REPO_ROOT, 'bin', 'berth.js');
 
 export interface RunningServer {
   pid: number;
