@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LAYER_MEDIA_TYPE, writeBenchImage, type BenchImage } from './image.js';
 import { Cleanup, RssSampler, procCpuSeconds, procStatusKb, run, sleep, which } from './proc.js';
-import { berth, reference, referenceVersion, type ServerKind } from './servers.js';
+import { berth, reference, referenceTls, referenceVersion, type ServerKind } from './servers.js';
 import { pullBench, pullBenchSkipReason, type PullBenchResult } from './pull.js';
 import { groupsBench, groupsBenchSkipReason, type GroupsBenchResult } from './groups.js';
 import { registryBench, registryBenchSkipReason, type RegistryBenchResult } from './registry.js';
@@ -231,7 +231,9 @@ async function main(): Promise<number> {
     const image = await writeBenchImage(join(tmp, 'image'), layerCount, layerBytes);
     progress(`bench: image ready in ${f1((Date.now() - genStart) / 1000)} s, ${f1(image.totalBytes / MB)} MB per transfer`);
 
-    const kinds = [berth, reference];
+    // skopeo speaks HTTPS to every Berth port (each offers it), so the reference offers it too: same work.
+    const refKind = process.env.BENCH_REFERENCE_TLS === '0' ? reference : referenceTls;
+    const kinds = [berth, refKind];
     const records = new Map<ServerKind, RunRecord[]>(kinds.map((k) => [k, []]));
     for (let round = 0; round < runs; round++) {
       for (const kind of round % 2 ? [...kinds].reverse() : kinds) {
@@ -244,14 +246,16 @@ async function main(): Promise<number> {
     }
 
     const b = summarize('Berth', records.get(berth)!, image.totalBytes);
-    const ref = summarize(`docker-registry ${refVersion}`.trim(), records.get(reference)!, image.totalBytes);
+    const ref = summarize(`${refKind.label} ${refVersion}`.trim(), records.get(refKind)!, image.totalBytes);
     const ratio = { push: b.pushMBps / ref.pushMBps, pull: b.pullMBps / ref.pullMBps };
 
     out();
     out(`skopeo ${skopeoVersion} push + pull of ${layerCount} layer${layerCount > 1 ? 's' : ''} × ${layerMB} MB random data (gzip level 0): ` +
       `${f1(image.totalBytes / MB)} MB per transfer.`);
     out(`Median of ${runs} run${runs > 1 ? 's' : ''} per server, each on a fresh server and data directory. MB = 10^6 bytes. ` +
-      'RSS from /proc/<pid>/status (VmRSS polled every 100 ms; VmHWM = life-time peak).');
+      'RSS from /proc/<pid>/status (VmRSS polled every 100 ms; VmHWM = life-time peak). skopeo uses HTTPS with both servers ' +
+      `(${refKind === referenceTls ? 'docker-registry with a self-signed P-256 certificate; BENCH_REFERENCE_TLS=0 serves it plain HTTP' : 'BENCH_REFERENCE_TLS=0: docker-registry over plain HTTP, Berth over HTTPS'}). ` +
+      'Server CPU s per GB = user + system CPU seconds of the server process per 10^9 bytes moved.');
     out();
     const row = (s: Summary) => [s.label, f2(s.pushSeconds), f1(s.pushMBps), f2(s.pullSeconds), f1(s.pullMBps),
       mb(s.baselineRss), mb(s.peakRss), mb(s.rssGrowth), mb(s.hwm), `${f1(s.cpuPushSeconds)} / ${f1(s.cpuPullSeconds)}`];
@@ -261,6 +265,10 @@ async function main(): Promise<number> {
       row(ref),
       ['Berth / reference', '', `${f2(ratio.push)}×`, '', `${f2(ratio.pull)}×`],
     ]));
+    const perGB = (s: Summary) => ({ push: s.cpuPushSeconds / (image.totalBytes / 1e9), pull: s.cpuPullSeconds / (image.totalBytes / 1e9) });
+    const cpuGB = { berth: perGB(b), reference: perGB(ref) };
+    out(`Server CPU s per GB, push / pull: Berth ${f2(cpuGB.berth.push)} / ${f2(cpuGB.berth.pull)}, ${ref.label} ${f2(cpuGB.reference.push)} / ${f2(cpuGB.reference.pull)}; ` +
+      `Berth / reference ${f2(cpuGB.berth.push / cpuGB.reference.push)}× / ${f2(cpuGB.berth.pull / cpuGB.reference.pull)}×`);
     out();
     // A server that buffers a blob grows by at least one layer (skopeo 1.9 sends the layers one after
     // the other); one that streams grows by its runtime's working set, tens of MB whatever the size.
@@ -326,6 +334,7 @@ async function main(): Promise<number> {
         berth: b,
         reference: ref,
         ratio,
+        cpuPerGB: { berth: perGB(b), reference: perGB(ref) },
       }, null, 2) + '\n');
     }
     return 0;
