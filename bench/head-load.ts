@@ -1,7 +1,8 @@
 // A HEAD load generator for the registry figures: wrk 4.1 cannot measure HEAD (it waits for a body the
-// answer does not have, so no request ever completes). Keep-alive connections on raw sockets, one
-// request in flight on each: the answer to a HEAD is headers only, so it ends at its blank line.
-import { connect, type Socket } from 'node:net';
+// answer does not have, so no request ever completes). Keep-alive HTTPS connections (the certificate
+// unchecked, as wrk), one request in flight on each: a HEAD answer is headers only, so it ends at its
+// blank line.
+import { connect } from 'node:tls';
 import type { WrkFigures } from './registry.js';
 
 export async function headLoad(host: string, port: number, path: string, headers: string[], connections: number, seconds: number): Promise<WrkFigures> {
@@ -10,7 +11,7 @@ export async function headLoad(host: string, port: number, path: string, headers
   let errors = 0;
   const deadline = performance.now() + seconds * 1000;
   const one = (): Promise<void> => new Promise((resolve) => {
-    const s: Socket = connect(port, host);
+    const s = connect({ port, host, rejectUnauthorized: false });
     let sent = 0;
     let pending = '';
     const next = () => {
@@ -23,7 +24,7 @@ export async function headLoad(host: string, port: number, path: string, headers
       s.write(request);
     };
     s.setEncoding('latin1');
-    s.on('connect', next);
+    s.on('secureConnect', next);
     s.on('data', (d: string) => {
       pending += d;
       let end: number;

@@ -14,9 +14,10 @@ export function printRegistry(r: RegistryBenchResult, out: (s?: string) => void)
   const b = r.berth;
   const ref = r.reference;
   out();
-  out(`Registry: manifest GET with wrk, HEAD with bench/head-load.ts (${r.wrk.connections} connections, ${r.wrk.seconds} s, plain HTTP on 127.0.0.1, ` +
+  out(`Registry: manifest GET with wrk, HEAD with bench/head-load.ts (${r.wrk.connections} connections, ${r.wrk.seconds} s, HTTPS on 127.0.0.1, ` +
     `the auth each server's clients use: Berth ${b.auth}, docker-registry ${ref.auth}); ${b.concurrentPulls.pulls} skopeo pulls ` +
-    `of one ${r.pullImageMB.toFixed(0)} MB image at once; server RSS through one large blob pushed and pulled by a streaming client.`);
+    `of one ${r.pullImageMB.toFixed(0)} MB image at once; server RSS through one large blob pushed and pulled by a streaming client. ` +
+    'Everything over HTTPS, docker-registry with a self-signed certificate.');
   const w = (label: string, pick: (f: RegistryFigures) => WrkFigures) => [
     label, f0(pick(b).requestsPerSecond), f0(pick(ref).requestsPerSecond), ratio(pick(b).requestsPerSecond, pick(ref).requestsPerSecond),
     f2(pick(b).p99ms), f2(pick(ref).p99ms), `${pick(b).errors} / ${pick(ref).errors}`,

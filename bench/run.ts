@@ -286,7 +286,7 @@ async function main(): Promise<number> {
     if (registrySkip) {
       out(`Registry figures: skipped (${registrySkip}).`);
     } else {
-      registry = await registryBench({ berth, reference }, tmp, cleanup, {
+      registry = await registryBench({ berth, reference: referenceTls }, tmp, cleanup, {
         pulls: Math.floor(envInt('BENCH_CONCURRENT_PULLS', 100, 1)),
         bigGB: envInt('BENCH_BIG_GB', 5, 0),
         wrkSeconds: envInt('BENCH_WRK_SECONDS', 5, 1),
