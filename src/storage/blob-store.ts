@@ -21,8 +21,9 @@ export interface BlobStore {
   open(digest: Digest, range?: ByteRange): Readable;
   /**
    * Optional: writes the blob, or a byte range of it, to `out` (not ending it), reusing its buffers, where
-   * open() hands out a fresh buffer per chunk. Resolves when `out` has every byte or has closed. The
-   * caller has checked that the blob exists.
+   * open() hands out a fresh buffer per chunk. So `out` must be done with a chunk when its write callback
+   * runs (a socket or an HTTP response is; a PassThrough whose reader keeps chunks is not). Resolves
+   * when `out` has every byte or has closed. The caller has checked that the blob exists.
    */
   sendTo?(digest: Digest, out: Writable, range?: ByteRange): Promise<void>;
   delete(digest: Digest): Promise<void>;

@@ -1,6 +1,7 @@
 // Sends a file, or a byte range of it, to a writable (an HTTP response) through two reused 256 KiB
 // buffers: the next piece is read while the last one is being sent, and nothing is allocated per
-// piece. The writable's own backpressure is honoured. A writable that closes early (the client went
+// piece, so the writable must be done with a piece when its write callback runs (a socket or an HTTP
+// response is). The writable's own backpressure is honoured. A writable that closes early (the client went
 // away) ends the copy quietly; its buffers are then left to the GC rather than reused, as a closed
 // socket's write may not have let go of them.
 import { open } from 'node:fs/promises';
