@@ -12,7 +12,10 @@
 // pull-client section (berth pull vs skopeo copy, bench/pull.ts), BENCH_GROUPS=0 the container-group
 // section (cold and warm start of a busybox group vs podman run and docker run, and N groups pulling one
 // image at once, bench/groups.ts; BENCH_GROUPS_FANOUT sets N, default 50; then list/show latency with
-// BENCH_GROUPS_STORED groups stored, default 1000, bench/group-list.ts).
+// BENCH_GROUPS_STORED groups stored, default 1000, bench/group-list.ts), BENCH_REGISTRY=0 the registry
+// figures (bench/registry.ts: manifest HEAD/GET with wrk for BENCH_WRK_SECONDS, default 5;
+// BENCH_CONCURRENT_PULLS skopeo pulls at once, default 100; RSS through one BENCH_BIG_GB blob, default 5,
+// 0 skips it).
 // The image, the servers' data and the pulled copies live under $TMPDIR (default /tmp), so disk speed
 // counts, as it does in production; TMPDIR=/dev/shm takes the disk out of the measurement.
 // Flags: --json  prints only a JSON summary on stdout (the table and progress go to stderr), e.g.
@@ -22,10 +25,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LAYER_MEDIA_TYPE, writeBenchImage, type BenchImage } from './image.js';
 import { Cleanup, RssSampler, procCpuSeconds, procStatusKb, run, sleep, which } from './proc.js';
-import { berth, reference, referenceVersion, type ServerKind } from './servers.js';
+import { berth, reference, referenceTls, referenceVersion, type ServerKind } from './servers.js';
 import { pullBench, pullBenchSkipReason, type PullBenchResult } from './pull.js';
 import { groupsBench, groupsBenchSkipReason, type GroupsBenchResult } from './groups.js';
 import { printGroups } from './group-report.js';
+import { registryBench, registryBenchSkipReason, type RegistryBenchResult } from './registry.js';
+import { printRegistry } from './registry-report.js';
 
 interface RunRecord {
   round: number;
@@ -166,7 +171,7 @@ const mb = (bytes: number) => (bytes / MB).toFixed(0);
 
 async function main(): Promise<number> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
-    process.stdout.write('usage: npm run bench [-- --json]\nenv: BENCH_LAYER_MB (60), BENCH_LAYERS (5), BENCH_RUNS (3), BENCH_PULL=0, BENCH_GROUPS=0, BENCH_GROUPS_FANOUT (50), BENCH_GROUPS_STORED (1000)\n');
+    process.stdout.write('usage: npm run bench [-- --json]\nenv: BENCH_LAYER_MB (60), BENCH_LAYERS (5), BENCH_RUNS (3), BENCH_REGISTRY=0, BENCH_CONCURRENT_PULLS (100), BENCH_BIG_GB (5), BENCH_WRK_SECONDS (5), BENCH_PULL=0, BENCH_GROUPS=0, BENCH_GROUPS_FANOUT (50), BENCH_GROUPS_STORED (1000)\n');
     return 0;
   }
   const missing = ['skopeo', 'docker-registry', 'htpasswd'].filter((t) => !which(t));
@@ -202,7 +207,9 @@ async function main(): Promise<number> {
     const image = await writeBenchImage(join(tmp, 'image'), layerCount, layerBytes);
     progress(`bench: image ready in ${f1((Date.now() - genStart) / 1000)} s, ${f1(image.totalBytes / MB)} MB per transfer`);
 
-    const kinds = [berth, reference];
+    // skopeo speaks HTTPS to every Berth port (each offers it), so the reference offers it too: same work.
+    const refKind = process.env.BENCH_REFERENCE_TLS === '0' ? reference : referenceTls;
+    const kinds = [berth, refKind];
     const records = new Map<ServerKind, RunRecord[]>(kinds.map((k) => [k, []]));
     for (let round = 0; round < runs; round++) {
       for (const kind of round % 2 ? [...kinds].reverse() : kinds) {
@@ -215,14 +222,16 @@ async function main(): Promise<number> {
     }
 
     const b = summarize('Berth', records.get(berth)!, image.totalBytes);
-    const ref = summarize(`docker-registry ${refVersion}`.trim(), records.get(reference)!, image.totalBytes);
+    const ref = summarize(`${refKind.label} ${refVersion}`.trim(), records.get(refKind)!, image.totalBytes);
     const ratio = { push: b.pushMBps / ref.pushMBps, pull: b.pullMBps / ref.pullMBps };
 
     out();
     out(`skopeo ${skopeoVersion} push + pull of ${layerCount} layer${layerCount > 1 ? 's' : ''} × ${layerMB} MB random data (gzip level 0): ` +
       `${f1(image.totalBytes / MB)} MB per transfer.`);
     out(`Median of ${runs} run${runs > 1 ? 's' : ''} per server, each on a fresh server and data directory. MB = 10^6 bytes. ` +
-      'RSS from /proc/<pid>/status (VmRSS polled every 100 ms; VmHWM = life-time peak).');
+      'RSS from /proc/<pid>/status (VmRSS polled every 100 ms; VmHWM = life-time peak). skopeo uses HTTPS with both servers ' +
+      `(${refKind === referenceTls ? 'docker-registry with a self-signed P-256 certificate; BENCH_REFERENCE_TLS=0 serves it plain HTTP' : 'BENCH_REFERENCE_TLS=0: docker-registry over plain HTTP, Berth over HTTPS'}). ` +
+      'Server CPU s per GB = user + system CPU seconds of the server process per 10^9 bytes moved.');
     out();
     const row = (s: Summary) => [s.label, f2(s.pushSeconds), f1(s.pushMBps), f2(s.pullSeconds), f1(s.pullMBps),
       mb(s.baselineRss), mb(s.peakRss), mb(s.rssGrowth), mb(s.hwm), `${f1(s.cpuPushSeconds)} / ${f1(s.cpuPullSeconds)}`];
@@ -232,6 +241,10 @@ async function main(): Promise<number> {
       row(ref),
       ['Berth / reference', '', `${f2(ratio.push)}×`, '', `${f2(ratio.pull)}×`],
     ]));
+    const perGB = (s: Summary) => ({ push: s.cpuPushSeconds / (image.totalBytes / 1e9), pull: s.cpuPullSeconds / (image.totalBytes / 1e9) });
+    const cpuGB = { berth: perGB(b), reference: perGB(ref) };
+    out(`Server CPU s per GB, push / pull: Berth ${f2(cpuGB.berth.push)} / ${f2(cpuGB.berth.pull)}, ${ref.label} ${f2(cpuGB.reference.push)} / ${f2(cpuGB.reference.pull)}; ` +
+      `Berth / reference ${f2(cpuGB.berth.push / cpuGB.reference.push)}× / ${f2(cpuGB.berth.pull / cpuGB.reference.pull)}×`);
     out();
     // A server that buffers a blob grows by at least one layer (skopeo 1.9 sends the layers one after
     // the other); one that streams grows by its runtime's working set, tens of MB whatever the size.
@@ -242,6 +255,20 @@ async function main(): Promise<number> {
         : `GROWS by ${mb(s.rssGrowth)} MB, at least one ${mb(layerBytes)} MB layer: blobs are buffered in memory`;
     out(`Berth RSS: ${verdict(b)}`);
     out(`Reference RSS: ${verdict(ref)}`);
+
+    // Registry figures: manifest requests with wrk, concurrent pulls, RSS with one large blob.
+    let registry: RegistryBenchResult | undefined;
+    const registrySkip = process.env.BENCH_REGISTRY === '0' ? 'BENCH_REGISTRY=0' : registryBenchSkipReason();
+    if (registrySkip) {
+      out(`Registry figures: skipped (${registrySkip}).`);
+    } else {
+      registry = await registryBench({ berth, reference: referenceTls }, tmp, cleanup, {
+        pulls: Math.floor(envInt('BENCH_CONCURRENT_PULLS', 100, 1)),
+        bigGB: envInt('BENCH_BIG_GB', 5, 0),
+        wrkSeconds: envInt('BENCH_WRK_SECONDS', 5, 1),
+      }, progress);
+      printRegistry(registry, out);
+    }
 
     // The pull client: berth pull vs skopeo copy of the same image from the same (reference) registry.
     let pullClient: PullBenchResult | undefined;
@@ -276,12 +303,14 @@ async function main(): Promise<number> {
       process.stdout.write(JSON.stringify({
         ...(pullClient ? { pullClient } : {}),
         ...(groups ? { groups } : {}),
+        ...(registry ? { registry } : {}),
         image: { layers: layerCount, layerMB, layerMediaType: LAYER_MEDIA_TYPE, gzipLevel: 0, totalBytes: image.totalBytes },
         runsPerServer: runs,
         skopeo: skopeoVersion,
         berth: b,
         reference: ref,
         ratio,
+        cpuPerGB: { berth: perGB(b), reference: perGB(ref) },
       }, null, 2) + '\n');
     }
     return 0;

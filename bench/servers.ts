@@ -2,13 +2,15 @@
 // can be read from /proc/<pid>: Berth (`berth serve`, then a registry with the admin user created
 // through the real CLI) and the reference `docker-registry` (distribution) with htpasswd auth.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { get as httpsGet } from 'node:https';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Cleanup, Tail, freePort, run, sleep } from './proc.js';
 
 /** dist/bench/*.js → the repository root. */
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
-export const BERTH_BIN = join(REPO_ROOT, 'bin', 'berth.js');
+/** BENCH_BERTH_BIN=/other/checkout/bin/berth.js benchmarks another build (e.g. main, for before/after figures). */
+export const BERTH_BIN = process.env.BENCH_BERTH_BIN || join(REPO_ROOT, 'bin', 'berth.js');
 
 export interface RunningServer {
   pid: number;
@@ -64,22 +66,36 @@ function waitForLine(p: ChildProcess, tail: Tail, pattern: RegExp, timeoutMs: nu
 }
 
 /** Polls http://<registry>/v2/ until it answers 401 (auth required) — the registry is serving. */
-async function waitForRegistry(registry: string, p: ChildProcess, tail: Tail, what: string, timeoutMs = 30_000): Promise<void> {
+async function waitForRegistry(registry: string, p: ChildProcess, tail: Tail, what: string, tls = false, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
     if (p.exitCode !== null || p.signalCode !== null) throw new Error(`${what} exited before serving /v2/:\n${tail}`);
     try {
-      const r = await fetch(`http://${registry}/v2/`, { signal: AbortSignal.timeout(2_000) });
-      await r.arrayBuffer();
-      if (r.status === 401) return;
-      last = `HTTP ${r.status}`;
+      const status = tls ? await httpsStatus(registry) : await fetch(`http://${registry}/v2/`, { signal: AbortSignal.timeout(2_000) }).then(async (r) => {
+        await r.arrayBuffer();
+        return r.status;
+      });
+      if (status === 401) return;
+      last = `HTTP ${status}`;
     } catch (e) {
       last = (e as Error).message;
     }
     await sleep(100);
   }
   throw new Error(`${what} did not answer http://${registry}/v2/ with 401 within ${timeoutMs / 1000} s (last: ${last}):\n${tail}`);
+}
+
+/** GET https://<registry>/v2/ without checking the certificate (the bench's own self-signed one). */
+function httpsStatus(registry: string): Promise<number> {
+  const [host, port] = registry.split(':');
+  return new Promise((resolveStatus, reject) => {
+    const req = httpsGet({ host: host === 'localhost' ? '127.0.0.1' : host, port: Number(port), path: '/v2/', rejectUnauthorized: false, timeout: 2_000 }, (res) => {
+      res.resume();
+      resolveStatus(res.statusCode ?? 0);
+    });
+    req.on('error', reject).on('timeout', () => req.destroy(new Error('timed out')));
+  });
 }
 
 export const berth: ServerKind = {
@@ -114,52 +130,70 @@ export const berth: ServerKind = {
   },
 };
 
-export const reference: ServerKind = {
-  key: 'reference',
-  label: 'docker-registry',
-  async start(dataDir, cleanup) {
-    const removeDir = cleanup.dir(dataDir);
-    const storage = join(dataDir, 'storage');
-    await mkdir(storage, { recursive: true });
-    const username = 'bench';
-    const password = 'benchpw';
-    const { stdout: htpasswd } = await run('htpasswd', ['-Bbn', username, password]);
-    const htpasswdFile = join(dataDir, 'htpasswd');
-    await writeFile(htpasswdFile, htpasswd.trim() + '\n');
-    const port = await freePort();
-    // Clients address it as `localhost:<port>`, as they address Berth's registries, so both pay the same
-    // name resolution (::1 first, refused, then 127.0.0.1); it listens on 127.0.0.1 like Berth.
-    const listen = `127.0.0.1:${port}`;
-    const registry = `localhost:${port}`;
-    const config = join(dataDir, 'config.yml');
-    // JSON is YAML: no quoting surprises in paths.
-    await writeFile(config, JSON.stringify({
-      version: 0.1,
-      log: { level: 'warn', accesslog: { disabled: true } },
-      storage: {
-        filesystem: { rootdirectory: storage },
-        delete: { enabled: true },
-        cache: { blobdescriptor: 'inmemory' },
-        maintenance: { uploadpurging: { enabled: false } },
-      },
-      http: { addr: listen, secret: 'berth-bench-not-a-secret' },
-      auth: { htpasswd: { realm: 'berth-bench', path: htpasswdFile } },
-    }, null, 2) + '\n');
-    const { p, tail, stop } = spawnServer('docker-registry', ['serve', config], process.env, cleanup, 'docker-registry');
-    await waitForRegistry(registry, p, tail, 'docker-registry');
-    return {
-      pid: p.pid!,
-      registry,
-      username,
-      password,
-      output: () => tail.toString(),
-      async stop() {
-        await stop();
-        await removeDir();
-      },
-    };
-  },
-};
+/**
+ * docker-registry; with `tls`, over HTTPS with a throw-away self-signed ECDSA P-256 certificate (as
+ * Berth's), so that skopeo (which takes HTTPS wherever it is offered) does the same work with both.
+ */
+function referenceKind(tls: boolean): ServerKind {
+  return {
+    key: 'reference',
+    label: tls ? 'docker-registry (TLS)' : 'docker-registry',
+    async start(dataDir, cleanup) {
+      const removeDir = cleanup.dir(dataDir);
+      const storage = join(dataDir, 'storage');
+      await mkdir(storage, { recursive: true });
+      const username = 'bench';
+      const password = 'benchpw';
+      const { stdout: htpasswd } = await run('htpasswd', ['-Bbn', username, password]);
+      const htpasswdFile = join(dataDir, 'htpasswd');
+      await writeFile(htpasswdFile, htpasswd.trim() + '\n');
+      const port = await freePort();
+      // Clients address it as `localhost:<port>`, as they address Berth's registries, so both pay the same
+      // name resolution (::1 first, refused, then 127.0.0.1); it listens on 127.0.0.1 like Berth.
+      const listen = `127.0.0.1:${port}`;
+      const registry = `localhost:${port}`;
+      const config = join(dataDir, 'config.yml');
+      // JSON is YAML: no quoting surprises in paths.
+      await writeFile(config, JSON.stringify({
+        version: 0.1,
+        log: { level: 'warn', accesslog: { disabled: true } },
+        storage: {
+          filesystem: { rootdirectory: storage },
+          delete: { enabled: true },
+          cache: { blobdescriptor: 'inmemory' },
+          maintenance: { uploadpurging: { enabled: false } },
+        },
+        http: { addr: listen, secret: 'berth-bench-not-a-secret', ...(tls ? { tls: await selfSigned(dataDir) } : {}) },
+        auth: { htpasswd: { realm: 'berth-bench', path: htpasswdFile } },
+      }, null, 2) + '\n');
+      const { p, tail, stop } = spawnServer('docker-registry', ['serve', config], process.env, cleanup, 'docker-registry');
+      await waitForRegistry(registry, p, tail, 'docker-registry', tls);
+      return {
+        pid: p.pid!,
+        registry,
+        username,
+        password,
+        output: () => tail.toString(),
+        async stop() {
+          await stop();
+          await removeDir();
+        },
+      };
+    },
+  };
+}
+
+export const reference = referenceKind(false);
+export const referenceTls = referenceKind(true);
+
+async function selfSigned(dir: string): Promise<{ certificate: string; key: string }> {
+  const certificate = join(dir, 'tls-cert.pem');
+  const key = join(dir, 'tls-key.pem');
+  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', certificate,
+    '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1']);
+  return { certificate, key };
+}
+
 
 export async function referenceVersion(): Promise<string> {
   try {

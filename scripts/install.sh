@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # azure-cli is the real az the tests drive (Debian's 2.45, with python3-azure).
 # chromium runs the portal's end-to-end tests (driven by playwright-core; no browser download).
 # postgresql is the scale-out metadata engine; the tests start throwaway servers of their own with it.
-PACKAGES=(runc skopeo podman docker-registry busybox-static apache2-utils umoci docker.io iproute2 attr time slirp4netns libnss-myhostname azure-cli chromium postgresql)
+# wrk and openssl are the benchmark's: manifest GET load, and the reference registry's TLS certificate.
+PACKAGES=(runc skopeo podman docker-registry busybox-static apache2-utils umoci docker.io iproute2 attr time slirp4netns libnss-myhostname azure-cli chromium postgresql wrk openssl)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

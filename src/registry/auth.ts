@@ -7,6 +7,7 @@ import type { RegistryRecord, Registries } from './registries.js';
 import { RBAC_ACTION_FOR, type AccessRequest } from './access.js';
 import { armId } from './registries.js';
 import { SCOPE_ACTION_FOR, scopeMapAllows, type ScopeMapsAndTokens } from './scope-maps.js';
+import { VerifiedTokens } from './token-cache.js';
 
 export const NULL_GUID = '00000000-0000-0000-0000-000000000000';
 const ISSUER = 'Berth Container Registry';
@@ -20,6 +21,8 @@ export type AuthResult =
   | { ok: false; reason: string; /** No credentials at all. */ anonymous?: boolean };
 
 export class RegistryAuth {
+  private readonly verified = new VerifiedTokens();
+
   constructor(private readonly registries: Registries, private readonly identity: IdentityService,
     private readonly tokens: TokenService, private readonly repoTokens: ScopeMapsAndTokens) {}
 
@@ -65,9 +68,14 @@ export class RegistryAuth {
       return this.checkPassword(r, decoded.slice(0, colon), decoded.slice(colon + 1));
     }
     if (scheme === 'bearer') {
-      const payload = await this.tokens.verify(value, { issuer: ISSUER, audience: this.audience(r) });
-      if (!payload || payload.token_type !== 'access' || typeof payload.sub !== 'string') {
-        return { ok: false, reason: 'the access token is invalid or expired' };
+      const audience = this.audience(r);
+      let payload = this.verified.get(audience, value);
+      if (!payload) {
+        payload = await this.tokens.verify(value, { issuer: ISSUER, audience });
+        if (!payload || payload.token_type !== 'access' || typeof payload.sub !== 'string') {
+          return { ok: false, reason: 'the access token is invalid or expired' };
+        }
+        this.verified.put(audience, value, payload);
       }
       const principal = this.principalFromClaims(r, payload as Record<string, unknown>);
       if (!principal) return { ok: false, reason: 'the access token names a principal that no longer exists' };

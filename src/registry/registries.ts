@@ -1,7 +1,7 @@
 // Registry resources (Microsoft.ContainerRegistry/registries): create, update, delete, admin user.
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Db } from '../storage/sqlite.js';
-import { nowIso } from '../storage/sqlite.js';
+import { nowIso, statementCache } from '../storage/sqlite.js';
 import type { Sealer } from '../storage/sealer.js';
 import { conflict, invalid, resourceNotFound } from '../lib/errors.js';
 import type { ResourceGroups } from '../resources/groups.js';
@@ -60,10 +60,13 @@ export interface RegistryEvents {
 
 export class Registries {
   private readonly listeners: RegistryEvents[] = [];
+  private readonly q: ReturnType<typeof statementCache>;
 
   constructor(private readonly db: Db, private readonly subscriptionId: string, private readonly groups: ResourceGroups,
     private readonly sealer: Sealer, private readonly allocatePort: () => Promise<number>,
-    private readonly loginHost: string) {}
+    private readonly loginHost: string) {
+    this.q = statementCache(db);
+  }
 
   onChange(l: RegistryEvents): void {
     this.listeners.push(l);
@@ -75,29 +78,29 @@ export class Registries {
 
   list(resourceGroup?: string): RegistryRecord[] {
     const rows = resourceGroup
-      ? this.db.prepare('SELECT * FROM registries WHERE subscription = ? AND lower(resource_group) = lower(?) ORDER BY name_lower').all(this.subscriptionId, resourceGroup)
-      : this.db.prepare('SELECT * FROM registries WHERE subscription = ? ORDER BY name_lower').all(this.subscriptionId);
+      ? this.q('SELECT * FROM registries WHERE subscription = ? AND lower(resource_group) = lower(?) ORDER BY name_lower').all(this.subscriptionId, resourceGroup)
+      : this.q('SELECT * FROM registries WHERE subscription = ? ORDER BY name_lower').all(this.subscriptionId);
     return (rows as Row[]).map(toRecord);
   }
 
   byPort(port: number): RegistryRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM registries WHERE port = ?').get(port) as Row | undefined;
+    const r = this.q('SELECT * FROM registries WHERE port = ?').get(port) as Row | undefined;
     return r && toRecord(r);
   }
 
   byId(id: string): RegistryRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM registries WHERE id = ?').get(id) as Row | undefined;
+    const r = this.q('SELECT * FROM registries WHERE id = ?').get(id) as Row | undefined;
     return r && toRecord(r);
   }
 
   byName(name: string): RegistryRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM registries WHERE name_lower = ?').get(name.toLowerCase()) as Row | undefined;
+    const r = this.q('SELECT * FROM registries WHERE name_lower = ?').get(name.toLowerCase()) as Row | undefined;
     return r && toRecord(r);
   }
 
   get(resourceGroup: string, name: string): RegistryRecord {
     this.groups.get(resourceGroup);
-    const r = this.db.prepare('SELECT * FROM registries WHERE subscription = ? AND lower(resource_group) = lower(?) AND name_lower = ?')
+    const r = this.q('SELECT * FROM registries WHERE subscription = ? AND lower(resource_group) = lower(?) AND name_lower = ?')
       .get(this.subscriptionId, resourceGroup, name.toLowerCase()) as Row | undefined;
     if (!r) throw resourceNotFound('Microsoft.ContainerRegistry/registries', name, resourceGroup);
     return toRecord(r);
@@ -131,7 +134,7 @@ export class Registries {
       adminUserEnabled: input.adminUserEnabled ?? false, port, tags: input.tags ?? {}, createdAt: nowIso(),
     };
     this.db.transaction(() => {
-      this.db.prepare(`INSERT INTO registries (id, subscription, resource_group, name, name_lower, location, sku, admin_enabled, port, tags, created_at)
+      this.q(`INSERT INTO registries (id, subscription, resource_group, name, name_lower, location, sku, admin_enabled, port, tags, created_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(rec.id, rec.subscription, rec.resourceGroup, rec.name, name.toLowerCase(),
         rec.location, rec.sku, rec.adminUserEnabled ? 1 : 0, rec.port, JSON.stringify(rec.tags), rec.createdAt);
       for (const p of PASSWORD_NAMES) this.storePassword(rec.id, p);
@@ -142,21 +145,21 @@ export class Registries {
 
   update(resourceGroup: string, name: string, patch: { sku?: Sku; adminUserEnabled?: boolean; tags?: Record<string, string> }): RegistryRecord {
     const r = this.get(resourceGroup, name);
-    this.db.prepare('UPDATE registries SET sku = ?, admin_enabled = ?, tags = ? WHERE id = ?').run(
+    this.q('UPDATE registries SET sku = ?, admin_enabled = ?, tags = ? WHERE id = ?').run(
       patch.sku ?? r.sku, (patch.adminUserEnabled ?? r.adminUserEnabled) ? 1 : 0, JSON.stringify(patch.tags ?? r.tags), r.id);
     return this.get(resourceGroup, name);
   }
 
   async delete(resourceGroup: string, name: string): Promise<RegistryRecord> {
     const r = this.get(resourceGroup, name);
-    this.db.prepare('DELETE FROM registries WHERE id = ?').run(r.id);
+    this.q('DELETE FROM registries WHERE id = ?').run(r.id);
     for (const l of this.listeners) await l.closed?.(r);
     return r;
   }
 
   private storePassword(registryId: string, name: PasswordName): void {
     const value = randomBytes(39).toString('base64');
-    this.db.prepare(`INSERT INTO registry_passwords (registry_id, name, sealed, created_at) VALUES (?, ?, ?, ?)
+    this.q(`INSERT INTO registry_passwords (registry_id, name, sealed, created_at) VALUES (?, ?, ?, ?)
       ON CONFLICT (registry_id, name) DO UPDATE SET sealed = excluded.sealed, created_at = excluded.created_at`)
       .run(registryId, name, this.sealer.seal(value, `registry:${registryId}:${name}`), nowIso());
   }
@@ -183,7 +186,7 @@ export class Registries {
   }
 
   private passwords(registryId: string): Array<{ name: PasswordName; value: string }> {
-    const rows = this.db.prepare('SELECT name, sealed FROM registry_passwords WHERE registry_id = ? ORDER BY name').all(registryId) as
+    const rows = this.q('SELECT name, sealed FROM registry_passwords WHERE registry_id = ? ORDER BY name').all(registryId) as
       Array<{ name: PasswordName; sealed: string }>;
     return rows.map((p) => ({ name: p.name, value: this.sealer.open(p.sealed, `registry:${registryId}:${p.name}`) }));
   }

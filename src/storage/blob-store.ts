@@ -1,6 +1,6 @@
 // Content-addressed blob storage. A digest becomes visible only after its bytes were verified and
 // atomically moved into place; upload sessions are staged apart from committed content.
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 
 export interface BlobInfo {
@@ -19,6 +19,13 @@ export interface BlobStore {
   stat(digest: Digest): Promise<BlobInfo | undefined>;
   /** Streams the blob, or a byte range of it. The caller has checked that it exists. */
   open(digest: Digest, range?: ByteRange): Readable;
+  /**
+   * Optional: writes the blob, or a byte range of it, to `out` (not ending it), reusing its buffers, where
+   * open() hands out a fresh buffer per chunk. So `out` must be done with a chunk when its write callback
+   * runs (a socket or an HTTP response is; a PassThrough whose reader keeps chunks is not). Resolves
+   * when `out` has every byte or has closed. The caller has checked that the blob exists.
+   */
+  sendTo?(digest: Digest, out: Writable, range?: ByteRange): Promise<void>;
   delete(digest: Digest): Promise<void>;
   /** Every committed digest (for garbage collection). */
   list(): AsyncIterable<Digest>;

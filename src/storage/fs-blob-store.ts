@@ -2,12 +2,10 @@
 // Upload bytes may not cross the filesystem's reserve (./disk-space.ts); when they would, or the
 // filesystem refuses a write (ENOSPC, EDQUOT), the upload session's file is removed at once and
 // StorageFullError is thrown.
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { Transform, finished } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Hash } from 'node:crypto';
 import {
   digestAlgorithm, digestHex, hasherDigest, newHasher, parseDigest,
@@ -18,6 +16,8 @@ import {
   type BlobInfo, type BlobStore, type ByteRange,
 } from './blob-store.js';
 import { DiskSpace, StorageFullError, isDiskFull } from './disk-space.js';
+import { TooManyBytesError, writeCoalesced } from './coalesce.js';
+import { sendFile } from './file-sender.js';
 
 interface HashState {
   /** sha256 of bytes [0, offset). */
@@ -72,6 +72,12 @@ export class FsBlobStore implements BlobStore {
 
   open(d: Digest, range?: ByteRange): Readable {
     return createReadStream(this.blobPath(d), { highWaterMark: READ_CHUNK, ...(range ? { start: range.start, end: range.end } : {}) });
+  }
+
+  async sendTo(d: Digest, out: Writable, range?: ByteRange): Promise<void> {
+    const path = this.blobPath(d);
+    const end = range ? range.end : (await stat(path)).size - 1;
+    if (end >= (range?.start ?? 0)) await sendFile(path, out, range?.start ?? 0, end);
   }
 
   async delete(d: Digest): Promise<void> {
@@ -131,42 +137,30 @@ export class FsBlobStore implements BlobStore {
       }
       const st = state;
       const meter = this.space.meter();
+      const fh = await open(path, 'r+');
       let written = size;
-      const counter = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          written += chunk.length;
-          if (written - size > maxBytes) {
-            cb(new UploadTooLargeError(`chunk exceeds ${maxBytes} bytes`));
-            return;
-          }
-          meter.take(chunk.length).then(() => {
-            st.hash.update(chunk);
-            st.offset += chunk.length;
-            cb(null, chunk);
-          }, cb);
-        },
-      });
-      // The body is piped, not part of the pipeline: a refused chunk must not destroy the request
-      // (its connection carries the answer); the caller drains what is left.
-      const writing = pipeline(counter, createWriteStream(path, { flags: 'a' }));
-      const stopWatching = finished(body, (err) => { if (err) counter.destroy(err); });
-      body.pipe(counter);
       try {
-        await writing;
+        await writeCoalesced(body, async (piece) => {
+          await meter.take(piece.length);
+          st.hash.update(piece);
+          st.offset += piece.length;
+          await writeAll(fh, piece, written);
+          written += piece.length;
+        }, maxBytes);
       } catch (e) {
-        // Whatever reached the file stays (resumable); the hash of a partially written chunk may be ahead
+        // Whatever reached the file stays (resumable); the hash of a partially written piece may be ahead
         // of the file, so forget it and rehash on next use.
         this.hashes.delete(id);
+        await fh.close().catch(() => undefined);
         // Out of space: nothing of this upload is kept, so the space is free again at once.
         if (e instanceof StorageFullError || isDiskFull(e)) {
           await rm(path, { force: true });
           throw e instanceof StorageFullError ? e : await this.space.fullError();
         }
+        if (e instanceof TooManyBytesError) throw new UploadTooLargeError(`chunk exceeds ${maxBytes} bytes`);
         throw e;
-      } finally {
-        body.unpipe(counter);
-        stopWatching();
       }
+      await fh.close();
       return written;
     } finally {
       this.busy.delete(id);
@@ -232,6 +226,15 @@ export class FsBlobStore implements BlobStore {
         // removed meanwhile
       }
     }
+  }
+}
+
+/** Writes all of `b` at `position` (a write may be short). */
+async function writeAll(fh: FileHandle, b: Buffer, position: number): Promise<void> {
+  let off = 0;
+  while (off < b.length) {
+    const { bytesWritten } = await fh.write(b, off, b.length - off, position + off);
+    off += bytesWritten;
   }
 }
 

@@ -1,17 +1,26 @@
 // Handlers return a Response; one writer sends it. No handler touches the socket.
 import type { ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+
+/** A body that writes itself to the response (a blob sent through reused buffers); Content-Length is the handler's. */
+export type BodyWriter = (out: Writable) => Promise<void>;
 
 export interface Response {
   status: number;
   headers?: Record<string, string | number>;
-  body?: Buffer | Readable | object | string;
+  body?: Buffer | Readable | BodyWriter | object | string;
 }
 
 export async function writeResponse(res: ServerResponse, r: Response, head: boolean): Promise<void> {
   const headers: Record<string, string | number> = { ...r.headers };
   let payload: Buffer | Readable | undefined;
+  if (typeof r.body === 'function') {
+    res.writeHead(r.status, headers);
+    if (!head) await (r.body as BodyWriter)(res);
+    res.end();
+    return;
+  }
   if (r.body === undefined) {
     payload = undefined;
   } else if (Buffer.isBuffer(r.body)) {
