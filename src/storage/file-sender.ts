@@ -55,7 +55,7 @@ export async function sendFile(path: string, out: Writable, start: number, end: 
       await writable(out);
       i ^= 1;
     }
-    await Promise.all(sending);
+    await Promise.all(sending.filter((p): p is Promise<void> => p !== undefined));
     clean = !out.destroyed;
   } catch (e) {
     clean = false;
