@@ -15,6 +15,7 @@ let fsDir = '';
 let fsBackend: ContractBackend | undefined;
 let s3: TestS3 | undefined;
 let s3Backend: ContractBackend | string | undefined;
+let bucket = '';
 const s3Stores: S3BlobStore[] = [];
 
 before(async () => {
@@ -34,7 +35,8 @@ before(async () => {
   }
   s3 = started;
   Object.assign(process.env, s3.env);
-  const location = parseS3Location(`s3://${s3.bucketName()}/contract?endpoint=${encodeURIComponent(s3.endpoint)}`);
+  bucket = s3.bucketName();
+  const location = parseS3Location(`s3://${bucket}/contract?endpoint=${encodeURIComponent(s3.endpoint)}`);
   const partSize = 5 * 1024 * 1024;
   const make = async () => {
     const s = new S3BlobStore(location, { partSize });
@@ -47,6 +49,7 @@ before(async () => {
 
 after(async () => {
   for (const s of s3Stores) s.close();
+  if (bucket) await s3?.removeBucket(bucket);
   await s3?.stop();
   if (fsDir) await rm(fsDir, { recursive: true, force: true });
 });

@@ -22,6 +22,10 @@ import {
 import type { S3Location } from './s3-location.js';
 import { PartBuffer, segmentName, sessionState, type SessionState } from './s3-segments.js';
 
+// The SDK warns on every start under Node 20 that releases after January 2027 will need Node 22; Berth
+// targets Node 20 and pins a release that supports it (package.json), so the warning would only confuse.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const MiB = 1024 * 1024;
 /** S3's smallest part (all but the last part of a multipart upload). */
 const MIN_PART = 5 * MiB;

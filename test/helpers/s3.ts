@@ -15,6 +15,8 @@ export interface TestS3 {
   env: { AWS_ACCESS_KEY_ID: string; AWS_SECRET_ACCESS_KEY: string; AWS_REGION: string };
   /** A fresh bucket name for one test file. */
   bucketName(): string;
+  /** Removes a bucket and everything in it (radosgw-admin), so test runs do not pile up data. */
+  removeBucket(name: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -43,6 +45,10 @@ export async function startTestS3(): Promise<TestS3 | string> {
     endpoint: vars.BERTH_S3_ENDPOINT!,
     env: { AWS_ACCESS_KEY_ID: vars.AWS_ACCESS_KEY_ID!, AWS_SECRET_ACCESS_KEY: vars.AWS_SECRET_ACCESS_KEY!, AWS_REGION: vars.AWS_REGION ?? 'us-east-1' },
     bucketName: () => `berth-test-${randomBytes(5).toString('hex')}`,
+    removeBucket: async (name: string) => {
+      await run('radosgw-admin', ['-c', join(DIR, 'ceph.conf'), 'bucket', 'rm', `--bucket=${name}`, '--purge-objects'], { timeout: 60_000 })
+        .catch(() => undefined);
+    },
     stop: async () => { await run('bash', [SCRIPT, 'stop'], { env: { ...process.env, ...ENV }, timeout: 60_000 }); },
   };
 }
