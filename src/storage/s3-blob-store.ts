@@ -30,6 +30,8 @@ const MiB = 1024 * 1024;
 /** S3's smallest part (all but the last part of a multipart upload). */
 const MIN_PART = 5 * MiB;
 const UPLOAD_ID = /^[A-Za-z0-9_-]{8,64}$/;
+/** Server-side part copies in flight during one commit. */
+const COPY_CONCURRENCY = 4;
 
 export interface S3BlobStoreOptions {
   /** Bytes per stored segment and per copied part: at least 5 MiB (S3's minimum part). Default 8 MiB. */
@@ -295,13 +297,18 @@ export class S3BlobStore implements BlobStore {
     const mp = await this.s3.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key }));
     const uploadId = mp.UploadId!;
     try {
-      const parts: { ETag: string; PartNumber: number }[] = [];
-      for (const [i, s] of state.segments.entries()) {
-        const r = await this.s3.send(new UploadPartCopyCommand({
-          Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: i + 1, CopySource: source(s.key),
-        }));
-        parts.push({ ETag: r.CopyPartResult!.ETag!, PartNumber: i + 1 });
-      }
+      const parts: { ETag: string; PartNumber: number }[] = new Array(state.segments.length);
+      // A few copies at a time: the server copies the bytes, so a large blob's commit is bound by it.
+      let next = 0;
+      const worker = async () => {
+        for (let i = next++; i < state.segments.length; i = next++) {
+          const r = await this.s3.send(new UploadPartCopyCommand({
+            Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: i + 1, CopySource: source(state.segments[i]!.key),
+          }));
+          parts[i] = { ETag: r.CopyPartResult!.ETag!, PartNumber: i + 1 };
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(COPY_CONCURRENCY, state.segments.length) }, worker));
       await this.s3.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
     } catch (e) {
       await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
