@@ -99,7 +99,8 @@ export class S3BlobStore implements BlobStore {
     const status = httpStatus(e);
     const why = status === 403 ? 'access denied (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the AWS credential chain)'
       : (e as Error).name === 'CredentialsProviderError' ? 'no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or configure ~/.aws'
-        : `${(e as Error).name}${status ? ` (HTTP ${status})` : ''}: ${(e as Error).message}`;
+        : status ? `${(e as Error).name} (HTTP ${status}): ${(e as Error).message}`
+          : `cannot reach it (${(e as Error).message})`;
     return new Error(`blob store ${this.describe()}: ${why}`);
   }
 
