@@ -1,18 +1,21 @@
 // Berth with its registry blobs in S3 (`--blob-store s3://...`) against a real radosgw
 // (scripts/start-s3.sh): skopeo pushes an image with a 20 MiB layer (several 8 MiB segments, assembled by
 // server-side multipart copy) and pulls it back byte for byte; the data directory holds no blob; a
-// restarted server serves the same blobs; `berth serve` refuses credentials in the URL without echoing
+// restarted server serves the same blobs; a kill -9 of `berth serve --blob-store` mid-upload leaves no
+// partial blob and the upload resumes after a restart; `berth serve` refuses credentials in the URL without echoing
 // them. Skips with the reason when Ceph's packages or the image tools are missing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestBerth, adminRegistry, runCli, type TestBerth } from './helpers/berth.js';
+import { request } from 'node:http';
+import { startTestBerth, adminRegistry, cliAdminRegistry, runCli, type TestBerth } from './helpers/berth.js';
+import { startServeChild } from './helpers/serve-child.js';
 import { haveImageTools, multiLayerLayout } from './helpers/images.js';
 import { startTestS3, type TestS3 } from './helpers/s3.js';
 import { S3BlobStore } from '../src/storage/s3-blob-store.js';
@@ -119,4 +122,53 @@ test('berth serve refuses credentials in --blob-store without echoing them, and 
   assert.equal(down.code, 1, down.stderr);
   assert.match(down.stderr, /blob store s3:\/\/bucket1\/ at http:\/\/127\.0\.0\.1:1/);
   assert.doesNotMatch(down.stderr, /\n\s+at /, 'no stack trace');
+});
+
+/** Sends part of a request body and never finishes it. */
+function hangingRequest(url: string, headers: Record<string, string>, part: Buffer): Promise<void> {
+  return new Promise((res) => {
+    const req = request(url, { method: 'PATCH', headers });
+    req.on('error', () => undefined);
+    req.write(part, () => setTimeout(res, 500));
+  });
+}
+
+test('kill -9 of berth serve --blob-store mid-upload: no partial blob; the upload resumes after a restart', { timeout: 300_000 }, async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const dataDir = await mkdtemp(join(tmpdir(), 'berth-s3-crash-'));
+  const env = { ...process.env, BERTH_DATA_DIR: dataDir };
+  const args = ['--data-dir', dataDir, '--port', '0', '--no-tls', '--blob-store', blobStore];
+  let server = await startServeChild(args, env);
+  try {
+    const { loginServer: login, auth } = await cliAdminRegistry({ ...env, BERTH_SERVER: server.url }, 's3crash01');
+    const base = `http://${login}/v2/crash/data`;
+    const sha = (x: Buffer) => `sha256:${createHash('sha256').update(x).digest('hex')}`;
+    const blob = randomBytes(12 * MiB);
+    const firstLen = 9 * MiB; // one full 8 MiB segment and a short one
+    const start = await fetch(`${base}/blobs/uploads/`, { method: 'POST', headers: { Authorization: auth } });
+    assert.equal(start.status, 202);
+    const location = new URL(start.headers.get('location')!, `http://${login}`).toString();
+    const first = await fetch(location, { method: 'PATCH', headers: { Authorization: auth, 'Content-Type': 'application/octet-stream', 'Content-Range': `0-${firstLen - 1}` }, body: blob.subarray(0, firstLen) });
+    assert.equal(first.status, 202);
+    await hangingRequest(location, { Authorization: auth, 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked' }, blob.subarray(firstLen, firstLen + MiB));
+    server.child.kill('SIGKILL');
+    await new Promise((r) => server.child.once('exit', r));
+
+    server = await startServeChild(args, env);
+    assert.equal((await fetch(`${base}/blobs/${sha(blob)}`, { method: 'HEAD', headers: { Authorization: auth } })).status, 404, 'no partial blob');
+    const status = await fetch(location, { headers: { Authorization: auth } });
+    assert.equal(status.status, 204);
+    const have = Number(/^0-(\d+)$/.exec(status.headers.get('range') ?? '')?.[1]) + 1;
+    assert.ok(have >= firstLen && have <= firstLen + MiB, `the upload resumes from a byte the store holds (${have})`);
+    const rest = await fetch(location, { method: 'PATCH', headers: { Authorization: auth, 'Content-Type': 'application/octet-stream', 'Content-Range': `${have}-${blob.length - 1}` }, body: blob.subarray(have) });
+    assert.equal(rest.status, 202);
+    const fin = new URL(rest.headers.get('location')!, `http://${login}`);
+    fin.searchParams.set('digest', sha(blob));
+    assert.equal((await fetch(fin, { method: 'PUT', headers: { Authorization: auth }, body: '' })).status, 201);
+    const got = Buffer.from(await (await fetch(`${base}/blobs/${sha(blob)}`, { headers: { Authorization: auth } })).arrayBuffer());
+    assert.equal(sha(got), sha(blob));
+  } finally {
+    server.child.kill('SIGKILL');
+    await rm(dataDir, { recursive: true, force: true });
+  }
 });
