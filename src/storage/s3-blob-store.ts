@@ -205,20 +205,24 @@ export class S3BlobStore implements BlobStore {
       // A short last segment is rewritten with the new bytes behind it (at most one part is held).
       if (continues) await parts.add(await this.readAll(last.key));
       let added = 0;
+      /** Bytes handed to the part buffer (received whole), and its write still under way, if any. */
+      let received = 0;
+      let inflight: Promise<void> | undefined;
       const st = hs;
       const sink = new Writable({
         highWaterMark: MiB,
         write(chunk: Buffer, _enc, cb) {
-          if (added + chunk.length > maxBytes) {
+          if (received + chunk.length > maxBytes) {
             cb(new UploadTooLargeError(`chunk exceeds ${maxBytes} bytes`));
             return;
           }
-          parts.add(chunk).then(() => {
+          received += chunk.length;
+          inflight = parts.add(chunk).then(() => {
             added += chunk.length;
             st.hash.update(chunk);
             st.offset += chunk.length;
             cb();
-          }, cb);
+          }, (e: Error) => { cb(e); });
         },
       });
       // Piped, not a pipeline: a refused chunk must not destroy the request (its connection carries the
@@ -233,10 +237,12 @@ export class S3BlobStore implements BlobStore {
         await writing;
         if (added > 0) await parts.end();
       } catch (e) {
-        // Whatever arrived whole is kept (resumable from uploadSize()); the running hash may be ahead of
-        // what is stored, so it is forgotten and rebuilt on next use.
+        // Whatever arrived whole is kept (resumable from uploadSize()): once a part write under way has
+        // settled, the buffer holds exactly the received bytes not stored yet. The running hash may be
+        // ahead of what is stored, so it is forgotten and rebuilt on next use.
         this.hashes.delete(id);
-        if (added > 0) await parts.end().catch(() => undefined);
+        await inflight;
+        if (received > 0) await parts.end().catch(() => undefined);
         throw e;
       } finally {
         body.unpipe(sink);
