@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 # chromium runs the portal's end-to-end tests (driven by playwright-core; no browser download).
 # postgresql is the scale-out metadata engine; the tests start throwaway servers of their own with it.
 # wrk and openssl are the benchmark's: manifest GET load, and the reference registry's TLS certificate.
-PACKAGES=(runc skopeo podman docker-registry busybox-static apache2-utils umoci docker.io iproute2 attr time slirp4netns libnss-myhostname azure-cli chromium postgresql wrk openssl)
+# ceph-mon, ceph-osd and radosgw are the S3-compatible object store the S3 blob store's tests run against
+# (scripts/start-s3.sh: a one-node cluster on loopback; ~250 MiB installed, ~20 s to install).
+PACKAGES=(runc skopeo podman docker-registry busybox-static apache2-utils umoci docker.io iproute2 attr time slirp4netns libnss-myhostname azure-cli chromium postgresql wrk openssl ceph-mon ceph-osd radosgw uuid-runtime curl)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,8 @@ import { isIPv6 } from 'node:net';
 import { mkdir, rm } from 'node:fs/promises';
 import { openDatabase, type Db } from '../storage/sqlite.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
+import { parseS3Location } from '../storage/s3-location.js';
+import type { BlobStore } from '../storage/blob-store.js';
 import { DiskSpace } from '../storage/disk-space.js';
 import { SqlRegistryMetadata } from '../storage/sql-registry-metadata.js';
 import { SqliteSql } from '../storage/sql/sqlite-sql.js';
@@ -89,6 +91,11 @@ export interface BerthOptions {
   registryCaFiles?: string[];
   /** Bytes kept free on the data directory's filesystem for metadata: no blob data is written into them (default: 5% of the filesystem, at most 1 GiB). */
   storageReserve?: number;
+  /**
+   * Where registry blobs live: `s3://BUCKET[/PREFIX]?endpoint=URL&region=R` (an S3-compatible bucket that
+   * several replicas share; credentials from the AWS SDK's chain), or the data directory when absent.
+   */
+  blobStore?: string;
   /** Storage quota per registry SKU in bytes (default ACR's included storage: Basic 10 GiB, Standard 100 GiB, Premium 500 GiB). */
   skuStorageLimits?: Partial<Record<Sku, number>>;
 }
@@ -145,8 +152,11 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const sql = new SqliteSql(db);
   for (const f of [paths.db, `${paths.db}-wal`, `${paths.db}-shm`]) await makePrivate(f, 0o600, log);
   const space = new DiskSpace(o.dataDir, o.storageReserve !== undefined ? { reserve: o.storageReserve } : {});
-  const blobs = new FsBlobStore(o.dataDir, { space });
+  // The AWS SDK is loaded only for an S3 store.
+  const s3 = o.blobStore ? new (await import('../storage/s3-blob-store.js')).S3BlobStore(parseS3Location(o.blobStore)) : undefined;
+  const blobs: BlobStore & { init(): Promise<void> } = s3 ?? new FsBlobStore(o.dataDir, { space });
   await blobs.init();
+  if (s3) log.info('registry blobs in S3', { store: s3.describe() });
   const sealer = await loadKek(sql, paths.kek);
   const tokens = await TokenService.load(paths.signingKey);
   const ids = IdentityService.platformIds(db);
@@ -264,6 +274,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
       await api.close();
       if (v6) await closeServer(v6);
       db.close();
+      s3?.close();
       await rm(paths.serverInfo, { force: true });
     },
   };

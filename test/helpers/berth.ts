@@ -48,7 +48,9 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, input?: string): 
 /** `extra`: more server options (a test runtime and puller, say), kept across restart(). */
 export async function startTestBerth(dataDir?: string, logs: string[] = [], port = 0, extra: Partial<BerthOptions> = {}): Promise<TestBerth> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
-  const b = await startBerth({ ...extra, dataDir: dir, port, logSink: (l) => logs.push(l) });
+  // BERTH_TEST_BLOB_STORE=s3://... runs a test's servers with their blobs there (issue 18: one suite, every backend).
+  const blobStore = process.env.BERTH_TEST_BLOB_STORE ? { blobStore: process.env.BERTH_TEST_BLOB_STORE } : {};
+  const b = await startBerth({ ...blobStore, ...extra, dataDir: dir, port, logSink: (l) => logs.push(l) });
   const env = { ...process.env, BERTH_SERVER: b.url, BERTH_DATA_DIR: dir };
   // undici is imported only when a test uses this fetch: importing it installs its own dispatcher behind
   // Node's global fetch for the whole process, which changes how other tests' fetches reuse connections.

@@ -5,6 +5,7 @@ import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
 import { CliError } from '../errors.js';
 import { parseGrace } from '../../platform/image-gc.js';
 import { parseBytes } from '../../lib/bytes.js';
+import { parseS3Location } from '../../storage/s3-location.js';
 
 /** What the CLI needs to find this server: nothing when the data directory is the CLI's default (it reads server.json there). */
 function cliHint(dataDir: string): string {
@@ -29,9 +30,10 @@ export function registerServeCommand(program: Command): void {
       (v: string, prev: string[] = []) => [...prev, v])
     .option('--docker-config <file>', 'A Docker config.json (or podman auth.json) whose credentials container groups pull with, for the servers it names; repeatable, tried in order before ~/.docker/config.json.', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--hosts-file <file>', 'Keep the container groups\' DNS names (--dns-name-label: <label>.<location>.containers.localhost) in this hosts file, normally /etc/hosts; each such group then gets a loopback address of its own.')
+    .option('--blob-store <url>', 'Keep registry blobs in an S3-compatible bucket: s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws, never the URL). Default: the data directory.')
     .option('--no-outbound', 'Container groups get no outbound network access (by default they reach the host as host.berth.internal and whatever the host reaches, through slirp4netns).')
     .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string; imageGcInterval: string; imageGcGrace: string; domain?: string; tls: boolean; outbound: boolean; registryCa?: string[];
-      storageReserve?: string; maxLayerUnpacked: string; maxImageUnpacked: string; dockerConfig: string[]; hostsFile?: string }) => {
+      storageReserve?: string; maxLayerUnpacked: string; maxImageUnpacked: string; dockerConfig: string[]; hostsFile?: string; blobStore?: string }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`argument --port: invalid value '${o.port}'`, 2);
       if (!['debug', 'info', 'warn', 'error'].includes(o.logLevel)) throw new CliError(`argument --log-level: invalid choice '${o.logLevel}'`, 2);
@@ -57,6 +59,9 @@ export function registerServeCommand(program: Command): void {
       }
       const registryCaFiles = cas.map(({ f }) => resolve(f));
       const storageReserve = sizeOption('--storage-reserve', o.storageReserve);
+      if (o.blobStore) {
+        try { parseS3Location(o.blobStore); } catch (e) { throw new CliError(`argument ${(e as Error).message}`, 2); }
+      }
       const unpack = { maxLayerBytes: sizeOption('--max-layer-unpacked', o.maxLayerUnpacked)!, maxImageBytes: sizeOption('--max-image-unpacked', o.maxImageUnpacked)! };
       const dataDir = o.dataDir ?? defaultDataDir();
       let b;
@@ -73,7 +78,8 @@ export function registerServeCommand(program: Command): void {
         else runtime = opened.runtime;
         b = await startBerth({ dataDir, port, logLevel: o.logLevel as 'info', gcIntervalMs: Number(o.gcInterval) * 60_000, imageGcIntervalMs, imageGcGraceMs,
           ...(o.domain ? { domain: o.domain } : {}), tls: o.tls, ...(runtime ? { runtime } : {}), ...(registryCaFiles.length ? { registryCaFiles } : {}),
-          ...(storageReserve !== undefined ? { storageReserve } : {}), dockerConfig: o.dockerConfig.map((f) => resolve(f)), ...(o.hostsFile ? { hostsFile: resolve(o.hostsFile) } : {}) });
+          ...(storageReserve !== undefined ? { storageReserve } : {}), dockerConfig: o.dockerConfig.map((f) => resolve(f)), ...(o.hostsFile ? { hostsFile: resolve(o.hostsFile) } : {}),
+          ...(o.blobStore ? { blobStore: o.blobStore } : {}) });
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         if (err.code === 'EADDRINUSE') throw new CliError(`Port ${port} is already in use. Stop the program using it or pick another with --port.`);
