@@ -4,9 +4,9 @@
 // and credential, refreshed before they expire, and parallel requests share one token fetch.
 import { createHash } from 'node:crypto';
 import { request, type Dispatcher } from 'undici';
-import type { Challenge } from '../client/challenge.js';
+import type { Challenge } from './challenge.js';
 import { describeCredential, type RegistryCredential } from '../keychain/keychain.js';
-import { PullError } from './types.js';
+import { PullError } from './errors.js';
 import { networkPullError, type NetworkErrorContext } from './net-errors.js';
 import { isLoopbackHost } from '../lib/loopback.js';
 

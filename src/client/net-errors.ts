@@ -1,6 +1,6 @@
 // Turns a failed connection (DNS, refused, TLS, timeout, reset) into a PullError with a diagnosis, and
 // says which failures are worth retrying. Pure: no I/O.
-import { PullError } from './types.js';
+import { PullError } from './errors.js';
 import { formatMs } from '../keychain/keychain.js';
 
 /** The error codes of a network failure, including those nested in `cause` and AggregateError. */
