@@ -4,6 +4,7 @@
 import { flatten, type ArmClient } from './arm-client.js';
 import { resolveContext } from './context.js';
 import { exchangeForRefreshToken } from './commands/acr.js';
+import { trustBerthCa } from './trust.js';
 import type { Keychain, KeychainTarget, RegistryCredential } from '../keychain/keychain.js';
 
 /** The CLI's own identity for the registries of the configured Berth server (as `berth image push`). */
@@ -42,6 +43,9 @@ export class BerthCliKeychain implements Keychain {
     }
     if (!regs.some((r) => String(r.loginServer).toLowerCase() === host)) return undefined;
     this.clientId = resolveContext().credential.clientId;
+    // The exchange goes through undici's global dispatcher: it trusts Berth's CA once this has run
+    // (berth pull skips that at start-up: see cli/main.ts).
+    await trustBerthCa();
     return exchangeForRefreshToken(c, host);
   }
 }

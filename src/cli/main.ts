@@ -73,7 +73,9 @@ export async function buildProgram(argv?: string[]): Promise<Command> {
 }
 
 /** Command groups whose every command uses only ArmClient (no undici, no global fetch); anything else trusts via undici. */
-const ARM_ONLY = new Set(['group', 'ad', 'identity', 'role', 'keyvault', 'login', 'logout', 'account', 'container']);
+// `pull` trusts it only when it asks the server for the CLI's identity (berth-keychain.ts): its registry
+// requests go over node:https with their own CAs (--ca-file), and undici is ~20 MB of a pull's memory.
+const ARM_ONLY = new Set(['group', 'ad', 'identity', 'role', 'keyvault', 'login', 'logout', 'account', 'container', 'pull']);
 
 function armOnly(action: Command): boolean {
   const path: string[] = [];

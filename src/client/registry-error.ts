@@ -1,12 +1,12 @@
 // The one reader of a registry's error answers (the distribution spec's `{"errors":[{code, message,
 // detail}]}`), and the push client's error for an answer that is not what was asked for.
-import type { Dispatcher } from 'undici';
+import type { ResponseBody } from './wire.js';
 
 /** What a registry answered (after redirects, for GET and HEAD). */
 export interface RegistryResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData['body'];
+  body: ResponseBody;
   /** The URL that answered (after redirects). */
   url: URL;
 }

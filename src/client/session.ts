@@ -7,7 +7,6 @@
 // registries that turn out to speak HTTPS only moved to https.
 import { connect as tlsConnect } from 'node:tls';
 import type { Readable } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
 import { parseChallenge } from './challenge.js';
 import { KeychainError, describeCredential, type Keychain, type KeychainTarget, type RegistryCredential } from '../keychain/keychain.js';
 import { PullError } from './errors.js';
@@ -16,6 +15,7 @@ import { isTransientNetworkError, networkPullError } from './net-errors.js';
 import { GRANT_PULL, readRegistryError, type RegistryResponse } from './registry-error.js';
 import { parseRetryAfter, retryDelay, sleep } from './retry.js';
 import type { Transport } from './transport.js';
+import type { WireResponse } from './wire.js';
 import { isLoopbackHost } from '../lib/loopback.js';
 
 export interface SessionOptions {
@@ -267,9 +267,9 @@ export class RegistrySession {
       const sameOrigin = url.origin === this.base.origin;
       const h: Record<string, string> = { ...ua };
       for (const [k, v] of Object.entries(headers)) if (sameOrigin || k.toLowerCase() !== 'authorization') h[k] = v;
-      let r: Dispatcher.ResponseData;
+      let r: WireResponse;
       try {
-        r = await request(url, { method: method as Dispatcher.HttpMethod, headers: h, dispatcher: this.t.dispatcher, ...(body !== undefined ? { body } : {}), ...(this.signal ? { signal: this.signal } : {}) });
+        r = await this.t.wire(url, { method, headers: h, ...(body !== undefined ? { body } : {}), signal: this.signal });
       } catch (e) {
         // Name the host that failed: after a redirect it is not the registry.
         throw networkPullError(e, url.host, this.t.netContext(`${url.origin}${url.pathname}`)) ?? e;

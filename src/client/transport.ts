@@ -3,8 +3,7 @@
 // token cache (auth.ts) and what each registry's challenge said. The request chain itself (auth,
 // retries, redirect guard, re-challenge) is a RegistrySession (session.ts), one per repository.
 import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Challenge } from './challenge.js';
 import type { Keychain } from '../keychain/keychain.js';
 import { PullError } from './errors.js';
@@ -12,6 +11,7 @@ import { TokenCache } from './auth.js';
 import type { NetworkErrorContext } from './net-errors.js';
 import { registryEndpoint } from './hosts.js';
 import { RegistrySession, type SessionOptions } from './session.js';
+import { nodeWire, undiciWire, type Wire } from './wire.js';
 
 export interface TransportOptions {
   /** Allow plain HTTP to any registry (default: only loopback registries speak plain HTTP). */
@@ -41,7 +41,8 @@ export interface TransportOptions {
 
 /** One registry transport per puller or pusher: the agent, the token cache and what each registry's challenge said. */
 export class Transport {
-  readonly dispatcher: Dispatcher;
+  /** How requests go out: node:http(s) with agents of the transport's own, or the dispatcher it was given. */
+  readonly wire: Wire;
   readonly tokens: TokenCache;
   readonly challenges = new Map<string, Challenge>();
   /** Loopback registries found to speak HTTPS only (they answered plain HTTP with an HTTPS server's refusal). */
@@ -50,7 +51,7 @@ export class Transport {
   readonly answeredPlain = new Set<string>();
   /** Every CA file trusted besides the system's. */
   readonly caFiles: string[];
-  private readonly ownDispatcher: boolean;
+  private readonly closeWire: () => void;
 
   constructor(readonly opts: TransportOptions = {}) {
     const t = opts.timeoutMs ?? 60_000;
@@ -62,14 +63,15 @@ export class Transport {
         throw new PullError('TLS', `cannot read the CA file ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Give a readable PEM file.', { source: 'tls' });
       }
     });
-    this.ownDispatcher = !opts.dispatcher;
-    this.dispatcher = opts.dispatcher ?? new Agent({
-      connect: { timeout: Math.min(t, 15_000), ...(ca.length ? { ca: [...ca, ...rootCertificates] } : {}) },
-      headersTimeout: t,
-      bodyTimeout: t,
-      connections: 16,
-    });
-    this.tokens = new TokenCache(this.dispatcher, { network: (url) => this.netContext(url), ...(opts.insecure ? { insecure: true } : {}) });
+    if (opts.dispatcher) {
+      this.wire = undiciWire(opts.dispatcher);
+      this.closeWire = () => undefined;
+    } else {
+      const w = nodeWire({ ...(ca.length ? { ca } : {}), connectTimeoutMs: Math.min(t, 15_000), timeoutMs: t, connections: 16 });
+      this.wire = w.wire;
+      this.closeWire = w.close;
+    }
+    this.tokens = new TokenCache(this.wire, { network: (url) => this.netContext(url), ...(opts.insecure ? { insecure: true } : {}) });
   }
 
   /** What a network failure's diagnosis may say about this transport: its CAs and time limit. */
@@ -90,6 +92,6 @@ export class Transport {
   }
 
   async close(): Promise<void> {
-    if (this.ownDispatcher) await this.dispatcher.close();
+    this.closeWire();
   }
 }

@@ -19,6 +19,7 @@ import { isTransientNetworkError, networkPullError } from '../client/net-errors.
 import { PullError, type ImagePuller, type ImageRunConfig, type PulledImage, type PullOptions, type SpaceBudget } from './types.js';
 import { formatBytes } from '../lib/bytes.js';
 import { backoffDelay } from '../lib/backoff.js';
+import { releaseBuffers } from '../lib/minor-gc.js';
 
 export interface PullerOptions extends TransportOptions {
   /** Root of the content store shared by all pulls, e.g. <dataDir>/content. */
@@ -266,6 +267,7 @@ export class RegistryPuller implements ImagePuller {
             hash.update(c);
             await file.write(c);
             written += c.length;
+            releaseBuffers(c.length);
             opts.progress?.layerProgress?.(layer, c.length);
           }
         } catch (e) {
@@ -365,7 +367,7 @@ class BlobFile {
   private closed: Promise<void> | undefined;
 
   constructor(path: string) {
-    this.ws = createWriteStream(path, { flags: 'w', mode: 0o644, highWaterMark: 4 << 20 });
+    this.ws = createWriteStream(path, { flags: 'w', mode: 0o644, highWaterMark: 256 << 10 });
     this.ws.on('error', (e) => { this.failed ??= e; });
   }
 
