@@ -27,6 +27,8 @@ export interface ClientSummary {
 export interface PullBenchResult {
   berth: ClientSummary;
   skopeo: ClientSummary;
+  /** CLI start-up: `berth --version` against `node -e 0` (medians of 5: CPU s and peak RSS MB). */
+  startup: { berthVersion: { cpuSeconds: number; peakRssMB: number }; node: { cpuSeconds: number; peakRssMB: number } };
   /** Berth MB/s ÷ skopeo MB/s (above 1: Berth is faster). */
   ratio: number;
 }
@@ -103,7 +105,15 @@ export async function pullBench(image: BenchImage, tmp: string, cleanup: Cleanup
     };
     const b = summary('berth pull', records.berth);
     const s = summary('skopeo copy', records.skopeo);
-    return { berth: b, skopeo: s, ratio: b.MBps / s.MBps };
+    const startup = async (cmd: string[]) => {
+      const rs: ClientRecord[] = [];
+      for (let i = 0; i < 5; i++) rs.push(await timed(cmd, process.env, [], join(tmp, 'time.txt')));
+      return { cpuSeconds: median(rs.map((r) => r.cpuSeconds)), peakRssMB: median(rs.map((r) => r.maxRssKb)) * 1024 / MB };
+    };
+    const st = { berthVersion: await startup([process.execPath, BERTH_BIN, '--version']), node: await startup([process.execPath, '-e', '0']) };
+    progress(`bench: CLI start-up: berth --version ${st.berthVersion.cpuSeconds.toFixed(2)} CPU s, ${st.berthVersion.peakRssMB.toFixed(0)} MB; ` +
+      `node -e 0 ${st.node.cpuSeconds.toFixed(2)} CPU s, ${st.node.peakRssMB.toFixed(0)} MB`);
+    return { berth: b, skopeo: s, startup: st, ratio: b.MBps / s.MBps };
   } finally {
     await server.stop();
   }

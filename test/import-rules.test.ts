@@ -4,7 +4,8 @@
 //   oci/       the OCI data model (pure): nothing of the project
 //   keychain/  pull credentials: lib/ and oci/ only
 //   storage/   SQLite, blobs, disk space: lib/, oci/ and the store interfaces it implements (registry/metadata.ts), no service
-//   pull/      the pull client: see test/pull-client.test.ts (oci, keychain's contract, the challenge parser, lib)
+//   client/    the registry client (auth, retries, redirect guard, host rules, errors): lib/, oci/ and keychain/ only
+//   pull/      the pull client on top of it: see test/pull-client.test.ts (oci, keychain's contract, client/, lib)
 //   runtime/   the container runtime: no client (only pull/types.ts, the image it is handed), no service, no API
 //   platform/berth.ts, the composition root, is imported only by the entry points (cli/, bench/) and tests
 // platform/'s other files (listeners, TLS, the data directory's layout) are infrastructure the API and
@@ -44,6 +45,7 @@ const RULES: Array<{ from: RegExp; allow: RegExp; why: string }> = [
   { from: /^lib\//, allow: /^lib\//, why: 'lib/ imports nothing of the project' },
   { from: /^oci\//, allow: /^oci\//, why: 'oci/ imports nothing of the project' },
   { from: /^keychain\//, allow: /^(keychain|lib|oci)\//, why: 'keychain/ uses only lib/ and oci/' },
+  { from: /^client\//, allow: /^(client|keychain|lib|oci)\//, why: 'client/ (the registry client) sits on lib/, oci/ and the keychain: the puller, the pusher and the CLI sit on it' },
   { from: /^storage\//, allow: /^(storage|lib|oci)\/|^registry\/metadata\.ts$/, why: 'storage/ imports no service (only the store interfaces it implements)' },
   { from: /^runtime\//, allow: /^(runtime|lib|oci|storage)\/|^pull\/types\.ts$/, why: 'runtime/ imports no client, service or API (only the pulled image\'s types)' },
 ];
@@ -55,7 +57,7 @@ test('src/ keeps its layers: lib and oci import nothing of the project, storage 
   for (const [from, to] of all) {
     for (const r of RULES) if (r.from.test(from) && !r.allow.test(to)) bad.push(`${from} imports ${to}: ${r.why}`);
     if (to === 'platform/berth.ts' && !/^(cli|bench|platform)\//.test(from)) bad.push(`${from} imports the composition root platform/berth.ts: only the entry points may`);
-    if (/^platform\//.test(to) && /^(lib|oci|keychain|storage|pull|runtime)\//.test(from)) bad.push(`${from} imports ${to}: the lower layers do not depend on platform/`);
+    if (/^platform\//.test(to) && /^(lib|oci|keychain|client|storage|pull|runtime)\//.test(from)) bad.push(`${from} imports ${to}: the lower layers do not depend on platform/`);
   }
   assert.deepEqual(bad, []);
 });

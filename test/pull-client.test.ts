@@ -16,7 +16,7 @@ import { busyboxLayout, haveImageTools } from './helpers/images.js';
 import { haveReferenceRegistry, startReferenceRegistry, type ReferenceRegistry } from './helpers/reference-registry.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 import { RegistryPuller } from '../src/pull/puller.js';
-import { Transport } from '../src/pull/transport.js';
+import { Transport } from '../src/client/transport.js';
 import { PullError, type PullErrorCode } from '../src/pull/types.js';
 import { InlineKeychain } from '../src/keychain/inline.js';
 import { MultiKeychain, type Keychain } from '../src/keychain/keychain.js';
@@ -334,7 +334,7 @@ test('no secret in the CLI output or errors', { skip }, async () => {
 
 test('token cache: one fetch for parallel requests, reuse until near expiry, issued_at honoured, realm validated', async () => {
   const { createServer: createHttpServer } = await import('node:http');
-  const { TokenCache } = await import('../src/pull/auth.js');
+  const { TokenCache } = await import('../src/client/auth.js');
   const { Agent } = await import('undici');
   let issuedAgo = 0;
   let hits = 0;
@@ -408,10 +408,10 @@ test('the server\'s own puller (RunningBerth.puller) stores layers under <dataDi
   assert.match(img.configDigest, /^sha256:/);
 });
 
-test('import rules: the pull client depends only on oci, keychain, the challenge parser, platform helpers and undici', async () => {
+test('import rules: the pull client depends only on oci, keychain, the registry client, platform helpers and undici', async () => {
   const { readdir: ls } = await import('node:fs/promises');
   const dir = join(import.meta.dirname, '..', '..', 'src', 'pull');
-  const allowed = [/^node:/, /^undici$/, /^\.\//, /^\.\.\/oci\//, /^\.\.\/keychain\/keychain\.js$/, /^\.\.\/client\/challenge\.js$/, /^\.\.\/lib\//];
+  const allowed = [/^node:/, /^undici$/, /^\.\//, /^\.\.\/oci\//, /^\.\.\/keychain\/keychain\.js$/, /^\.\.\/client\//, /^\.\.\/lib\//];
   for (const f of (await ls(dir)).filter((x) => x.endsWith('.ts'))) {
     const text = await readFile(join(dir, f), 'utf8');
     for (const m of text.matchAll(/^import[^'"]*['"]([^'"]+)['"]/gm)) {

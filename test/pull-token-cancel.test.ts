@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
-import { TokenCache } from '../src/pull/auth.js';
+import { TokenCache } from '../src/client/auth.js';
 import type { RegistryCredential } from '../src/keychain/keychain.js';
 
 test('a cancelled pull does not fail the pulls that shared its token fetch', async () => {

@@ -1,12 +1,16 @@
 // Transfer progress on stderr: one bar per blob on a terminal (cli-progress), one line per finished
 // blob otherwise, so logs and CI output stay readable.
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type * as CliProgress from 'cli-progress';
 import type { Descriptor } from '../oci/manifest.js';
 import type { PushProgress } from '../image/push.js';
 import type { PullProgress } from '../pull/types.js';
 import { formatBytes } from '../lib/bytes.js';
 
 export { formatBytes };
+
+/** cli-progress (~6 MB of a process) is loaded only when bars are drawn, not for quiet or non-terminal runs. */
+const cliProgress = (): typeof CliProgress => createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
 
 const short = (d: { digest: string }) => d.digest.slice(d.digest.indexOf(':') + 1, d.digest.indexOf(':') + 13);
 
@@ -21,7 +25,7 @@ export function pushProgress(write: (s: string) => void, opts: { tty: boolean; q
     };
   }
   const multi = multiBar();
-  const bars = new Map<string, cliProgress.SingleBar>();
+  const bars = new Map<string, CliProgress.SingleBar>();
   const sizes = new Map<string, number>();
   return {
     blobStart(d) {
@@ -40,8 +44,9 @@ export function pushProgress(write: (s: string) => void, opts: { tty: boolean; q
   };
 }
 
-function multiBar(): cliProgress.MultiBar {
-  return new cliProgress.MultiBar({
+function multiBar(): CliProgress.MultiBar {
+  const cp = cliProgress();
+  return new cp.MultiBar({
     format: '{id}: {bar} {value_h}/{total_h} {status}',
     hideCursor: true,
     clearOnComplete: false,
@@ -49,7 +54,7 @@ function multiBar(): cliProgress.MultiBar {
     barsize: 30,
     stream: process.stderr,
     formatValue: (v, _o, type) => (type === 'value' || type === 'total' ? formatBytes(v) : String(v)),
-  }, cliProgress.Presets.shades_classic);
+  }, cp.Presets.shades_classic);
 }
 
 /** One bar per layer while `berth pull` downloads (a line per finished layer without a terminal). */
@@ -64,7 +69,7 @@ export function pullProgress(write: (s: string) => void, opts: { tty: boolean; q
     };
   }
   const multi = multiBar();
-  const bars = new Map<string, cliProgress.SingleBar>();
+  const bars = new Map<string, CliProgress.SingleBar>();
   const done = new Map<string, number>();
   return {
     get bytes() { return state.bytes; },

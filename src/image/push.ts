@@ -4,7 +4,8 @@ import { Transform } from 'node:stream';
 import type { Descriptor } from '../oci/manifest.js';
 import { isIndexMediaType } from '../oci/media-types.js';
 import { MediaTypes } from '../oci/media-types.js';
-import { RegistryClient, RegistryHttpError, expectOk } from '../client/registry-client.js';
+import type { RegistryClient } from '../client/registry-client.js';
+import { RegistryHttpError, expectOk } from '../client/registry-error.js';
 import type { ImageSource } from './source.js';
 
 export interface PushProgress {

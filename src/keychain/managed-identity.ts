@@ -10,7 +10,7 @@ import type { Dispatcher } from 'undici';
 const request: typeof import('undici').request = async (...args) => (await import('undici')).request(...args);
 import { KeychainError, formatMs, type Keychain, type KeychainTarget, type RegistryCredential } from './keychain.js';
 import { serverKey } from './server-key.js';
-import { isLoopbackHost } from '../lib/loopback.js';
+import { exchangeAccessToken, exchangeUrl, type ExchangeAnswer } from './acr-exchange.js';
 
 export const NULL_GUID_USER = '00000000-0000-0000-0000-000000000000';
 /** The audience ACR's exchange accepts (what `az acr login` sends): Azure Resource Manager. */
@@ -86,30 +86,22 @@ export class ManagedIdentityKeychain implements Keychain {
       throw fail(`could not get an access token for ${resource}: ${(e as Error).message}`);
     }
     if (!aad?.token) throw fail(`the identity's token endpoint returned no access token for ${resource}`);
-    const scheme = this.opts.scheme ?? (isLoopbackHost(this.server) ? 'http' : 'https');
-    const url = `${scheme}://${this.server}/oauth2/exchange`;
+    const url = exchangeUrl(this.server, this.opts.scheme);
     const timeout = this.opts.timeoutMs ?? 30_000;
-    const form = new URLSearchParams({ grant_type: 'access_token', service: this.server, access_token: aad.token });
-    if (this.opts.tenant) form.set('tenant', this.opts.tenant);
-    let status: number;
-    let text: string;
+    let answer: ExchangeAnswer;
     try {
-      const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString(), headersTimeout: timeout, bodyTimeout: timeout,
-        ...(this.opts.dispatcher ? { dispatcher: this.opts.dispatcher } : {}) });
-      status = res.statusCode;
-      text = (await res.body.text()).slice(0, 64 * 1024);
+      answer = await exchangeAccessToken({ url, service: this.server, accessToken: aad.token, timeoutMs: timeout,
+        ...(this.opts.tenant ? { tenant: this.opts.tenant } : {}), ...(this.opts.dispatcher ? { dispatcher: this.opts.dispatcher } : {}) });
     } catch (e) {
       const code = (e as { code?: string }).code;
       throw fail(`could not reach ${url} to exchange the identity's token (${code && /TIMEOUT/.test(code) ? `no answer within ${formatMs(timeout)}` : code ?? (e as Error).message})`);
     }
-    let body: { refresh_token?: unknown; errors?: Array<{ code?: string; message?: string }> } = {};
-    try { body = JSON.parse(text); } catch { /* not JSON */ }
-    if (status !== 200 || typeof body.refresh_token !== 'string' || body.refresh_token === '') {
-      const e = body.errors?.[0];
-      const said = e ? `${(e.code ?? '').toLowerCase()}: ${e.message ?? ''}`.slice(0, 500) : `HTTP ${status}`;
+    if (answer.status !== 200 || !answer.refreshToken) {
+      const e = answer.error;
+      const said = e ? `${(e.code ?? '').toLowerCase()}: ${e.message ?? ''}`.slice(0, 500) : `HTTP ${answer.status}`;
       throw fail(`${this.server} refused the token exchange (${said}); check that the identity exists and ${this.server} is a Berth or Azure registry`);
     }
-    const rt = body.refresh_token;
+    const rt = answer.refreshToken;
     // The refresh token is a JWT whose `exp` says how long it lasts; without one, trust it for as long as the access token.
     const exp = jwtExpiry(rt) ?? aad.expiresOn ?? new Date(this.now() + 60 * 60_000);
     return { refreshToken: rt, expiresAt: exp };

@@ -4,11 +4,9 @@
 // Docker Hub's many names (`index.docker.io`, `registry-1.docker.io`, `https://index.docker.io/v1/`)
 // are one server, `docker.io`.
 import { KeychainError } from './keychain.js';
+import { DOCKER_HUB, DOCKER_HUB_ALIASES, DOCKER_HUB_CONFIG_KEY } from '../oci/docker-hub.js';
 
-export const DOCKER_HUB = 'docker.io';
-const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
-/** The server address Docker's credential helpers and config files use for Docker Hub. */
-export const DOCKER_HUB_CONFIG_KEY = 'https://index.docker.io/v1/';
+export { DOCKER_HUB, DOCKER_HUB_CONFIG_KEY };
 
 /**
  * The normalised key of a registry server: lower-case host, `:port` only when it is not the default,

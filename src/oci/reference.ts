@@ -1,8 +1,9 @@
 // Image references as docker reads them: [registry/]repository[:tag][@digest], normalised so that
 // `busybox` is `docker.io/library/busybox:latest`. Pure: no I/O.
 import { parseDigest, InvalidDigestError, type Digest } from './digest.js';
+import { DOCKER_HUB, DOCKER_HUB_ALIASES } from './docker-hub.js';
 
-export const DOCKER_HUB = 'docker.io';
+export { DOCKER_HUB };
 
 export interface ImageReference {
   /** Registry host[:port] as the user wrote it (docker.io for Docker Hub). */
@@ -62,7 +63,7 @@ export function parseReference(input: string, opts: { defaultTag?: string } = {}
     const port = registry.match(/:(\d+)$/)?.[1];
     if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) throw new InvalidReferenceError(input, `port ${port} is out of range`);
   }
-  if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DOCKER_HUB;
+  if (DOCKER_HUB_ALIASES.has(registry)) registry = DOCKER_HUB;
   if (parts.length === 0 || parts.some((p) => p === '')) throw new InvalidReferenceError(input, 'the repository path has an empty component');
   for (const p of parts) {
     if (p !== p.toLowerCase()) throw new InvalidReferenceError(input, 'repository name must be lowercase');

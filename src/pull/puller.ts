@@ -11,11 +11,15 @@ import { MANIFEST_MEDIA_TYPES, isIndexMediaType } from '../oci/media-types.js';
 import { formatReference, parseReference, referenceTarget, InvalidReferenceError, type ImageReference } from '../oci/reference.js';
 import { ContentStore } from './content-store.js';
 import { DEFAULT_PLATFORM, formatPlatform, parsePlatform, platformMatches, selectPlatform, type PlatformSpec } from './platform.js';
-import { GRANT_PULL, Transport, readRegistryError, sleep, type RegistryResponse, type RegistrySession, type TransportOptions } from './transport.js';
-import { isTransientNetworkError, networkPullError } from './net-errors.js';
+import { Transport, type TransportOptions } from '../client/transport.js';
+import type { RegistrySession } from '../client/session.js';
+import { GRANT_PULL, readRegistryError, type RegistryResponse } from '../client/registry-error.js';
+import { sleep } from '../client/retry.js';
+import { isTransientNetworkError, networkPullError } from '../client/net-errors.js';
 import { PullError, type ImagePuller, type ImageRunConfig, type PulledImage, type PullOptions, type SpaceBudget } from './types.js';
 import { formatBytes } from '../lib/bytes.js';
 import { backoffDelay } from '../lib/backoff.js';
+import { releaseBuffers } from '../lib/minor-gc.js';
 
 export interface PullerOptions extends TransportOptions {
   /** Root of the content store shared by all pulls, e.g. <dataDir>/content. */
@@ -280,6 +284,7 @@ export class RegistryPuller implements ImagePuller {
             hash.update(c);
             await file.write(c);
             written += c.length;
+            releaseBuffers(c.length);
             opts.progress?.layerProgress?.(layer, c.length);
           }
         } catch (e) {
@@ -379,7 +384,7 @@ class BlobFile {
   private closed: Promise<void> | undefined;
 
   constructor(path: string) {
-    this.ws = createWriteStream(path, { flags: 'w', mode: 0o644, highWaterMark: 4 << 20 });
+    this.ws = createWriteStream(path, { flags: 'w', mode: 0o644, highWaterMark: 256 << 10 });
     this.ws.on('error', (e) => { this.failed ??= e; });
   }
 

@@ -11,6 +11,8 @@ import { leaf, type Io } from '../command.js';
 import type { ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
 import { findRegistry } from './acr.js';
+import { parseChallenge } from '../../client/challenge.js';
+import { exchangeAccessToken } from '../../keychain/acr-exchange.js';
 
 const FAQ_MESSAGE = '\nPlease refer to https://aka.ms/acr/health-check for more information.';
 
@@ -76,9 +78,9 @@ async function* registryChecks(c: ArmClient, loginServer: string, registryName: 
     yield { error: healthError('CONNECTIVITY_CHALLENGE_ERROR', loginServer), detail: `GET ${url} answered ${challenge.statusCode}${header ? '' : ' without WWW-Authenticate'}.` };
     return;
   }
-  const [scheme, rest = ''] = header.split(/ (.*)/s);
-  const params = Object.fromEntries(rest.split(',').map((kv) => kv.trim().split('=', 2)).filter((p) => p.length === 2).map(([k, v]) => [k!, v!.replace(/^"|"$/g, '')]));
-  if (scheme?.toLowerCase() !== 'bearer' || !params.realm || !params.service) {
+  const ch = parseChallenge(header);
+  const params = ch?.params ?? {};
+  if (ch?.scheme !== 'bearer' || !params.realm || !params.service) {
     yield { error: healthError('CONNECTIVITY_AAD_LOGIN_ERROR', loginServer) };
     return;
   }
@@ -87,17 +89,17 @@ async function* registryChecks(c: ArmClient, loginServer: string, registryName: 
   const realm = new URL(params.realm);
   const post = async (path: string, form: Record<string, string>) => {
     const res = await request(`${realm.protocol}//${realm.host}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form).toString() });
-    const body = (await res.body.json().catch(() => ({}))) as { refresh_token?: string; access_token?: string };
+    const body = (await res.body.json().catch(() => ({}))) as { access_token?: string };
     return { status: res.statusCode, body };
   };
   const aad = await c.accessToken();
-  const ex = await post('/oauth2/exchange', { grant_type: 'access_token', service: params.service, tenant: c.tenantId, access_token: aad });
-  if (ex.status !== 200 || !ex.body.refresh_token) {
+  const ex = await exchangeAccessToken({ url: `${realm.protocol}//${realm.host}/oauth2/exchange`, service: params.service, tenant: c.tenantId, accessToken: aad });
+  if (ex.status !== 200 || !ex.refreshToken) {
     yield { error: healthError('CONNECTIVITY_REFRESH_TOKEN_ERROR', loginServer, ex.status) };
     return;
   }
   yield { ok: `Fetch refresh token for registry '${loginServer}'` };
-  const tok = await post('/oauth2/token', { grant_type: 'refresh_token', service: loginServer, scope: 'registry:catalog:*', refresh_token: ex.body.refresh_token });
+  const tok = await post('/oauth2/token', { grant_type: 'refresh_token', service: loginServer, scope: 'registry:catalog:*', refresh_token: ex.refreshToken });
   if (tok.status !== 200 || !tok.body.access_token) {
     yield { error: healthError('CONNECTIVITY_ACCESS_TOKEN_ERROR', loginServer, tok.status) };
     return;

@@ -4,7 +4,7 @@ import { tableDate } from '../output.js';
 import { flatten, type ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
 import type { RegistryClient } from '../../client/registry-client.js';
-import { isLoopbackHost } from '../../lib/loopback.js';
+import { exchangeAccessToken, exchangeUrl } from '../../keychain/acr-exchange.js';
 
 /** The registry data-plane client (and undici under it), loaded only by the commands that talk to a registry. */
 const registryClient = () => import('../../client/registry-client.js');
@@ -30,30 +30,22 @@ function regPath(r: Reg, suffix = ''): string {
 
 /** A data-plane session with the CLI's own identity: Entra token → /oauth2/exchange → refresh token. */
 export async function registrySession(c: ArmClient, r: Reg): Promise<RegistryClient> {
-  const scheme = isLoopbackHost(r.loginServer) ? 'http' : 'https';
   const { RegistryClient } = await registryClient();
-  return new RegistryClient(r.loginServer, { kind: 'refreshToken', refreshToken: await exchangeForRefreshToken(c, r.loginServer) }, { scheme });
+  return new RegistryClient(r.loginServer, { kind: 'refreshToken', refreshToken: await exchangeForRefreshToken(c, r.loginServer) });
 }
 
 /** The CLI identity's Entra token exchanged at the registry's /oauth2/exchange for a registry refresh token. */
 export async function exchangeForRefreshToken(c: ArmClient, loginServer: string): Promise<string> {
-  const r = { loginServer };
   const aad = await c.accessToken();
-  const scheme = isLoopbackHost(r.loginServer) ? 'http' : 'https';
-  const { request } = await import('undici');
-  let res;
+  const url = exchangeUrl(loginServer);
+  let answer;
   try {
-    res = await request(`${scheme}://${r.loginServer}/oauth2/exchange`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'access_token', service: r.loginServer, tenant: c.tenantId, access_token: aad }).toString(),
-    });
+    answer = await exchangeAccessToken({ url, service: loginServer, tenant: c.tenantId, accessToken: aad });
   } catch (e) {
-    throw new CliError(`Could not connect to the registry login server '${r.loginServer}'. Please verify that the registry exists and the URL '${scheme}://${r.loginServer}' is reachable from your environment. (${(e as { code?: string }).code ?? (e as Error).message})`);
+    throw new CliError(`Could not connect to the registry login server '${loginServer}'. Please verify that the registry exists and the URL '${url.replace(/\/oauth2\/exchange$/, '')}' is reachable from your environment. (${(e as { code?: string }).code ?? (e as Error).message})`);
   }
-  const body = (await res.body.json().catch(() => ({}))) as { refresh_token?: string };
-  if (res.statusCode !== 200 || !body.refresh_token) throw new CliError(`Could not get a registry token from ${r.loginServer} (HTTP ${res.statusCode}).`);
-  return body.refresh_token;
+  if (answer.status !== 200 || !answer.refreshToken) throw new CliError(`Could not get a registry token from ${loginServer} (HTTP ${answer.status}).`);
+  return answer.refreshToken;
 }
 
 async function dataPlane<T>(f: () => Promise<T>): Promise<T> {

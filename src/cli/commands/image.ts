@@ -2,12 +2,10 @@
 // OCI layout or a docker save archive, and pushes it with a progress display.
 import type { Command } from 'commander';
 import { leaf } from '../command.js';
-import { flatten, type ArmClient } from '../arm-client.js';
+import type { ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
-import type { RegistryClient, RegistryCredential } from '../../client/registry-client.js';
 import type { InvalidReferenceError } from '../../oci/reference.js';
-import { registrySession } from './acr.js';
-import { resolveContext } from '../context.js';
+import type { Keychain } from '../../keychain/keychain.js';
 
 interface PushOpts {
   username?: string;
@@ -26,24 +24,21 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
-/** The credential to push with: the flags, else the CLI's own identity when the host is a Berth registry. */
-async function credentialFor(host: string, o: PushOpts, client: () => ArmClient): Promise<{ rc?: RegistryClient; cred: RegistryCredential }> {
+/**
+ * The keychain to push with, in the pull's order: the flags, the CLI's own identity for the registries
+ * of the configured Berth server, then docker's and podman's credential files.
+ */
+async function keychainFor(host: string, o: PushOpts, client: () => ArmClient): Promise<Keychain> {
+  const [{ InlineKeychain }, { DockerConfigKeychain }, { MultiKeychain }, { BerthCliKeychain }] = await Promise.all([
+    import('../../keychain/inline.js'), import('../../keychain/docker-config.js'), import('../../keychain/keychain.js'), import('../berth-keychain.js')]);
+  const chain: Keychain[] = [];
   if (o.username !== undefined || o.password !== undefined || o.passwordStdin) {
     const password = o.passwordStdin ? await readStdin() : o.password;
     if (!o.username || !password) throw new CliError('Please specify both --username and --password (or --password-stdin).', 2);
-    return { cred: { kind: 'basic', username: o.username, password } };
+    chain.push(new InlineKeychain({ server: host, username: o.username, password }, '--username'));
   }
-  let c: ArmClient;
-  try {
-    resolveContext();
-    c = client();
-  } catch {
-    return { cred: { kind: 'anonymous' } };
-  }
-  const regs = (await c.request<{ value: Array<Record<string, unknown>> }>('GET', c.sub('/providers/Microsoft.ContainerRegistry/registries')))!.value.map(flatten);
-  const r = regs.find((x) => String(x.loginServer).toLowerCase() === host.toLowerCase());
-  if (!r) return { cred: { kind: 'anonymous' } };
-  return { rc: await registrySession(c, r as never), cred: { kind: 'anonymous' } };
+  chain.push(new BerthCliKeychain(client), ...DockerConfigKeychain.defaults());
+  return new MultiKeychain(chain);
 }
 
 /** A command as a JSON array of strings, or words separated by white space. */
@@ -92,9 +87,8 @@ export function registerImageCommands(program: Command, client: () => ArmClient)
       if (ref.registry === DOCKER_HUB && !refText.startsWith('docker.io/')) {
         throw new CliError(`"${refText}" names no registry host; write it as HOST[:PORT]/${ref.repository.replace(/^library\//, '')}:${ref.tag ?? 'latest'} (for a Berth registry: berth acr show -n NAME --query loginServer -o tsv)`, 2);
       }
-      const { rc: session, cred } = await credentialFor(ref.registry, o, client);
-      // The user's credentials (-u) go to the token server the registry names, wherever it is (as with docker login).
-      const rc = session ?? new RegistryClient(ref.registry === DOCKER_HUB ? 'registry-1.docker.io' : ref.registry, cred, { anyRealm: cred.kind === 'basic' });
+      // The credentials go to the token server the registry names, wherever it is (as with docker login and pulls).
+      const rc = new RegistryClient(ref.registry, await keychainFor(ref.registry, o, client), { anyRealm: true });
       let src;
       try {
         src = await openImageSource(source, {
@@ -128,9 +122,9 @@ export function registerImageCommands(program: Command, client: () => ArmClient)
         };
       } catch (e) {
         progress.stop();
+        if (e instanceof RegistryHttpError && e.code === 'CONNECTION_REFUSED') throw new CliError(`cannot connect to ${ref.registry}: connection refused. Is the registry running, and is the port right?`);
         if (e instanceof RegistryHttpError) throw new CliError(`push to ${ref.registry}/${ref.repository} failed: ${e.message}`, e.status === 404 ? 3 : 1);
         if (e instanceof ImageSourceError) throw new CliError(e.message);
-        if ((e as { code?: string }).code === 'ECONNREFUSED') throw new CliError(`cannot connect to ${ref.registry}: connection refused. Is the registry running, and is the port right?`);
         throw e;
       } finally {
         await src.close();

@@ -3,13 +3,12 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { leaf } from '../command.js';
-import { flatten, type ArmClient } from '../arm-client.js';
+import type { ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
-import { resolveContext } from '../context.js';
-import { exchangeForRefreshToken } from './acr.js';
+import { BerthCliKeychain } from '../berth-keychain.js';
 import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
 import type { PullErrorCode } from '../../pull/types.js';
-import type { Keychain, KeychainTarget, RegistryCredential } from '../../keychain/keychain.js';
+import type { Keychain } from '../../keychain/keychain.js';
 
 interface PullOpts {
   to?: string;
@@ -19,46 +18,6 @@ interface PullOpts {
   registryConfig?: string;
   insecure?: boolean;
   caFile?: string;
-}
-
-/** The CLI's own identity for the registries of the configured Berth server (as `berth image push`). */
-class BerthCliKeychain implements Keychain {
-  readonly description = 'berth CLI identity';
-  private readonly cache = new Map<string, Promise<string | undefined>>();
-  constructor(private readonly client: () => ArmClient) {}
-
-  async resolve(target: KeychainTarget): Promise<RegistryCredential | undefined> {
-    const host = target.registry.toLowerCase();
-    let p = this.cache.get(host);
-    if (!p) this.cache.set(host, (p = this.exchange(host)));
-    const refreshToken = await p;
-    if (!refreshToken) return undefined;
-    return { kind: 'refreshToken', refreshToken, source: `berth CLI identity (${this.clientId})` };
-  }
-
-  invalidate(target: KeychainTarget): void {
-    this.cache.delete(target.registry.toLowerCase());
-  }
-
-  private clientId = '';
-  private async exchange(host: string): Promise<string | undefined> {
-    let c: ArmClient;
-    try {
-      resolveContext();
-      c = this.client();
-    } catch {
-      return undefined; // no Berth configured: not our registry
-    }
-    let regs: Array<Record<string, unknown>>;
-    try {
-      regs = (await c.request<{ value: Array<Record<string, unknown>> }>('GET', c.sub('/providers/Microsoft.ContainerRegistry/registries')))!.value.map(flatten);
-    } catch {
-      return undefined;
-    }
-    if (!regs.some((r) => String(r.loginServer).toLowerCase() === host)) return undefined;
-    this.clientId = resolveContext().credential.clientId;
-    return exchangeForRefreshToken(c, host);
-  }
 }
 
 const NOT_FOUND: PullErrorCode[] = ['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'PLATFORM_NOT_FOUND'];

@@ -1,6 +1,6 @@
 // Turns a failed connection (DNS, refused, TLS, timeout, reset) into a PullError with a diagnosis, and
 // says which failures are worth retrying. Pure: no I/O.
-import { PullError } from './types.js';
+import { PullError } from './errors.js';
 import { formatMs } from '../keychain/keychain.js';
 
 /** The error codes of a network failure, including those nested in `cause` and AggregateError. */
@@ -9,6 +9,9 @@ function codes(e: unknown, depth = 0): string[] {
   const x = e as { code?: unknown; cause?: unknown; errors?: unknown[]; message?: unknown };
   const out: string[] = [];
   if (typeof x.code === 'string') out.push(x.code);
+  // node:tls reports a failed handshake write as EPROTO with OpenSSL's reason only in the message.
+  const ssl = x.code === 'EPROTO' && typeof x.message === 'string' ? /SSL routines:[^:]*:([a-z ]+):/.exec(x.message) : null;
+  if (ssl) out.push(`ERR_SSL_${ssl[1]!.trim().toUpperCase().replace(/ /g, '_')}`);
   if (Array.isArray(x.errors)) for (const i of x.errors) out.push(...codes(i, depth + 1));
   if (x.cause) out.push(...codes(x.cause, depth + 1));
   return out;

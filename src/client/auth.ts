@@ -3,10 +3,11 @@
 // grant_type=refresh_token for a refresh token) or anonymously. Tokens are cached per registry, scope
 // and credential, refreshed before they expire, and parallel requests share one token fetch.
 import { createHash } from 'node:crypto';
-import { request, type Dispatcher } from 'undici';
-import type { Challenge } from '../client/challenge.js';
+import type { Dispatcher } from 'undici';
+import { undiciWire, type Wire, type WireResponse } from './wire.js';
+import type { Challenge } from './challenge.js';
 import { describeCredential, type RegistryCredential } from '../keychain/keychain.js';
-import { PullError } from './types.js';
+import { PullError } from './errors.js';
 import { networkPullError, type NetworkErrorContext } from './net-errors.js';
 import { isLoopbackHost } from '../lib/loopback.js';
 
@@ -39,7 +40,12 @@ export class TokenCache {
   /** Number of token requests actually sent (for tests and diagnostics). */
   fetches = 0;
 
-  constructor(private readonly dispatcher: Dispatcher, private readonly opts: { insecure?: boolean; /** What a network failure's diagnosis may say (CAs, time limit) for `url`. */ network?: (url: string) => NetworkErrorContext } = {}) {}
+  private readonly wire: Wire;
+
+  /** `via`: the transport's wire, or an undici dispatcher to send through. */
+  constructor(via: Wire | Dispatcher, private readonly opts: { insecure?: boolean; /** What a network failure's diagnosis may say (CAs, time limit) for `url`. */ network?: (url: string) => NetworkErrorContext } = {}) {
+    this.wire = typeof via === 'function' ? via : undiciWire(via);
+  }
 
   /** The bearer token for `scopes` on `registry` with `cred`, from the cache or one shared fetch. */
   async token(registry: string, challenge: Challenge, scopes: string[], cred: RegistryCredential, opts: { registryIsPlainHttp: boolean; signal?: AbortSignal | undefined }): Promise<string> {
@@ -96,17 +102,17 @@ export class TokenCache {
     const signal = opts.signal;
     const url = this.realmUrl(registry, ch.params.realm, opts.registryIsPlainHttp);
     const service = ch.params.service ?? '';
-    let res: Dispatcher.ResponseData;
+    let res: WireResponse;
     try {
       if (cred.kind === 'refreshToken') {
         const form = new URLSearchParams({ grant_type: 'refresh_token', service, refresh_token: cred.refreshToken, client_id: 'berth' });
         for (const s of scopes) form.append('scope', s);
-        res = await request(url, { method: 'POST', dispatcher: this.dispatcher, signal, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+        res = await this.wire(url, { method: 'POST', signal, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
       } else {
         if (service) url.searchParams.set('service', service);
         for (const s of scopes) url.searchParams.append('scope', s);
         const auth = basicHeader(cred);
-        res = await request(url, { method: 'GET', dispatcher: this.dispatcher, signal, headers: auth ? { authorization: auth } : {} });
+        res = await this.wire(url, { method: 'GET', signal, headers: auth ? { authorization: auth } : {} });
       }
     } catch (e) {
       throw networkPullError(e, url.host, this.opts.network?.(url.origin + url.pathname) ?? { url: url.origin + url.pathname }) ?? e;

@@ -1,47 +1,41 @@
-// The HTTP transport to registries: one undici Agent (TLS CA option, timeouts), plain HTTP only for
-// loopback or with `insecure`, challenge-driven auth (auth.ts), bounded retries with exponential
-// back-off honouring Retry-After on 429/5xx, redirects followed by hand so that the Authorization
-// header never leaves the registry's origin, and one re-challenge on 401 after asking the keychain to
-// drop the refused credential.
-import { readFileSync } from 'node:fs';
-import { connect as tlsConnect, rootCertificates } from 'node:tls';
-import { Agent, request, type Dispatcher } from 'undici';
-import { parseChallenge, type Challenge } from '../client/challenge.js';
+// One registry conversation: requests for one repository of one registry with one keychain, through
+// the chain every registry call takes (pull, push, the CLI's registry calls): the keychain's credential,
+// challenge-driven auth (Basic, or Bearer tokens from the realm, auth.ts), one re-challenge on 401 after
+// the keychain drops the refused credential, bounded retries with back-off honouring Retry-After on
+// 429/5xx and dropped connections (GET and HEAD only: they are safe to repeat), redirects followed by
+// hand so that the Authorization header never leaves the registry's origin, and plain-HTTP loopback
+// registries that turn out to speak HTTPS only moved to https.
+import { connect as tlsConnect } from 'node:tls';
+import type { Readable } from 'node:stream';
+import { parseChallenge } from './challenge.js';
 import { KeychainError, describeCredential, type Keychain, type KeychainTarget, type RegistryCredential } from '../keychain/keychain.js';
-import { PullError } from './types.js';
-import { TokenCache, basicHeader } from './auth.js';
-import { isTransientNetworkError, networkPullError, type NetworkErrorContext } from './net-errors.js';
-import { jitteredDelay } from '../lib/backoff.js';
+import { PullError } from './errors.js';
+import { basicHeader } from './auth.js';
+import { isTransientNetworkError, networkPullError } from './net-errors.js';
+import { GRANT_PULL, readRegistryError, type RegistryResponse } from './registry-error.js';
+import { parseRetryAfter, retryDelay, sleep } from './retry.js';
+import type { Transport } from './transport.js';
+import type { WireResponse } from './wire.js';
 import { isLoopbackHost } from '../lib/loopback.js';
 
-export interface TransportOptions {
-  /** Allow plain HTTP to any registry (default: only loopback registries speak plain HTTP). */
-  insecure?: boolean;
-  /** PEM file with CA certificates to trust besides the system's (self-hosted registries). With it, loopback registries are reached over https too. */
-  caFile?: string;
+export interface SessionOptions {
   /**
-   * More PEM files with CA certificates to trust (`berth serve --registry-ca`). Unlike caFile they do
-   * not switch loopback registries to https; a loopback registry that turns out to speak HTTPS only is
-   * reached over https anyway.
+   * Whether the credential may go to a token realm on `realmHost` (host:port); when not, the token is
+   * asked for anonymously. Default: any realm the registry names (as docker and podman do).
    */
-  caFiles?: string[];
-  /** Connect/headers/body timeouts in ms (default 15 s connect, 60 s headers and idle body). */
-  timeoutMs?: number;
-  /** Attempts per request on 429/5xx/dropped connections (default 5). */
-  maxAttempts?: number;
-  /** Base back-off in ms (default 250), doubled per attempt, capped at 8 s. */
-  backoffMs?: number;
-  /** Longest Retry-After Berth waits for before giving up with TOOMANYREQUESTS (default 60 s). */
-  maxRetryAfterSeconds?: number;
-  userAgent?: string;
+  realmTrust?: (realmHost: string) => boolean;
 }
 
-export interface RegistryResponse {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData['body'];
-  /** The URL that answered (after redirects). */
-  url: URL;
+/** A request body: a stream factory is called once per attempt, so a re-challenge can send it again. */
+export type RequestBody = Buffer | string | Readable | (() => Readable);
+
+export interface SendOptions {
+  body?: RequestBody;
+  /**
+   * Hand the caller the registry's refusal (a 401 after the re-challenge, an insufficient scope) and
+   * the last 429/5xx answer instead of throwing: the push client judges every answer itself.
+   */
+  answerRefusals?: boolean;
 }
 
 const header = (h: RegistryResponse['headers'], name: string): string | undefined => {
@@ -49,100 +43,7 @@ const header = (h: RegistryResponse['headers'], name: string): string | undefine
   return Array.isArray(v) ? v[0] : v;
 };
 
-export const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((res, rej) => {
-  if (signal?.aborted) return rej(signal.reason);
-  const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); res(); }, ms);
-  const onAbort = () => { clearTimeout(t); rej(signal!.reason); };
-  signal?.addEventListener('abort', onAbort, { once: true });
-});
-
-/** Seconds from a Retry-After header (delta-seconds or HTTP date). */
-export function parseRetryAfter(v: string | undefined, now = Date.now()): number | undefined {
-  if (!v) return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim());
-  const t = Date.parse(v);
-  return Number.isFinite(t) ? Math.max(0, Math.ceil((t - now) / 1000)) : undefined;
-}
-
-/** What to grant when a registry names no fix of its own. */
-export const GRANT_PULL = 'Grant it pull access: the AcrPull role on the registry for an identity or service principal, or content/read on the repository in the scope map of a repository-scoped token';
-
-/** The fix a Berth registry names in an error's detail (`[{Type, Name, Action, Fix}]`), if it is a plain one-line command. */
-function detailFix(detail: unknown): string | undefined {
-  const f = Array.isArray(detail) ? (detail[0] as { Fix?: unknown } | undefined)?.Fix : undefined;
-  return typeof f === 'string' && /^berth [\x20-\x7e]{1,400}$/.test(f) ? f : undefined;
-}
-
-/** The registry's own error, from a distribution-spec error body. */
-export async function readRegistryError(res: RegistryResponse): Promise<{ code?: string; message: string; fix?: string }> {
-  let text = '';
-  try {
-    for await (const c of res.body) {
-      text += (c as Buffer).toString('utf8');
-      if (text.length > 65536) break;
-    }
-  } catch { /* body dropped: use the status */ }
-  try {
-    const j = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string; detail?: unknown }>; message?: string };
-    const e = j.errors?.[0];
-    const fix = detailFix(e?.detail);
-    if (e) return { ...(e.code ? { code: e.code } : {}), message: e.message ?? '', ...(fix ? { fix } : {}) };
-  } catch { /* not JSON */ }
-  return { message: text.trim().slice(0, 300) || `HTTP ${res.status}` };
-}
-
-/** One registry transport per puller: the agent, the token cache and what each registry's challenge said. */
-export class Transport {
-  readonly dispatcher: Dispatcher;
-  readonly tokens: TokenCache;
-  readonly challenges = new Map<string, Challenge>();
-  /** Loopback registries found to speak HTTPS only (they answered plain HTTP with an HTTPS server's refusal). */
-  readonly httpsOnly = new Set<string>();
-  /** Hosts that have answered plain HTTP (never probed for TLS after a dropped connection: Berth's own ports speak both). */
-  readonly answeredPlain = new Set<string>();
-  /** Every CA file trusted besides the system's. */
-  readonly caFiles: string[];
-
-  constructor(readonly opts: TransportOptions = {}) {
-    const t = opts.timeoutMs ?? 60_000;
-    this.caFiles = [...(opts.caFile ? [opts.caFile] : []), ...(opts.caFiles ?? [])];
-    const ca = this.caFiles.map((f) => {
-      try {
-        return readFileSync(f, 'utf8');
-      } catch (e) {
-        throw new PullError('TLS', `cannot read the CA file ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'Give a readable PEM file.', { source: 'tls' });
-      }
-    });
-    this.dispatcher = new Agent({
-      connect: { timeout: Math.min(t, 15_000), ...(ca.length ? { ca: [...ca, ...rootCertificates] } : {}) },
-      headersTimeout: t,
-      bodyTimeout: t,
-      connections: 16,
-    });
-    this.tokens = new TokenCache(this.dispatcher, { network: (url) => this.netContext(url), ...(opts.insecure ? { insecure: true } : {}) });
-  }
-
-  /** What a network failure's diagnosis may say about this transport: its CAs and time limit. */
-  netContext(url?: string): NetworkErrorContext {
-    return { ...(this.caFiles.length ? { caFiles: this.caFiles } : {}), timeoutMs: this.opts.timeoutMs ?? 60_000, ...(url ? { url } : {}) };
-  }
-
-  /** The base URL of a registry: docker.io is served by registry-1.docker.io. */
-  baseUrl(registry: string): string {
-    const host = registry === 'docker.io' ? 'registry-1.docker.io' : registry;
-    const plain = !this.opts.caFile && !this.httpsOnly.has(host) && (isLoopbackHost(host) || this.opts.insecure);
-    return `${plain ? 'http' : 'https'}://${host}`;
-  }
-
-  session(registry: string, repository: string, keychain: Keychain, signal?: AbortSignal): RegistrySession {
-    return new RegistrySession(this, registry, repository, keychain, signal);
-  }
-
-  async close(): Promise<void> {
-    await this.dispatcher.close();
-  }
-}
-
+const REPEATABLE = new Set(['GET', 'HEAD']);
 
 /** Requests for one repository of one registry with one keychain; learns the challenge from 401s. */
 export class RegistrySession {
@@ -156,7 +57,7 @@ export class RegistrySession {
   used: RegistryCredential | undefined;
 
   constructor(private readonly t: Transport, readonly registry: string, readonly repository: string,
-    private readonly keychain: Keychain, private readonly signal?: AbortSignal) {
+    private readonly keychain: Keychain, private readonly signal?: AbortSignal, private readonly opts: SessionOptions = {}) {
     this.base = new URL(t.baseUrl(registry));
   }
 
@@ -188,7 +89,10 @@ export class RegistrySession {
     // A registry token (docker config `registrytoken`) goes to the registry as is, never to a realm.
     if (cred.kind === 'registryToken') return `Bearer ${cred.token}`;
     if (ch.scheme === 'basic') return basicHeader(cred);
-    if (ch.scheme === 'bearer') return `Bearer ${await this.t.tokens.token(this.registry, ch, scopes, cred, { registryIsPlainHttp: this.base.protocol === 'http:', signal: this.signal })}`;
+    if (ch.scheme === 'bearer') {
+      const tokenCred = this.opts.realmTrust && !this.opts.realmTrust(realmHost(ch.params.realm)) ? { kind: 'anonymous' as const, source: 'anonymous' } : cred;
+      return `Bearer ${await this.t.tokens.token(this.registry, ch, scopes, tokenCred, { registryIsPlainHttp: this.base.protocol === 'http:', signal: this.signal })}`;
+    }
     return undefined;
   }
 
@@ -210,8 +114,11 @@ export class RegistrySession {
    * with auth for `scopes`. Returns the final response for the caller to judge (2xx, 404, ...); throws
    * a PullError for network failures, refused credentials and exhausted retries.
    */
-  async send(method: 'GET' | 'HEAD', path: string, scopes: string[], headers: Record<string, string> = {}): Promise<RegistryResponse> {
-    const maxAttempts = this.t.opts.maxAttempts ?? 5;
+  async send(method: string, path: string, scopes: string[], headers: Record<string, string> = {}, init: SendOptions = {}): Promise<RegistryResponse> {
+    const repeatable = REPEATABLE.has(method);
+    const maxAttempts = repeatable ? this.t.opts.maxAttempts ?? 5 : 1;
+    const answer = init.answerRefusals === true;
+    let sentOnce = false;
     const backoff = this.t.opts.backoffMs ?? 250;
     let challenged = 0;
     for (let attempt = 1; ; attempt++) {
@@ -227,7 +134,12 @@ export class RegistrySession {
           challenged = 2;
           return this.authorization(scopes);
         });
-        res = await this.follow(method, new URL(path, this.base), { ...headers, ...(auth ? { authorization: auth } : {}) });
+        if (sentOnce && init.body !== undefined && typeof init.body !== 'function' && typeof init.body !== 'string' && !Buffer.isBuffer(init.body)) {
+          throw new PullError('UNAUTHORIZED', 'unauthorized: authentication required after a streamed body was sent', 'Retry: the stream cannot be sent twice.');
+        }
+        sentOnce = true;
+        const body = typeof init.body === 'function' ? init.body() : init.body;
+        res = await this.follow(method, new URL(path, this.base), { ...headers, ...(auth ? { authorization: auth } : {}) }, body);
       } catch (e) {
         let pe = networkPullError(e, this.base.host, this.t.netContext());
         if (pe?.opts.source === 'connection' && !this.t.answeredPlain.has(this.base.host) && await this.moveToHttps(() => speaksTls(this.base.host))) {
@@ -238,7 +150,7 @@ export class RegistrySession {
           pe = new PullError('TLS', pe.registryMessage, `${this.base.host} speaks HTTPS only (Berth tried plain HTTP first, as it does for loopback registries). ${pe.diagnosis}`, pe.opts);
         }
         if (pe && pe.code === 'UNKNOWN' && isTransientNetworkError(pe) && attempt < maxAttempts) {
-          await sleep(this.delay(backoff, attempt), this.signal);
+          await sleep(retryDelay(backoff, attempt), this.signal);
           continue;
         }
         throw pe ?? e;
@@ -257,10 +169,12 @@ export class RegistrySession {
       if (res.status === 401 && res.url.origin === this.base.origin) {
         const ch = parseChallenge(header(res.headers, 'www-authenticate') ?? '');
         if (!ch || (ch.scheme !== 'basic' && ch.scheme !== 'bearer')) {
+          if (answer) return res;
           throw await this.unauthorized(res);
         }
         const cred = await this.cred();
         if (ch.scheme === 'bearer' && ch.params.error === 'insufficient_scope' && auth && cred.kind !== 'anonymous') {
+          if (answer) return res;
           const w = await readRegistryError(res);
           throw new PullError('DENIED', `denied: ${w.message || 'insufficient scope'}`,
             `The credential (${describeCredential(cred)}) authenticated, but has no pull permission on ${this.registry}/${this.repository} (or the repository does not exist)${w.fix ? '' : `. ${GRANT_PULL}`}`,
@@ -268,12 +182,18 @@ export class RegistrySession {
         }
         if (auth) {
           // The registry refused what we sent: let the source refresh it, then try once more.
-          if (challenged >= 2 || cred.kind === 'anonymous') throw await this.unauthorized(res);
+          if (challenged >= 2 || cred.kind === 'anonymous') {
+            if (answer) return res;
+            throw await this.unauthorized(res);
+          }
           this.refused(cred);
           challenged = 2;
         }
         if (!auth) {
-          if (challenged >= 1) throw await this.unauthorized(res);
+          if (challenged >= 1) {
+            if (answer) return res;
+            throw await this.unauthorized(res);
+          }
           challenged = 1;
         }
         await res.body.dump().catch(() => undefined);
@@ -281,14 +201,15 @@ export class RegistrySession {
         attempt--;
         continue;
       }
-      if (res.status === 429 || res.status >= 500) {
+      if (repeatable && (res.status === 429 || res.status >= 500)) {
         const retryAfter = parseRetryAfter(header(res.headers, 'retry-after'));
         const maxWait = this.t.opts.maxRetryAfterSeconds ?? 60;
         if (attempt < maxAttempts && (retryAfter === undefined || retryAfter <= maxWait)) {
           await res.body.dump().catch(() => undefined);
-          await sleep(retryAfter !== undefined ? retryAfter * 1000 : this.delay(backoff, attempt), this.signal);
+          await sleep(retryAfter !== undefined ? retryAfter * 1000 : retryDelay(backoff, attempt), this.signal);
           continue;
         }
+        if (answer) return res;
         const w = await readRegistryError(res);
         if (res.status === 429) throw await this.rateLimited(w.message, retryAfter, attempt);
         throw new PullError('UNKNOWN', `${w.code ? `${w.code.toLowerCase()}: ` : ''}${w.message} (HTTP ${res.status})`,
@@ -326,7 +247,7 @@ export class RegistrySession {
 
   /** Whether this session talks plain HTTP to loopback by default (not --insecure) and has not moved to https yet. */
   private mayMoveToHttps(): boolean {
-    return !this.upgraded && this.base.protocol === 'http:' && !this.t.opts.insecure && isLoopbackHost(this.base.host);
+    return !this.upgraded && this.base.protocol === 'http:' && !this.t.opts.insecure && !this.t.opts.scheme && isLoopbackHost(this.base.host);
   }
 
   /** The registry refused `cred`: the keychain may refresh it; its tokens are dropped. */
@@ -336,26 +257,25 @@ export class RegistrySession {
     this.credential = undefined;
   }
 
-  private delay(base: number, attempt: number): number {
-    return jitteredDelay(attempt, base, 8000);
-  }
-
-  /** One request, following redirects itself; Authorization only goes to the registry's own origin. */
-  private async follow(method: 'GET' | 'HEAD', url: URL, headers: Record<string, string>): Promise<RegistryResponse> {
+  /**
+   * One request, following the redirects of a GET or HEAD itself; Authorization only goes to the
+   * registry's own origin. Other methods get their redirect answered as it is.
+   */
+  private async follow(method: string, url: URL, headers: Record<string, string>, body?: Buffer | string | Readable): Promise<RegistryResponse> {
     const ua = { 'user-agent': this.t.opts.userAgent ?? 'berth/0.1' };
     for (let hop = 0; ; hop++) {
       const sameOrigin = url.origin === this.base.origin;
       const h: Record<string, string> = { ...ua };
       for (const [k, v] of Object.entries(headers)) if (sameOrigin || k.toLowerCase() !== 'authorization') h[k] = v;
-      let r: Dispatcher.ResponseData;
+      let r: WireResponse;
       try {
-        r = await request(url, { method, headers: h, dispatcher: this.t.dispatcher, ...(this.signal ? { signal: this.signal } : {}) });
+        r = await this.t.wire(url, { method, headers: h, ...(body !== undefined ? { body } : {}), signal: this.signal });
       } catch (e) {
         // Name the host that failed: after a redirect it is not the registry.
         throw networkPullError(e, url.host, this.t.netContext(`${url.origin}${url.pathname}`)) ?? e;
       }
       const loc = header(r.headers, 'location');
-      if ([301, 302, 303, 307, 308].includes(r.statusCode) && loc) {
+      if (REPEATABLE.has(method) && [301, 302, 303, 307, 308].includes(r.statusCode) && loc) {
         await r.body.dump().catch(() => undefined);
         if (hop >= 5) throw new PullError('UNKNOWN', `${this.registry}: too many redirects`, `The registry redirected ${url.pathname} more than 5 times.`);
         const next = new URL(loc, url);
@@ -382,4 +302,13 @@ function speaksTls(host: string): Promise<boolean> {
     socket.once('secureConnect', () => done(true));
     socket.once('error', () => done(false));
   });
+}
+
+/** The host:port of a token realm ('' when it is no URL: TokenCache names the bad realm). */
+function realmHost(realm: string | undefined): string {
+  try {
+    return new URL(realm ?? '').host;
+  } catch {
+    return '';
+  }
 }
