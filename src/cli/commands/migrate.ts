@@ -7,10 +7,10 @@ import { CliError } from '../errors.js';
 import { dataPaths, defaultDataDir, runningServerPid } from '../../platform/data-dir.js';
 
 /** A postgres:// URL, refused when it carries a password (a command line is readable by every user). */
-export function databaseUrl(given: string | undefined, from: 'flag' | 'env'): string {
+export function databaseUrl(given: string, from: 'flag' | 'env'): string {
   let u: URL;
   try {
-    u = new URL(given!);
+    u = new URL(given);
   } catch {
     throw new CliError('the database must be a URL such as postgres://berth@db.example:5432/berth');
   }
@@ -18,7 +18,7 @@ export function databaseUrl(given: string | undefined, from: 'flag' | 'env'): st
   if (u.password && from === 'flag') {
     throw new CliError('the database URL on the command line holds a password. Put it in PGPASSWORD or ~/.pgpass, or pass the whole URL in BERTH_DATABASE_URL');
   }
-  return given!;
+  return given;
 }
 
 export function registerMigrateCommand(program: Command): void {

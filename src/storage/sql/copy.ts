@@ -50,10 +50,10 @@ export async function copySqliteToPostgres(db: Db, pg: PostgresSql, opts: { batc
       const batch = Math.max(1, Math.min(opts.batchRows ?? 500, Math.floor(MAX_PARAMS / columns.length)));
       const select = db.prepare(`SELECT rowid AS "__rowid", ${columns.map(quote).join(', ')} FROM ${quote(table)} WHERE rowid > ? ORDER BY rowid LIMIT ?`);
       const row = `(${columns.map(() => '?').join(', ')})`;
-      let last = -Infinity;
+      let last = Number.MIN_SAFE_INTEGER;
       let rows = 0;
       for (;;) {
-        const got = select.all(last === -Infinity ? Number.MIN_SAFE_INTEGER : last, batch) as Array<Record<string, SqlValue>>;
+        const got = select.all(last, batch) as Array<Record<string, SqlValue>>;
         if (got.length === 0) break;
         const params: SqlValue[] = [];
         for (const r of got) for (const c of columns) params.push(r[c] ?? null);

@@ -47,6 +47,7 @@ export class Replicas {
 
   /** Whether a replica beat within the grace (false for one never registered). */
   async alive(id: string, graceMs: number): Promise<boolean> {
-    return (await this.list(graceMs)).some((r) => r.id === id && r.alive);
+    const r = await this.sql.get(`SELECT 1 AS alive FROM replicas WHERE id = ? AND seen_at > ${this.sql.dialect.nowMs} - ?`, [id, Math.ceil(graceMs)]);
+    return r !== undefined;
   }
 }

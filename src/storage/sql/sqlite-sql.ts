@@ -17,12 +17,15 @@ export class SqliteSql implements Sql {
   /** Prepared once per statement text: preparing is most of the cost of a small query. */
   private readonly statements = new Map<string, Database.Statement<unknown[]>>();
   /** The transaction in progress: statements from outside it wait for it, so they are not swept into it. */
-  private current: Promise<unknown> = Promise.resolve();
-  private inTransaction = false;
+  private running?: Promise<unknown>;
   private readonly inside: SqlQueries;
 
   constructor(readonly db: Db) {
-    this.inside = { dialect: SQLITE, get: (t, p) => this.getNow(t, p), all: (t, p) => this.allNow(t, p), run: (t, p) => this.runNow(t, p) };
+    // Inside a transaction statements run at once (the transaction holds the connection).
+    this.inside = {
+      dialect: SQLITE,
+      get: async (t, p) => this.getNow(t, p), all: async (t, p) => this.allNow(t, p), run: async (t, p) => this.runNow(t, p),
+    };
   }
 
   private stmt(text: string) {
@@ -35,21 +38,20 @@ export class SqliteSql implements Sql {
   }
 
   private async outside<T>(f: () => T): Promise<T> {
-    while (this.inTransaction) await this.current.catch(() => undefined);
+    while (this.running) await this.running.catch(() => undefined);
     return f();
   }
 
-  private async getNow<T>(text: string, params: Params = []) { return this.stmt(text).get(...bind(params)) as T | undefined; }
-  private async allNow<T>(text: string, params: Params = []) { return this.stmt(text).all(...bind(params)) as T[]; }
-  private async runNow(text: string, params: Params = []): Promise<SqlRunResult> { return { changes: this.stmt(text).run(...bind(params)).changes }; }
+  private getNow<T>(text: string, params: Params = []) { return this.stmt(text).get(...bind(params)) as T | undefined; }
+  private allNow<T>(text: string, params: Params = []) { return this.stmt(text).all(...bind(params)) as T[]; }
+  private runNow(text: string, params: Params = []): SqlRunResult { return { changes: this.stmt(text).run(...bind(params)).changes }; }
 
-  get<T>(text: string, params: Params = []) { return this.outside(() => this.stmt(text).get(...bind(params)) as T | undefined); }
-  all<T>(text: string, params: Params = []) { return this.outside(() => this.stmt(text).all(...bind(params)) as T[]); }
-  run(text: string, params: Params = []) { return this.outside(() => ({ changes: this.stmt(text).run(...bind(params)).changes })); }
+  get<T>(text: string, params: Params = []) { return this.outside(() => this.getNow<T>(text, params)); }
+  all<T>(text: string, params: Params = []) { return this.outside(() => this.allNow<T>(text, params)); }
+  run(text: string, params: Params = []) { return this.outside(() => this.runNow(text, params)); }
 
   async transaction<T>(fn: (tx: SqlQueries) => Promise<T>): Promise<T> {
-    while (this.inTransaction) await this.current.catch(() => undefined);
-    this.inTransaction = true;
+    while (this.running) await this.running.catch(() => undefined);
     const done = (async () => {
       this.db.exec('BEGIN IMMEDIATE');
       try {
@@ -61,11 +63,11 @@ export class SqliteSql implements Sql {
         throw e;
       }
     })();
-    this.current = done;
+    this.running = done;
     try {
       return await done;
     } finally {
-      this.inTransaction = false;
+      if (this.running === done) this.running = undefined;
     }
   }
 
