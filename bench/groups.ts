@@ -219,7 +219,9 @@ async function deleteGroups(b: BerthRunner, names: string[]): Promise<void> {
 
 async function podmanStarts(tmp: string, reg: RunningServer, ref: string, round: number, network: 'slirp4netns' | 'none'): Promise<{ cold: number; warm: number }> {
   const store = await mkdtemp(join(tmp, `podman-${network}-${round}-`));
-  const base = ['--root', join(store, 'root'), '--runroot', join(store, 'run'), '--runtime=runc', '--cgroup-manager=cgroupfs'];
+  // podman refuses a --runroot longer than 50 characters: that one lives in a short folder of /tmp.
+  const runroot = await mkdtemp('/tmp/bpm-');
+  const base = ['--root', join(store, 'root'), '--runroot', runroot, '--runtime=runc', '--cgroup-manager=cgroupfs'];
   // Its own auth file, so nothing of the machine's podman login leaks in or is changed.
   const env = { ...process.env, REGISTRY_AUTH_FILE: join(store, 'auth.json') };
   try {
@@ -231,7 +233,9 @@ async function podmanStarts(tmp: string, reg: RunningServer, ref: string, round:
     return { cold, warm };
   } finally {
     await unmountUnder(store);
+    await unmountUnder(runroot);
     await rm(store, { recursive: true, force: true });
+    await rm(runroot, { recursive: true, force: true });
   }
 }
 

@@ -10,7 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { rootCertificates } from 'node:tls';
+import { connect as tlsConnect, rootCertificates } from 'node:tls';
 import { createConnection } from 'node:net';
 import { Agent, fetch as undiciFetch, request } from 'undici';
 import { startTestBerth, adminRegistry, which, REPO_ROOT, type TestBerth } from './helpers/berth.js';
@@ -117,6 +117,24 @@ test('one port speaks HTTPS and plain HTTP; realms and discovery follow the sche
 
 const skip = haveImageTools();
 const creds = () => `${reg.username}:${reg.password}`;
+
+test('TLS 1.3 with AES-128-GCM first: a client that lists AES-256-GCM first still gets AES-128-GCM; one offering only AES-256 gets it', async () => {
+  const ca = await readFile(dataPaths(b.dataDir).tls.ca, 'utf8');
+  const negotiated = (ciphersuites: string, port: number) => new Promise<string>((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', servername: 'localhost', port, ca: [ca], minVersion: 'TLSv1.3', ciphers: ciphersuites }, () => {
+      const name = s.getCipher().name;
+      s.end();
+      resolve(name);
+    });
+    s.on('error', reject);
+  });
+  // OpenSSL's own client order (AES-256 first), on the main port and on a registry's
+  for (const port of [b.port, Number(regPort())]) {
+    assert.equal(await negotiated('TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256', port), 'TLS_AES_128_GCM_SHA256');
+    assert.equal(await negotiated('TLS_AES_256_GCM_SHA384', port), 'TLS_AES_256_GCM_SHA384');
+    assert.equal(await negotiated('TLS_CHACHA20_POLY1305_SHA256', port), 'TLS_CHACHA20_POLY1305_SHA256');
+  }
+});
 
 test('skopeo pushes and pulls over HTTPS with the CA in --dest-cert-dir/--src-cert-dir', { skip }, async () => {
   const layout = await busyboxLayout('v1');

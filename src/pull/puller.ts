@@ -19,7 +19,10 @@ import { isTransientNetworkError, networkPullError } from '../client/net-errors.
 import { PullError, type ImagePuller, type ImageRunConfig, type PulledImage, type PullOptions, type SpaceBudget } from './types.js';
 import { formatBytes } from '../lib/bytes.js';
 import { backoffDelay } from '../lib/backoff.js';
-import { releaseBuffers } from '../lib/minor-gc.js';
+import { BufferRelease, CLIENT_RELEASE_BYTES } from '../lib/minor-gc.js';
+
+/** One counter for every download of the process: the collections are of one shared young generation. */
+const release = new BufferRelease(CLIENT_RELEASE_BYTES);
 
 export interface PullerOptions extends TransportOptions {
   /** Root of the content store shared by all pulls, e.g. <dataDir>/content. */
@@ -284,7 +287,7 @@ export class RegistryPuller implements ImagePuller {
             hash.update(c);
             await file.write(c);
             written += c.length;
-            releaseBuffers(c.length);
+            release.count(c.length);
             opts.progress?.layerProgress?.(layer, c.length);
           }
         } catch (e) {

@@ -6,6 +6,10 @@
 // connection can carry the answer (the caller drains it).
 import { finished, type Readable } from 'node:stream';
 import { BUFFER_BYTES as STAGE_BYTES, acquireBuffer as acquire, releaseBuffer as release } from './buffer-pool.js';
+import { BufferRelease, SERVER_RELEASE_BYTES } from '../lib/minor-gc.js';
+
+/** One counter for every upload of the process: the collections are of one shared young generation. */
+const uploadRelease = new BufferRelease(SERVER_RELEASE_BYTES);
 
 /** The body carried more than the caller allows (`maxBytes`). */
 export class TooManyBytesError extends Error {}
@@ -100,6 +104,7 @@ export function writeCoalesced(body: Readable, flush: (piece: Buffer) => Promise
         return;
       }
       take(chunk, 0);
+      uploadRelease.count(chunk.length);
     }
     const stopWatching = finished(body, { writable: false }, (err) => {
       if (err) {

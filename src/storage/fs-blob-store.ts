@@ -139,6 +139,7 @@ export class FsBlobStore implements BlobStore {
       const meter = this.space.meter();
       const fh = await open(path, 'r+');
       let written = size;
+      const writeback = new Writeback(fh);
       try {
         await writeCoalesced(body, async (piece) => {
           await meter.take(piece.length);
@@ -146,8 +147,11 @@ export class FsBlobStore implements BlobStore {
           st.offset += piece.length;
           await writeAll(fh, piece, written);
           written += piece.length;
+          writeback.wrote(piece.length);
         }, maxBytes);
+        await writeback.settled();
       } catch (e) {
+        await writeback.settled();
         // Whatever reached the file stays (resumable); the hash of a partially written piece may be ahead
         // of the file, so forget it and rehash on next use.
         this.hashes.delete(id);
@@ -226,6 +230,34 @@ export class FsBlobStore implements BlobStore {
         // removed meanwhile
       }
     }
+  }
+}
+
+/**
+ * Starts the disk writes of an upload while it is still arriving: every WRITEBACK_BYTES written, a
+ * datasync of the file runs in the background (not awaited by the writer). Without it the page cache
+ * holds the whole blob until commit's fsync, which then waits for all of it (~80 ms per 60 MB here,
+ * after the client has sent its last byte); with it that wait overlaps the transfer. A failed
+ * background datasync is not an error of the upload: commit's fsync reports what matters.
+ */
+const WRITEBACK_BYTES = 16 << 20;
+
+class Writeback {
+  private pending = 0;
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly fh: FileHandle) {}
+
+  wrote(bytes: number): void {
+    this.pending += bytes;
+    if (this.pending < WRITEBACK_BYTES || this.running) return;
+    this.pending = 0;
+    this.running = this.fh.datasync().catch(() => undefined).finally(() => { this.running = undefined; });
+  }
+
+  /** Resolves once no datasync is in flight (before the file handle closes). */
+  async settled(): Promise<void> {
+    await this.running;
   }
 }
 

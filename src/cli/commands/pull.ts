@@ -5,10 +5,9 @@ import { existsSync } from 'node:fs';
 import { leaf } from '../command.js';
 import type { ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
-import { BerthCliKeychain } from '../berth-keychain.js';
 import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
 import type { PullErrorCode } from '../../pull/types.js';
-import type { Keychain } from '../../keychain/keychain.js';
+import type { Keychain, KeychainTarget, RegistryCredential } from '../../keychain/keychain.js';
 
 interface PullOpts {
   to?: string;
@@ -25,6 +24,23 @@ const NOT_FOUND: PullErrorCode[] = ['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'PLATFOR
 function cliErrorOf(e: unknown, PullError: typeof import('../../pull/types.js').PullError, diagnosePull: typeof import('../../pull/diagnosis.js').diagnosePull): never {
   if (e instanceof PullError) throw new CliError(`${diagnosePull(e, { caller: 'pull' })} [${e.code}]`, NOT_FOUND.includes(e.code) ? 3 : e.code === 'INVALID_REFERENCE' ? 2 : 1);
   throw e;
+}
+
+/**
+ * The CLI identity's keychain (../berth-keychain.ts), loaded when a pull first consults it: a pull
+ * that names its credentials never does, and its modules (the ARM client, the ACR exchange) are ~5 MB
+ * of a pull's memory.
+ */
+function lazyBerthKeychain(client: () => ArmClient): Keychain {
+  let loaded: Promise<Keychain> | undefined;
+  const load = () => (loaded ??= import('../berth-keychain.js').then(({ BerthCliKeychain }) => new BerthCliKeychain(client)));
+  return {
+    description: 'berth CLI identity',
+    resolve: async (target: KeychainTarget, signal?: AbortSignal) => (await load()).resolve(target, signal),
+    invalidate: (target: KeychainTarget, credential: RegistryCredential) => {
+      void loaded?.then((k) => k.invalidate?.(target, credential));
+    },
+  };
 }
 
 export function registerPullCommand(program: Command, client: () => ArmClient): void {
@@ -65,7 +81,7 @@ export function registerPullCommand(program: Command, client: () => ArmClient): 
         if (!existsSync(o.registryConfig)) throw new CliError(`--registry-config ${o.registryConfig}: no such file`, 2);
         chain.push(new DockerConfigKeychain({ path: o.registryConfig }));
       }
-      chain.push(new BerthCliKeychain(client), ...DockerConfigKeychain.defaults());
+      chain.push(lazyBerthKeychain(client), ...DockerConfigKeychain.defaults());
       if (o.caFile && !existsSync(o.caFile)) throw new CliError(`--ca-file ${o.caFile}: no such file`, 2);
       const puller = new RegistryPuller({ contentDir: dataPaths(defaultDataDir()).content, ...(o.insecure ? { insecure: true } : {}), ...(o.caFile ? { caFile: o.caFile } : {}) });
       const keychain = new MultiKeychain(chain);
