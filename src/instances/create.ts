@@ -36,9 +36,9 @@ export class GroupCreation {
         await store.finishOperation(op.id, 'Succeeded');
         return { group: g, created: false, operation: (await store.operation(op.id))! };
       }
-      const group = await this.replace(rgRec.name, name, spec, existing);
-      o.log.info('container group created', { group: group.g.name, resourceGroup: group.g.resourceGroup, containers: spec.containers.length, updated: Boolean(existing) });
-      return { group: group.g, created: !existing, operation: group.op };
+      const { g, op } = await this.replace(rgRec.name, name, spec, existing);
+      o.log.info('container group created', { group: g.name, resourceGroup: g.resourceGroup, containers: spec.containers.length, updated: Boolean(existing) });
+      return { group: g, created: !existing, operation: op };
     });
   }
 
