@@ -70,21 +70,20 @@ async function storeGroups(dataDir: string, count: number): Promise<void> {
   const paths = dataPaths(dataDir);
   const db = openDatabase(paths.db);
   try {
-    const store = new GroupStore(db, IdentityService.platformIds(db).subscriptionId, await loadKek(new SqliteSql(db), paths.kek));
+    const sql = new SqliteSql(db);
+    const store = new GroupStore(sql, IdentityService.platformIds(db).subscriptionId, await loadKek(sql, paths.kek));
     const spec = parseGroupSpec({ location: 'westus', properties: { osType: 'Linux', restartPolicy: 'Never',
       containers: [{ name: 'app', properties: { image: 'localhost:5000/bench/app:1', command: ['/bin/busybox', 'echo', 'ready'],
         environmentVariables: [{ name: 'MODE', value: 'bench' }, { name: 'TOKEN', secureValue: 'not-a-secret' }],
         resources: { requests: { cpu: 0.1, memoryInGB: 0.1 } } } }] } });
     spec.location = 'westus';
-    db.transaction(() => {
-      for (let i = 0; i < count; i++) {
-        const state = initialState(['app']);
-        state.stopped = true;
-        state.state = 'Stopped';
-        state.provisioningState = 'Succeeded';
-        store.save({ resourceGroup: 'bench', name: `stored-${String(i).padStart(4, '0')}`, location: 'westus', spec, state });
-      }
-    })();
+    for (let i = 0; i < count; i++) {
+      const state = initialState(['app']);
+      state.stopped = true;
+      state.state = 'Stopped';
+      state.provisioningState = 'Succeeded';
+      await store.save({ resourceGroup: 'bench', name: `stored-${String(i).padStart(4, '0')}`, location: 'westus', spec, state });
+    }
   } finally {
     db.close();
   }

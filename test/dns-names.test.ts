@@ -51,9 +51,9 @@ test('two groups with DNS name labels both on port 80: each FQDN resolves throug
   const shown: Record<string, { ip: string; fqdn: string; ports: Array<{ port: number; hostPort?: number }> }> = {};
   for (const name of ['one', 'two']) {
     const { operation } = await b.containerGroups.createOrUpdate('rg', name, doc(name));
-    await poll(`group ${name} provisioned`, async () => (b.containerGroups.operation(operation.id)!.status === 'InProgress' ? undefined : true));
-    assert.equal(b.containerGroups.operation(operation.id)!.status, 'Succeeded', JSON.stringify(b.containerGroups.operation(operation.id)!.error));
-    shown[name] = b.containerGroups.resource(b.containerGroups.get('rg', name)).properties.ipAddress as never;
+    await poll(`group ${name} provisioned`, async () => ((await b.containerGroups.operation(operation.id))!.status === 'InProgress' ? undefined : true));
+    assert.equal((await b.containerGroups.operation(operation.id))!.status, 'Succeeded', JSON.stringify((await b.containerGroups.operation(operation.id))!.error));
+    shown[name] = b.containerGroups.resource(await b.containerGroups.get('rg', name)).properties.ipAddress as never;
   }
   const one = shown.one!;
   const two = shown.two!;

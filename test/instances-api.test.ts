@@ -158,13 +158,14 @@ test('secure environment values and registry passwords are never returned, logge
   assert.deepEqual(shown.json.properties.imageRegistryCredentials, [{ server: 'r.io', username: 'puller' }]);
   assert.deepEqual(JSON.parse(cli.stdout).containers[0].environmentVariables[1], { name: 'TOKEN', secureValue: null, value: null });
   // The container does get it; the pull used the inline credential.
-  const created = [...runtime.tasks.values()].find((t) => t.task.groupId === b.containerGroups.store.find('rg', 'sec1')!.id)!;
+  const sec1 = (await b.containerGroups.store.find('rg', 'sec1'))!.id;
+  const created = [...runtime.tasks.values()].find((t) => t.task.groupId === sec1)!;
   assert.ok(created.spec.env.includes(`TOKEN=${secretEnv}`));
   assert.deepEqual(puller.credentials.at(-1), { reference: 'r.io/app:1', kind: 'basic', username: 'puller', source: 'inline (puller)' });
   // KEK rotation re-seals the group's secrets: they still open afterwards.
   const { resealed } = await b.rotateKek();
   assert.ok(resealed >= 1);
-  const reread = b.containerGroups.store.find('rg', 'sec1')!;
+  const reread = (await b.containerGroups.store.find('rg', 'sec1'))!;
   assert.equal(reread.spec.containers[0]!.environmentVariables.find((e) => e.name === 'TOKEN')!.secureValue, secretEnv);
   assert.equal(reread.spec.imageRegistryCredentials[0]!.password, secretPw);
   // Not in clear in the database files.
@@ -202,7 +203,7 @@ test('managed identities: user-assigned pulls with its identity, the group gets 
   assert.deepEqual(puller.credentials.at(-1), { reference: 'myacr.io/app:1', kind: 'refreshToken', source: `managed identity ${mi.clientId}` });
   const g = (await arm('GET', groupUrl('rg', 'mi1'))).json;
   assert.deepEqual(g.identity, { tenantId: b.identity.ids.tenantId, type: 'UserAssigned', userAssignedIdentities: { [mi.id]: { principalId: mi.principalId, clientId: mi.clientId } } });
-  const endpoint = identityEndpoints.get(b.containerGroups.store.find('rg', 'mi1')!.id)!;
+  const endpoint = identityEndpoints.get((await b.containerGroups.store.find('rg', 'mi1'))!.id)!;
   assert.ok(endpoint, 'the sandbox got an identity endpoint');
   const noHeader = await endpoint({ method: 'GET', path: '/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net', headers: {} });
   assert.equal(noHeader.status, 400);
@@ -254,7 +255,8 @@ test('CLI: create from flags waits for the LRO; show, events table, list table, 
   assert.match(list.stdout, /my-app\s+rg\s+Succeeded\s+myregistry\.io\/my-app:v1\.0/);
   assert.equal((await b.cli(['container', 'show', '-g', 'rg', '-n', 'my-app', '--query', 'ipAddress.ip', '-o', 'tsv'])).stdout, '127.0.0.1\n');
   // Logs: whatever the runtime's log file holds, and --tail.
-  const task = [...runtime.tasks.values()].find((t) => t.task.groupId === b.containerGroups.store.find('rg', 'my-app')!.id)!;
+  const myApp = (await b.containerGroups.store.find('rg', 'my-app'))!.id;
+  const task = [...runtime.tasks.values()].find((t) => t.task.groupId === myApp)!;
   appendFileSync(task.task.logPath, 'hello\nline 2\nline 3\n');
   assert.equal((await b.cli(['container', 'logs', '-g', 'rg', '-n', 'my-app'])).stdout, 'hello\nline 2\nline 3\n');
   assert.equal((await b.cli(['container', 'logs', '-g', 'rg', '-n', 'my-app', '--tail', '1'])).stdout, 'line 3\n');
@@ -334,7 +336,7 @@ test('CLI: --file - (stdin) with the seed\'s YAML, name checks, parse errors; st
   assert.match(nofile.stderr, /No such file or directory: \/nonexistent\.yaml/);
 
   // stop → Stopped, sandbox gone; start → Running again; restart; delete.
-  const id = b.containerGroups.store.find('rg', 'multi-registry-app')!.id;
+  const id = (await b.containerGroups.store.find('rg', 'multi-registry-app'))!.id;
   assert.equal((await b.cli(['container', 'stop', '-g', 'rg', '-n', 'multi-registry-app'])).code, 0);
   let shown = JSON.parse((await b.cli(['container', 'show', '-g', 'rg', '-n', 'multi-registry-app'])).stdout);
   assert.equal(shown.instanceView.state, 'Stopped');
@@ -356,7 +358,7 @@ test('CLI: --file - (stdin) with the seed\'s YAML, name checks, parse errors; st
 test('CLI: logs --follow and attach on a run-to-completion group end when the group does', async () => {
   const put = await arm('PUT', groupUrl('rg', 'job1'), groupBody('r.io/job:1', { restartPolicy: 'Never' }));
   await pollOperation(put.headers.get('azure-asyncoperation')!);
-  const g = b.containerGroups.store.find('rg', 'job1')!;
+  const g = (await b.containerGroups.store.find('rg', 'job1'))!;
   const t = [...runtime.tasks.values()].find((x) => x.task.groupId === g.id)!;
   appendFileSync(t.task.logPath, 'working\n');
   const follow = b.cli(['container', 'logs', '-g', 'rg', '-n', 'job1', '--follow']);
@@ -381,24 +383,24 @@ test('CLI: logs --follow and attach on a run-to-completion group end when the gr
 test('PUT with a changed spec updates in place (new containers, same id); deleting the resource group deletes its groups', async () => {
   const first = await arm('PUT', groupUrl('rg', 'upd1'), groupBody('r.io/app:1'));
   await pollOperation(first.headers.get('azure-asyncoperation')!);
-  const id = b.containerGroups.store.find('rg', 'upd1')!.id;
+  const id = (await b.containerGroups.store.find('rg', 'upd1'))!.id;
   const second = await arm('PUT', groupUrl('rg', 'upd1'), groupBody('r.io/app:2'));
   assert.equal(second.status, 200, second.text);
   assert.equal((await pollOperation(second.headers.get('azure-asyncoperation')!)).status, 'Succeeded');
   const g = (await arm('GET', groupUrl('rg', 'upd1'))).json;
   assert.equal(g.properties.containers[0].properties.image, 'r.io/app:2');
-  assert.equal(b.containerGroups.store.find('rg', 'upd1')!.id, id);
+  assert.equal((await b.containerGroups.store.find('rg', 'upd1'))!.id, id);
   const running = [...runtime.tasks.values()].filter((t) => t.task.groupId === id && t.status === 'running');
   assert.deepEqual(running.map((t) => t.spec.image.reference), ['r.io/app:2']);
 
   b.groups.createOrUpdate('rg2', 'westus');
   const other = await arm('PUT', groupUrl('rg2', 'inrg2'), groupBody('r.io/app:1'));
   await pollOperation(other.headers.get('azure-asyncoperation')!);
-  const otherId = b.containerGroups.store.find('rg2', 'inrg2')!.id;
+  const otherId = (await b.containerGroups.store.find('rg2', 'inrg2'))!.id;
   const del = await b.cli(['group', 'delete', '-n', 'rg2', '--yes']);
   assert.equal(del.code, 0, del.stderr);
   assert.equal(runtime.sandboxes.has(otherId), false);
-  assert.equal(b.containerGroups.store.byId(otherId), undefined);
+  assert.equal(await b.containerGroups.store.byId(otherId), undefined);
 });
 
 test('a puller that can check access without downloading keeps the PUT light; the reconciler pulls', async () => {
@@ -411,10 +413,10 @@ test('a puller that can check access without downloading keeps the PUT light; th
     await assert.rejects(s.containerGroups.createOrUpdate('rg', 'c1', groupBody('r.io/app:missing')), /InaccessibleImage|is not accessible/);
     assert.deepEqual(p.pulls, []);
     const { operation } = await s.containerGroups.createOrUpdate('rg', 'c2', groupBody('r.io/app:1'));
-    while (s.containerGroups.operation(operation.id)!.status === 'InProgress') await new Promise((r) => setTimeout(r, 10));
+    while ((await s.containerGroups.operation(operation.id))!.status === 'InProgress') await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(checks, ['r.io/app:missing', 'r.io/app:1']);
     assert.deepEqual(p.pulls, ['r.io/app:1']);
-    assert.deepEqual(s.containerGroups.get('rg', 'c2').state.containers.app!.events.map((e) => e.name), ['Pulling', 'Pulled', 'Created', 'Started']);
+    assert.deepEqual((await s.containerGroups.get('rg', 'c2')).state.containers.app!.events.map((e) => e.name), ['Pulling', 'Pulled', 'Created', 'Started']);
   } finally {
     await s.stop();
     await rm(dir, { recursive: true, force: true });
@@ -439,7 +441,7 @@ test('a container that cannot start fails the operation (status Failed with the 
   const nowait = await b.cli(['container', 'create', '-g', 'rg', '-n', 'nowait1', '--image', 'r.io/app:1', '--no-wait']);
   assert.equal(nowait.code, 0, nowait.stderr);
   assert.equal(nowait.stdout, '');
-  assert.ok(b.containerGroups.store.find('rg', 'nowait1'));
+  assert.ok(await b.containerGroups.store.find('rg', 'nowait1'));
 });
 
 test('S9: a Key Vault secret referenced by name is resolved at pull time, never copied; the caller must be able to read it', async () => {
@@ -452,7 +454,7 @@ test('S9: a Key Vault secret referenced by name is resolved at pull time, never 
   assert.equal(noVault.json.error.code, 'KeyVaultNotFound');
   assert.match(noVault.json.error.message, /The Key Vault 'kv1' that imageRegistryCredentials for r\.io reference .* does not exist\. Create it with `berth keyvault create -g rg -n kv1`/);
   assert.doesNotMatch(noVault.json.error.message, /getSecret|Secrets User|cannot read/);
-  assert.equal(b.containerGroups.store.find('rg', 'vault1'), undefined);
+  assert.equal(await b.containerGroups.store.find('rg', 'vault1'), undefined);
   await b.vaults.createOrUpdate('rg', 'kv1', {});
   const denied = await arm('PUT', groupUrl('rg', 'vault1'), body);
   assert.equal(denied.status, 403, denied.text);
@@ -465,7 +467,7 @@ test('S9: a Key Vault secret referenced by name is resolved at pull time, never 
   assert.deepEqual(puller.credentials.at(-1), { reference: 'r.io/app:1', kind: 'basic', username: 'from-vault', source: 'vault secret my_docker_credentials' });
   const g = (await arm('GET', groupUrl('rg', 'vault1'))).json;
   assert.deepEqual(g.properties.imageRegistryCredentials, [{ server: 'r.io' }]);
-  assert.deepEqual(b.containerGroups.store.find('rg', 'vault1')!.spec.imageRegistryCredentials[0]!.password, ref, 'only the reference is stored');
+  assert.deepEqual((await b.containerGroups.store.find('rg', 'vault1'))!.spec.imageRegistryCredentials[0]!.password, ref, 'only the reference is stored');
 });
 
 test('a server without a runtime answers creates with a clear error', async () => {
@@ -496,10 +498,10 @@ test('groups survive a server restart: running containers are adopted, orphans r
       containers: [{ name: 'app', properties: { image, resources: { requests: { cpu: 1, memoryInGB: 1 } } } }] } });
     for (const [name, policy] of [['keeps', 'Always'], ['crashes', 'OnFailure']] as const) {
       const { operation } = await s.containerGroups.createOrUpdate('rg', name, body('r.io/app:1', policy));
-      while (s.containerGroups.operation(operation.id)!.status === 'InProgress') await new Promise((r) => setTimeout(r, 10));
+      while ((await s.containerGroups.operation(operation.id))!.status === 'InProgress') await new Promise((r) => setTimeout(r, 10));
     }
-    const keeps = s.containerGroups.get('rg', 'keeps').id;
-    const crashes = s.containerGroups.get('rg', 'crashes').id;
+    const keeps = (await s.containerGroups.get('rg', 'keeps')).id;
+    const crashes = (await s.containerGroups.get('rg', 'crashes')).id;
     await s.stop(); // the containers keep running while the server is down
     rt.exit('app', 1, 'Error', crashes); // one exits meanwhile
     await rt.createSandbox({ groupId: 'orphan-from-a-deleted-group', ports: [] });
@@ -513,7 +515,7 @@ test('groups survive a server restart: running containers are adopted, orphans r
     assert.equal(rt.calls.filter((c) => c === 'create app').length, 1);
     assert.ok([...rt.tasks.values()].some((t) => t.task.groupId === keeps && t.status === 'running'));
     await waitFor(() => [...rt.tasks.values()].some((t) => t.task.groupId === crashes && t.status === 'running'));
-    assert.equal(s.containerGroups.get('rg', 'keeps').state.state, 'Running');
+    assert.equal((await s.containerGroups.get('rg', 'keeps')).state.state, 'Running');
     // The adopted container is still watched: a kill through stop works.
     await s.containerGroups.stop('rg', 'keeps');
     assert.equal(rt.sandboxes.has(keeps), false);

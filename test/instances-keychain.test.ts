@@ -32,8 +32,8 @@ const body = (image: string, creds: unknown[], extra: Record<string, unknown> = 
 
 async function create(name: string, doc: unknown) {
   const { operation } = await b.containerGroups.createOrUpdate('rg', name, doc);
-  while (b.containerGroups.operation(operation.id)!.status === 'InProgress') await new Promise((r) => setTimeout(r, 10));
-  return b.containerGroups.operation(operation.id)!;
+  while ((await b.containerGroups.operation(operation.id))!.status === 'InProgress') await new Promise((r) => setTimeout(r, 10));
+  return (await b.containerGroups.operation(operation.id))!;
 }
 
 test('inline credentials answer only for their own server', async () => {
@@ -67,7 +67,7 @@ test('vault secrets by reference: a JSON secret, and a username/password pair (s
   // A missing secret fails the create with the keychain's words.
   await assert.rejects(b.containerGroups.createOrUpdate('rg', 'vmissing', body('r.io/app:1', [{ server: 'r.io', password: ref('nope') }])),
     (e: Error) => /is not accessible[\s\S]*secret nope was not found in vault kv1/.test(e.message));
-  assert.equal(b.containerGroups.store.find('rg', 'vmissing'), undefined);
+  assert.equal(await b.containerGroups.store.find('rg', 'vmissing'), undefined);
 });
 
 test('a user-assigned identity with AcrPull gets a registry refresh token from Berth\'s own registry', async () => {

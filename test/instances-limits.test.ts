@@ -57,7 +57,7 @@ test('no group asks for more than the node has: ACI\'s "not available" sentence 
   assert.match(cpu.body.error!.message, /^The requested resource with '3' CPU and '1' GB memory is not available in the location 'westus' at this moment\. Please retry with a different resource request or in another location\. \(This Berth node has 2 CPUs and 4 GB of memory/);
   const mem = await put('too-much-memory', body([container('a', 1, 3), container('b', 0.5, 2)]));
   assert.match(mem.body.error!.message, /'1\.5' CPU and '5' GB memory is not available/);
-  assert.equal(b.containerGroups.list('rg').length, 0);
+  assert.equal((await b.containerGroups.list('rg')).length, 0);
   const fits = await put('fits', body([container('a', 1, 2), container('b', 1, 2)]));
   assert.equal(fits.status, 201, JSON.stringify(fits.body));
 });

@@ -51,16 +51,16 @@ test('a layer that expands past the bound fails the group with the digest and th
       containers: [{ name: 'app', properties: { image: 'localhost/bomb:1', resources: { requests: { cpu: 0.5, memoryInGB: 0.25 } } } }] },
   });
   const deadline = Date.now() + 50_000;
-  while (b.containerGroups.operation(operation.id)!.status === 'InProgress') {
+  while ((await b.containerGroups.operation(operation.id))!.status === 'InProgress') {
     assert.ok(Date.now() < deadline, 'the deployment finishes');
     await new Promise((r) => setTimeout(r, 50));
   }
-  const op = b.containerGroups.operation(operation.id)!;
+  const op = (await b.containerGroups.operation(operation.id))!;
   assert.equal(op.status, 'Failed');
   const message = JSON.stringify(op);
   assert.ok(message.includes(bomb.digest), `the failure names the layer: ${message}`);
   assert.match(message, /more than the 16 MiB a layer may unpack to \(berth serve --max-layer-unpacked\)/);
-  const events = b.containerGroups.get('rg', 'bomb').state.containers.app!.events;
+  const events = (await b.containerGroups.get('rg', 'bomb')).state.containers.app!.events;
   assert.ok(events.some((e) => e.name === 'Failed' && e.message.includes(bomb.digest)), JSON.stringify(events));
   // The layer cache holds the base layer only: nothing of the bomb, no temp directory.
   const cached = await readdir(join(dir, 'runtime', 'layers'));

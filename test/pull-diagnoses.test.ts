@@ -76,7 +76,7 @@ async function identity(name: string) {
 }
 async function operationDone(rg: string, name: string) {
   for (let i = 0; i < 200; i++) {
-    const g = b.containerGroups.store.find(rg, name);
+    const g = await b.containerGroups.store.find(rg, name);
     if (g && g.state.provisioningState !== 'Pending' && g.state.provisioningState !== 'Creating') return g;
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -297,7 +297,7 @@ test('an HTTPS-only registry on localhost: detected and named, the CA option nam
       containers: [{ name: 'app', properties: { image: `${proxy.host}/app:v1`, resources: { requests: { cpu: 0.5, memoryInGB: 0.5 } } } }] } };
     const { operation } = await b2.containerGroups.createOrUpdate('rg', 'tls-ok', body);
     await rt2.running('app');
-    assert.notEqual(b2.containerGroups.operation(operation.id)!.status, 'Failed');
+    assert.notEqual((await b2.containerGroups.operation(operation.id))!.status, 'Failed');
     // And through `berth serve --registry-ca` itself (a real server with runc): the create's image check passes.
     if (!noRunc) {
       const dir3 = join(dir2, 'serve');

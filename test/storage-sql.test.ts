@@ -1,42 +1,15 @@
 // The Sql surface (src/storage/sql/) on both engines: placeholders, 64-bit numbers, transactions that
 // roll back whole, and statements from outside a transaction that are not swept into it.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { PostgresSql } from '../src/storage/sql/postgres-sql.js';
 import { numberPlaceholders, type Sql } from '../src/storage/sql/sql.js';
-import { SqliteSql } from '../src/storage/sql/sqlite-sql.js';
-import { openDatabase } from '../src/storage/sqlite.js';
-import { postgresUnavailable, startTestPostgres } from './helpers/postgres.js';
+import { sqlEngines } from './helpers/sql-engines.js';
 
 test('placeholders are numbered outside quoted text only', () => {
   assert.equal(numberPlaceholders(`SELECT ? , '?', "a?" FROM t WHERE x = ? AND y = '$.a?'`), `SELECT $1 , '?', "a?" FROM t WHERE x = $2 AND y = '$.a?'`);
 });
 
-const pgSkip = postgresUnavailable();
-if (pgSkip) console.log(`# skipping the PostgreSQL half of the Sql tests: ${pgSkip}`);
-
-const engines: Array<{ name: string; skip?: string; open(): Promise<{ sql: Sql; close(): Promise<void> }> }> = [
-  {
-    name: 'sqlite',
-    async open() {
-      const dir = await mkdtemp(join(tmpdir(), 'berth-sql-'));
-      const sql = new SqliteSql(openDatabase(join(dir, 'berth.db')));
-      return { sql, close: async () => { await sql.close(); await rm(dir, { recursive: true, force: true }); } };
-    },
-  },
-  {
-    name: 'postgres',
-    ...(pgSkip ? { skip: pgSkip } : {}),
-    async open() {
-      const server = await startTestPostgres();
-      const sql = PostgresSql.connect(server.url);
-      return { sql, close: async () => { await sql.close(); await server.stop(); } };
-    },
-  },
-];
+const engines = sqlEngines('the Sql tests');
 
 for (const engine of engines) {
   describe(`Sql on ${engine.name}`, { skip: engine.skip, timeout: 120_000 }, () => {

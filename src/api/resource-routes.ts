@@ -59,7 +59,7 @@ export function resourceRoutes(d: ApiDeps): RouteDef[] {
     ...d.registries.list(rg).map((r) => generic(registryResource(r, d.registries.loginServer(r)), r.resourceGroup)),
     ...(await d.vaults.list(rg)).map((v) => { const x = vaultResource(v, d.vaults.vaultUri(v), tenant); return generic({ ...x, sku: x.properties.sku }, v.resourceGroup); }),
     ...d.managedIdentities.list(rg).map((i) => generic(identityResource(i), i.resourceGroup)),
-    ...d.containerGroups.list(rg).map((g) => generic(d.containerGroups.resource(g, false), g.resourceGroup)),
+    ...(await d.containerGroups.list(rg)).map((g) => generic(d.containerGroups.resource(g, false), g.resourceGroup)),
   ];
 
   const list = async (req: FastifyRequest, rg?: string) => {

@@ -50,7 +50,7 @@ const FOLLOW_CHECK_MS = 2_000;
  * woken by changes of the file, until `running()` says the container stopped (asked after every copy
  * and every two seconds) or `signal` aborts. Resolves with the offset it read up to.
  */
-export async function followLog(path: string, from: number, out: NodeJS.WritableStream, running: () => boolean, signal: AbortSignal): Promise<number> {
+export async function followLog(path: string, from: number, out: NodeJS.WritableStream, running: () => boolean | Promise<boolean>, signal: AbortSignal): Promise<number> {
   let offset = from;
   let wake = () => {};
   let watcher: FSWatcher | undefined;
@@ -75,7 +75,7 @@ export async function followLog(path: string, from: number, out: NodeJS.Writable
         }
         offset = size;
       }
-      if (signal.aborted || !running()) return offset;
+      if (signal.aborted || !(await running())) return offset;
       await changed;
     }
   } finally {

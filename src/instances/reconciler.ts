@@ -21,7 +21,10 @@ export interface ReconcilerOptions {
   identityEndpointFor?(group: StoredGroup): SandboxSpec['identityEndpoint'] | undefined;
   /** The host address a group's ports are published on, when it has one of its own. */
   sandboxAddressFor?(group: StoredGroup): string | undefined;
-  /** Persists a group's state after every change. */
+  /**
+   * Persists a group's state after every change: takes its snapshot at the call and writes it behind the
+   * earlier ones (the runner does not wait; its in-memory state is the live one).
+   */
   persist(groupId: string, state: GroupState): void;
   log: Logger;
   /** Back-off: first delay, cap, and how long a container must run for its back-off to reset. */

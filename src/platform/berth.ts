@@ -208,7 +208,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const contentStore = new ContentStore(paths.content);
   const puller = new LazyPuller({ contentDir: paths.content, store: contentStore, space, ...(o.registryCaFiles?.length ? { caFiles: o.registryCaFiles } : {}) });
   const imageGc = new ImageGc({ store: contentStore, runtime: o.runtime, ...(o.imageGcGraceMs !== undefined ? { graceMs: o.imageGcGraceMs } : {}) });
-  const containerGroups = new ContainerGroups({ db, subscriptionId: ids.subscriptionId, tenantId: ids.tenantId, sealer, groups, managedIdentities, workloads, log,
+  const containerGroups = new ContainerGroups({ sql, subscriptionId: ids.subscriptionId, tenantId: ids.tenantId, sealer, groups, managedIdentities, workloads, log,
     ...(o.runtime ? { runtime: o.runtime } : {}), puller: o.puller ?? puller, keychainFactory: o.keychainFactory ?? platformKeychainFactory({ identity, secrets: new VaultSecretReader(vaults, secrets), defaults: () => [...dockerConfigs, ...DockerConfigKeychain.defaults()] }),
     vaultExists: async (id) => (await vaults.list()).some((v) => vaultArmId(v).toLowerCase() === id.toLowerCase().replace(/\/+$/, '')),
     ...(o.reconciler ? { reconciler: o.reconciler } : {}), ...(o.groupCapacity ? { capacity: o.groupCapacity } : {}),

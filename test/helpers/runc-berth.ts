@@ -28,7 +28,7 @@ export async function startBerthOn(dir: string, runtime: RuncRuntime, puller: Im
 }
 
 export async function stopRuncBerth(b: RunningBerth, runtime: RuncRuntime, dirs: string[]): Promise<void> {
-  for (const g of b.containerGroups.list()) await b.containerGroups.delete(g.resourceGroup, g.name);
+  for (const g of await b.containerGroups.list()) await b.containerGroups.delete(g.resourceGroup, g.name);
   await b.stop();
   await runtime.close();
   for (const d of dirs) await rm(d, { recursive: true, force: true });
@@ -67,7 +67,7 @@ export async function startRuncBerth(opts: Omit<Partial<BerthOptions>, 'runtime'
       Object.assign(rb, await open());
     },
     async stop() {
-      for (const g of rb.b.containerGroups.list()) await rb.b.containerGroups.delete(g.resourceGroup, g.name);
+      for (const g of await rb.b.containerGroups.list()) await rb.b.containerGroups.delete(g.resourceGroup, g.name);
       await rb.b.stop();
       await rb.runtime.close();
       await rm(dir, { recursive: true, force: true });
