@@ -70,7 +70,8 @@ async function storeGroups(dataDir: string, count: number): Promise<void> {
   const paths = dataPaths(dataDir);
   const db = openDatabase(paths.db);
   try {
-    const store = new GroupStore(db, IdentityService.platformIds(db).subscriptionId, await loadKek(new SqliteSql(db), paths.kek));
+    const sql = new SqliteSql(db);
+    const store = new GroupStore(db, (await IdentityService.platformIds(sql)).subscriptionId, await loadKek(sql, paths.kek));
     const spec = parseGroupSpec({ location: 'westus', properties: { osType: 'Linux', restartPolicy: 'Never',
       containers: [{ name: 'app', properties: { image: 'localhost:5000/bench/app:1', command: ['/bin/busybox', 'echo', 'ready'],
         environmentVariables: [{ name: 'MODE', value: 'bench' }, { name: 'TOKEN', secureValue: 'not-a-secret' }],

@@ -64,7 +64,7 @@ async function createRunning(name: string, ports: number[]): Promise<string> {
 const groupDir = (id: string) => join(dir, 'runtime', 'groups', id);
 const forwarders = (id: string) => processesWith(FORWARDER_SCRIPT, join(groupDir(id), 'forwarder.json'));
 const stacks = (id: string) => processesWith('--netns-type=path', join(groupDir(id), 'netns'));
-const groupEvents = (name: string): AciEvent[] => b.containerGroups.resource(b.containerGroups.get('rg', name)).properties.instanceView!.events as AciEvent[];
+const groupEvents = async (name: string): Promise<AciEvent[]> => (await b.containerGroups.resource(b.containerGroups.get('rg', name))).properties.instanceView!.events as AciEvent[];
 
 async function page(port: number): Promise<string | undefined> {
   try {
@@ -106,7 +106,7 @@ describe('helper processes of a running group are restarted when they die', { sk
 
   test('kill -9 of the port forwarder: the port answers again on the same host port, and the group says so', async () => {
     const id = await createRunning('web', [80]);
-    const ip = b.containerGroups.resource(b.containerGroups.get('rg', 'web')).properties.ipAddress!;
+    const ip = (await b.containerGroups.resource(b.containerGroups.get('rg', 'web'))).properties.ipAddress!;
     const port = (ip.ports[0] as { hostPort?: number }).hostPort ?? 80;
     assert.equal(await within(20_000, 'the page', () => page(port)), 'hello from busybox httpd\n');
     const [fwd, ...more] = await forwarders(id);
@@ -120,7 +120,7 @@ describe('helper processes of a running group are restarted when they die', { sk
     });
     assert.notEqual(restarted, fwd);
     assert.equal(await within(10_000, 'the page again', () => page(port)), 'hello from busybox httpd\n', 'the same host port answers again');
-    const ev = await within(5000, 'the event', () => groupEvents('web').find((e) => e.name === 'Restarted'));
+    const ev = await within(5000, 'the event', async () => (await groupEvents('web')).find((e) => e.name === 'Restarted'));
     assert.equal(ev.message, 'Port forwarder for 80/TCP exited (signal SIGKILL); restarted');
     assert.equal(ev.type, 'Warning');
     assert.equal(b.containerGroups.get('rg', 'web').state.state, 'Running');
@@ -132,7 +132,7 @@ describe('helper processes of a running group are restarted when they die', { sk
 
   test('a forwarder that died while Berth was down is restarted when the next server adopts the group, with an event', async () => {
     const id = await createRunning('adopted', [80]);
-    const ip = b.containerGroups.resource(b.containerGroups.get('rg', 'adopted')).properties.ipAddress!;
+    const ip = (await b.containerGroups.resource(b.containerGroups.get('rg', 'adopted'))).properties.ipAddress!;
     const port = (ip.ports[0] as { hostPort?: number }).hostPort ?? 80;
     await within(20_000, 'the page', () => page(port));
     const newForwarder = (old: number) => within(10_000, 'a new forwarder', async () => {
@@ -148,7 +148,7 @@ describe('helper processes of a running group are restarted when they die', { sk
     ({ b, runtime } = rb!);
     await newForwarder(first!);
     assert.equal(await within(10_000, 'the page after the restart', () => page(port)), 'hello from busybox httpd\n');
-    const ev = await within(5000, 'the event', () => groupEvents('adopted').find((e) => e.name === 'Restarted'));
+    const ev = await within(5000, 'the event', async () => (await groupEvents('adopted')).find((e) => e.name === 'Restarted'));
     assert.equal(ev.message, 'Port forwarder for 80/TCP exited; restarted', 'how it ended is unknown: it was no child of this server');
     await b.containerGroups.delete('rg', 'adopted');
   });
@@ -165,7 +165,7 @@ describe('helper processes of a running group are restarted when they die', { sk
       return now.length === 1 && now[0] !== stack ? true : undefined;
     });
     assert.equal(await within(10_000, 'outbound access again', () => outbound(id, '/again')), 'hello from the host, /again\n');
-    const ev = await within(5000, 'the event', () => groupEvents('out').find((e) => e.name === 'Restarted'));
+    const ev = await within(5000, 'the event', async () => (await groupEvents('out')).find((e) => e.name === 'Restarted'));
     assert.equal(ev.message, 'Outbound network (slirp4netns) exited (signal SIGKILL); restarted');
     assert.equal(b.containerGroups.get('rg', 'out').state.state, 'Running');
 
@@ -175,7 +175,7 @@ describe('helper processes of a running group are restarted when they die', { sk
     process.kill(second!, 'SIGKILL');
     const failed = await within(15_000, 'the Failed state', () => (b.containerGroups.get('rg', 'out').state.state === 'Failed' ? true : undefined));
     assert.ok(failed);
-    const why = groupEvents('out').find((e) => e.name === 'Failed')!;
+    const why = (await groupEvents('out')).find((e) => e.name === 'Failed')!;
     assert.match(why.message, /^Outbound network \(slirp4netns\) exited \(signal SIGKILL\); restarting it failed: .*slirp4netns: broken for this test.*; trying again in \d+ s$/);
     assert.equal(await outbound(id, '/broken'), undefined, 'no outbound access meanwhile');
 

@@ -109,13 +109,13 @@ export class ContainerGroups {
     return this.o.managedIdentities.ensureSystemAssigned(this.armId(g.resourceGroup, g.name), g.name);
   }
 
-  private resolveIdentity(spec: GroupSpec, g: { resourceGroup: string; name: string }, ref: string): GroupIdentity | undefined {
+  private async resolveIdentity(spec: GroupSpec, g: { resourceGroup: string; name: string }, ref: string): Promise<GroupIdentity | undefined> {
     if (ref.toLowerCase() === '[system]' || ref.toLowerCase() === 'system') {
       if (!spec.identity?.type.includes('SystemAssigned')) return undefined;
-      const p = this.systemPrincipal(g);
+      const p = await this.systemPrincipal(g);
       return { principalId: p.id, clientId: p.appId };
     }
-    const ua = this.o.managedIdentities.resolve(ref);
+    const ua = await this.o.managedIdentities.resolve(ref);
     return ua ? { principalId: ua.principalId, clientId: ua.clientId, resourceId: ua.id } : undefined;
   }
 
@@ -124,20 +124,20 @@ export class ContainerGroups {
     return groupKeychain(spec, this.o.keychainFactory, (ref) => this.resolveIdentity(spec, g, ref));
   }
 
-  identityView(g: StoredGroup): IdentityView | undefined {
+  async identityView(g: StoredGroup): Promise<IdentityView | undefined> {
     if (!g.spec.identity) return undefined;
     const userAssigned: IdentityView['userAssigned'] = {};
     for (const id of g.spec.identity.userAssignedIdentities) {
-      const ua = this.o.managedIdentities.resolve(id);
+      const ua = await this.o.managedIdentities.resolve(id);
       if (ua) userAssigned[id.toLowerCase()] = { principalId: ua.principalId, clientId: ua.clientId };
     }
-    const sys = g.spec.identity.type.includes('SystemAssigned') ? this.systemPrincipal(g) : undefined;
+    const sys = g.spec.identity.type.includes('SystemAssigned') ? await this.systemPrincipal(g) : undefined;
     return { ...(sys ? { principalId: sys.id } : {}), tenantId: this.o.tenantId, userAssigned };
   }
 
   /** Binds the group to its identities and returns the IMDS-style endpoint its sandbox serves. */
-  private identityEndpoint(g: StoredGroup): SandboxSpec['identityEndpoint'] | undefined {
-    const view = this.identityView(g);
+  private async identityEndpoint(g: StoredGroup): Promise<SandboxSpec['identityEndpoint'] | undefined> {
+    const view = await this.identityView(g);
     if (!view) return undefined;
     const ids = [...(view.principalId ? [view.principalId] : []), ...Object.values(view.userAssigned).map((u) => u.principalId)];
     this.o.workloads.bind(g.id, ids, view.principalId);
@@ -164,8 +164,8 @@ export class ContainerGroups {
     return this.store.list(rg);
   }
 
-  resource(g: StoredGroup, instanceView = true) {
-    const identity = this.identityView(g);
+  async resource(g: StoredGroup, instanceView = true) {
+    const identity = await this.identityView(g);
     return groupResource(this.o.subscriptionId, g, { instanceView, ...(identity ? { identity } : {}) });
   }
 
@@ -221,7 +221,7 @@ export class ContainerGroups {
    * `canReadSecret(scope)`: whether the caller may read a Key Vault secret the spec references (the
    * group must not give its creator credentials the creator could not read).
    */
-  async createOrUpdate(rg: string, name: string, body: unknown, opts: { canReadSecret?: (secretScope: string) => boolean } = {}): Promise<{ group: StoredGroup; created: boolean; operation: Operation }> {
+  async createOrUpdate(rg: string, name: string, body: unknown, opts: { canReadSecret?: (secretScope: string) => Promise<boolean> } = {}): Promise<{ group: StoredGroup; created: boolean; operation: Operation }> {
     const reconciler = this.requireRuntime();
     const rgRec = this.o.groups.get(rg)!;
     if (!/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/.test(name)) {
@@ -242,7 +242,7 @@ export class ContainerGroups {
           throw invalid('KeyVaultNotFound', `The Key Vault '${vault}' that imageRegistryCredentials for ${c.server} reference (${v.reference.keyVault.id}) does not exist. ` +
             `Create it with \`berth keyvault create -g ${vaultRg} -n ${vault}\` and set the secret '${v.reference.secretName}' in it, or correct the vault id in the reference.`);
         }
-        if (opts.canReadSecret && !opts.canReadSecret(scope)) {
+        if (opts.canReadSecret && !await opts.canReadSecret(scope)) {
           throw forbidden('AuthorizationFailed', `The caller cannot read the Key Vault secret '${v.reference.secretName}' that imageRegistryCredentials for ${c.server} reference: it needs the data action 'Microsoft.KeyVault/vaults/secrets/getSecret/action' over scope '${scope}' (role Key Vault Secrets User).`);
         }
       }
@@ -273,14 +273,14 @@ export class ContainerGroups {
       }
       const ids = { resourceGroup: rgRec.name, name };
       for (const ua of spec.identity?.userAssignedIdentities ?? []) {
-        if (!this.o.managedIdentities.resolve(ua)) {
+        if (!await this.o.managedIdentities.resolve(ua)) {
           throw invalid('InvalidIdentity', `The user-assigned identity '${ua}' does not exist. Create it with \`berth identity create\` and use its id (berth identity show --query id -o tsv).`);
         }
       }
       const hadSystem = existing?.spec.identity?.type.includes('SystemAssigned') ?? false;
       const images = await this.checkImages(spec, ids, hadSystem, existing);
       // The system-assigned identity exists from the moment the group does (role assignments can name it).
-      if (spec.identity?.type.includes('SystemAssigned')) this.systemPrincipal(ids);
+      if (spec.identity?.type.includes('SystemAssigned')) await this.systemPrincipal(ids);
       const state = initialState(spec.containers.map((c) => c.name));
       const pulled = new Map<string, PulledImage>();
       for (const c of spec.containers) {
@@ -295,7 +295,7 @@ export class ContainerGroups {
       if (existing) {
         await reconciler.halt(existing, { deleteSandbox: true });
         this.o.workloads.unbind(existing.id);
-        if (hadSystem && !spec.identity?.type.includes('SystemAssigned')) this.o.managedIdentities.deleteSystemAssigned(this.armId(existing.resourceGroup, existing.name));
+        if (hadSystem && !spec.identity?.type.includes('SystemAssigned')) await this.o.managedIdentities.deleteSystemAssigned(this.armId(existing.resourceGroup, existing.name));
       }
       const g = this.store.save({ ...(existing ? { id: existing.id } : {}), resourceGroup: existing?.resourceGroup ?? rgRec.name, name: existing?.name ?? name, location, spec, state });
       const op = this.startRunner(g, pulled);
@@ -327,7 +327,7 @@ export class ContainerGroups {
       if (this.reconciler) await this.reconciler.halt(g, { deleteSandbox: true });
       else if (this.o.runtime) await this.o.runtime.deleteSandbox(g.id);
       this.o.workloads.unbind(g.id);
-      if (g.spec.identity?.type.includes('SystemAssigned')) this.o.managedIdentities.deleteSystemAssigned(this.armId(g.resourceGroup, g.name));
+      if (g.spec.identity?.type.includes('SystemAssigned')) await this.o.managedIdentities.deleteSystemAssigned(this.armId(g.resourceGroup, g.name));
       this.store.delete(g.id);
       this.syncNames();
       this.o.log.info('container group deleted', { group: g.name, resourceGroup: g.resourceGroup });
