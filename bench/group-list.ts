@@ -71,7 +71,7 @@ async function storeGroups(dataDir: string, count: number): Promise<void> {
   const db = openDatabase(paths.db);
   try {
     const sql = new SqliteSql(db);
-    const store = new GroupStore(sql, IdentityService.platformIds(db).subscriptionId, await loadKek(sql, paths.kek));
+    const store = new GroupStore(sql, (await IdentityService.platformIds(sql)).subscriptionId, await loadKek(sql, paths.kek));
     const spec = parseGroupSpec({ location: 'westus', properties: { osType: 'Linux', restartPolicy: 'Never',
       containers: [{ name: 'app', properties: { image: 'localhost:5000/bench/app:1', command: ['/bin/busybox', 'echo', 'ready'],
         environmentVariables: [{ name: 'MODE', value: 'bench' }, { name: 'TOKEN', secureValue: 'not-a-secret' }],

@@ -19,19 +19,19 @@ before(async () => {
   const r = b.registries.get('rg', REG);
   b.repoTokens.createOrUpdateScopeMap(r, 'sm_authz', ['repositories/app/content/read']);
   b.repoTokens.createOrUpdateToken(r, 'tok_authz', { scopeMap: 'sm_authz' });
-  b.managedIdentities.createOrUpdate('rg', 'mi-authz', {});
+  await b.managedIdentities.createOrUpdate('rg', 'mi-authz', {});
   await b.vaults.createOrUpdate('rg', 'authz-vault', {});
-  const app = b.applications.createApplication('authz-graph-target');
-  b.applications.createServicePrincipal(app.appId);
+  const app = await b.applications.createApplication('authz-graph-target');
+  await b.applications.createServicePrincipal(app.appId);
   graphApp = app.appId;
 });
 after(async () => b?.cleanup());
 
 async function principalToken(role: string | undefined): Promise<string> {
-  const app = b.applications.createApplication(`authz-${role ?? 'none'}`);
-  b.applications.createServicePrincipal(app.appId);
+  const app = await b.applications.createApplication(`authz-${role ?? 'none'}`);
+  await b.applications.createServicePrincipal(app.appId);
   const secret = (await b.applications.addPassword(app.id, {})).secretText;
-  if (role) b.identity.assignRole(app.id, findRole(role)!, `/subscriptions/${sub}`);
+  if (role) await b.identity.assignRole(app.id, findRole(role)!, `/subscriptions/${sub}`);
   const r = await fetch(`${b.url}/${b.identity.ids.tenantId}/oauth2/v2.0/token`, {
     method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ grant_type: 'client_credentials', client_id: app.appId, client_secret: secret, scope: 'https://management.azure.com/.default' }),
@@ -85,9 +85,9 @@ async function snapshot(): Promise<string> {
     registries: b.registries.list().map((x) => [x.name, x.adminUserEnabled]),
     maps: b.repoTokens.getScopeMap(r, 'sm_authz').actions,
     token: b.repoTokens.tokenActions(r, b.repoTokens.tokenById(b.repoTokens.listTokens(r).find((t) => t.name === 'tok_authz')!.id)!),
-    identities: b.managedIdentities.list().map((i) => i.name),
+    identities: (await b.managedIdentities.list()).map((i) => i.name),
     vaults: (await b.vaults.list()).map((v) => [v.name, v.enableRbacAuthorization, v.accessPolicies]),
-    applications: b.applications.list().map((a) => [a.appId, a.displayName, a.hasServicePrincipal, a.passwordCredentials.map((c) => c.keyId)]),
+    applications: (await b.applications.list()).map((a) => [a.appId, a.displayName, a.hasServicePrincipal, a.passwordCredentials.map((c) => c.keyId)]),
     credentials: b.registries.credentials('rg', REG).passwords.map((p) => p.value),
   });
 }
@@ -128,8 +128,8 @@ test('a Contributor manages resources but cannot assign roles; only an Owner can
   });
   const reg = await api(contributor, 'PUT', `/subscriptions/${sub}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/contribreg01`, { location: 'westus', sku: { name: 'Basic' } });
   assert.ok([200, 201].includes(reg.status), await reg.text());
-  const target = b.applications.createApplication('authz-target');
-  b.applications.createServicePrincipal(target.appId);
+  const target = await b.applications.createApplication('authz-target');
+  await b.applications.createServicePrincipal(target.appId);
   const assignment = (id: string) => `/subscriptions/${sub}/resourceGroups/rg/providers/Microsoft.Authorization/roleAssignments/${id}`;
   const body = { properties: { roleDefinitionId: `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/7f951dda-4ed3-4680-a7ca-43fe172d538d`, principalId: target.id } };
   const refused = await api(contributor, 'PUT', assignment('3f0b8b8e-1111-4222-8333-944455556666'), body);

@@ -19,7 +19,7 @@ before(async () => {
   await b.registries.createOrUpdate('rg-a', 'listreg01', { sku: 'Basic' });
   await b.registries.createOrUpdate('rg-b', 'listreg02', { sku: 'Basic' });
   await b.vaults.createOrUpdate('rg-a', 'list-vault', {});
-  b.managedIdentities.createOrUpdate('rg-b', 'list-mi', {});
+  await b.managedIdentities.createOrUpdate('rg-b', 'list-mi', {});
   const owner = await principalWithRole(b, 'Owner', `/subscriptions/${sub}`);
   ownerToken = (await tokenFor(b, owner, 'https://management.core.windows.net//.default')).token;
 });

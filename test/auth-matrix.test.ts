@@ -92,15 +92,15 @@ test('authorization matrix: principal × action × repository in and out of scop
     return { kind: 'basic', username: name, password: c.passwords[0]!.value };
   };
   const spCred = async (role: string | undefined, scope: string): Promise<RegistryCredential> => {
-    const app = b.applications.createApplication(`sp-${role ?? 'none'}-${seq++}`);
-    b.applications.createServicePrincipal(app.appId);
+    const app = await b.applications.createApplication(`sp-${role ?? 'none'}-${seq++}`);
+    await b.applications.createServicePrincipal(app.appId);
     const pw = await b.applications.addPassword(app.id, {});
-    if (role) b.identity.assignRole(app.id, findRole(role)!, scope);
+    if (role) await b.identity.assignRole(app.id, findRole(role)!, scope);
     return { kind: 'basic', username: app.appId, password: pw.secretText };
   };
   const miCred = async (role: string | undefined): Promise<RegistryCredential> => {
-    const { identity } = b.managedIdentities.createOrUpdate('rg', `mi-${role ?? 'none'}-${seq++}`, {});
-    if (role) b.identity.assignRole(identity.principalId, findRole(role)!, regScope);
+    const { identity } = await b.managedIdentities.createOrUpdate('rg', `mi-${role ?? 'none'}-${seq++}`, {});
+    if (role) await b.identity.assignRole(identity.principalId, findRole(role)!, regScope);
     const binding = b.workloads.bind(`group-${seq}`, [identity.principalId]);
     const tok = await fetch(`${b.url}/msi/token?api-version=2019-08-01&resource=${encodeURIComponent('https://management.azure.com/')}`, { headers: { 'X-IDENTITY-HEADER': binding.secret } });
     assert.equal(tok.status, 200);
@@ -195,8 +195,8 @@ test('denials name the missing permission; a disabled token and the disabled adm
 });
 
 test('the managed-identity endpoint gives a workload tokens for its own identities only', async () => {
-  const { identity: mine } = b.managedIdentities.createOrUpdate('rg', 'mine', {});
-  const { identity: theirs } = b.managedIdentities.createOrUpdate('rg', 'theirs', {});
+  const { identity: mine } = await b.managedIdentities.createOrUpdate('rg', 'mine', {});
+  const { identity: theirs } = await b.managedIdentities.createOrUpdate('rg', 'theirs', {});
   const binding = b.workloads.bind('group-a', [mine.principalId]);
   const url = (q: string) => `${b.url}/msi/token?api-version=2019-08-01&resource=https%3A%2F%2Fvault.azure.net&${q}`;
   const ok = await fetch(url(`client_id=${mine.clientId}`), { headers: { 'X-IDENTITY-HEADER': binding.secret } });
@@ -228,16 +228,16 @@ test('Basic auth straight on the data plane works for every principal kind, with
         return { user: 'tokbasic', pass: (await b.repoTokens.generateCredentials(r, 'tokbasic', { name: 'password1' })).passwords[0]!.value, canPull: true, canPush: false };
       }
       case 'SP AcrPush': case 'SP AcrPull': case 'SP no role': {
-        const app = b.applications.createApplication(`basic-${kind.replace(/ /g, '-')}`);
-        b.applications.createServicePrincipal(app.appId);
+        const app = await b.applications.createApplication(`basic-${kind.replace(/ /g, '-')}`);
+        await b.applications.createServicePrincipal(app.appId);
         const pass = (await b.applications.addPassword(app.id, {})).secretText;
         const role = kind.split(' ')[1]!;
-        if (role !== 'no') b.identity.assignRole(app.id, findRole(role)!, armId(r));
+        if (role !== 'no') await b.identity.assignRole(app.id, findRole(role)!, armId(r));
         return { user: app.appId, pass, canPull: role !== 'no', canPush: role === 'AcrPush' };
       }
       default: { // managed identity AcrPull: ACR exchange's refresh token as the password of the null GUID
-        const { identity } = b.managedIdentities.createOrUpdate('rg', 'mi-basic', {});
-        b.identity.assignRole(identity.principalId, findRole('AcrPull')!, armId(r));
+        const { identity } = await b.managedIdentities.createOrUpdate('rg', 'mi-basic', {});
+        await b.identity.assignRole(identity.principalId, findRole('AcrPull')!, armId(r));
         const binding = b.workloads.bind('group-basic', [identity.principalId]);
         const tok = await fetch(`${b.url}/msi/token?api-version=2019-08-01&resource=${encodeURIComponent('https://management.azure.com/')}`, { headers: { 'X-IDENTITY-HEADER': binding.secret } });
         const access = ((await tok.json()) as { access_token: string }).access_token;

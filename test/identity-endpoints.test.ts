@@ -20,10 +20,10 @@ const basic = (u: string, p: string) => 'Basic ' + Buffer.from(`${u}:${p}`).toSt
 before(async () => {
   b = await startTestBerth();
   reg = await adminRegistry(b, 'endpointreg01');
-  const app = b.applications.createApplication('endpoint-sp');
-  b.applications.createServicePrincipal(app.appId);
+  const app = await b.applications.createApplication('endpoint-sp');
+  await b.applications.createServicePrincipal(app.appId);
   sp = { appId: app.appId, secret: (await b.applications.addPassword(app.id, {})).secretText };
-  b.identity.assignRole(app.id, findRole('AcrPull')!, armId(b.registries.get('rg', 'endpointreg01')));
+  await b.identity.assignRole(app.id, findRole('AcrPull')!, armId(b.registries.get('rg', 'endpointreg01')));
 });
 after(async () => b?.cleanup());
 
@@ -66,8 +66,8 @@ test('OIDC discovery and JWKS: client-credentials tokens verify with the publish
 });
 
 test('an expired client secret is refused with when it expired', async () => {
-  const app = b.applications.createApplication('expiring-sp');
-  b.applications.createServicePrincipal(app.appId);
+  const app = await b.applications.createApplication('expiring-sp');
+  await b.applications.createServicePrincipal(app.appId);
   const end = new Date(Date.now() + 1500).toISOString();
   const pw = await b.applications.addPassword(app.id, { endDateTime: end });
   const url = `${b.url}/${tenant()}/oauth2/v2.0/token`;
@@ -135,7 +135,7 @@ test('ACR exchange: an identity access token becomes a registry refresh token us
 });
 
 test('IMDS path: needs Metadata: true, then serves the workload that holds the identity', async () => {
-  const { identity } = b.managedIdentities.createOrUpdate('rg', 'imds-mi', {});
+  const { identity } = await b.managedIdentities.createOrUpdate('rg', 'imds-mi', {});
   const binding = b.workloads.bind('imds-group', [identity.principalId]);
   try {
     const url = `${b.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${encodeURIComponent('https://management.azure.com/')}`;

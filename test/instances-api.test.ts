@@ -176,10 +176,10 @@ test('secure environment values and registry passwords are never returned, logge
 });
 
 test('RBAC: a Reader can show and list but cannot create, stop or delete', async () => {
-  const app = b.applications.createApplication('reader-app');
-  b.applications.createServicePrincipal(app.appId);
+  const app = await b.applications.createApplication('reader-app');
+  await b.applications.createServicePrincipal(app.appId);
   const pw = await b.applications.addPassword(app.id, {});
-  b.identity.assignRole(app.id, findRole('Reader')!, `/subscriptions/${b.identity.ids.subscriptionId}/resourceGroups/rg`);
+  await b.identity.assignRole(app.id, findRole('Reader')!, `/subscriptions/${b.identity.ids.subscriptionId}/resourceGroups/rg`);
   const token = await tokenFor(app.appId, pw.secretText);
   const put = await arm('PUT', groupUrl('rg', 'byreader'), groupBody('r.io/app:1'), token);
   assert.equal(put.status, 403);
@@ -190,12 +190,12 @@ test('RBAC: a Reader can show and list but cannot create, stop or delete', async
   assert.equal((await arm('DELETE', groupUrl('rg', 'lro1'), undefined, token)).status, 403);
   assert.equal((await arm('POST', groupUrl('rg', 'lro1').replace('?', '/containers/app/exec?'), { command: 'sh' }, token)).status, 403);
   const none = await tokenFor(app.appId, pw.secretText);
-  b.identity.deleteAssignment(b.identity.listAssignments().find((a) => a.principalId === app.id)!.id);
+  await b.identity.deleteAssignment((await b.identity.listAssignments()).find((a) => a.principalId === app.id)!.id);
   assert.equal((await arm('GET', groupUrl('rg', 'lro1'), undefined, none)).status, 403);
 });
 
 test('managed identities: user-assigned pulls with its identity, the group gets the IMDS endpoint; system-assigned lives and dies with the group', async () => {
-  const { identity: mi } = b.managedIdentities.createOrUpdate('rg', 'aci-acr-identity', {});
+  const { identity: mi } = await b.managedIdentities.createOrUpdate('rg', 'aci-acr-identity', {});
   const body = { ...groupBody('myacr.io/app:1', { imageRegistryCredentials: [{ server: 'myacr.io', identity: mi.id }] }), identity: { type: 'UserAssigned', userAssignedIdentities: { [mi.id]: {} } } };
   const put = await arm('PUT', groupUrl('rg', 'mi1'), body);
   assert.equal(put.status, 201, put.text);
@@ -219,11 +219,11 @@ test('managed identities: user-assigned pulls with its identity, the group gets 
   const sys = await arm('PUT', groupUrl('rg', 'sys1'), { ...groupBody('r.io/app:1'), identity: { type: 'SystemAssigned' } });
   assert.equal(sys.status, 201, sys.text);
   const principalId = sys.json.identity.principalId as string;
-  assert.ok(b.identity.principalById(principalId));
+  assert.ok(await b.identity.principalById(principalId));
   assert.equal(sys.json.identity.type, 'SystemAssigned');
   await pollOperation(sys.headers.get('azure-asyncoperation')!);
   assert.equal((await arm('DELETE', groupUrl('rg', 'sys1'))).status, 200);
-  assert.equal(b.identity.principalById(principalId), undefined);
+  assert.equal(await b.identity.principalById(principalId), undefined);
   assert.equal((await arm('DELETE', groupUrl('rg', 'sys1'))).status, 204);
 });
 
@@ -459,8 +459,8 @@ test('S9: a Key Vault secret referenced by name is resolved at pull time, never 
   const denied = await arm('PUT', groupUrl('rg', 'vault1'), body);
   assert.equal(denied.status, 403, denied.text);
   assert.match(denied.json.error.message, /cannot read the Key Vault secret 'my_docker_credentials'.*getSecret\/action.*\/vaults\/kv1\/secrets\/my_docker_credentials/);
-  const owner = b.identity.principalByAppId(JSON.parse(readFileSync(join(b.dataDir, 'owner-credential.json'), 'utf8')).clientId)!;
-  b.identity.assignRole(owner.id, findRole('Key Vault Secrets User')!, vaultId);
+  const owner = (await b.identity.principalByAppId(JSON.parse(readFileSync(join(b.dataDir, 'owner-credential.json'), 'utf8')).clientId))!;
+  await b.identity.assignRole(owner.id, findRole('Key Vault Secrets User')!, vaultId);
   const put = await arm('PUT', groupUrl('rg', 'vault1'), body);
   assert.equal(put.status, 201, put.text);
   await pollOperation(put.headers.get('azure-asyncoperation')!);

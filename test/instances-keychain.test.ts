@@ -73,8 +73,8 @@ test('vault secrets by reference: a JSON secret, and a username/password pair (s
 test('a user-assigned identity with AcrPull gets a registry refresh token from Berth\'s own registry', async () => {
   const { registry } = await b.registries.createOrUpdate('rg', 'miregistry01', { sku: 'Basic' });
   const server = b.registries.loginServer(registry);
-  const { identity: mi } = b.managedIdentities.createOrUpdate('rg', 'puller-mi', {});
-  b.identity.assignRole(mi.principalId, findRole('AcrPull')!, armId(registry));
+  const { identity: mi } = await b.managedIdentities.createOrUpdate('rg', 'puller-mi', {});
+  await b.identity.assignRole(mi.principalId, findRole('AcrPull')!, armId(registry));
   await create('mi', body(`${server}/app:1`, [{ server, identity: mi.id }], { identity: { type: 'UserAssigned', userAssignedIdentities: { [mi.id]: {} } } }));
   const c = puller.credentials.at(-1)!;
   assert.equal(c.kind, 'refreshToken');

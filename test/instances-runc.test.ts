@@ -76,7 +76,7 @@ async function eventually<T>(what: string, f: () => T | undefined | Promise<T | 
 test('S1-style: a busybox httpd group answers on its published port; delete leaves nothing running', { skip }, async () => {
   const op = await createAndWait('web', doc(['httpd', '-f', '-p', '80', '-h', '/www'], 'Always', [80]));
   assert.equal(op.status, 'Succeeded', JSON.stringify(op.error));
-  const shown = b.containerGroups.resource(await b.containerGroups.get('rg', 'web'));
+  const shown = (await b.containerGroups.resource(await b.containerGroups.get('rg', 'web')));
   const ip = shown.properties.ipAddress!;
   const hostPort = (ip.ports[0] as { hostPort?: number }).hostPort ?? 80;
   const page = await eventually('the page', async () => {
@@ -123,7 +123,7 @@ test('a command group: logs, exit code, restart per OnFailure with back-off, the
 test('a Berth restart adopts the running httpd group: same port, still serving, then restarted per policy when killed', { skip }, async () => {
   const op = await createAndWait('keep', doc(['httpd', '-f', '-p', '80', '-h', '/www'], 'Always', [80]));
   assert.equal(op.status, 'Succeeded');
-  const before = b.containerGroups.resource(await b.containerGroups.get('rg', 'keep')).properties.ipAddress!;
+  const before = (await b.containerGroups.resource(await b.containerGroups.get('rg', 'keep'))).properties.ipAddress!;
   const port = (before.ports[0] as { hostPort?: number }).hostPort ?? 80;
   const get = async () => { try { const r = await fetch(`http://${before.ip}:${port}/`); return r.ok ? r.text() : undefined; } catch { return undefined; } };
   await eventually('the page', get);

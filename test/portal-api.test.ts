@@ -20,10 +20,10 @@ before(async () => {
 after(async () => b?.cleanup());
 
 async function spToken(role: string): Promise<string> {
-  const app = b.applications.createApplication(`portal-${role}`);
-  b.applications.createServicePrincipal(app.appId);
+  const app = await b.applications.createApplication(`portal-${role}`);
+  await b.applications.createServicePrincipal(app.appId);
   const secret = (await b.applications.addPassword(app.id, {})).secretText;
-  b.identity.assignRole(app.id, findRole(role)!, `/subscriptions/${sub}`);
+  await b.identity.assignRole(app.id, findRole(role)!, `/subscriptions/${sub}`);
   const r = await fetch(`${b.url}/organizations/oauth2/v2.0/token`, {
     method: 'POST', body: new URLSearchParams({ grant_type: 'client_credentials', client_id: app.appId, client_secret: secret, scope: 'https://management.azure.com/.default' }),
   });
@@ -62,7 +62,7 @@ test('the portal is served with a strict content policy, as a single page, and n
 
 test('a sign-in code works once, for the principal that asked for it, and buys that principal\'s rights only', async () => {
   const cred = JSON.parse(readFileSync(join(b.env.BERTH_DATA_DIR!, 'owner-credential.json'), 'utf8')) as { clientId: string };
-  const owner = await b.identity.issueAccessToken(b.identity.principalByAppId(cred.clientId)!, 'https://management.azure.com/');
+  const owner = await b.identity.issueAccessToken((await b.identity.principalByAppId(cred.clientId))!, 'https://management.azure.com/');
   const code = await newCode(owner);
   const first = await redeem(code);
   assert.equal(first.status, 200);

@@ -130,10 +130,10 @@ test('berth pull --print with the CLI identity on a Berth registry: digest, plat
 test('a service principal with AcrPull and a repository token pull; a principal with no role is DENIED', { skip }, async () => {
   const r = b.registries.get('rg', 'pullreg01');
   const sp = async (role?: string) => {
-    const app = b.applications.createApplication(`pull-sp-${role ?? 'none'}`);
-    b.applications.createServicePrincipal(app.appId);
+    const app = await b.applications.createApplication(`pull-sp-${role ?? 'none'}`);
+    await b.applications.createServicePrincipal(app.appId);
     const pw = await b.applications.addPassword(app.id, {});
-    if (role) b.identity.assignRole(app.id, findRole(role)!, armId(r));
+    if (role) await b.identity.assignRole(app.id, findRole(role)!, armId(r));
     return new InlineKeychain({ server: reg.loginServer, username: app.appId, password: pw.secretText }, `sp ${role ?? 'without role'}`);
   };
   const p = await puller();

@@ -72,7 +72,7 @@ const create = (name: string, ...extra: string[]) => ['container', 'create', '-g
 const adminCreds = () => ['--registry-login-server', reg.loginServer, '--registry-username', reg.username, '--registry-password', reg.password];
 const gone = async (name: string) => assert.equal((await cli(['container', 'show', '-g', 'rg', '-n', name])).code, 3, `no group ${name} is left behind`);
 async function identity(name: string) {
-  return b.managedIdentities.createOrUpdate('rg', name, {}).identity;
+  return (await b.managedIdentities.createOrUpdate('rg', name, {})).identity;
 }
 async function operationDone(rg: string, name: string) {
   for (let i = 0; i < 200; i++) {
@@ -92,7 +92,7 @@ test('--acr-identity [system] without --assign-identity is refused before anythi
 
 test('a group that holds an identity but pulls without it is told which --acr-identity to add (seed 004 app-mi)', { timeout: 60_000 }, async () => {
   const mi = await identity('unused-mi');
-  b.identity.assignRole(mi.principalId, findRole('AcrPull')!, ACR_ID);
+  await b.identity.assignRole(mi.principalId, findRole('AcrPull')!, ACR_ID);
   const err = await fails(create('app-mi', '--image', image('app:v1'), '--assign-identity', mi.id));
   assert.match(err, /InaccessibleImage/);
   assert.ok(err.includes(`The group has identity ${mi.id} but no imageRegistryCredentials entry uses it for ${reg.loginServer}; add --acr-identity ${mi.id}`), err);
@@ -115,8 +115,8 @@ test('a system-assigned identity at create is told to use a user-assigned one, w
 test('an identity without AcrPull is told the roles it holds (and where), then the command that adds AcrPull', { timeout: 60_000 }, async () => {
   const mi = await identity('reader-mi');
   const rgScope = `/subscriptions/${b.identity.ids.subscriptionId}/resourceGroups/rg`;
-  b.identity.assignRole(mi.principalId, findRole('Key Vault Secrets User')!, rgScope);
-  b.identity.assignRole(mi.principalId, findRole('AcrDelete')!, ACR_ID);
+  await b.identity.assignRole(mi.principalId, findRole('Key Vault Secrets User')!, rgScope);
+  await b.identity.assignRole(mi.principalId, findRole('AcrDelete')!, ACR_ID);
   const err = await fails(create('mi-reader', '--image', image('app:v1'), '--assign-identity', mi.id, '--acr-identity', mi.id));
   assert.match(err, /InaccessibleImage/);
   assert.ok(err.includes(`the roles it holds: Key Vault Secrets User at ${rgScope}, AcrDelete at ${ACR_ID}`), err);

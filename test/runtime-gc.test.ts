@@ -394,10 +394,10 @@ describe('berth container prune-images, end to end', { skip }, () => {
   test('only an Owner of the subscription may prune', async () => {
     const sub = b.identity.ids.subscriptionId;
     const tokenFor = async (role: string) => {
-      const app = b.applications.createApplication(`gc-${role}`);
-      b.applications.createServicePrincipal(app.appId);
+      const app = await b.applications.createApplication(`gc-${role}`);
+      await b.applications.createServicePrincipal(app.appId);
       const secret = (await b.applications.addPassword(app.id, {})).secretText;
-      b.identity.assignRole(app.id, findRole(role)!, `/subscriptions/${sub}`);
+      await b.identity.assignRole(app.id, findRole(role)!, `/subscriptions/${sub}`);
       const r = await fetch(`${b.url}/${b.identity.ids.tenantId}/oauth2/v2.0/token`, {
         method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ grant_type: 'client_credentials', client_id: app.appId, client_secret: secret, scope: 'https://management.azure.com/.default' }),

@@ -64,7 +64,7 @@ async function createRunning(name: string, ports: number[]): Promise<string> {
 const groupDir = (id: string) => join(dir, 'runtime', 'groups', id);
 const forwarders = (id: string) => processesWith(FORWARDER_SCRIPT, join(groupDir(id), 'forwarder.json'));
 const stacks = (id: string) => processesWith('--netns-type=path', join(groupDir(id), 'netns'));
-const groupEvents = async (name: string): Promise<AciEvent[]> => b.containerGroups.resource(await b.containerGroups.get('rg', name)).properties.instanceView!.events as AciEvent[];
+const groupEvents = async (name: string): Promise<AciEvent[]> => (await b.containerGroups.resource(await b.containerGroups.get('rg', name))).properties.instanceView!.events as AciEvent[];
 
 async function page(port: number): Promise<string | undefined> {
   try {
@@ -106,7 +106,7 @@ describe('helper processes of a running group are restarted when they die', { sk
 
   test('kill -9 of the port forwarder: the port answers again on the same host port, and the group says so', async () => {
     const id = await createRunning('web', [80]);
-    const ip = b.containerGroups.resource(await b.containerGroups.get('rg', 'web')).properties.ipAddress!;
+    const ip = (await b.containerGroups.resource(await b.containerGroups.get('rg', 'web'))).properties.ipAddress!;
     const port = (ip.ports[0] as { hostPort?: number }).hostPort ?? 80;
     assert.equal(await within(20_000, 'the page', () => page(port)), 'hello from busybox httpd\n');
     const [fwd, ...more] = await forwarders(id);
@@ -132,7 +132,7 @@ describe('helper processes of a running group are restarted when they die', { sk
 
   test('a forwarder that died while Berth was down is restarted when the next server adopts the group, with an event', async () => {
     const id = await createRunning('adopted', [80]);
-    const ip = b.containerGroups.resource(await b.containerGroups.get('rg', 'adopted')).properties.ipAddress!;
+    const ip = (await b.containerGroups.resource(await b.containerGroups.get('rg', 'adopted'))).properties.ipAddress!;
     const port = (ip.ports[0] as { hostPort?: number }).hostPort ?? 80;
     await within(20_000, 'the page', () => page(port));
     const newForwarder = (old: number) => within(10_000, 'a new forwarder', async () => {

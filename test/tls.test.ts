@@ -227,11 +227,11 @@ console.log(JSON.stringify(out));
 test('@azure/identity ClientSecretCredential gets a token from Berth over HTTPS (CA via NODE_EXTRA_CA_CERTS)', async () => {
   const sub = b.identity.ids.subscriptionId;
   // a service principal made with the domain service, with Reader on the subscription
-  const app = b.applications.createApplication('tls-sdk-app');
-  b.applications.createServicePrincipal(app.appId);
+  const app = await b.applications.createApplication('tls-sdk-app');
+  await b.applications.createServicePrincipal(app.appId);
   const pw = await b.applications.addPassword(app.id, {});
   const reader = (await import('../src/identity/roles.js')).findRole('Reader')!;
-  b.identity.assignRole(app.id, reader, `/subscriptions/${sub}`);
+  await b.identity.assignRole(app.id, reader, `/subscriptions/${sub}`);
   const env = { T_TENANT: b.identity.ids.tenantId, T_CLIENT: app.appId, T_SECRET: pw.secretText, T_AUTHORITY: `https://localhost:${b.port}` };
   const res = JSON.parse(await nodeWithCa(SDK_SNIPPET, env)) as { token?: boolean; expiresInSeconds?: number; status?: number; subscriptions?: string[]; error?: string };
   assert.equal(res.error, undefined);

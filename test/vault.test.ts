@@ -185,7 +185,7 @@ test('errors: SecretNotFound, BadParameter (name, body, nbf>exp, api-version, ma
 
 test('paging: maxresults and an absolute nextLink with $skiptoken, over secrets and versions', async () => {
   const { uri: u2 } = await testVault(b, 'paging-vault');
-  b.identity.assignRole(officer.objectId, (await import('../src/identity/roles.js')).findRole('Key Vault Secrets Officer')!, `/subscriptions/${b.identity.ids.subscriptionId}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/paging-vault`);
+  await b.identity.assignRole(officer.objectId, (await import('../src/identity/roles.js')).findRole('Key Vault Secrets Officer')!, `/subscriptions/${b.identity.ids.subscriptionId}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/paging-vault`);
   const call = async (method: string, url: string, body?: unknown) => {
     const res = await b.fetch(url, { method, headers: { authorization: `Bearer ${officerToken}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
     return (await res.json()) as { value: Array<{ id: string }>; nextLink: string | null };
@@ -434,7 +434,7 @@ test('vaults and their secrets survive a restart on the same port', async () => 
 
 test('a managed identity\'s token (workload endpoint, resource https://vault.azure.net) reads with Key Vault Secrets User', async () => {
   await kv('PUT', '/secrets/for-mi', { body: { value: 'mi-value' } });
-  const { identity } = b.managedIdentities.createOrUpdate('rg', 'vault-reader-mi', {});
+  const { identity } = await b.managedIdentities.createOrUpdate('rg', 'vault-reader-mi', {});
   const binding = b.workloads.bind('vault-test-group', [identity.principalId]);
   const get = async () => {
     const tok = await b.fetch(`${b.url}/msi/token?api-version=2019-08-01&resource=${encodeURIComponent('https://vault.azure.net')}`, { headers: { 'X-IDENTITY-HEADER': binding.secret } });
@@ -442,7 +442,7 @@ test('a managed identity\'s token (workload endpoint, resource https://vault.azu
     return kv('GET', '/secrets/for-mi', { token: ((await tok.json()) as { access_token: string }).access_token });
   };
   assert.equal((await get()).status, 403);
-  b.identity.assignRole(identity.principalId, (await import('../src/identity/roles.js')).findRole('Key Vault Secrets User')!, scope);
+  await b.identity.assignRole(identity.principalId, (await import('../src/identity/roles.js')).findRole('Key Vault Secrets User')!, scope);
   assert.equal((await get()).body.value, 'mi-value');
 });
 
@@ -507,7 +507,7 @@ test('access policies: a vault created with them (az keyvault create\'s default)
   };
   const reader = await principalWithRole(b, undefined);
   const officerOnRbac = await principalWithRole(b, 'Key Vault Secrets Officer', `/subscriptions/${owner.subscriptionId}`);
-  const ownerObject = b.applications.find(owner.clientId)!.id;
+  const ownerObject = (await b.applications.find(owner.clientId))!.id;
   const created = await call('PUT', '', { location: 'westus', properties: { tenantId: owner.tenantId, sku: { family: 'A', name: 'standard' }, accessPolicies: [
     { tenantId: owner.tenantId, objectId: ownerObject, permissions: { secrets: ['Get', 'List', 'Set', 'Delete', 'Recover', 'Backup', 'Restore'], keys: ['all'] } },
     { tenantId: owner.tenantId, objectId: reader.objectId, permissions: { secrets: ['get'] } },

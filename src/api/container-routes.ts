@@ -35,7 +35,7 @@ export function containerRoutes(d: ApiDeps, sockets: ContainerSockets): RouteDef
   // usually up within a second or two.
   const asyncHeader = (req: FastifyRequest, reply: FastifyReply, location: string, op: Operation) =>
     reply.header('Retry-After', String(POLL_SECONDS)).header('Azure-AsyncOperation', `${origin(req)}/subscriptions/${sub}/providers/Microsoft.ContainerInstance/locations/${encodeURIComponent(location)}/operations/${op.id}?api-version=2018-06-01`);
-  const visible = (can: (scope: string) => boolean) => (g: { resourceGroup: string; name: string }) => can(cg.armId(g.resourceGroup, g.name));
+  const armIdOf = (g: { resourceGroup: string; name: string }) => cg.armId(g.resourceGroup, g.name);
 
   // Exec and attach answer a websocket on this listener (container-sockets.ts), ws:// or wss:// as the request came.
   const socketAnswer = async (req: FastifyRequest, target: { rg: string; name: string; container: string; argv?: string[] }) => {
@@ -46,14 +46,14 @@ export function containerRoutes(d: ApiDeps, sockets: ContainerSockets): RouteDef
 
   return [
     route({ method: 'GET', path: '/subscriptions/:sub/providers/Microsoft.ContainerInstance/containerGroups', action: A.read, scope: SCOPE.each,
-      handler: async (c) => ({ value: (await cg.list()).filter(visible(c.can)).map((g) => cg.resource(g, false)) }) }),
+      handler: async (c) => ({ value: await Promise.all((await c.allowed(await cg.list(), armIdOf)).map((g) => cg.resource(g, false))) }) }),
     route({ method: 'GET', path: base, action: A.read, scope: SCOPE.each,
-      handler: async (c) => ({ value: (await cg.list(c.params.rg)).filter(visible(c.can)).map((g) => cg.resource(g, false)) }) }),
+      handler: async (c) => ({ value: await Promise.all((await c.allowed(await cg.list(c.params.rg), armIdOf)).map((g) => cg.resource(g, false))) }) }),
     route({ method: 'PUT', path: one, action: A.write, scope, handler: async (c) => {
       const { group, created, operation } = await cg.createOrUpdate(c.params.rg, c.params.name, c.req.body ?? {},
         { canReadSecret: (secretScope) => d.identity.can(c.principal, 'Microsoft.KeyVault/vaults/secrets/getSecret/action', secretScope, true) });
       asyncHeader(c.req, c.reply, group.location, operation);
-      return c.reply.status(created ? 201 : 200).send(cg.resource(group));
+      return c.reply.status(created ? 201 : 200).send(await cg.resource(group));
     } }),
     route({ method: 'GET', path: one, action: A.read, scope, handler: async (c) => cg.resource(await cg.get(c.params.rg, c.params.name)) }),
     route({ method: 'PATCH', path: one, action: A.write, scope, handler: async (c) => {
@@ -67,7 +67,7 @@ export function containerRoutes(d: ApiDeps, sockets: ContainerSockets): RouteDef
       d.groups.get(c.params.rg);
       const g = await cg.find(c.params.rg, c.params.name);
       if (!g) return c.reply.status(204).send();
-      const shown = cg.resource(g);
+      const shown = await cg.resource(g);
       await cg.delete(c.params.rg, c.params.name);
       return c.reply.status(200).send(shown);
     } }),
@@ -111,8 +111,8 @@ export function containerRoutes(d: ApiDeps, sockets: ContainerSockets): RouteDef
         const found = await cg.operation(c.params.id);
         const known = found && await cg.operationGroup(found);
         if (!found) throw notFound('OperationNotFound', `The operation '${c.params.id}' was not found.`);
-        const groupId = known ? cg.armId(known.resourceGroup, known.name) : undefined;
-        if (known) c.authorize(groupId!);
+        const groupId = known ? armIdOf(known) : undefined;
+        if (groupId) await c.authorize(groupId);
         // Answered when the operation ends, or after at most POLL_HOLD_MS: see operationSettled.
         const op = (await cg.operationSettled(c.params.id, POLL_HOLD_MS)) ?? found;
         const g = (await cg.operationGroup(op)) ?? known;

@@ -54,19 +54,19 @@ function managedIdentityRoutes(d: ApiDeps): RouteDef[] {
   const scope = SCOPE.resource(MI);
   return [
     route({ method: 'GET', path: `/subscriptions/:sub/providers/${MI}`, action: `${MI}/read`, scope: SCOPE.each,
-      handler: (c) => ({ value: d.managedIdentities.list().filter((i) => c.can(i.id)).map(identityResource) }) }),
-    route({ method: 'GET', path: miPath, action: `${MI}/read`, scope: SCOPE.each, handler: (c) => {
+      handler: async (c) => ({ value: (await c.allowed(await d.managedIdentities.list(), (i) => i.id)).map(identityResource) }) }),
+    route({ method: 'GET', path: miPath, action: `${MI}/read`, scope: SCOPE.each, handler: async (c) => {
       d.groups.get(c.params.rg);
-      return { value: d.managedIdentities.list(c.params.rg).filter((i) => c.can(i.id)).map(identityResource) };
+      return { value: (await c.allowed(await d.managedIdentities.list(c.params.rg), (i) => i.id)).map(identityResource) };
     } }),
-    route({ method: 'PUT', path: one, action: `${MI}/write`, scope, handler: (c) => {
+    route({ method: 'PUT', path: one, action: `${MI}/write`, scope, handler: async (c) => {
       const body = (c.req.body ?? {}) as { location?: string; tags?: Record<string, string> };
-      const { identity, created } = d.managedIdentities.createOrUpdate(c.params.rg, c.params.name, { ...(body.location ? { location: body.location } : {}), ...(body.tags ? { tags: body.tags } : {}) });
+      const { identity, created } = await d.managedIdentities.createOrUpdate(c.params.rg, c.params.name, { ...(body.location ? { location: body.location } : {}), ...(body.tags ? { tags: body.tags } : {}) });
       return c.reply.status(created ? 201 : 200).header('location', identity.id).send(identityResource(identity));
     } }),
-    route({ method: 'GET', path: one, action: `${MI}/read`, scope, handler: (c) => identityResource(d.managedIdentities.get(c.params.rg, c.params.name)) }),
+    route({ method: 'GET', path: one, action: `${MI}/read`, scope, handler: async (c) => identityResource(await d.managedIdentities.get(c.params.rg, c.params.name)) }),
     route({ method: 'DELETE', path: one, action: `${MI}/delete`, scope,
-      handler: (c) => c.reply.status(d.managedIdentities.delete(c.params.rg, c.params.name) ? 200 : 204).send() }),
+      handler: async (c) => c.reply.status(await d.managedIdentities.delete(c.params.rg, c.params.name) ? 200 : 204).send() }),
   ];
 }
 
@@ -74,14 +74,14 @@ function authorizationRoutes(d: ApiDeps): RouteDef[] {
   const sub = d.identity.ids.subscriptionId;
   // ---- role assignments and role definitions, at any scope
   const AUTHZ = /^(.*?)\/providers\/Microsoft\.Authorization\/(roleAssignments|roleDefinitions)(?:\/([^/?]+))?\/?$/i;
-  const checkScope = (scope: string): string => {
+  const checkScope = async (scope: string): Promise<string> => {
     const m = /^\/subscriptions\/([^/]+)(?:\/resourceGroups\/([^/]+)(?:\/providers\/([^/]+\/[^/]+)\/([^/]+))?)?(?:\/.*)?$/i.exec(scope);
     if (!m) throw invalid('InvalidScope', `The scope '${scope}' is not valid: use /subscriptions/<id>[/resourceGroups/<group>[/providers/<namespace>/<type>/<name>]].`);
     checkSub(d, m[1]!);
     if (m[2]) d.groups.get(m[2]);
     const [type, name] = [m[3]?.toLowerCase(), m[4]];
     if (type === 'microsoft.containerregistry/registries') d.registries.get(m[2]!, name!);
-    if (type === MI.toLowerCase()) d.managedIdentities.get(m[2]!, name!);
+    if (type === MI.toLowerCase()) await d.managedIdentities.get(m[2]!, name!);
     return scope.replace(/\/+$/, '');
   };
   const authz = async (c: RouteContext<unknown>) => {
@@ -90,7 +90,7 @@ function authorizationRoutes(d: ApiDeps): RouteDef[] {
     const m = AUTHZ.exec(path);
     if (!m) throw notFound('InvalidResourceType', `The resource type could not be found for '${path}'.`);
     const [, rawScope, kind, name] = m as unknown as [string, string, string, string | undefined];
-    const scope = rawScope === '' ? `/subscriptions/${sub}` : checkScope(rawScope);
+    const scope = rawScope === '' ? `/subscriptions/${sub}` : await checkScope(rawScope);
     const q = req.query as Record<string, string>;
     if (kind.toLowerCase() === 'roledefinitions') {
       if (req.method !== 'GET') throw invalid('NotSupported', 'Only the built-in role definitions exist in Berth; they cannot be changed.');
@@ -103,11 +103,11 @@ function authorizationRoutes(d: ApiDeps): RouteDef[] {
       return { value: BUILT_IN_ROLES.filter((r) => f === undefined || r.roleName.toLowerCase() === f.toLowerCase()).map((r) => roleDefinitionResource(sub, r)) };
     }
     if (req.method === 'GET' && !name) {
-      c.authorize(scope, 'Microsoft.Authorization/roleAssignments/read');
+      await c.authorize(scope, 'Microsoft.Authorization/roleAssignments/read');
       const principal = /principalId\s+eq\s+'([^']*)'/i.exec(q.$filter ?? '')?.[1]?.toLowerCase();
       const atScope = /atScope\(\)/i.test(q.$filter ?? '');
       const s = scope.toLowerCase();
-      const list = d.identity.listAssignments().filter((a) => {
+      const list = (await d.identity.listAssignments()).filter((a) => {
         const as = a.scope.toLowerCase();
         const above = s === as || s.startsWith(as + '/');
         const below = as.startsWith(s + '/');
@@ -117,26 +117,26 @@ function authorizationRoutes(d: ApiDeps): RouteDef[] {
     }
     if (!name) throw invalid('InvalidRequest', 'A role assignment name (a GUID) is required in the path.');
     if (req.method === 'GET') {
-      const a = d.identity.getAssignment(name);
+      const a = await d.identity.getAssignment(name);
       if (!a) throw notFound('RoleAssignmentNotFound', `The role assignment '${name}' is not found.`);
-      c.authorize(a.scope, 'Microsoft.Authorization/roleAssignments/read');
+      await c.authorize(a.scope, 'Microsoft.Authorization/roleAssignments/read');
       return roleAssignmentResource(sub, a);
     }
     if (req.method === 'DELETE') {
-      const a = d.identity.getAssignment(name);
+      const a = await d.identity.getAssignment(name);
       if (!a) return reply.status(204).send();
-      c.authorize(a.scope, 'Microsoft.Authorization/roleAssignments/delete');
-      d.identity.deleteAssignment(a.id);
+      await c.authorize(a.scope, 'Microsoft.Authorization/roleAssignments/delete');
+      await d.identity.deleteAssignment(a.id);
       return roleAssignmentResource(sub, a);
     }
     if (req.method === 'PUT') {
       if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(name)) throw invalid('InvalidRoleAssignmentId', `The role assignment ID '${name}' is not valid. The role assignment ID must be a GUID.`);
-      c.authorize(scope, 'Microsoft.Authorization/roleAssignments/write');
+      await c.authorize(scope, 'Microsoft.Authorization/roleAssignments/write');
       const body = (req.body ?? {}) as { properties?: { roleDefinitionId?: string; principalId?: string; principalType?: string } };
       const role = findRole(body.properties?.roleDefinitionId ?? '');
       if (!role) throw invalid('RoleDefinitionDoesNotExist', `The specified role definition with ID '${body.properties?.roleDefinitionId ?? ''}' does not exist.`);
       if (!body.properties?.principalId) throw invalid('InvalidPrincipalId', 'properties.principalId is required.');
-      const a = d.identity.assignRole(body.properties.principalId, role, scope, name.toLowerCase(), body.properties.principalType);
+      const a = await d.identity.assignRole(body.properties.principalId, role, scope, name.toLowerCase(), body.properties.principalType);
       d.log.info('role assigned', { role: role.roleName, principalId: a.principalId, scope: a.scope });
       return reply.status(201).send(roleAssignmentResource(sub, a));
     }
@@ -171,18 +171,18 @@ function graphRoutes(d: ApiDeps): RouteDef[] {
     const pred = parseGraphFilter(f);
     return { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata', value: pred ? items.filter(pred) : items };
   };
-  const appByObjectId = (id: string) => {
-    const a = d.applications.list().find((x) => x.appObjectId === id.toLowerCase() || x.appId === id.toLowerCase());
+  const appByObjectId = async (id: string) => {
+    const a = (await d.applications.list()).find((x) => x.appObjectId === id.toLowerCase() || x.appId === id.toLowerCase());
     if (!a) throw notFound('Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`);
     return a;
   };
-  const spById = (id: string) => {
-    const a = d.applications.find(id);
+  const spById = async (id: string) => {
+    const a = await d.applications.find(id);
     if (a && a.hasServicePrincipal) return spShape(a);
-    const i = d.managedIdentities.resolve(id);
+    const i = await d.managedIdentities.resolve(id);
     if (i) return miAsSp(i);
     // A system-assigned identity (a container group's) is a service principal too: role assignments name it.
-    const sys = d.managedIdentities.findSystemAssigned(id);
+    const sys = await d.managedIdentities.findSystemAssigned(id);
     if (sys) return { id: sys.principalId, appId: sys.clientId, displayName: sys.displayName, accountEnabled: true, servicePrincipalType: 'ManagedIdentity',
       servicePrincipalNames: [sys.clientId, sys.resourceId], alternativeNames: ['isExplicit=False', sys.resourceId], passwordCredentials: [] };
     throw notFound('Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`);
@@ -201,27 +201,27 @@ function graphRoutes(d: ApiDeps): RouteDef[] {
       throw notFound('Request_ResourceNotFound', `Resource '${params.id}' does not exist or one of its queried reference-property objects are not present. Berth has no users: sign in as a service principal.`);
     } }),
     route({ method: 'GET', path: `${G}/applications`, action: READ, scope: dir, handler: async ({ req }) => {
-      return filterList(d.applications.list().map(appShape), (req.query as Record<string, string>).$filter);
+      return filterList((await d.applications.list()).map(appShape), (req.query as Record<string, string>).$filter);
     } }),
     route({ method: 'POST', path: `${G}/applications`, action: WRITE, scope: dir, handler: async ({ req, reply }) => {
       const body = (req.body ?? {}) as { displayName?: string };
-      return reply.status(201).send(appShape(d.applications.createApplication(body.displayName ?? '')));
+      return reply.status(201).send(appShape(await d.applications.createApplication(body.displayName ?? '')));
     } }),
     route({ method: 'GET', path: `${G}/applications/:id`, action: READ, scope: dir, handler: async ({ params }) => {
-      return appShape(appByObjectId(params.id));
+      return appShape(await appByObjectId(params.id));
     } }),
     route({ method: 'PATCH', path: `${G}/applications/:id`, action: WRITE, scope: dir, handler: async ({ req, reply, params }) => {
-      const a = appByObjectId(params.id);
+      const a = await appByObjectId(params.id);
       const body = (req.body ?? {}) as { displayName?: string };
-      if (body.displayName) d.applications.rename(a.id, body.displayName);
+      if (body.displayName) await d.applications.rename(a.id, body.displayName);
       return reply.status(204).send();
     } }),
     route({ method: 'DELETE', path: `${G}/applications/:id`, action: WRITE, scope: dir, handler: async ({ reply, params }) => {
-      d.applications.delete(appByObjectId(params.id).id);
+      await d.applications.delete((await appByObjectId(params.id)).id);
       return reply.status(204).send();
     } }),
     route({ method: 'POST', path: `${G}/applications/:id/addPassword`, action: WRITE, scope: dir, handler: async ({ req, params }) => {
-      const a = appByObjectId(params.id);
+      const a = await appByObjectId(params.id);
       const body = (req.body ?? {}) as { passwordCredential?: { displayName?: string; endDateTime?: string } };
       const c = await d.applications.addPassword(a.id, { ...(body.passwordCredential?.displayName ? { displayName: body.passwordCredential.displayName } : {}),
         ...(body.passwordCredential?.endDateTime ? { endDateTime: body.passwordCredential.endDateTime } : {}) });
@@ -229,26 +229,26 @@ function graphRoutes(d: ApiDeps): RouteDef[] {
       return { customKeyIdentifier: null, displayName: c.displayName, endDateTime: c.endDateTime, hint: c.hint, keyId: c.keyId, secretText: c.secretText, startDateTime: c.startDateTime };
     } }),
     route({ method: 'POST', path: `${G}/applications/:id/removePassword`, action: WRITE, scope: dir, handler: async ({ req, reply, params }) => {
-      const a = appByObjectId(params.id);
-      d.applications.removePassword(a.id, ((req.body ?? {}) as { keyId?: string }).keyId ?? '');
+      const a = await appByObjectId(params.id);
+      await d.applications.removePassword(a.id, ((req.body ?? {}) as { keyId?: string }).keyId ?? '');
       return reply.status(204).send();
     } }),
     route({ method: 'GET', path: `${G}/servicePrincipals`, action: READ, scope: dir, handler: async ({ req }) => {
       return filterList([
-        ...d.applications.list().filter((a) => a.hasServicePrincipal).map(spShape),
-        ...d.managedIdentities.list().map(miAsSp),
+        ...(await d.applications.list()).filter((a) => a.hasServicePrincipal).map(spShape),
+        ...(await d.managedIdentities.list()).map(miAsSp),
       ], (req.query as Record<string, string>).$filter);
     } }),
     route({ method: 'POST', path: `${G}/servicePrincipals`, action: WRITE, scope: dir, handler: async ({ req, reply }) => {
-      return reply.status(201).send(spShape(d.applications.createServicePrincipal(((req.body ?? {}) as { appId?: string }).appId ?? '')));
+      return reply.status(201).send(spShape(await d.applications.createServicePrincipal(((req.body ?? {}) as { appId?: string }).appId ?? '')));
     } }),
     route({ method: 'GET', path: `${G}/servicePrincipals/:id`, action: READ, scope: dir, handler: async ({ params }) => {
       return spById(params.id);
     } }),
     route({ method: 'DELETE', path: `${G}/servicePrincipals/:id`, action: WRITE, scope: dir, handler: async ({ reply, params }) => {
-      const sp = spById(params.id);
+      const sp = await spById(params.id);
       if (sp.servicePrincipalType === 'ManagedIdentity') throw invalid('Request_BadRequest', 'A managed identity is deleted with its resource: berth identity delete.');
-      d.applications.delete(sp.id);
+      await d.applications.delete(sp.id);
       return reply.status(204).send();
     } }),
     route({ method: 'POST', path: `${G}/directoryObjects/getByIds`, action: READ, scope: dir, handler: async ({ req }) => {
@@ -256,7 +256,7 @@ function graphRoutes(d: ApiDeps): RouteDef[] {
       const value: unknown[] = [];
       for (const id of ids) {
         try {
-          value.push({ '@odata.type': '#microsoft.graph.servicePrincipal', ...spById(id) });
+          value.push({ '@odata.type': '#microsoft.graph.servicePrincipal', ...(await spById(id)) });
         } catch { /* unknown ids are left out, as Graph does */ }
       }
       return { value };

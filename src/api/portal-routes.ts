@@ -85,7 +85,7 @@ function signIn(d: PortalDeps, base: (req: FastifyRequest) => string) {
     const code = (req.body as { code?: unknown } | undefined)?.code;
     if (typeof code !== 'string' || !code) throw invalid('InvalidRequest', 'Send {"code": "..."}: the sign-in code `berth portal` printed.');
     const principalId = d.signInCodes.redeem(code);
-    const principal = principalId ? d.identity.principalById(principalId) : undefined;
+    const principal = principalId ? await d.identity.principalById(principalId) : undefined;
     if (!principal) {
       return reply.status(400).send({ error: { code: 'InvalidSignInCode', message: 'This sign-in code is unknown, was used already, or has expired (codes last 5 minutes and work once). Run `berth portal` again for a new one.' } });
     }

@@ -20,10 +20,10 @@ export function registryRoutes(d: ApiDeps): RouteDef[] {
     route({ method: 'POST', path: '/subscriptions/:sub/providers/Microsoft.ContainerRegistry/checkNameAvailability', action: `${ACR}/checkNameAvailability/read`, scope: SCOPE.subscription,
       handler: (c) => d.registries.nameAvailable(((c.req.body ?? {}) as { name?: string }).name ?? '') }),
     route({ method: 'GET', path: '/subscriptions/:sub/providers/Microsoft.ContainerRegistry/registries', action: `${TYPE}/read`, scope: SCOPE.each,
-      handler: (c) => ({ value: d.registries.list().filter((r) => c.can(armId(r))).map(shape) }) }),
-    route({ method: 'GET', path: PATH, action: `${TYPE}/read`, scope: SCOPE.each, handler: (c) => {
+      handler: async (c) => ({ value: (await c.allowed(d.registries.list(), armId)).map(shape) }) }),
+    route({ method: 'GET', path: PATH, action: `${TYPE}/read`, scope: SCOPE.each, handler: async (c) => {
       d.groups.get(c.params.rg);
-      return { value: d.registries.list(c.params.rg).filter((r) => c.can(armId(r))).map(shape) };
+      return { value: (await c.allowed(d.registries.list(c.params.rg), armId)).map(shape) };
     } }),
     route({ method: 'PUT', path: ONE, action: `${TYPE}/write`, scope: one, handler: async (c) => {
       const body = (c.req.body ?? {}) as Body;

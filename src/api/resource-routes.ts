@@ -58,8 +58,8 @@ export function resourceRoutes(d: ApiDeps): RouteDef[] {
   const all = async (rg?: string): Promise<GenericResource[]> => [
     ...d.registries.list(rg).map((r) => generic(registryResource(r, d.registries.loginServer(r)), r.resourceGroup)),
     ...(await d.vaults.list(rg)).map((v) => { const x = vaultResource(v, d.vaults.vaultUri(v), tenant); return generic({ ...x, sku: x.properties.sku }, v.resourceGroup); }),
-    ...d.managedIdentities.list(rg).map((i) => generic(identityResource(i), i.resourceGroup)),
-    ...(await d.containerGroups.list(rg)).map((g) => generic(d.containerGroups.resource(g, false), g.resourceGroup)),
+    ...(await d.managedIdentities.list(rg)).map((i) => generic(identityResource(i), i.resourceGroup)),
+    ...(await Promise.all((await d.containerGroups.list(rg)).map(async (g) => generic(await d.containerGroups.resource(g, false), g.resourceGroup)))),
   ];
 
   const list = async (req: FastifyRequest, rg?: string) => {
@@ -70,8 +70,9 @@ export function resourceRoutes(d: ApiDeps): RouteDef[] {
     const decoded = q.$skiptoken === undefined ? '0' : /^[A-Za-z0-9_-]+$/.test(q.$skiptoken) ? Buffer.from(q.$skiptoken, 'base64url').toString('utf8') : '';
     const skip = /^\d+$/.test(decoded) ? Number(decoded) : -1;
     if (skip < 0) throw invalid('InvalidSkipToken', 'The $skiptoken is not valid: use the nextLink of the previous page as it is.');
+    const may = await d.identity.permissions(req.principal!);
     const visible = (await all(rg))
-      .filter((r) => matches(r, clauses) && d.identity.can(req.principal!, `${r.type}/read`, r.id))
+      .filter((r) => matches(r, clauses) && may(`${r.type}/read`, r.id))
       .sort((a, b) => a.id.toLowerCase().localeCompare(b.id.toLowerCase()));
     const page = visible.slice(skip, skip + Math.min(top, MAX_TOP));
     const value = page.map(({ resourceGroup: _rg, ...r }) => r);

@@ -22,7 +22,7 @@ export type PathParams<P extends string> = { [K in ParamNames<P>]: string } & (P
  * - subscription, resourceGroup: the server's subscription, the `:rg` group in it;
  * - resource: `<group>/providers/<type>/<:name>` (the resource the path names);
  * - lookup: a named resolver over the params (it may look the resource up first, answering 404);
- * - each: a list; the handler keeps only the items `ctx.can(itemScope)` allows;
+ * - each: a list; the handler keeps only the items `ctx.allowed(items, scopeOf)` allows;
  * - handler: the scope comes from the request's content; the handler calls `ctx.authorize(scope)`;
  * - directory: Graph: an RBAC action at the subscription, or (authenticated-only) some role in it;
  * - owner: the Owner role on the subscription (Berth's own machine-wide operations).
@@ -58,10 +58,10 @@ export interface RouteContext<P> {
   /** The caller (absent only on public routes). */
   principal: Principal;
   query: Record<string, string | undefined>;
-  /** Whether the caller holds the route's action (or `action`) at `scope`: for lists (scope each). */
-  can(scope: string, action?: string): boolean;
+  /** The items at whose scope the caller holds the route's action (or `action`): for lists (scope each); its roles are read once. */
+  allowed<T>(items: readonly T[], scopeOf: (item: T) => string, action?: string): Promise<T[]>;
   /** Refuses (403 AuthorizationFailed) unless the caller holds the route's action (or `action`) at `scope`. */
-  authorize(scope: string, action?: string): void;
+  authorize(scope: string, action?: string): Promise<void>;
 }
 
 export interface RouteDef<P extends string = string> {
@@ -150,7 +150,11 @@ function context(d: RouteDeps, r: RouteDef, req: FastifyRequest, reply: FastifyR
   };
   return {
     req, reply, params, principal, query: (req.query ?? {}) as Record<string, string | undefined>,
-    can: (scope, a) => d.identity.can(principal, action(a), scope),
+    allowed: async (items, scopeOf, a) => {
+      const x = action(a);
+      const may = await d.identity.permissions(principal);
+      return items.filter((item) => may(x, scopeOf(item)));
+    },
     authorize: (scope, a) => requirePermission(d, principal, action(a), scope),
   };
 }
@@ -167,7 +171,7 @@ async function authorizeDeclared(d: RouteDeps, r: RouteDef, ctx: RouteContext<Re
     case 'directory': return directory(d, r, ctx.principal, sub);
     case 'owner': {
       const p = ctx.principal;
-      if (d.identity.assignmentsCovering(p.id, sub).some(({ role }) => role.roleName === 'Owner')) return;
+      if ((await d.identity.assignmentsCovering(p.id, sub)).some(({ role }) => role.roleName === 'Owner')) return;
       throw forbidden('AuthorizationFailed',
         `The client '${p.appId ?? p.id}' with object id '${p.id}' may not ${s.what}: it takes the Owner role on subscription '${d.identity.ids.subscriptionId}'.`);
     }
@@ -177,17 +181,17 @@ async function authorizeDeclared(d: RouteDeps, r: RouteDef, ctx: RouteContext<Re
 
 // Graph: reading the directory takes a role somewhere in the subscription (an app with none is an
 // outsider, as one without Graph permissions is refused on Azure); changing it takes the action at the subscription.
-function directory(d: RouteDeps, r: RouteDef, p: Principal, sub: string): void {
+async function directory(d: RouteDeps, r: RouteDef, p: Principal, sub: string): Promise<void> {
   if (r.action === AUTHENTICATED) {
-    if (d.identity.hasAnyAssignment(p.id)) return;
+    if (await d.identity.hasAnyAssignment(p.id)) return;
     throw forbidden('Authorization_RequestDenied', 'Insufficient privileges to complete the operation. Reading the directory needs a role assignment in the subscription.');
   }
-  if (d.identity.can(p, r.action, sub)) return;
+  if (await d.identity.can(p, r.action, sub)) return;
   throw forbidden('Authorization_RequestDenied', 'Insufficient privileges to complete the operation. Creating or changing applications needs Owner on the subscription.');
 }
 
-export function requirePermission(d: RouteDeps, p: Principal, action: string, scope: string): void {
-  if (!d.identity.can(p, action, scope)) {
+export async function requirePermission(d: RouteDeps, p: Principal, action: string, scope: string): Promise<void> {
+  if (!await d.identity.can(p, action, scope)) {
     throw forbidden('AuthorizationFailed',
       `The client '${p.appId ?? p.id}' with object id '${p.id}' does not have authorization to perform action '${action}' over scope '${scope}' or the scope is invalid.`);
   }

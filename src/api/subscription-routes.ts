@@ -16,16 +16,16 @@ export function subscriptionRoutes(d: ApiDeps): RouteDef[] {
   const seesSubscription = (p: Principal) => d.identity.hasAnyAssignment(p.id);
   return [
     route({ method: 'GET', path: '/subscriptions', action: AUTHENTICATED, scope: SCOPE.none,
-      handler: (c) => ({ value: seesSubscription(c.principal) ? [subObj()] : [] }) }),
+      handler: async (c) => ({ value: await seesSubscription(c.principal) ? [subObj()] : [] }) }),
     route({ method: 'GET', path: '/tenants', action: AUTHENTICATED, scope: SCOPE.none,
       handler: () => ({ value: [{ id: `/tenants/${d.identity.ids.tenantId}`, tenantId: d.identity.ids.tenantId }] }) }),
-    route({ method: 'GET', path: '/subscriptions/:sub', action: AUTHENTICATED, scope: SCOPE.none, handler: (c) => {
+    route({ method: 'GET', path: '/subscriptions/:sub', action: AUTHENTICATED, scope: SCOPE.none, handler: async (c) => {
       // As the list: a principal with no role anywhere in the subscription does not see it.
-      if (!seesSubscription(c.principal)) throw notFound('SubscriptionNotFound', `The subscription '${c.params.sub}' could not be found.`);
+      if (!await seesSubscription(c.principal)) throw notFound('SubscriptionNotFound', `The subscription '${c.params.sub}' could not be found.`);
       return subObj();
     } }),
     route({ method: 'GET', path: '/subscriptions/:sub/resourcegroups', action: `${RG}/read`, scope: SCOPE.each,
-      handler: (c) => ({ value: d.groups.list().filter((g) => c.can(g.id)) }) }),
+      handler: async (c) => ({ value: await c.allowed(d.groups.list(), (g) => g.id) }) }),
     route({ method: 'PUT', path: '/subscriptions/:sub/resourcegroups/:rg', action: `${RG}/write`, scope: SCOPE.resourceGroup, handler: (c) => {
       const body = (c.req.body ?? {}) as { location?: string; tags?: Record<string, string> };
       const { group, created } = d.groups.createOrUpdate(c.params.rg, body.location ?? '', body.tags ?? {});

@@ -70,7 +70,7 @@ export function vaultRoutes(d: VaultRouteDeps): RouteDef[] {
     route({ method: 'POST', path: '/subscriptions/:sub/providers/Microsoft.KeyVault/checkNameAvailability', action: 'Microsoft.KeyVault/checkNameAvailability/read', scope: SCOPE.subscription,
       handler: (c) => d.vaults.nameAvailable(((c.req.body ?? {}) as { name?: string }).name ?? '') }),
     route({ method: 'GET', path: '/subscriptions/:sub/providers/Microsoft.KeyVault/deletedVaults', action: DELETED_READ, scope: SCOPE.each,
-      handler: async (c) => ({ value: (await d.vaults.listDeleted()).filter((v) => c.can(vaultArmId(v))).map(deletedVaultResource) }) }),
+      handler: async (c) => ({ value: (await c.allowed(await d.vaults.listDeleted(), vaultArmId)).map(deletedVaultResource) }) }),
     // Berth has no managed HSMs; az keyvault list-deleted asks for deleted ones too.
     route({ method: 'GET', path: '/subscriptions/:sub/providers/Microsoft.KeyVault/deletedManagedHSMs', action: DELETED_READ, scope: SCOPE.each,
       handler: () => ({ value: [] }) }),
@@ -82,10 +82,10 @@ export function vaultRoutes(d: VaultRouteDeps): RouteDef[] {
       return c.reply.status(200).send();
     } }),
     route({ method: 'GET', path: '/subscriptions/:sub/providers/Microsoft.KeyVault/vaults', action: `${VAULT_TYPE}/read`, scope: SCOPE.each,
-      handler: async (c) => ({ value: (await d.vaults.list()).filter((v) => c.can(vaultArmId(v))).map(shape) }) }),
+      handler: async (c) => ({ value: (await c.allowed(await d.vaults.list(), vaultArmId)).map(shape) }) }),
     route({ method: 'GET', path, action: `${VAULT_TYPE}/read`, scope: SCOPE.each, handler: async (c) => {
       d.groups.get(c.params.rg);
-      return { value: (await d.vaults.list(c.params.rg)).filter((v) => c.can(vaultArmId(v))).map(shape) };
+      return { value: (await c.allowed(await d.vaults.list(c.params.rg), vaultArmId)).map(shape) };
     } }),
     route({ method: 'PUT', path: one, action: `${VAULT_TYPE}/write`, scope: vault, handler: async (c) => {
       const { rg, name } = c.params;
@@ -119,7 +119,7 @@ export function vaultRoutes(d: VaultRouteDeps): RouteDef[] {
         // The creator of an RBAC vault gets Key Vault Administrator on it so that it can manage secrets at
         // once, as the creator's access policy (which az adds itself) allows on an access-policy vault.
         try {
-          d.identity.assignRole(req.principal!.id, findRole('Key Vault Administrator')!, vaultArmId(vault));
+          await d.identity.assignRole(req.principal!.id, findRole('Key Vault Administrator')!, vaultArmId(vault));
         } catch (e) {
           if (!(e instanceof BerthError && e.kind === 'conflict')) throw e;
         }

@@ -60,8 +60,10 @@ export class WorkloadIdentities {
     let principalId: string | undefined;
     if (want) {
       const k = want.toLowerCase();
-      const ua = this.mis.resolve(k);
-      principalId = binding.principalIds.find((id) => id === k || id === ua?.principalId || this.identity.principalById(id)?.appId === k);
+      const ua = await this.mis.resolve(k);
+      for (const id of binding.principalIds) {
+        if (id === k || id === ua?.principalId || (await this.identity.principalById(id))?.appId === k) { principalId = id; break; }
+      }
       if (!principalId) return bad(400, 'invalid_request', `Identity not found: this container group does not hold the identity '${want}'. Assign it to the group (identity.userAssignedIdentities) first.`);
     } else if (binding.systemAssigned) {
       principalId = binding.systemAssigned;
@@ -72,7 +74,7 @@ export class WorkloadIdentities {
     } else {
       return bad(400, 'invalid_request', 'Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in the token request');
     }
-    const p = this.identity.principalById(principalId!);
+    const p = await this.identity.principalById(principalId!);
     if (!p) return bad(400, 'invalid_request', 'Identity not found: the identity was deleted.');
     const audience = resource.replace(/\/\.default$/, '');
     const ttl = MAX_TTL;

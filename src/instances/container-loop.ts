@@ -18,7 +18,7 @@ import type { ProvisionResult } from './reconciler.js';
 /** What a container loop needs of its group runner. */
 export interface LoopHost {
   readonly group: StoredGroup;
-  readonly o: { runtime: Runtime; puller: ImagePuller; log: Logger; keychainFor(group: StoredGroup): Keychain;
+  readonly o: { runtime: Runtime; puller: ImagePuller; log: Logger; keychainFor(group: StoredGroup): Keychain | Promise<Keychain>;
     backoff?: { baseMs?: number; maxMs?: number; resetAfterMs?: number }; sleep?: (ms: number, signal: AbortSignal) => Promise<void> };
   readonly signal: AbortSignal;
   readonly killOnHalt: boolean;
@@ -135,7 +135,7 @@ export class ContainerLoop {
       cs.currentState = { state: 'Waiting', detailStatus };
       this.h.save();
     });
-    return o.puller.pull(this.c.image, { keychain: o.keychainFor(group), signal, progress });
+    return o.puller.pull(this.c.image, { keychain: await o.keychainFor(group), signal, progress });
   }
 
   /** Pulls the image (or takes the early pull's result); a failure is a Failed event and a back-off. */

@@ -24,7 +24,7 @@ export function requestedSpec(name: string, body: unknown): GroupSpec {
  * credentials the creator could not read.
  */
 export async function checkSecretReferences(spec: GroupSpec, vaultExists: ((vaultId: string) => Promise<boolean>) | undefined,
-  canReadSecret: ((secretScope: string) => boolean) | undefined): Promise<void> {
+  canReadSecret: ((secretScope: string) => Promise<boolean>) | undefined): Promise<void> {
   for (const c of spec.imageRegistryCredentials) {
     for (const v of [c.username, c.password]) {
       if (!isSecretRef(v)) continue;
@@ -35,7 +35,7 @@ export async function checkSecretReferences(spec: GroupSpec, vaultExists: ((vaul
         throw invalid('KeyVaultNotFound', `The Key Vault '${vault}' that imageRegistryCredentials for ${c.server} reference (${v.reference.keyVault.id}) does not exist. ` +
           `Create it with \`berth keyvault create -g ${vaultRg} -n ${vault}\` and set the secret '${v.reference.secretName}' in it, or correct the vault id in the reference.`);
       }
-      if (canReadSecret && !canReadSecret(scope)) {
+      if (canReadSecret && !await canReadSecret(scope)) {
         throw forbidden('AuthorizationFailed', `The caller cannot read the Key Vault secret '${v.reference.secretName}' that imageRegistryCredentials for ${c.server} reference: it needs the data action 'Microsoft.KeyVault/vaults/secrets/getSecret/action' over scope '${scope}' (role Key Vault Secrets User).`);
       }
     }

@@ -11,7 +11,7 @@ import type { Operation, StoredGroup } from './store.js';
 
 export interface CreateOptions {
   /** Whether the caller may read a Key Vault secret the spec references. */
-  canReadSecret?: (secretScope: string) => boolean;
+  canReadSecret?: (secretScope: string) => Promise<boolean>;
 }
 
 export class GroupCreation {
@@ -48,19 +48,19 @@ export class GroupCreation {
     const reconciler = this.c.requireRuntime();
     const ids = { resourceGroup: rg, name };
     for (const ua of spec.identity?.userAssignedIdentities ?? []) {
-      if (!identities.userAssignedExists(ua)) {
+      if (!await identities.userAssignedExists(ua)) {
         throw invalid('InvalidIdentity', `The user-assigned identity '${ua}' does not exist. Create it with \`berth identity create\` and use its id (berth identity show --query id -o tsv).`);
       }
     }
     const hadSystem = existing?.spec.identity?.type.includes('SystemAssigned') ?? false;
     const images = await this.c.checkImages(spec, ids, hadSystem, existing);
     // The system-assigned identity exists from the moment the group does (role assignments can name it).
-    if (spec.identity?.type.includes('SystemAssigned')) identities.systemPrincipal(ids);
+    if (spec.identity?.type.includes('SystemAssigned')) await identities.systemPrincipal(ids);
     const { state, pulled } = pulledState(spec, images);
     if (existing) {
       await reconciler.halt(existing, { deleteSandbox: true });
       identities.unbind(existing.id);
-      if (hadSystem && !spec.identity?.type.includes('SystemAssigned')) identities.dropSystemPrincipal(existing);
+      if (hadSystem && !spec.identity?.type.includes('SystemAssigned')) await identities.dropSystemPrincipal(existing);
     }
     const location = spec.location!;
     const g = await store.save({ ...(existing ? { id: existing.id } : {}), resourceGroup: existing?.resourceGroup ?? rg, name: existing?.name ?? name, location, spec, state });

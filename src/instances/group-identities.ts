@@ -33,22 +33,22 @@ export class GroupIdentities {
     return this.o.managedIdentities.ensureSystemAssigned(this.armId(g.resourceGroup, g.name), g.name);
   }
 
-  dropSystemPrincipal(g: GroupName): void {
-    this.o.managedIdentities.deleteSystemAssigned(this.armId(g.resourceGroup, g.name));
+  async dropSystemPrincipal(g: GroupName): Promise<void> {
+    await this.o.managedIdentities.deleteSystemAssigned(this.armId(g.resourceGroup, g.name));
   }
 
   /** Whether a user-assigned identity with this resource id exists. */
-  userAssignedExists(ref: string): boolean {
-    return this.o.managedIdentities.resolve(ref) !== undefined;
+  async userAssignedExists(ref: string): Promise<boolean> {
+    return (await this.o.managedIdentities.resolve(ref)) !== undefined;
   }
 
-  private resolve(spec: GroupSpec, g: GroupName, ref: string): GroupIdentity | undefined {
+  private async resolve(spec: GroupSpec, g: GroupName, ref: string): Promise<GroupIdentity | undefined> {
     if (ref.toLowerCase() === '[system]' || ref.toLowerCase() === 'system') {
       if (!spec.identity?.type.includes('SystemAssigned')) return undefined;
-      const p = this.systemPrincipal(g);
+      const p = await this.systemPrincipal(g);
       return { principalId: p.id, clientId: p.appId };
     }
-    const ua = this.o.managedIdentities.resolve(ref);
+    const ua = await this.o.managedIdentities.resolve(ref);
     return ua ? { principalId: ua.principalId, clientId: ua.clientId, resourceId: ua.id } : undefined;
   }
 
@@ -57,20 +57,20 @@ export class GroupIdentities {
     return groupKeychain(spec, this.o.keychainFactory, (ref) => this.resolve(spec, g, ref));
   }
 
-  view(g: StoredGroup): IdentityView | undefined {
+  async view(g: StoredGroup): Promise<IdentityView | undefined> {
     if (!g.spec.identity) return undefined;
     const userAssigned: IdentityView['userAssigned'] = {};
     for (const id of g.spec.identity.userAssignedIdentities) {
-      const ua = this.o.managedIdentities.resolve(id);
+      const ua = await this.o.managedIdentities.resolve(id);
       if (ua) userAssigned[id.toLowerCase()] = { principalId: ua.principalId, clientId: ua.clientId };
     }
-    const sys = g.spec.identity.type.includes('SystemAssigned') ? this.systemPrincipal(g) : undefined;
+    const sys = g.spec.identity.type.includes('SystemAssigned') ? await this.systemPrincipal(g) : undefined;
     return { ...(sys ? { principalId: sys.id } : {}), tenantId: this.o.tenantId, userAssigned };
   }
 
   /** Binds the group to its identities and returns the IMDS-style endpoint its sandbox serves. */
-  endpoint(g: StoredGroup): SandboxSpec['identityEndpoint'] | undefined {
-    const view = this.view(g);
+  async endpoint(g: StoredGroup): Promise<SandboxSpec['identityEndpoint'] | undefined> {
+    const view = await this.view(g);
     if (!view) return undefined;
     const ids = [...(view.principalId ? [view.principalId] : []), ...Object.values(view.userAssigned).map((u) => u.principalId)];
     this.o.workloads.bind(g.id, ids, view.principalId);

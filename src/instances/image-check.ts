@@ -28,9 +28,9 @@ export interface ImageCheckDeps {
   puller: ImagePuller;
   log: Logger;
   /** The keychain the group's pulls use (throws KeychainError for a credential that cannot be used). */
-  keychain(spec: GroupSpec, g: { resourceGroup: string; name: string }): Keychain;
+  keychain(spec: GroupSpec, g: { resourceGroup: string; name: string }): Keychain | Promise<Keychain>;
   /** Removes the group's system-assigned identity (made for a create that is refused). */
-  dropSystemIdentity(g: { resourceGroup: string; name: string }): void;
+  dropSystemIdentity(g: { resourceGroup: string; name: string }): Promise<void>;
 }
 
 /**
@@ -47,7 +47,7 @@ export async function checkImages(d: ImageCheckDeps, spec: GroupSpec, g: { resou
   try {
     let keychain;
     try {
-      keychain = d.keychain(spec, g);
+      keychain = await d.keychain(spec, g);
     } catch (e) {
       if (e instanceof KeychainError) throw invalid('InvalidRegistryCredential', `${e.message}.`);
       throw e;
@@ -74,7 +74,7 @@ export async function checkImages(d: ImageCheckDeps, spec: GroupSpec, g: { resou
     }
   } finally {
     if (systemWanted && !keepSystemIdentity && (failures.length > 0 || out.size < spec.containers.length)) {
-      d.dropSystemIdentity(g);
+      await d.dropSystemIdentity(g);
     }
   }
   const previousEvents = previous ? previous.spec.containers.map((c) => ({ image: c.image, events: previous.state.containers[c.name]?.events ?? [] })) : undefined;

@@ -58,7 +58,7 @@ export class ServerScopedKeychain implements Keychain {
  * The keychain for a group's pulls. `identities` resolves an imageRegistryCredentials `identity` value
  * (a user-assigned identity's ARM id, or `[system]`) to the identity the group holds.
  */
-export function groupKeychain(spec: GroupSpec, factory: KeychainFactory, identities: (ref: string) => GroupIdentity | undefined): MultiKeychain {
+export async function groupKeychain(spec: GroupSpec, factory: KeychainFactory, identities: (ref: string) => Promise<GroupIdentity | undefined>): Promise<MultiKeychain> {
   const chain: Keychain[] = [];
   for (const c of spec.imageRegistryCredentials) {
     if (typeof c.username === 'string' && typeof c.password === 'string') {
@@ -70,7 +70,7 @@ export function groupKeychain(spec: GroupSpec, factory: KeychainFactory, identit
   }
   for (const c of spec.imageRegistryCredentials) {
     if (!c.identity) continue;
-    const id = identities(c.identity);
+    const id = await identities(c.identity);
     if (id) chain.push(new ServerScopedKeychain(c.server, factory.managedIdentity(c.server, id)));
   }
   chain.push(...(factory.platformDefaults?.() ?? []));

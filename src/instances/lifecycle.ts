@@ -64,7 +64,7 @@ export class GroupLifecycle {
       else if (o.runtime) await o.runtime.deleteSandbox(g.id);
       await this.ended(g.id);
       identities.unbind(g.id);
-      if (g.spec.identity?.type.includes('SystemAssigned')) identities.dropSystemPrincipal(g);
+      if (g.spec.identity?.type.includes('SystemAssigned')) await identities.dropSystemPrincipal(g);
       await store.delete(g.id);
       this.names.changed();
       o.log.info('container group deleted', { group: g.name, resourceGroup: g.resourceGroup });

@@ -28,7 +28,7 @@ export function platformKeychainFactory(d: PlatformKeychainDeps): KeychainFactor
       identity: id.resourceId ?? `system-assigned (client id ${id.clientId})`,
       tenant: d.identity.ids.tenantId,
       getToken: async (resource) => {
-        const p = d.identity.principalById(id.principalId);
+        const p = await d.identity.principalById(id.principalId);
         if (!p) throw new KeychainError(`managed identity ${id.clientId}`, 'the identity no longer exists; assign an existing identity to the group', 'identity');
         return { token: await d.identity.issueAccessToken(p, resource) };
       },

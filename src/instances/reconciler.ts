@@ -16,9 +16,9 @@ export interface ReconcilerOptions {
   runtime: Runtime;
   puller: ImagePuller;
   /** The keychain a group's pulls use (groupKeychain over the group's credentials). */
-  keychainFor(group: StoredGroup): Keychain;
+  keychainFor(group: StoredGroup): Keychain | Promise<Keychain>;
   /** The managed-identity endpoint for a group that holds identities; undefined for the others. */
-  identityEndpointFor?(group: StoredGroup): SandboxSpec['identityEndpoint'] | undefined;
+  identityEndpointFor?(group: StoredGroup): Promise<SandboxSpec['identityEndpoint'] | undefined>;
   /** The host address a group's ports are published on, when it has one of its own. */
   sandboxAddressFor?(group: StoredGroup): string | undefined;
   /**
@@ -117,7 +117,7 @@ export class GroupRunner implements LoopHost {
     // managed-identity endpoint with the function given here; otherwise it creates one.
     try {
       this.r.o.log.debug('creating sandbox', { group: g.name });
-      const identityEndpoint = this.r.o.identityEndpointFor?.(g);
+      const identityEndpoint = await this.r.o.identityEndpointFor?.(g);
       const address = this.r.o.sandboxAddressFor?.(g);
       const { restarted, ...sandbox } = await runtime.createSandbox({ groupId: g.id, ports: g.spec.ipAddress?.ports ?? [],
         ...(address ? { address } : {}), ...(identityEndpoint ? { identityEndpoint } : {}) });

@@ -66,8 +66,8 @@ export class ContainerGroups {
     return this.store.list(rg);
   }
 
-  resource(g: StoredGroup, instanceView = true) {
-    const identity = this.c.identities.view(g);
+  async resource(g: StoredGroup, instanceView = true) {
+    const identity = await this.c.identities.view(g);
     return groupResource(this.o.subscriptionId, g, { instanceView, ...(identity ? { identity } : {}) });
   }
 

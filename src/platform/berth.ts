@@ -159,10 +159,10 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   if (s3) log.info('registry blobs in S3', { store: s3.describe() });
   const sealer = await loadKek(sql, paths.kek);
   const tokens = await TokenService.load(paths.signingKey);
-  const ids = IdentityService.platformIds(db);
+  const ids = await IdentityService.platformIds(sql);
   let baseUrl = '';
   let otherBases: string[] = [];
-  const identity = new IdentityService(db, tokens, ids, () => baseUrl, () => otherBases);
+  const identity = new IdentityService(sql, tokens, ids, () => baseUrl, () => otherBases);
   const groups = new ResourceGroups(db, ids.subscriptionId);
   const registries = new Registries(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host), 'localhost');
   const meta = new SqlRegistryMetadata(sql);
@@ -174,8 +174,8 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
     },
   });
   const repoTokens = new ScopeMapsAndTokens(db);
-  const applications = new Applications(db, ids.tenantId);
-  const managedIdentities = new ManagedIdentities(db, ids.subscriptionId, ids.tenantId, groups);
+  const applications = new Applications(sql, ids.tenantId);
+  const managedIdentities = new ManagedIdentities(sql, ids.subscriptionId, ids.tenantId, groups);
   const workloads = new WorkloadIdentities(identity, managedIdentities);
   const auth = new RegistryAuth(registries, identity, tokens, repoTokens);
   // The portal's origins (the main port's), which registries and vaults answer from a browser.

@@ -77,14 +77,14 @@ export class RegistryAuth {
         }
         this.verified.put(audience, value, payload);
       }
-      const principal = this.principalFromClaims(r, payload as Record<string, unknown>);
+      const principal = await this.principalFromClaims(r, payload as Record<string, unknown>);
       if (!principal) return { ok: false, reason: 'the access token names a principal that no longer exists' };
       return { ok: true, principal, granted: (payload.access as AccessRequest[] | undefined) ?? [] };
     }
     return { ok: false, reason: `unsupported authorization scheme '${scheme.slice(0, 20)}'` };
   }
 
-  private principalFromClaims(r: RegistryRecord, p: Record<string, unknown>): Principal | undefined {
+  private async principalFromClaims(r: RegistryRecord, p: Record<string, unknown>): Promise<Principal | undefined> {
     const kind = p.pkind;
     // Registry-local principals are looked up again on every request, so that disabling the admin user
     // or a token takes effect at once, not when its access tokens expire.
@@ -103,17 +103,19 @@ export class RegistryAuth {
    * What `principal` may do for each requested access, right now. Deny by default: an action is
    * granted only when a rule grants it.
    */
-  authorize(r: RegistryRecord, principal: Principal, requests: AccessRequest[]): AccessRequest[] {
+  async authorize(r: RegistryRecord, principal: Principal, requests: AccessRequest[]): Promise<AccessRequest[]> {
+    // An identity's role assignments are read once for all the requested actions.
+    const may = principal.kind === 'servicePrincipal' || principal.kind === 'managedIdentity' ? await this.identity.permissions(principal) : undefined;
     const out: AccessRequest[] = [];
     for (const req of requests) {
       const actions = req.actions.flatMap((a) => (a === '*' && req.type === 'repository' ? ['pull', 'push', 'delete', 'metadataRead', 'metadataWrite'] : [a]));
-      const allowed = actions.filter((a) => this.allows(r, principal, req, a));
+      const allowed = actions.filter((a) => this.allows(r, principal, req, a, may));
       if (allowed.length) out.push({ type: req.type, name: req.name, actions: [...new Set(allowed)] });
     }
     return out;
   }
 
-  private allows(r: RegistryRecord, principal: Principal, req: AccessRequest, action: string): boolean {
+  private allows(r: RegistryRecord, principal: Principal, req: AccessRequest, action: string, may: ((action: string, scope: string) => boolean) | undefined): boolean {
     if (principal.kind === 'registryAdmin') return principal.registryId === r.id && r.adminUserEnabled;
     if (principal.kind === 'registryToken') {
       const t = this.repoTokens.tokenById(principal.id);
@@ -125,7 +127,7 @@ export class RegistryAuth {
     }
     if (principal.kind === 'servicePrincipal' || principal.kind === 'managedIdentity') {
       const rbac = req.type === 'registry' ? (req.name === 'catalog' ? RBAC_ACTION_FOR.catalog : undefined) : RBAC_ACTION_FOR[action];
-      return rbac !== undefined && this.identity.can(principal, rbac, armId(r));
+      return rbac !== undefined && may !== undefined && may(rbac, armId(r));
     }
     return false;
   }
@@ -134,7 +136,7 @@ export class RegistryAuth {
    * What a principal lacks for an action, for DENIED answers: the reason (what is missing, and for an
    * identity the roles it does hold and where) and the command that grants it.
    */
-  missing(r: RegistryRecord, principal: Principal, req: AccessRequest, action: string): { reason: string; fix?: string } {
+  async missing(r: RegistryRecord, principal: Principal, req: AccessRequest, action: string): Promise<{ reason: string; fix?: string }> {
     if (principal.kind === 'registryAdmin') return { reason: `the admin user of registry ${r.name} is disabled`, fix: `berth acr update -n ${r.name} --admin-enabled true` };
     if (principal.kind === 'registryToken') {
       const t = this.repoTokens.tokenById(principal.id);
@@ -146,7 +148,7 @@ export class RegistryAuth {
     }
     const rbac = req.type === 'registry' ? RBAC_ACTION_FOR.catalog : RBAC_ACTION_FOR[action];
     const role = req.type === 'registry' ? 'Reader' : ROLE_FOR[action] ?? 'AcrPull';
-    const holds = this.identity.assignmentsOf(principal.id).map(({ assignment, role: held }) => `${held.roleName} at ${assignment.scope}`);
+    const holds = (await this.identity.assignmentsOf(principal.id)).map(({ assignment, role: held }) => `${held.roleName} at ${assignment.scope}`);
     return {
       reason: `${principal.displayName} (${principal.appId ?? principal.id}) has no role assignment granting '${rbac}' on ${armId(r)} (needed to ${action} ${req.type === 'registry' ? 'the catalog' : `repository ${req.name}`}); ` +
         `${holds.length ? `the roles it holds: ${holds.slice(0, 10).join(', ')}${holds.length > 10 ? `, … (${holds.length} in all)` : ''}` : 'it holds no role assignment'}; assign ${role} there`,
@@ -155,7 +157,7 @@ export class RegistryAuth {
   }
 
   async issueAccessToken(r: RegistryRecord, principal: Principal, requests: AccessRequest[]): Promise<{ token: string; expiresIn: number }> {
-    const access = this.authorize(r, principal, requests);
+    const access = await this.authorize(r, principal, requests);
     const token = await this.tokens.sign({ token_type: 'access', pkind: principal.kind, access },
       { issuer: ISSUER, audience: this.audience(r), subject: principal.id, ttlSeconds: ACCESS_TOKEN_TTL });
     return { token, expiresIn: ACCESS_TOKEN_TTL };

@@ -84,7 +84,7 @@ export class RegistryService {
   }
 
   mountBlob(registryId: string, repo: string, digest: string, from: string | undefined,
-    canReadFrom: (repo: string) => boolean): Promise<{ digest: Digest; size: number } | undefined> {
+    canReadFrom: (repo: string) => boolean | Promise<boolean>): Promise<{ digest: Digest; size: number } | undefined> {
     return this.uploads.mountBlob(registryId, repo, digest, from, canReadFrom);
   }
 

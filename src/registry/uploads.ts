@@ -207,12 +207,12 @@ export class Uploads {
    * Returns false when the blob cannot be mounted (the caller then starts a normal upload).
    */
   async mountBlob(registryId: string, repo: string, digestStr: string, from: string | undefined,
-    canReadFrom: (repo: string) => boolean): Promise<{ digest: Digest; size: number } | undefined> {
+    canReadFrom: (repo: string) => boolean | Promise<boolean>): Promise<{ digest: Digest; size: number } | undefined> {
     if (!isDigest(digestStr)) return undefined;
     const digest = digestStr as Digest;
     const candidates = from ? [from] : await this.meta.reposWithBlob(registryId, digest);
     for (const src of candidates) {
-      if (!canReadFrom(src)) continue;
+      if (!await canReadFrom(src)) continue;
       const size = await this.meta.linkedBlobSize(registryId, src, digest);
       if (size !== undefined && (await this.blobs.stat(digest))) {
         try {

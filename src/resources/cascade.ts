@@ -12,8 +12,8 @@ export interface GroupContents {
   registries: { list(rg: string): Awaitable<Array<{ name: string }>>; delete(rg: string, name: string): Promise<unknown> };
   vaults: { list(rg: string): Awaitable<Array<{ name: string }>>; delete(rg: string, name: string): Promise<unknown> };
   containerGroups: { list(rg: string): Awaitable<Array<{ name: string }>>; delete(rg: string, name: string): Promise<unknown> };
-  managedIdentities: { list(rg: string): Awaitable<Array<{ name: string }>>; delete(rg: string, name: string): unknown };
-  identity: { deleteAssignmentsUnder(scope: string): number; ids: { subscriptionId: string } };
+  managedIdentities: { list(rg: string): Awaitable<Array<{ name: string }>>; delete(rg: string, name: string): Promise<unknown> };
+  identity: { deleteAssignmentsUnder(scope: string): Promise<number>; ids: { subscriptionId: string } };
   log: Logger;
 }
 
@@ -24,8 +24,8 @@ export async function deleteResourceGroup(d: GroupContents, name: string): Promi
   for (const r of await d.registries.list(g.name)) await d.registries.delete(g.name, r.name);
   for (const v of await d.vaults.list(g.name)) await d.vaults.delete(g.name, v.name);
   for (const c of await d.containerGroups.list(g.name)) await d.containerGroups.delete(g.name, c.name);
-  for (const i of await d.managedIdentities.list(g.name)) d.managedIdentities.delete(g.name, i.name);
-  const removed = d.identity.deleteAssignmentsUnder(`/subscriptions/${d.identity.ids.subscriptionId}/resourceGroups/${g.name}`);
+  for (const i of await d.managedIdentities.list(g.name)) await d.managedIdentities.delete(g.name, i.name);
+  const removed = await d.identity.deleteAssignmentsUnder(`/subscriptions/${d.identity.ids.subscriptionId}/resourceGroups/${g.name}`);
   d.groups.delete(g.name);
   d.log.info('resource group deleted', { group: g.name, roleAssignmentsRemoved: removed });
   return true;

@@ -166,7 +166,7 @@ export class VaultHttp {
       const parts = url.pathname.replace(/^\/+/, '').split('/').map(decodeURIComponent);
       const m = this.match(req.method ?? 'GET', parts);
       if (!m) throw kvError(parts[0] === 'secrets' || parts[0] === 'deletedsecrets' ? 'unsupported' : 'notFound', 'BadParameter', `The operation ${req.method} ${url.pathname} is not supported by this vault.`);
-      this.authorize(principal, vault, m.route, m.params.name);
+      await this.authorize(principal, vault, m.route, m.params.name);
       const [status, body] = await m.route.run({ vault, params: m.params, query: q, body: () => readJson(req) });
       send(status, body);
     } catch (e) {
@@ -190,7 +190,7 @@ export class VaultHttp {
     return kvError('unauthenticated', 'Unauthorized', message);
   }
 
-  private authorize(p: Principal, v: VaultRecord, r: SecretRoute, secret: string | undefined): void {
+  private async authorize(p: Principal, v: VaultRecord, r: SecretRoute, secret: string | undefined): Promise<void> {
     const scope = vaultArmId(v);
     if (!v.enableRbacAuthorization) {
       const perm = POLICY_PERMISSION[r.action.slice(ACTION.length + 1)]!;
@@ -199,7 +199,7 @@ export class VaultHttp {
         `The user, group or application 'appid=${p.appId ?? p.id};oid=${p.id};iss=${this.d.identity.issuer()}' does not have secrets ${perm} permission on key vault '${v.name};location=${v.location}'. ` +
         `For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287 (Berth: az keyvault set-policy -n ${v.name} --object-id ${p.id} --secret-permissions ${perm})`, 'AccessDenied');
     }
-    if (this.d.identity.can(p, r.action, scope, true)) return;
+    if (await this.d.identity.can(p, r.action, scope, true)) return;
     const resource = `${scope}${r.scope === 'secret' && secret ? `/secrets/${secret}` : ''}`.toLowerCase();
     throw kvError('forbidden', 'Forbidden',
       'Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\n' +

@@ -9,10 +9,10 @@ let seq = 0;
 
 /** A service principal with `role` at `scope` (none when role is undefined). */
 export async function principalWithRole(b: RunningBerth, role: string | undefined, scope?: string): Promise<TestPrincipal> {
-  const app = b.applications.createApplication(`vault-test-${role ?? 'none'}-${seq++}`);
-  b.applications.createServicePrincipal(app.appId);
+  const app = await b.applications.createApplication(`vault-test-${role ?? 'none'}-${seq++}`);
+  await b.applications.createServicePrincipal(app.appId);
   const pw = await b.applications.addPassword(app.id, {});
-  if (role) b.identity.assignRole(app.id, findRole(role)!, scope!);
+  if (role) await b.identity.assignRole(app.id, findRole(role)!, scope!);
   return { appId: app.appId, objectId: app.id, secret: pw.secretText };
 }
 

@@ -32,7 +32,7 @@ interface Ctx {
   registry: RegistryRecord;
   principal: Principal;
   /** What the principal may do on other repositories (cross-repo mount). */
-  canPull(repo: string): boolean;
+  canPull(repo: string): Promise<boolean>;
 }
 
 export interface RegistryHttpDeps {
@@ -135,11 +135,11 @@ export class RegistryHttp {
     }
     const principal = authn.principal;
     if (access) {
-      const live = this.d.auth.authorize(registry, principal, [access]);
+      const live = await this.d.auth.authorize(registry, principal, [access]);
       const liveActions = new Set(live.flatMap((a) => a.actions));
       const missingLive = access.actions.find((a) => !liveActions.has(a));
       if (missingLive) {
-        const why = this.d.auth.missing(registry, principal, access, missingLive);
+        const why = await this.d.auth.missing(registry, principal, access, missingLive);
         return { status: 403, body: { errors: [{ code: 'DENIED', message: `requested access to the resource is denied: ${why.reason}`, detail: [{ Type: access.type, Name: access.name, Action: missingLive, ...(why.fix ? { Fix: why.fix } : {}) }] }] } };
       }
       if (authn.granted) {
@@ -151,7 +151,7 @@ export class RegistryHttp {
     }
     const ctx: Ctx = {
       req, url, registry, principal,
-      canPull: (repo) => this.d.auth.authorize(registry, principal, [{ type: 'repository', name: repo, actions: ['pull'] }]).length > 0,
+      canPull: async (repo) => (await this.d.auth.authorize(registry, principal, [{ type: 'repository', name: repo, actions: ['pull'] }])).length > 0,
     };
     return this.route(ctx, route, method);
   }

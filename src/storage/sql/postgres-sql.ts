@@ -6,7 +6,8 @@ import { numberPlaceholders } from './sql.js';
 
 const POSTGRES: SqlDialect = {
   name: 'postgres',
-  jsonFlag: (column, member) => `(CASE (${column})::jsonb->'${member}' WHEN 'true'::jsonb THEN 1 WHEN 'false'::jsonb THEN 0 END)`,
+  // A flag written as the number 1 or 0 reads as SQLite's json_extract reads it.
+  jsonFlag: (column, member) => `(CASE (${column})::jsonb->'${member}' WHEN 'true'::jsonb THEN 1 WHEN '1'::jsonb THEN 1 WHEN 'false'::jsonb THEN 0 WHEN '0'::jsonb THEN 0 END)`,
   nowMs: `(extract(epoch from clock_timestamp()) * 1000)::bigint`,
 };
 

@@ -12,7 +12,7 @@ export interface SqlRunResult {
 /** The SQL fragments that differ between engines. */
 export interface SqlDialect {
   readonly name: 'sqlite' | 'postgres';
-  /** A boolean member of a JSON object kept in a TEXT column, as 1/0/NULL. */
+  /** A boolean member of a JSON object kept in a TEXT column (true/false, or the numbers 1/0), as 1/0/NULL. */
   jsonFlag(column: string, member: string): string;
   /** The database server's clock in milliseconds since the epoch (one clock for every replica). */
   readonly nowMs: string;
