@@ -14,12 +14,12 @@ let ownerToken: string;
 before(async () => {
   b = await startTestBerth();
   sub = b.identity.ids.subscriptionId;
-  b.groups.createOrUpdate('rg-a', 'westus');
-  b.groups.createOrUpdate('rg-b', 'eastus');
+  await b.groups.createOrUpdate('rg-a', 'westus');
+  await b.groups.createOrUpdate('rg-b', 'eastus');
   await b.registries.createOrUpdate('rg-a', 'listreg01', { sku: 'Basic' });
   await b.registries.createOrUpdate('rg-b', 'listreg02', { sku: 'Basic' });
   await b.vaults.createOrUpdate('rg-a', 'list-vault', {});
-  b.managedIdentities.createOrUpdate('rg-b', 'list-mi', {});
+  await b.managedIdentities.createOrUpdate('rg-b', 'list-mi', {});
   const owner = await principalWithRole(b, 'Owner', `/subscriptions/${sub}`);
   ownerToken = (await tokenFor(b, owner, 'https://management.core.windows.net//.default')).token;
 });

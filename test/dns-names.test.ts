@@ -53,7 +53,7 @@ test('two groups with DNS name labels both on port 80: each FQDN resolves throug
     const { operation } = await b.containerGroups.createOrUpdate('rg', name, doc(name));
     await poll(`group ${name} provisioned`, async () => (b.containerGroups.operation(operation.id)!.status === 'InProgress' ? undefined : true));
     assert.equal(b.containerGroups.operation(operation.id)!.status, 'Succeeded', JSON.stringify(b.containerGroups.operation(operation.id)!.error));
-    shown[name] = b.containerGroups.resource(b.containerGroups.get('rg', name)).properties.ipAddress as never;
+    shown[name] = b.containerGroups.resource(await b.containerGroups.get('rg', name)).properties.ipAddress as never;
   }
   const one = shown.one!;
   const two = shown.two!;

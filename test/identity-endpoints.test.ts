@@ -23,7 +23,7 @@ before(async () => {
   const app = b.applications.createApplication('endpoint-sp');
   b.applications.createServicePrincipal(app.appId);
   sp = { appId: app.appId, secret: (await b.applications.addPassword(app.id, {})).secretText };
-  b.identity.assignRole(app.id, findRole('AcrPull')!, armId(b.registries.get('rg', 'endpointreg01')));
+  b.identity.assignRole(app.id, findRole('AcrPull')!, armId(await b.registries.get('rg', 'endpointreg01')));
 });
 after(async () => b?.cleanup());
 
@@ -135,7 +135,7 @@ test('ACR exchange: an identity access token becomes a registry refresh token us
 });
 
 test('IMDS path: needs Metadata: true, then serves the workload that holds the identity', async () => {
-  const { identity } = b.managedIdentities.createOrUpdate('rg', 'imds-mi', {});
+  const { identity } = await b.managedIdentities.createOrUpdate('rg', 'imds-mi', {});
   const binding = b.workloads.bind('imds-group', [identity.principalId]);
   try {
     const url = `${b.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${encodeURIComponent('https://management.azure.com/')}`;

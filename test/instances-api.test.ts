@@ -82,7 +82,7 @@ before(async () => {
   b.cleanup = async () => { await berth.stop().catch(() => undefined); await rm(dir, { recursive: true, force: true }); };
   const cred = JSON.parse(readFileSync(join(dir, 'owner-credential.json'), 'utf8')) as { clientId: string; clientSecret: string };
   ownerToken = await tokenFor(cred.clientId, cred.clientSecret);
-  b.groups.createOrUpdate('rg', 'westus');
+  await b.groups.createOrUpdate('rg', 'westus');
 });
 after(async () => {
   await b?.cleanup();
@@ -194,7 +194,7 @@ test('RBAC: a Reader can show and list but cannot create, stop or delete', async
 });
 
 test('managed identities: user-assigned pulls with its identity, the group gets the IMDS endpoint; system-assigned lives and dies with the group', async () => {
-  const { identity: mi } = b.managedIdentities.createOrUpdate('rg', 'aci-acr-identity', {});
+  const { identity: mi } = await b.managedIdentities.createOrUpdate('rg', 'aci-acr-identity', {});
   const body = { ...groupBody('myacr.io/app:1', { imageRegistryCredentials: [{ server: 'myacr.io', identity: mi.id }] }), identity: { type: 'UserAssigned', userAssignedIdentities: { [mi.id]: {} } } };
   const put = await arm('PUT', groupUrl('rg', 'mi1'), body);
   assert.equal(put.status, 201, put.text);
@@ -391,7 +391,7 @@ test('PUT with a changed spec updates in place (new containers, same id); deleti
   const running = [...runtime.tasks.values()].filter((t) => t.task.groupId === id && t.status === 'running');
   assert.deepEqual(running.map((t) => t.spec.image.reference), ['r.io/app:2']);
 
-  b.groups.createOrUpdate('rg2', 'westus');
+  await b.groups.createOrUpdate('rg2', 'westus');
   const other = await arm('PUT', groupUrl('rg2', 'inrg2'), groupBody('r.io/app:1'));
   await pollOperation(other.headers.get('azure-asyncoperation')!);
   const otherId = b.containerGroups.store.find('rg2', 'inrg2')!.id;
@@ -407,14 +407,14 @@ test('a puller that can check access without downloading keeps the PUT light; th
   const p = Object.assign(new FakePuller(), { check: async (ref: string) => { checks.push(ref); if (ref.endsWith(':missing')) throw new PullError('MANIFEST_UNKNOWN', 'manifest unknown', 'tag missing not found'); } });
   const s = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime: new FakeRuntime(dir), puller: p, keychainFactory, reconciler: { sleep: async () => undefined } });
   try {
-    s.groups.createOrUpdate('rg', 'westus');
+    await s.groups.createOrUpdate('rg', 'westus');
     await assert.rejects(s.containerGroups.createOrUpdate('rg', 'c1', groupBody('r.io/app:missing')), /InaccessibleImage|is not accessible/);
     assert.deepEqual(p.pulls, []);
     const { operation } = await s.containerGroups.createOrUpdate('rg', 'c2', groupBody('r.io/app:1'));
     while (s.containerGroups.operation(operation.id)!.status === 'InProgress') await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(checks, ['r.io/app:missing', 'r.io/app:1']);
     assert.deepEqual(p.pulls, ['r.io/app:1']);
-    assert.deepEqual(s.containerGroups.get('rg', 'c2').state.containers.app!.events.map((e) => e.name), ['Pulling', 'Pulled', 'Created', 'Started']);
+    assert.deepEqual((await s.containerGroups.get('rg', 'c2')).state.containers.app!.events.map((e) => e.name), ['Pulling', 'Pulled', 'Created', 'Started']);
   } finally {
     await s.stop();
     await rm(dir, { recursive: true, force: true });
@@ -472,7 +472,7 @@ test('a server without a runtime answers creates with a clear error', async () =
   const dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
   const other = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined });
   try {
-    other.groups.createOrUpdate('rg', 'westus');
+    await other.groups.createOrUpdate('rg', 'westus');
     const r = await runCli(['container', 'create', '-g', 'rg', '-n', 'x', '--image', 'busybox'], { ...process.env, BERTH_SERVER: other.url, BERTH_DATA_DIR: dir });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /\(ContainerRuntimeNotConfigured\) No container runtime configured/);
@@ -491,15 +491,15 @@ test('groups survive a server restart: running containers are adopted, orphans r
   const opts = { dataDir: dir, port: 0, logSink: () => undefined, runtime: rt, puller: new FakePuller(), keychainFactory, reconciler: { sleep: async () => undefined } };
   let s = await startBerth(opts);
   try {
-    s.groups.createOrUpdate('rg', 'westus');
+    await s.groups.createOrUpdate('rg', 'westus');
     const body = (image: string, restartPolicy: string) => ({ location: 'westus', properties: { osType: 'Linux', restartPolicy,
       containers: [{ name: 'app', properties: { image, resources: { requests: { cpu: 1, memoryInGB: 1 } } } }] } });
     for (const [name, policy] of [['keeps', 'Always'], ['crashes', 'OnFailure']] as const) {
       const { operation } = await s.containerGroups.createOrUpdate('rg', name, body('r.io/app:1', policy));
       while (s.containerGroups.operation(operation.id)!.status === 'InProgress') await new Promise((r) => setTimeout(r, 10));
     }
-    const keeps = s.containerGroups.get('rg', 'keeps').id;
-    const crashes = s.containerGroups.get('rg', 'crashes').id;
+    const keeps = (await s.containerGroups.get('rg', 'keeps')).id;
+    const crashes = (await s.containerGroups.get('rg', 'crashes')).id;
     await s.stop(); // the containers keep running while the server is down
     rt.exit('app', 1, 'Error', crashes); // one exits meanwhile
     await rt.createSandbox({ groupId: 'orphan-from-a-deleted-group', ports: [] });
@@ -513,7 +513,7 @@ test('groups survive a server restart: running containers are adopted, orphans r
     assert.equal(rt.calls.filter((c) => c === 'create app').length, 1);
     assert.ok([...rt.tasks.values()].some((t) => t.task.groupId === keeps && t.status === 'running'));
     await waitFor(() => [...rt.tasks.values()].some((t) => t.task.groupId === crashes && t.status === 'running'));
-    assert.equal(s.containerGroups.get('rg', 'keeps').state.state, 'Running');
+    assert.equal((await s.containerGroups.get('rg', 'keeps')).state.state, 'Running');
     // The adopted container is still watched: a kill through stop works.
     await s.containerGroups.stop('rg', 'keeps');
     assert.equal(rt.sandboxes.has(keeps), false);

@@ -20,7 +20,7 @@ const puller = new FakePuller();
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
   b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime: new FakeRuntime(dir), puller, reconciler: { sleep: async () => undefined } });
-  b.groups.createOrUpdate('rg', 'westus');
+  await b.groups.createOrUpdate('rg', 'westus');
 });
 after(async () => {
   await b?.stop();
@@ -73,7 +73,7 @@ test('vault secrets by reference: a JSON secret, and a username/password pair (s
 test('a user-assigned identity with AcrPull gets a registry refresh token from Berth\'s own registry', async () => {
   const { registry } = await b.registries.createOrUpdate('rg', 'miregistry01', { sku: 'Basic' });
   const server = b.registries.loginServer(registry);
-  const { identity: mi } = b.managedIdentities.createOrUpdate('rg', 'puller-mi', {});
+  const { identity: mi } = await b.managedIdentities.createOrUpdate('rg', 'puller-mi', {});
   b.identity.assignRole(mi.principalId, findRole('AcrPull')!, armId(registry));
   await create('mi', body(`${server}/app:1`, [{ server, identity: mi.id }], { identity: { type: 'UserAssigned', userAssignedIdentities: { [mi.id]: {} } } }));
   const c = puller.credentials.at(-1)!;

@@ -19,7 +19,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-limits-'));
   b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime: new FakeRuntime(dir), puller: new FakePuller(), keychainFactory: inlineKeychainFactory,
     reconciler: { sleep: async () => undefined }, groupCapacity: { cpu: 2, memoryInGB: 4 } });
-  b.groups.createOrUpdate('rg', 'westus');
+  await b.groups.createOrUpdate('rg', 'westus');
   const cred = JSON.parse(readFileSync(join(dir, 'owner-credential.json'), 'utf8')) as { clientId: string; clientSecret: string; tenantId: string };
   const res = await fetch(`${b.url}/${cred.tenantId}/oauth2/v2.0/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ grant_type: 'client_credentials', client_id: cred.clientId, client_secret: cred.clientSecret, scope: 'https://management.azure.com/.default' }) });
@@ -57,7 +57,7 @@ test('no group asks for more than the node has: ACI\'s "not available" sentence 
   assert.match(cpu.body.error!.message, /^The requested resource with '3' CPU and '1' GB memory is not available in the location 'westus' at this moment\. Please retry with a different resource request or in another location\. \(This Berth node has 2 CPUs and 4 GB of memory/);
   const mem = await put('too-much-memory', body([container('a', 1, 3), container('b', 0.5, 2)]));
   assert.match(mem.body.error!.message, /'1\.5' CPU and '5' GB memory is not available/);
-  assert.equal(b.containerGroups.list('rg').length, 0);
+  assert.equal((await b.containerGroups.list('rg')).length, 0);
   const fits = await put('fits', body([container('a', 1, 2), container('b', 1, 2)]));
   assert.equal(fits.status, 201, JSON.stringify(fits.body));
 });

@@ -76,7 +76,7 @@ async function eventually<T>(what: string, f: () => T | undefined | Promise<T | 
 test('S1-style: a busybox httpd group answers on its published port; delete leaves nothing running', { skip }, async () => {
   const op = await createAndWait('web', doc(['httpd', '-f', '-p', '80', '-h', '/www'], 'Always', [80]));
   assert.equal(op.status, 'Succeeded', JSON.stringify(op.error));
-  const shown = b.containerGroups.resource(b.containerGroups.get('rg', 'web'));
+  const shown = b.containerGroups.resource(await b.containerGroups.get('rg', 'web'));
   const ip = shown.properties.ipAddress!;
   const hostPort = (ip.ports[0] as { hostPort?: number }).hostPort ?? 80;
   const page = await eventually('the page', async () => {
@@ -86,7 +86,7 @@ test('S1-style: a busybox httpd group answers on its published port; delete leav
     } catch { return undefined; }
   });
   assert.equal(page, 'hello from busybox httpd\n');
-  const id = b.containerGroups.get('rg', 'web').id;
+  const id = (await b.containerGroups.get('rg', 'web')).id;
   await b.containerGroups.delete('rg', 'web');
   assert.equal((await runtime.list()).some((g) => g.groupId === id), false);
 });
@@ -95,8 +95,8 @@ test('a command group: logs, exit code, restart per OnFailure with back-off, the
   // Exits 3 every time: OnFailure restarts it with back-off (200 ms, 400 ms here) until it is stopped.
   const op = await createAndWait('job', doc(['sh', '-c', 'echo working; echo oops >&2; exit 3'], 'OnFailure'));
   assert.equal(op.status, 'Succeeded', JSON.stringify(op.error));
-  const g = await eventually('two restarts', () => {
-    const x = b.containerGroups.get('rg', 'job');
+  const g = await eventually('two restarts', async () => {
+    const x = await b.containerGroups.get('rg', 'job');
     return x.state.containers.app!.restartCount >= 2 ? x : undefined;
   });
   const cs = g.state.containers.app!;
@@ -106,13 +106,13 @@ test('a command group: logs, exit code, restart per OnFailure with back-off, the
   assert.match(backoff.message, /last error: exited with code 3 \(Error\); last output: .*oops/);
   assert.match(await b.containerGroups.logs('rg', 'job', 'app'), /working\n/);
   await b.containerGroups.stop('rg', 'job');
-  const stopped = b.containerGroups.get('rg', 'job');
+  const stopped = await b.containerGroups.get('rg', 'job');
   assert.equal(stopped.state.state, 'Stopped');
 
   const once = await createAndWait('once', doc(['sh', '-c', 'echo done; exit 0'], 'Never'));
   assert.equal(once.status, 'Succeeded');
-  const fin = await eventually('the exit', () => {
-    const x = b.containerGroups.get('rg', 'once');
+  const fin = await eventually('the exit', async () => {
+    const x = await b.containerGroups.get('rg', 'once');
     return x.state.containers.app!.currentState?.state === 'Terminated' ? x : undefined;
   });
   assert.equal(fin.state.containers.app!.currentState!.exitCode, 0);
@@ -123,7 +123,7 @@ test('a command group: logs, exit code, restart per OnFailure with back-off, the
 test('a Berth restart adopts the running httpd group: same port, still serving, then restarted per policy when killed', { skip }, async () => {
   const op = await createAndWait('keep', doc(['httpd', '-f', '-p', '80', '-h', '/www'], 'Always', [80]));
   assert.equal(op.status, 'Succeeded');
-  const before = b.containerGroups.resource(b.containerGroups.get('rg', 'keep')).properties.ipAddress!;
+  const before = b.containerGroups.resource(await b.containerGroups.get('rg', 'keep')).properties.ipAddress!;
   const port = (before.ports[0] as { hostPort?: number }).hostPort ?? 80;
   const get = async () => { try { const r = await fetch(`http://${before.ip}:${port}/`); return r.ok ? r.text() : undefined; } catch { return undefined; } };
   await eventually('the page', get);
@@ -133,13 +133,13 @@ test('a Berth restart adopts the running httpd group: same port, still serving, 
   runtime = await openTestRuntime(dir);
   b = await startBerthOn(dir, runtime, puller);
   assert.equal(await get(), 'hello from busybox httpd\n', 'served across the restart');
-  const g = b.containerGroups.get('rg', 'keep');
+  const g = await b.containerGroups.get('rg', 'keep');
   assert.equal(g.state.containers.app!.events.filter((e) => e.name === 'Created').length, 1);
   assert.equal(g.state.containers.app!.events.find((e) => e.name === 'Created')!.count, 1, 'adopted, not created again');
   // The adopted container is watched: when it dies, Always restarts it.
   const task = { groupId: g.id, name: 'app', logPath: g.state.containers.app!.logPath! };
   await runtime.kill(task, 'SIGKILL');
-  await eventually('the restart', () => (b.containerGroups.get('rg', 'keep').state.containers.app!.restartCount >= 1 ? true : undefined));
+  await eventually('the restart', async () => ((await b.containerGroups.get('rg', 'keep')).state.containers.app!.restartCount >= 1 ? true : undefined));
   await eventually('the page again', get);
 });
 

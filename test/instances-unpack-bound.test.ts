@@ -60,7 +60,7 @@ test('a layer that expands past the bound fails the group with the digest and th
   const message = JSON.stringify(op);
   assert.ok(message.includes(bomb.digest), `the failure names the layer: ${message}`);
   assert.match(message, /more than the 16 MiB a layer may unpack to \(berth serve --max-layer-unpacked\)/);
-  const events = b.containerGroups.get('rg', 'bomb').state.containers.app!.events;
+  const events = (await b.containerGroups.get('rg', 'bomb')).state.containers.app!.events;
   assert.ok(events.some((e) => e.name === 'Failed' && e.message.includes(bomb.digest)), JSON.stringify(events));
   // The layer cache holds the base layer only: nothing of the bomb, no temp directory.
   const cached = await readdir(join(dir, 'runtime', 'layers'));

@@ -246,14 +246,14 @@ describe('managed identity and expiring token passwords against a Berth registry
   before(async () => {
     b = await startTestBerth();
     reg = await adminRegistry(b, 'kcmireg01');
-    regScope = armId(b.registries.get('rg', 'kcmireg01'));
+    regScope = armId(await b.registries.get('rg', 'kcmireg01'));
     digest = (await pushTinyImage(new RegistryClient(reg.loginServer, { kind: 'basic', username: reg.username, password: reg.password }), 'myimage', 'v1')).digest;
   });
   after(async () => b?.cleanup());
 
   /** A user-assigned identity held by a workload, with its token provider over Berth's /msi/token; counts token requests. */
-  const identityFor = (name: string, role?: string) => {
-    const { identity } = b.managedIdentities.createOrUpdate('rg', name, {});
+  const identityFor = async (name: string, role?: string) => {
+    const { identity } = await b.managedIdentities.createOrUpdate('rg', name, {});
     if (role) b.identity.assignRole(identity.principalId, findRole(role)!, regScope);
     const binding = b.workloads.bind(`group-${name}`, [identity.principalId]);
     const calls: string[] = [];
@@ -263,7 +263,7 @@ describe('managed identity and expiring token passwords against a Berth registry
   };
 
   test('AcrPull: token → /oauth2/exchange → refresh token (null-GUID user) → the manifest', async () => {
-    const id = identityFor('mi-pull', 'AcrPull');
+    const id = await identityFor('mi-pull', 'AcrPull');
     const kc = new ManagedIdentityKeychain({ server: reg.loginServer, identity: id.identity.id, getToken: id.getToken, tenant: b.identity.ids.tenantId });
     const target = { registry: reg.loginServer, repository: 'myimage' };
     const c = await kc.resolve(target);
@@ -287,7 +287,7 @@ describe('managed identity and expiring token passwords against a Berth registry
   });
 
   test('concurrent first resolves share one exchange; renewal shortly before the refresh token expires', async () => {
-    const id = identityFor('mi-cache', 'AcrPull');
+    const id = await identityFor('mi-cache', 'AcrPull');
     let now = Date.now();
     const kc = new ManagedIdentityKeychain({ server: reg.loginServer, identity: 'mi-cache', getToken: id.getToken, now: () => now });
     const target = { registry: reg.loginServer };
@@ -328,7 +328,7 @@ describe('managed identity and expiring token passwords against a Berth registry
   });
 
   test('without AcrPull: the exchange succeeds, the pull is DENIED naming the missing role', async () => {
-    const id = identityFor('mi-norole');
+    const id = await identityFor('mi-norole');
     const kc = new ManagedIdentityKeychain({ server: reg.loginServer, identity: id.identity.id, getToken: id.getToken });
     const c = await kc.resolve({ registry: reg.loginServer });
     const m = await getManifest(client(c!), 'myimage', 'v1');
@@ -338,8 +338,8 @@ describe('managed identity and expiring token passwords against a Berth registry
   });
 
   test('S7: a token password with an expiry; after the registry refuses it, invalidate() and a refresh get a working one', async () => {
-    const r = b.registries.get('rg', 'kcmireg01');
-    b.repoTokens.createOrUpdateToken(r, 'tok_pull', { scopeMap: '_repositories_pull' });
+    const r = await b.registries.get('rg', 'kcmireg01');
+    await b.repoTokens.createOrUpdateToken(r, 'tok_pull', { scopeMap: '_repositories_pull' });
     const generate = async () => {
       const expiry = new Date(Date.now() + 3600_000).toISOString();
       const pw = (await b.repoTokens.generateCredentials(r, 'tok_pull', { name: 'password1', expiry })).passwords[0]!;
@@ -362,7 +362,7 @@ describe('managed identity and expiring token passwords against a Berth registry
   });
 
   test('failures: no token for the identity, a token the registry refuses, an unreachable registry', async () => {
-    const id = identityFor('mi-unbound', 'AcrPull');
+    const id = await identityFor('mi-unbound', 'AcrPull');
     b.workloads.unbind('group-mi-unbound');
     const unbound = new ManagedIdentityKeychain({ server: reg.loginServer, identity: 'mi-unbound', getToken: id.getToken });
     const e = await rejectsClean(unbound.resolve({ registry: reg.loginServer }), /managed identity mi-unbound for localhost:\d+: could not get an access token for https:\/\/management\.core\.windows\.net\/: .*HTTP 401: This caller holds no managed identity/);
@@ -370,7 +370,7 @@ describe('managed identity and expiring token passwords against a Berth registry
     const forged = new ManagedIdentityKeychain({ server: reg.loginServer, identity: 'forged', getToken: async () => ({ token: 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.' }) });
     const f = await rejectsClean(forged.resolve({ registry: reg.loginServer }), /localhost:\d+ refused the token exchange \(unauthorized: authentication required: the access token is invalid/);
     assert.ok(!f.message.includes('eyJ'), 'the token is not in the message');
-    const gone = new ManagedIdentityKeychain({ server: '127.0.0.1:1', identity: 'x', getToken: identityFor('mi-gone', 'AcrPull').getToken });
+    const gone = new ManagedIdentityKeychain({ server: '127.0.0.1:1', identity: 'x', getToken: (await identityFor('mi-gone', 'AcrPull')).getToken });
     await rejectsClean(gone.resolve({ registry: '127.0.0.1:1' }), /could not reach http:\/\/127\.0\.0\.1:1\/oauth2\/exchange .*\(ECONNREFUSED\)/);
   });
 });

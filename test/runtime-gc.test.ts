@@ -305,7 +305,7 @@ describe('berth container prune-images, end to end', { skip }, () => {
   async function state(name: string, want: string): Promise<any> {
     let g: any;
     for (let i = 0; i < 300; i++) {
-      g = b.containerGroups.list().find((x) => x.name === name);
+      g = (await b.containerGroups.list()).find((x) => x.name === name);
       const s = g && (await ok(['container', 'show', '-g', 'rg', '-n', name])).containers[0].instanceView?.currentState?.state;
       if (s === want) return g;
       await new Promise((r) => setTimeout(r, 100));
@@ -335,7 +335,7 @@ describe('berth container prune-images, end to end', { skip }, () => {
   });
   after(async () => {
     if (!b) return;
-    for (const g of b.containerGroups.list()) await b.containerGroups.delete(g.resourceGroup, g.name).catch(() => undefined);
+    for (const g of await b.containerGroups.list()) await b.containerGroups.delete(g.resourceGroup, g.name).catch(() => undefined);
     await b.stop();
     await rt.close();
     await rm(dir, { recursive: true, force: true });

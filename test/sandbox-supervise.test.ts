@@ -58,13 +58,13 @@ async function createRunning(name: string, ports: number[]): Promise<string> {
   const { operation } = await b.containerGroups.createOrUpdate('rg', name, body);
   await within(30_000, `group ${name} running`, () => (b.containerGroups.operation(operation.id)!.status === 'InProgress' ? undefined : true));
   assert.equal(b.containerGroups.operation(operation.id)!.status, 'Succeeded', JSON.stringify(b.containerGroups.operation(operation.id)!.error));
-  return b.containerGroups.get('rg', name).id;
+  return (await b.containerGroups.get('rg', name)).id;
 }
 
 const groupDir = (id: string) => join(dir, 'runtime', 'groups', id);
 const forwarders = (id: string) => processesWith(FORWARDER_SCRIPT, join(groupDir(id), 'forwarder.json'));
 const stacks = (id: string) => processesWith('--netns-type=path', join(groupDir(id), 'netns'));
-const groupEvents = (name: string): AciEvent[] => b.containerGroups.resource(b.containerGroups.get('rg', name)).properties.instanceView!.events as AciEvent[];
+const groupEvents = async (name: string): Promise<AciEvent[]> => b.containerGroups.resource(await b.containerGroups.get('rg', name)).properties.instanceView!.events as AciEvent[];
 
 async function page(port: number): Promise<string | undefined> {
   try {
@@ -106,7 +106,7 @@ describe('helper processes of a running group are restarted when they die', { sk
 
   test('kill -9 of the port forwarder: the port answers again on the same host port, and the group says so', async () => {
     const id = await createRunning('web', [80]);
-    const ip = b.containerGroups.resource(b.containerGroups.get('rg', 'web')).properties.ipAddress!;
+    const ip = b.containerGroups.resource(await b.containerGroups.get('rg', 'web')).properties.ipAddress!;
     const port = (ip.ports[0] as { hostPort?: number }).hostPort ?? 80;
     assert.equal(await within(20_000, 'the page', () => page(port)), 'hello from busybox httpd\n');
     const [fwd, ...more] = await forwarders(id);
@@ -120,10 +120,10 @@ describe('helper processes of a running group are restarted when they die', { sk
     });
     assert.notEqual(restarted, fwd);
     assert.equal(await within(10_000, 'the page again', () => page(port)), 'hello from busybox httpd\n', 'the same host port answers again');
-    const ev = await within(5000, 'the event', () => groupEvents('web').find((e) => e.name === 'Restarted'));
+    const ev = await within(5000, 'the event', async () => (await groupEvents('web')).find((e) => e.name === 'Restarted'));
     assert.equal(ev.message, 'Port forwarder for 80/TCP exited (signal SIGKILL); restarted');
     assert.equal(ev.type, 'Warning');
-    assert.equal(b.containerGroups.get('rg', 'web').state.state, 'Running');
+    assert.equal((await b.containerGroups.get('rg', 'web')).state.state, 'Running');
     const rec = JSON.parse(await readFile(join(groupDir(id), 'sandbox.json'), 'utf8')) as { forwarderPid: number };
     assert.equal(rec.forwarderPid, restarted, 'the new forwarder is recorded (a delete stops it)');
     await b.containerGroups.delete('rg', 'web');
@@ -132,7 +132,7 @@ describe('helper processes of a running group are restarted when they die', { sk
 
   test('a forwarder that died while Berth was down is restarted when the next server adopts the group, with an event', async () => {
     const id = await createRunning('adopted', [80]);
-    const ip = b.containerGroups.resource(b.containerGroups.get('rg', 'adopted')).properties.ipAddress!;
+    const ip = b.containerGroups.resource(await b.containerGroups.get('rg', 'adopted')).properties.ipAddress!;
     const port = (ip.ports[0] as { hostPort?: number }).hostPort ?? 80;
     await within(20_000, 'the page', () => page(port));
     const newForwarder = (old: number) => within(10_000, 'a new forwarder', async () => {
@@ -148,7 +148,7 @@ describe('helper processes of a running group are restarted when they die', { sk
     ({ b, runtime } = rb!);
     await newForwarder(first!);
     assert.equal(await within(10_000, 'the page after the restart', () => page(port)), 'hello from busybox httpd\n');
-    const ev = await within(5000, 'the event', () => groupEvents('adopted').find((e) => e.name === 'Restarted'));
+    const ev = await within(5000, 'the event', async () => (await groupEvents('adopted')).find((e) => e.name === 'Restarted'));
     assert.equal(ev.message, 'Port forwarder for 80/TCP exited; restarted', 'how it ended is unknown: it was no child of this server');
     await b.containerGroups.delete('rg', 'adopted');
   });
@@ -165,22 +165,22 @@ describe('helper processes of a running group are restarted when they die', { sk
       return now.length === 1 && now[0] !== stack ? true : undefined;
     });
     assert.equal(await within(10_000, 'outbound access again', () => outbound(id, '/again')), 'hello from the host, /again\n');
-    const ev = await within(5000, 'the event', () => groupEvents('out').find((e) => e.name === 'Restarted'));
+    const ev = await within(5000, 'the event', async () => (await groupEvents('out')).find((e) => e.name === 'Restarted'));
     assert.equal(ev.message, 'Outbound network (slirp4netns) exited (signal SIGKILL); restarted');
-    assert.equal(b.containerGroups.get('rg', 'out').state.state, 'Running');
+    assert.equal((await b.containerGroups.get('rg', 'out')).state.state, 'Running');
 
     // Now slirp4netns cannot start: the group is Failed, with the reason, and tried again.
     await writeFile(brokenFlag, '');
     const [second] = await stacks(id);
     process.kill(second!, 'SIGKILL');
-    const failed = await within(15_000, 'the Failed state', () => (b.containerGroups.get('rg', 'out').state.state === 'Failed' ? true : undefined));
+    const failed = await within(15_000, 'the Failed state', async () => ((await b.containerGroups.get('rg', 'out')).state.state === 'Failed' ? true : undefined));
     assert.ok(failed);
-    const why = groupEvents('out').find((e) => e.name === 'Failed')!;
+    const why = (await groupEvents('out')).find((e) => e.name === 'Failed')!;
     assert.match(why.message, /^Outbound network \(slirp4netns\) exited \(signal SIGKILL\); restarting it failed: .*slirp4netns: broken for this test.*; trying again in \d+ s$/);
     assert.equal(await outbound(id, '/broken'), undefined, 'no outbound access meanwhile');
 
     await rm(brokenFlag);
-    await within(15_000, 'the Running state again', () => (b.containerGroups.get('rg', 'out').state.state === 'Running' ? true : undefined));
+    await within(15_000, 'the Running state again', async () => ((await b.containerGroups.get('rg', 'out')).state.state === 'Running' ? true : undefined));
     assert.equal(await within(10_000, 'outbound access once more', () => outbound(id, '/restored')), 'hello from the host, /restored\n');
     assert.equal((await stacks(id)).length, 1, 'one stack, not one per attempt');
   });

@@ -38,33 +38,33 @@ export function containerRoutes(d: ApiDeps, sockets: ContainerSockets): RouteDef
   const visible = (can: (scope: string) => boolean) => (g: { resourceGroup: string; name: string }) => can(cg.armId(g.resourceGroup, g.name));
 
   // Exec and attach answer a websocket on this listener (container-sockets.ts), ws:// or wss:// as the request came.
-  const socketAnswer = (req: FastifyRequest, target: { rg: string; name: string; container: string; argv?: string[] }) => {
-    cg.runningTask(target.rg, target.name, target.container);
+  const socketAnswer = async (req: FastifyRequest, target: { rg: string; name: string; container: string; argv?: string[] }) => {
+    await cg.runningTask(target.rg, target.name, target.container);
     const s = sockets.open(target);
     return { webSocketUri: `${origin(req).replace(/^http/, 'ws')}${s.path}`, password: s.password };
   };
 
   return [
     route({ method: 'GET', path: '/subscriptions/:sub/providers/Microsoft.ContainerInstance/containerGroups', action: A.read, scope: SCOPE.each,
-      handler: (c) => ({ value: cg.list().filter(visible(c.can)).map((g) => cg.resource(g, false)) }) }),
+      handler: async (c) => ({ value: (await cg.list()).filter(visible(c.can)).map((g) => cg.resource(g, false)) }) }),
     route({ method: 'GET', path: base, action: A.read, scope: SCOPE.each,
-      handler: (c) => ({ value: cg.list(c.params.rg).filter(visible(c.can)).map((g) => cg.resource(g, false)) }) }),
+      handler: async (c) => ({ value: (await cg.list(c.params.rg)).filter(visible(c.can)).map((g) => cg.resource(g, false)) }) }),
     route({ method: 'PUT', path: one, action: A.write, scope, handler: async (c) => {
       const { group, created, operation } = await cg.createOrUpdate(c.params.rg, c.params.name, c.req.body ?? {},
         { canReadSecret: (secretScope) => d.identity.can(c.principal, 'Microsoft.KeyVault/vaults/secrets/getSecret/action', secretScope, true) });
       asyncHeader(c.req, c.reply, group.location, operation);
       return c.reply.status(created ? 201 : 200).send(cg.resource(group));
     } }),
-    route({ method: 'GET', path: one, action: A.read, scope, handler: (c) => cg.resource(cg.get(c.params.rg, c.params.name)) }),
-    route({ method: 'PATCH', path: one, action: A.write, scope, handler: (c) => {
+    route({ method: 'GET', path: one, action: A.read, scope, handler: async (c) => cg.resource(await cg.get(c.params.rg, c.params.name)) }),
+    route({ method: 'PATCH', path: one, action: A.write, scope, handler: async (c) => {
       const body = (c.req.body ?? {}) as { tags?: unknown };
-      cg.get(c.params.rg, c.params.name);
+      await cg.get(c.params.rg, c.params.name);
       if (body.tags !== undefined && (typeof body.tags !== 'object' || body.tags === null || Array.isArray(body.tags))) throw invalid('InvalidRequestContent', 'tags must be an object of strings.');
       const tags = Object.fromEntries(Object.entries((body.tags ?? {}) as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
-      return cg.resource(cg.setTags(c.params.rg, c.params.name, tags));
+      return cg.resource(await cg.setTags(c.params.rg, c.params.name, tags));
     } }),
     route({ method: 'DELETE', path: one, action: A.delete, scope, handler: async (c) => {
-      d.groups.get(c.params.rg);
+      await d.groups.get(c.params.rg);
       const g = cg.find(c.params.rg, c.params.name);
       if (!g) return c.reply.status(204).send();
       const shown = cg.resource(g);
@@ -74,7 +74,7 @@ export function containerRoutes(d: ApiDeps, sockets: ContainerSockets): RouteDef
 
     route({ method: 'POST', path: `${one}/restart`, action: A.restart, scope, handler: async (c) => {
       const op = await cg.restart(c.params.rg, c.params.name);
-      asyncHeader(c.req, c.reply, cg.get(c.params.rg, c.params.name).location, op);
+      asyncHeader(c.req, c.reply, (await cg.get(c.params.rg, c.params.name)).location, op);
       return c.reply.status(204).send();
     } }),
     route({ method: 'POST', path: `${one}/stop`, action: A.stop, scope, handler: async (c) => {
@@ -84,7 +84,7 @@ export function containerRoutes(d: ApiDeps, sockets: ContainerSockets): RouteDef
     route({ method: 'POST', path: `${one}/start`, action: A.start, scope, handler: async (c) => {
       const op = await cg.start(c.params.rg, c.params.name);
       if (!op) return c.reply.status(204).send();
-      asyncHeader(c.req, c.reply, cg.get(c.params.rg, c.params.name).location, op);
+      asyncHeader(c.req, c.reply, (await cg.get(c.params.rg, c.params.name)).location, op);
       return c.reply.status(202).send();
     } }),
 

@@ -55,18 +55,18 @@ function managedIdentityRoutes(d: ApiDeps): RouteDef[] {
   return [
     route({ method: 'GET', path: `/subscriptions/:sub/providers/${MI}`, action: `${MI}/read`, scope: SCOPE.each,
       handler: (c) => ({ value: d.managedIdentities.list().filter((i) => c.can(i.id)).map(identityResource) }) }),
-    route({ method: 'GET', path: miPath, action: `${MI}/read`, scope: SCOPE.each, handler: (c) => {
-      d.groups.get(c.params.rg);
+    route({ method: 'GET', path: miPath, action: `${MI}/read`, scope: SCOPE.each, handler: async (c) => {
+      await d.groups.get(c.params.rg);
       return { value: d.managedIdentities.list(c.params.rg).filter((i) => c.can(i.id)).map(identityResource) };
     } }),
-    route({ method: 'PUT', path: one, action: `${MI}/write`, scope, handler: (c) => {
+    route({ method: 'PUT', path: one, action: `${MI}/write`, scope, handler: async (c) => {
       const body = (c.req.body ?? {}) as { location?: string; tags?: Record<string, string> };
-      const { identity, created } = d.managedIdentities.createOrUpdate(c.params.rg, c.params.name, { ...(body.location ? { location: body.location } : {}), ...(body.tags ? { tags: body.tags } : {}) });
+      const { identity, created } = await d.managedIdentities.createOrUpdate(c.params.rg, c.params.name, { ...(body.location ? { location: body.location } : {}), ...(body.tags ? { tags: body.tags } : {}) });
       return c.reply.status(created ? 201 : 200).header('location', identity.id).send(identityResource(identity));
     } }),
-    route({ method: 'GET', path: one, action: `${MI}/read`, scope, handler: (c) => identityResource(d.managedIdentities.get(c.params.rg, c.params.name)) }),
+    route({ method: 'GET', path: one, action: `${MI}/read`, scope, handler: async (c) => identityResource(await d.managedIdentities.get(c.params.rg, c.params.name)) }),
     route({ method: 'DELETE', path: one, action: `${MI}/delete`, scope,
-      handler: (c) => c.reply.status(d.managedIdentities.delete(c.params.rg, c.params.name) ? 200 : 204).send() }),
+      handler: async (c) => c.reply.status((await d.managedIdentities.delete(c.params.rg, c.params.name)) ? 200 : 204).send() }),
   ];
 }
 
@@ -74,14 +74,14 @@ function authorizationRoutes(d: ApiDeps): RouteDef[] {
   const sub = d.identity.ids.subscriptionId;
   // ---- role assignments and role definitions, at any scope
   const AUTHZ = /^(.*?)\/providers\/Microsoft\.Authorization\/(roleAssignments|roleDefinitions)(?:\/([^/?]+))?\/?$/i;
-  const checkScope = (scope: string): string => {
+  const checkScope = async (scope: string): Promise<string> => {
     const m = /^\/subscriptions\/([^/]+)(?:\/resourceGroups\/([^/]+)(?:\/providers\/([^/]+\/[^/]+)\/([^/]+))?)?(?:\/.*)?$/i.exec(scope);
     if (!m) throw invalid('InvalidScope', `The scope '${scope}' is not valid: use /subscriptions/<id>[/resourceGroups/<group>[/providers/<namespace>/<type>/<name>]].`);
     checkSub(d, m[1]!);
-    if (m[2]) d.groups.get(m[2]);
+    if (m[2]) await d.groups.get(m[2]);
     const [type, name] = [m[3]?.toLowerCase(), m[4]];
-    if (type === 'microsoft.containerregistry/registries') d.registries.get(m[2]!, name!);
-    if (type === MI.toLowerCase()) d.managedIdentities.get(m[2]!, name!);
+    if (type === 'microsoft.containerregistry/registries') await d.registries.get(m[2]!, name!);
+    if (type === MI.toLowerCase()) await d.managedIdentities.get(m[2]!, name!);
     return scope.replace(/\/+$/, '');
   };
   const authz = async (c: RouteContext<unknown>) => {
@@ -90,7 +90,7 @@ function authorizationRoutes(d: ApiDeps): RouteDef[] {
     const m = AUTHZ.exec(path);
     if (!m) throw notFound('InvalidResourceType', `The resource type could not be found for '${path}'.`);
     const [, rawScope, kind, name] = m as unknown as [string, string, string, string | undefined];
-    const scope = rawScope === '' ? `/subscriptions/${sub}` : checkScope(rawScope);
+    const scope = rawScope === '' ? `/subscriptions/${sub}` : await checkScope(rawScope);
     const q = req.query as Record<string, string>;
     if (kind.toLowerCase() === 'roledefinitions') {
       if (req.method !== 'GET') throw invalid('NotSupported', 'Only the built-in role definitions exist in Berth; they cannot be changed.');

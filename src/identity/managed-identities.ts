@@ -52,8 +52,8 @@ export class ManagedIdentities {
     return this.list(rg).find((i) => i.name.toLowerCase() === name.toLowerCase());
   }
 
-  get(rg: string, name: string): UserAssignedIdentity {
-    this.groups.get(rg);
+  async get(rg: string, name: string): Promise<UserAssignedIdentity> {
+    await this.groups.get(rg);
     const i = this.find(rg, name);
     if (!i) throw resourceNotFound(TYPE, name, rg);
     return i;
@@ -65,8 +65,8 @@ export class ManagedIdentities {
     return this.list().find((i) => i.id.toLowerCase() === k || i.clientId === k || i.principalId === k);
   }
 
-  createOrUpdate(rg: string, name: string, opts: { location?: string; tags?: Record<string, string> }): { identity: UserAssignedIdentity; created: boolean } {
-    const group = this.groups.get(rg)!;
+  async createOrUpdate(rg: string, name: string, opts: { location?: string; tags?: Record<string, string> }): Promise<{ identity: UserAssignedIdentity; created: boolean }> {
+    const group = await this.groups.get(rg);
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_-]{2,127}$/.test(name)) {
       throw invalid('InvalidResourceName', `Resource name '${name}' is invalid: use 3-128 letters, digits, '-' or '_', starting with a letter or digit.`);
     }
@@ -74,17 +74,17 @@ export class ManagedIdentities {
     if (existing) {
       const props: Props = { userAssigned: true, resourceGroup: existing.resourceGroup, name: existing.name, location: existing.location, tags: opts.tags ?? existing.tags };
       this.db.prepare('UPDATE principals SET props = ? WHERE id = ?').run(JSON.stringify(props), existing.principalId);
-      return { identity: this.get(group.name, name), created: false };
+      return { identity: await this.get(group.name, name), created: false };
     }
     const props: Props = { userAssigned: true, resourceGroup: group.name, name, location: opts.location || group.location, tags: opts.tags ?? {} };
     this.db.prepare('INSERT INTO principals (id, kind, display_name, app_id, created_at, props) VALUES (?, ?, ?, ?, ?, ?)')
       .run(randomUUID(), 'managedIdentity', name, randomUUID(), nowIso(), JSON.stringify(props));
-    return { identity: this.get(group.name, name), created: true };
+    return { identity: await this.get(group.name, name), created: true };
   }
 
   /** Deletes the identity and its role assignments. Returns false when there was none. */
-  delete(rg: string, name: string): boolean {
-    this.groups.get(rg);
+  async delete(rg: string, name: string): Promise<boolean> {
+    await this.groups.get(rg);
     const i = this.find(rg, name);
     if (!i) return false;
     this.db.transaction(() => {

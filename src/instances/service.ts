@@ -152,15 +152,15 @@ export class ContainerGroups {
   }
 
   // ---- reads
-  get(rg: string, name: string): StoredGroup {
-    this.o.groups.get(rg);
+  async get(rg: string, name: string): Promise<StoredGroup> {
+    await this.o.groups.get(rg);
     const g = this.store.find(rg, name);
     if (!g) throw resourceNotFound(GROUP_TYPE, name, rg);
     return g;
   }
 
-  list(rg?: string): StoredGroup[] {
-    if (rg !== undefined) this.o.groups.get(rg);
+  async list(rg?: string): Promise<StoredGroup[]> {
+    if (rg !== undefined) await this.o.groups.get(rg);
     return this.store.list(rg);
   }
 
@@ -184,8 +184,8 @@ export class ContainerGroups {
   }
 
   /** Replaces the group's tags (PATCH: nothing else of the group changes, nothing is rerun). */
-  setTags(rg: string, name: string, tags: Record<string, string>): StoredGroup {
-    const g = this.get(rg, name);
+  async setTags(rg: string, name: string, tags: Record<string, string>): Promise<StoredGroup> {
+    const g = await this.get(rg, name);
     return this.store.save({ ...g, spec: { ...g.spec, tags } });
   }
 
@@ -223,7 +223,7 @@ export class ContainerGroups {
    */
   async createOrUpdate(rg: string, name: string, body: unknown, opts: { canReadSecret?: (secretScope: string) => boolean } = {}): Promise<{ group: StoredGroup; created: boolean; operation: Operation }> {
     const reconciler = this.requireRuntime();
-    const rgRec = this.o.groups.get(rg)!;
+    const rgRec = await this.o.groups.get(rg);
     if (!/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/.test(name)) {
       throw invalid('InvalidContainerGroupName', `The container group name '${name}' is invalid: use 1-63 letters, digits and '-', not starting or ending with '-'.`);
     }
@@ -320,7 +320,7 @@ export class ContainerGroups {
   // ---- lifecycle actions
   /** Deletes the group and everything it runs; false when there was none. */
   async delete(rg: string, name: string): Promise<boolean> {
-    this.o.groups.get(rg);
+    await this.o.groups.get(rg);
     const g = this.store.find(rg, name);
     if (!g) return false;
     return this.exclusive(`${rg}/${name}`, async () => {
@@ -336,7 +336,7 @@ export class ContainerGroups {
   }
 
   async stop(rg: string, name: string): Promise<void> {
-    const g = this.get(rg, name);
+    const g = await this.get(rg, name);
     const reconciler = this.requireRuntime();
     await this.exclusive(`${rg}/${name}`, async () => {
       await reconciler.halt(g, { deleteSandbox: true });
@@ -352,7 +352,7 @@ export class ContainerGroups {
 
   /** Starts a stopped group; undefined when it was already running (ACI answers 204). */
   async start(rg: string, name: string): Promise<Operation | undefined> {
-    const g = this.get(rg, name);
+    const g = await this.get(rg, name);
     const reconciler = this.requireRuntime();
     if (!g.state.stopped && reconciler.runner(g.id)) return undefined;
     return this.exclusive(`${rg}/${name}`, async () => {
@@ -366,7 +366,7 @@ export class ContainerGroups {
    * restarted group's IP address): its published host ports and metadata endpoint do not change.
    */
   async restart(rg: string, name: string): Promise<Operation> {
-    const g = this.get(rg, name);
+    const g = await this.get(rg, name);
     const reconciler = this.requireRuntime();
     return this.exclusive(`${rg}/${name}`, async () => {
       // As ACI: an image that cannot be pulled fails the restart at once (InaccessibleImage), and the
@@ -399,7 +399,7 @@ export class ContainerGroups {
 
   /** The container's output: everything up to 4 MiB, or its last `tail` lines. */
   async logs(rg: string, name: string, container: string, tail?: number): Promise<string> {
-    const g = this.get(rg, name);
+    const g = await this.get(rg, name);
     this.container(g, container);
     const path = g.state.containers[container]?.logPath;
     if (!path) return '';
@@ -408,8 +408,8 @@ export class ContainerGroups {
   }
 
   /** The container's task; throws when the group or container does not exist or does not run (exec needs it running). */
-  runningTask(rg: string, name: string, container: string): Task {
-    const g = this.get(rg, name);
+  async runningTask(rg: string, name: string, container: string): Promise<Task> {
+    const g = await this.get(rg, name);
     this.container(g, container);
     const reconciler = this.requireRuntime();
     const task = reconciler.runner(g.id)?.task(container);
@@ -419,13 +419,13 @@ export class ContainerGroups {
 
   /** Streams the container's output from now on into `out` until the container stops running or `signal` aborts. */
   async attach(rg: string, name: string, container: string, out: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {
-    const task = this.runningTask(rg, name, container);
+    const task = await this.runningTask(rg, name, container);
     const running = () => this.store.find(rg, name)?.state.containers[container]?.currentState?.state === 'Running';
     await followLog(task.logPath, await logSize(task.logPath), out, running, signal);
   }
 
   async exec(rg: string, name: string, container: string, argv: string[], io: Parameters<Runtime['exec']>[2]): Promise<number> {
-    const task = this.runningTask(rg, name, container);
+    const task = await this.runningTask(rg, name, container);
     if (argv.length === 0) throw invalid('InvalidExecCommand', 'The exec command is empty.');
     const r = await this.o.runtime!.exec(task, argv, io);
     return r.exitCode;

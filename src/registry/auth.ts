@@ -37,7 +37,7 @@ export class RegistryAuth {
       return p ? { ok: true, principal: p } : { ok: false, reason: 'the refresh token is invalid or expired; get a new one with /oauth2/exchange (berth acr login)' };
     }
     if (username.toLowerCase() === r.name.toLowerCase()) {
-      const res = this.registries.checkAdmin(r, username, password);
+      const res = await this.registries.checkAdmin(r, username, password);
       if (res === 'ok') return { ok: true, principal: { kind: 'registryAdmin', id: r.id, displayName: r.name, registryId: r.id } };
       if (res === 'disabled') return { ok: false, reason: `the admin user of registry ${r.name} is disabled` };
       return { ok: false, reason: `incorrect password for the admin user ${r.name}` };
@@ -77,23 +77,23 @@ export class RegistryAuth {
         }
         this.verified.put(audience, value, payload);
       }
-      const principal = this.principalFromClaims(r, payload as Record<string, unknown>);
+      const principal = await this.principalFromClaims(r, payload as Record<string, unknown>);
       if (!principal) return { ok: false, reason: 'the access token names a principal that no longer exists' };
       return { ok: true, principal, granted: (payload.access as AccessRequest[] | undefined) ?? [] };
     }
     return { ok: false, reason: `unsupported authorization scheme '${scheme.slice(0, 20)}'` };
   }
 
-  private principalFromClaims(r: RegistryRecord, p: Record<string, unknown>): Principal | undefined {
+  private async principalFromClaims(r: RegistryRecord, p: Record<string, unknown>): Promise<Principal | undefined> {
     const kind = p.pkind;
     // Registry-local principals are looked up again on every request, so that disabling the admin user
     // or a token takes effect at once, not when its access tokens expire.
     if (kind === 'registryAdmin') {
-      const now = this.registries.byId(r.id);
+      const now = await this.registries.byId(r.id);
       return p.sub === r.id && now?.adminUserEnabled ? { kind: 'registryAdmin', id: r.id, displayName: r.name, registryId: r.id } : undefined;
     }
     if (kind === 'registryToken') {
-      const t = this.repoTokens.tokenById(String(p.sub));
+      const t = await this.repoTokens.tokenSummary(String(p.sub));
       return t && t.registryId === r.id && t.status === 'enabled' ? { kind: 'registryToken', id: t.id, displayName: t.name, registryId: r.id } : undefined;
     }
     return this.identity.principalById(String(p.sub));
@@ -103,41 +103,47 @@ export class RegistryAuth {
    * What `principal` may do for each requested access, right now. Deny by default: an action is
    * granted only when a rule grants it.
    */
-  authorize(r: RegistryRecord, principal: Principal, requests: AccessRequest[]): AccessRequest[] {
+  async authorize(r: RegistryRecord, principal: Principal, requests: AccessRequest[]): Promise<AccessRequest[]> {
+    const allows = await this.rules(r, principal);
     const out: AccessRequest[] = [];
     for (const req of requests) {
       const actions = req.actions.flatMap((a) => (a === '*' && req.type === 'repository' ? ['pull', 'push', 'delete', 'metadataRead', 'metadataWrite'] : [a]));
-      const allowed = actions.filter((a) => this.allows(r, principal, req, a));
+      const allowed = actions.filter((a) => allows(req, a));
       if (allowed.length) out.push({ type: req.type, name: req.name, actions: [...new Set(allowed)] });
     }
     return out;
   }
 
-  private allows(r: RegistryRecord, principal: Principal, req: AccessRequest, action: string): boolean {
-    if (principal.kind === 'registryAdmin') return principal.registryId === r.id && r.adminUserEnabled;
+  /** What `principal` may do on `r` as it stands now: a token and its scope map are read once per call. */
+  private async rules(r: RegistryRecord, principal: Principal): Promise<(req: AccessRequest, action: string) => boolean> {
+    if (principal.kind === 'registryAdmin') return () => principal.registryId === r.id && r.adminUserEnabled;
     if (principal.kind === 'registryToken') {
-      const t = this.repoTokens.tokenById(principal.id);
-      if (!t || t.registryId !== r.id || t.status !== 'enabled') return false;
-      const acts = this.repoTokens.tokenActions(r, t);
-      if (req.type === 'registry') return req.name === 'catalog' && scopeMapAllows(acts, '*', 'metadata/read') && acts.some((a) => a.startsWith('repositories/*/'));
-      const need = SCOPE_ACTION_FOR[action];
-      return need !== undefined && scopeMapAllows(acts, req.name, need);
+      const t = await this.repoTokens.tokenSummary(principal.id);
+      if (!t || t.registryId !== r.id || t.status !== 'enabled') return () => false;
+      const acts = await this.repoTokens.tokenActions(r, t);
+      return (req, action) => {
+        if (req.type === 'registry') return req.name === 'catalog' && scopeMapAllows(acts, '*', 'metadata/read') && acts.some((a) => a.startsWith('repositories/*/'));
+        const need = SCOPE_ACTION_FOR[action];
+        return need !== undefined && scopeMapAllows(acts, req.name, need);
+      };
     }
     if (principal.kind === 'servicePrincipal' || principal.kind === 'managedIdentity') {
-      const rbac = req.type === 'registry' ? (req.name === 'catalog' ? RBAC_ACTION_FOR.catalog : undefined) : RBAC_ACTION_FOR[action];
-      return rbac !== undefined && this.identity.can(principal, rbac, armId(r));
+      return (req, action) => {
+        const rbac = req.type === 'registry' ? (req.name === 'catalog' ? RBAC_ACTION_FOR.catalog : undefined) : RBAC_ACTION_FOR[action];
+        return rbac !== undefined && this.identity.can(principal, rbac, armId(r));
+      };
     }
-    return false;
+    return () => false;
   }
 
   /**
    * What a principal lacks for an action, for DENIED answers: the reason (what is missing, and for an
    * identity the roles it does hold and where) and the command that grants it.
    */
-  missing(r: RegistryRecord, principal: Principal, req: AccessRequest, action: string): { reason: string; fix?: string } {
+  async missing(r: RegistryRecord, principal: Principal, req: AccessRequest, action: string): Promise<{ reason: string; fix?: string }> {
     if (principal.kind === 'registryAdmin') return { reason: `the admin user of registry ${r.name} is disabled`, fix: `berth acr update -n ${r.name} --admin-enabled true` };
     if (principal.kind === 'registryToken') {
-      const t = this.repoTokens.tokenById(principal.id);
+      const t = await this.repoTokens.tokenSummary(principal.id);
       if (!t || t.status !== 'enabled') return { reason: `token ${principal.displayName} is disabled or deleted` };
       if (req.type === 'registry') return { reason: `token ${t.name} (scope map ${t.scopeMap}) may not list the catalog; that needs repositories/*/metadata/read` };
       const need = SCOPE_ACTION_FOR[action] ?? action;
@@ -155,7 +161,7 @@ export class RegistryAuth {
   }
 
   async issueAccessToken(r: RegistryRecord, principal: Principal, requests: AccessRequest[]): Promise<{ token: string; expiresIn: number }> {
-    const access = this.authorize(r, principal, requests);
+    const access = await this.authorize(r, principal, requests);
     const token = await this.tokens.sign({ token_type: 'access', pkind: principal.kind, access },
       { issuer: ISSUER, audience: this.audience(r), subject: principal.id, ttlSeconds: ACCESS_TOKEN_TTL });
     return { token, expiresIn: ACCESS_TOKEN_TTL };

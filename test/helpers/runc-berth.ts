@@ -23,12 +23,12 @@ export async function openTestRuntime(dir: string, opts: Omit<Partial<RuncRuntim
 /** Starts Berth on `dir` with `runtime` and `puller`; resource group `rg` exists. */
 export async function startBerthOn(dir: string, runtime: RuncRuntime, puller: ImagePuller): Promise<RunningBerth> {
   const b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime, puller, reconciler: { backoff: { baseMs: 200, maxMs: 400 } } });
-  b.groups.createOrUpdate('rg', 'westus');
+  await b.groups.createOrUpdate('rg', 'westus');
   return b;
 }
 
 export async function stopRuncBerth(b: RunningBerth, runtime: RuncRuntime, dirs: string[]): Promise<void> {
-  for (const g of b.containerGroups.list()) await b.containerGroups.delete(g.resourceGroup, g.name);
+  for (const g of await b.containerGroups.list()) await b.containerGroups.delete(g.resourceGroup, g.name);
   await b.stop();
   await runtime.close();
   for (const d of dirs) await rm(d, { recursive: true, force: true });
@@ -67,13 +67,13 @@ export async function startRuncBerth(opts: Omit<Partial<BerthOptions>, 'runtime'
       Object.assign(rb, await open());
     },
     async stop() {
-      for (const g of rb.b.containerGroups.list()) await rb.b.containerGroups.delete(g.resourceGroup, g.name);
+      for (const g of await rb.b.containerGroups.list()) await rb.b.containerGroups.delete(g.resourceGroup, g.name);
       await rb.b.stop();
       await rb.runtime.close();
       await rm(dir, { recursive: true, force: true });
       await rm(work, { recursive: true, force: true });
     },
   };
-  rb.b.groups.createOrUpdate('rg', 'westus');
+  await rb.b.groups.createOrUpdate('rg', 'westus');
   return rb;
 }

@@ -32,7 +32,7 @@ interface Ctx {
   registry: RegistryRecord;
   principal: Principal;
   /** What the principal may do on other repositories (cross-repo mount). */
-  canPull(repo: string): boolean;
+  canPull(repo: string): Promise<boolean>;
 }
 
 export interface RegistryHttpDeps {
@@ -47,13 +47,18 @@ export interface RegistryHttpDeps {
 export class RegistryHttp {
   constructor(private readonly d: RegistryHttpDeps) {}
 
-  /** Handles one request for the registry that owns `registry` (resolved by the caller from port or Host). */
-  async handle(req: IncomingMessage, res: ServerResponse, registry: RegistryRecord | undefined): Promise<void> {
+  /**
+   * Handles one request for the registry `find` resolves (the caller's look-up by port or Host, made per
+   * request: the registry may have changed, on this replica or another, since its listener opened).
+   */
+  async handle(req: IncomingMessage, res: ServerResponse, find: () => Promise<RegistryRecord | undefined>): Promise<void> {
     const started = Date.now();
     const head = req.method === 'HEAD';
     const origins = this.d.browserOrigins?.() ?? [];
+    let registry: RegistryRecord | undefined;
     let response: Response;
     try {
+      registry = await find();
       if (!registry) throw new RegistryError('NAME_UNKNOWN', 'no registry is served at this address');
       response = preflight(req, origins) ?? await this.dispatch(req, registry);
     } catch (e) {
@@ -135,11 +140,11 @@ export class RegistryHttp {
     }
     const principal = authn.principal;
     if (access) {
-      const live = this.d.auth.authorize(registry, principal, [access]);
+      const live = await this.d.auth.authorize(registry, principal, [access]);
       const liveActions = new Set(live.flatMap((a) => a.actions));
       const missingLive = access.actions.find((a) => !liveActions.has(a));
       if (missingLive) {
-        const why = this.d.auth.missing(registry, principal, access, missingLive);
+        const why = await this.d.auth.missing(registry, principal, access, missingLive);
         return { status: 403, body: { errors: [{ code: 'DENIED', message: `requested access to the resource is denied: ${why.reason}`, detail: [{ Type: access.type, Name: access.name, Action: missingLive, ...(why.fix ? { Fix: why.fix } : {}) }] }] } };
       }
       if (authn.granted) {
@@ -151,7 +156,7 @@ export class RegistryHttp {
     }
     const ctx: Ctx = {
       req, url, registry, principal,
-      canPull: (repo) => this.d.auth.authorize(registry, principal, [{ type: 'repository', name: repo, actions: ['pull'] }]).length > 0,
+      canPull: async (repo) => (await this.d.auth.authorize(registry, principal, [{ type: 'repository', name: repo, actions: ['pull'] }])).length > 0,
     };
     return this.route(ctx, route, method);
   }
