@@ -3,51 +3,16 @@
 // What is checked is what the ARM routes and registry auth rely on, in terms of the stores' methods.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BerthError } from '../src/lib/errors.js';
 import { ResourceGroups } from '../src/resources/groups.js';
 import { Registries, type RegistryRecord } from '../src/registry/registries.js';
 import { ScopeMapsAndTokens, SYSTEM_SCOPE_MAPS } from '../src/registry/scope-maps.js';
 import { Sealer } from '../src/storage/sealer.js';
-import { migratePostgres } from '../src/storage/sql/postgres-schema.js';
-import { PostgresSql } from '../src/storage/sql/postgres-sql.js';
 import type { Sql } from '../src/storage/sql/sql.js';
-import { SqliteSql } from '../src/storage/sql/sqlite-sql.js';
-import { openDatabase } from '../src/storage/sqlite.js';
-import { postgresUnavailable, startTestPostgres } from './helpers/postgres.js';
+import { sqlEngines } from './helpers/sql-engines.js';
 
-const pgSkip = postgresUnavailable();
-if (pgSkip) console.log(`# skipping the PostgreSQL half of the registry store contract: ${pgSkip}`);
-
-/** `sql`, and `replica`: a second connection to the same database, as another Berth replica has. */
-interface Opened { sql: Sql; replica: Sql; close(): Promise<void> }
-
-const engines: Array<{ name: string; skip?: string; open(): Promise<Opened> }> = [
-  {
-    name: 'sqlite',
-    async open() {
-      const dir = await mkdtemp(join(tmpdir(), 'berth-store-contract-'));
-      const sql = new SqliteSql(openDatabase(join(dir, 'berth.db')));
-      const replica = new SqliteSql(openDatabase(join(dir, 'berth.db')));
-      return { sql, replica, close: async () => { await replica.close(); await sql.close(); await rm(dir, { recursive: true, force: true }); } };
-    },
-  },
-  {
-    name: 'postgres',
-    ...(pgSkip ? { skip: pgSkip } : {}),
-    async open() {
-      const server = await startTestPostgres();
-      const url = server.database('stores');
-      const sql = PostgresSql.connect(url);
-      await migratePostgres(sql);
-      const replica = PostgresSql.connect(url);
-      return { sql, replica, close: async () => { await replica.close(); await sql.close(); await server.stop(); } };
-    },
-  },
-];
+const engines = sqlEngines('registry store');
 
 const SUB = '00000000-0000-0000-0000-0000000000aa';
 
@@ -70,7 +35,9 @@ for (const engine of engines) {
       (await sql.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table} WHERE ${where}`, params))!.n;
 
     before(async () => {
-      ({ sql, replica, close } = await engine.open());
+      const opened = await engine.open();
+      ({ sql, close } = opened);
+      replica = opened.other();
       groups = new ResourceGroups(sql, SUB);
       registries = new Registries(sql, SUB, groups, Sealer.fromKey(randomBytes(32)), async () => nextPort++, 'localhost');
       registries.onChange({ opened: async (r) => { events.push(`opened ${r.name}`); }, closed: async (r) => { events.push(`closed ${r.name}`); } });

@@ -2,9 +2,6 @@
 // handed on at expiry or release, renewed while a job runs, a job told when its lease was taken), the
 // replicas' heartbeats, and shared keys (created once, sealed, re-sealed by a KEK rotation).
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { rotateKek } from '../src/storage/kek.js';
@@ -12,47 +9,10 @@ import { Sealer } from '../src/storage/sealer.js';
 import { Leases } from '../src/storage/sql/leases.js';
 import { Replicas } from '../src/storage/sql/replicas.js';
 import { SharedKeys } from '../src/storage/sql/shared-keys.js';
-import { migratePostgres } from '../src/storage/sql/postgres-schema.js';
-import { PostgresSql } from '../src/storage/sql/postgres-sql.js';
 import type { Sql } from '../src/storage/sql/sql.js';
-import { SqliteSql } from '../src/storage/sql/sqlite-sql.js';
-import { openDatabase } from '../src/storage/sqlite.js';
-import { postgresUnavailable, startTestPostgres } from './helpers/postgres.js';
+import { sqlEngines } from './helpers/sql-engines.js';
 
-const pgSkip = postgresUnavailable();
-if (pgSkip) console.log(`# skipping the PostgreSQL half of the lease tests: ${pgSkip}`);
-
-const engines: Array<{ name: string; skip?: string; open(): Promise<{ sql: Sql; other: () => Sql; close(): Promise<void> }> }> = [
-  {
-    name: 'sqlite',
-    async open() {
-      const dir = await mkdtemp(join(tmpdir(), 'berth-leases-'));
-      const sql = new SqliteSql(openDatabase(join(dir, 'berth.db')));
-      const others: Sql[] = [];
-      return {
-        sql,
-        other: () => { const o = new SqliteSql(openDatabase(join(dir, 'berth.db'))); others.push(o); return o; },
-        close: async () => { for (const o of [sql, ...others]) await o.close(); await rm(dir, { recursive: true, force: true }); },
-      };
-    },
-  },
-  {
-    name: 'postgres',
-    ...(pgSkip ? { skip: pgSkip } : {}),
-    async open() {
-      const server = await startTestPostgres();
-      const url = server.database('leases');
-      const sql = PostgresSql.connect(url);
-      await migratePostgres(sql);
-      const others: Sql[] = [];
-      return {
-        sql,
-        other: () => { const o = PostgresSql.connect(url); others.push(o); return o; },
-        close: async () => { for (const o of [sql, ...others]) await o.close(); await server.stop(); },
-      };
-    },
-  },
-];
+const engines = sqlEngines('lease');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
