@@ -131,7 +131,7 @@ const isRestError = (status: number[]) => (e: unknown) => {
 
 before(async () => {
   b = await startTestBerth();
-  b.groups.createOrUpdate('rg', 'westus');
+  await b.groups.createOrUpdate('rg', 'westus');
   const { registry } = await b.registries.createOrUpdate('rg', 'sdkreg01', { sku: 'Basic' });
   loginServer = b.registries.loginServer(registry);
   endpoint = `https://${loginServer}`;

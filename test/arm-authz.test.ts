@@ -16,9 +16,9 @@ before(async () => {
   b = await startTestBerth();
   await adminRegistry(b, REG);
   sub = b.identity.ids.subscriptionId;
-  const r = b.registries.get('rg', REG);
-  b.repoTokens.createOrUpdateScopeMap(r, 'sm_authz', ['repositories/app/content/read']);
-  b.repoTokens.createOrUpdateToken(r, 'tok_authz', { scopeMap: 'sm_authz' });
+  const r = await b.registries.get('rg', REG);
+  await b.repoTokens.createOrUpdateScopeMap(r, 'sm_authz', ['repositories/app/content/read']);
+  await b.repoTokens.createOrUpdateToken(r, 'tok_authz', { scopeMap: 'sm_authz' });
   await b.managedIdentities.createOrUpdate('rg', 'mi-authz', {});
   await b.vaults.createOrUpdate('rg', 'authz-vault', {});
   const app = await b.applications.createApplication('authz-graph-target');
@@ -79,16 +79,16 @@ const isEmptyList = (body: string) => {
 
 /** What exists before the walk, to check afterwards that a refused call did not change anything. */
 async function snapshot(): Promise<string> {
-  const r = b.registries.get('rg', REG);
+  const r = await b.registries.get('rg', REG);
   return JSON.stringify({
-    groups: b.groups.list().map((g) => g.name),
-    registries: b.registries.list().map((x) => [x.name, x.adminUserEnabled]),
-    maps: b.repoTokens.getScopeMap(r, 'sm_authz').actions,
-    token: b.repoTokens.tokenActions(r, b.repoTokens.tokenById(b.repoTokens.listTokens(r).find((t) => t.name === 'tok_authz')!.id)!),
+    groups: (await b.groups.list()).map((g) => g.name),
+    registries: (await b.registries.list()).map((x) => [x.name, x.adminUserEnabled]),
+    maps: (await b.repoTokens.getScopeMap(r, 'sm_authz')).actions,
+    token: await b.repoTokens.tokenActions(r, (await b.repoTokens.tokenById((await b.repoTokens.listTokens(r)).find((t) => t.name === 'tok_authz')!.id))!),
     identities: (await b.managedIdentities.list()).map((i) => i.name),
     vaults: (await b.vaults.list()).map((v) => [v.name, v.enableRbacAuthorization, v.accessPolicies]),
     applications: (await b.applications.list()).map((a) => [a.appId, a.displayName, a.hasServicePrincipal, a.passwordCredentials.map((c) => c.keyId)]),
-    credentials: b.registries.credentials('rg', REG).passwords.map((p) => p.value),
+    credentials: (await b.registries.credentials('rg', REG)).passwords.map((p) => p.value),
   });
 }
 

@@ -49,7 +49,7 @@ test('a registry PUT whose body is null, an array or a number is refused and cre
     assert.equal(r.body.error.code, 'InvalidRequestContent');
     assert.match(r.body.error.message, /must be a JSON object/);
   }
-  assert.equal(b.registries.byName('fuzzmade01'), undefined);
+  assert.equal(await b.registries.byName('fuzzmade01'), undefined);
   const loc = await call('PUT', `/subscriptions/${sub}/resourcegroups/rg?api-version=2021-04-01`, '{"location": 1}');
   assert.equal(loc.status, 400);
   assert.match(loc.body.error.message, /'location' must be a string, not number/);

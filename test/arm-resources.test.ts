@@ -14,8 +14,8 @@ let ownerToken: string;
 before(async () => {
   b = await startTestBerth();
   sub = b.identity.ids.subscriptionId;
-  b.groups.createOrUpdate('rg-a', 'westus');
-  b.groups.createOrUpdate('rg-b', 'eastus');
+  await b.groups.createOrUpdate('rg-a', 'westus');
+  await b.groups.createOrUpdate('rg-b', 'eastus');
   await b.registries.createOrUpdate('rg-a', 'listreg01', { sku: 'Basic' });
   await b.registries.createOrUpdate('rg-b', 'listreg02', { sku: 'Basic' });
   await b.vaults.createOrUpdate('rg-a', 'list-vault', {});

@@ -82,12 +82,12 @@ before(async () => {
 after(async () => b?.cleanup());
 
 test('authorization matrix: principal × action × repository in and out of scope', async () => {
-  const r = b.registries.get('rg', 'matrixreg01');
+  const r = await b.registries.get('rg', 'matrixreg01');
   const regScope = armId(r);
   const rgScope = `/subscriptions/${r.subscription}/resourceGroups/rg`;
   const subScope = `/subscriptions/${r.subscription}`;
   const tokenCred = async (name: string, map: string): Promise<RegistryCredential> => {
-    b.repoTokens.createOrUpdateToken(r, name, { scopeMap: map });
+    await b.repoTokens.createOrUpdateToken(r, name, { scopeMap: map });
     const c = await b.repoTokens.generateCredentials(r, name, { name: 'password1' });
     return { kind: 'basic', username: name, password: c.passwords[0]!.value };
   };
@@ -110,7 +110,7 @@ test('authorization matrix: principal × action × repository in and out of scop
     assert.equal(ex.status, 200);
     return { kind: 'refreshToken', refreshToken: ((await ex.json()) as { refresh_token: string }).refresh_token };
   };
-  b.repoTokens.createOrUpdateScopeMap(r, 'inside-only', [`repositories/${INSIDE}/content/read`, `repositories/${INSIDE}/metadata/read`]);
+  await b.repoTokens.createOrUpdateScopeMap(r, 'inside-only', [`repositories/${INSIDE}/content/read`, `repositories/${INSIDE}/metadata/read`]);
 
   const all: Action[] = [...ACTIONS];
   const rows: Row[] = [
@@ -127,7 +127,7 @@ test('authorization matrix: principal × action × repository in and out of scop
     { name: 'SP Key Vault Secrets User @reg', cred: () => spCred('Key Vault Secrets User', regScope), allow: both([]) },
     { name: 'SP Key Vault Secrets Officer @reg', cred: () => spCred('Key Vault Secrets Officer', regScope), allow: both([]) },
     { name: 'SP no role', cred: () => spCred(undefined, regScope), allow: both([]) },
-    { name: 'SP AcrPull @other group', cred: async () => { b.groups.createOrUpdate('elsewhere', 'westus'); return spCred('AcrPull', `/subscriptions/${r.subscription}/resourceGroups/elsewhere`); }, allow: both([]) },
+    { name: 'SP AcrPull @other group', cred: async () => { await b.groups.createOrUpdate('elsewhere', 'westus'); return spCred('AcrPull', `/subscriptions/${r.subscription}/resourceGroups/elsewhere`); }, allow: both([]) },
     { name: 'managed identity AcrPull', cred: () => miCred('AcrPull'), allow: both(['pull', 'listTags', 'referrers']) },
     { name: 'managed identity no role', cred: () => miCred(undefined), allow: both([]) },
   ];
@@ -154,8 +154,8 @@ test('authorization matrix: principal × action × repository in and out of scop
 });
 
 test('denials name the missing permission; a disabled token and the disabled admin user are refused at once', async () => {
-  const r = b.registries.get('rg', 'matrixreg01');
-  b.repoTokens.createOrUpdateToken(r, 'tokgone', { scopeMap: '_repositories_pull' });
+  const r = await b.registries.get('rg', 'matrixreg01');
+  await b.repoTokens.createOrUpdateToken(r, 'tokgone', { scopeMap: '_repositories_pull' });
   const pw = (await b.repoTokens.generateCredentials(r, 'tokgone', { name: 'password1' })).passwords[0]!.value;
   const rc = new RegistryClient(reg.loginServer, { kind: 'basic', username: 'tokgone', password: pw });
   const ok = await rc.send('GET', `/v2/${INSIDE}/manifests/v1`, `repository:${INSIDE}:pull`);
@@ -167,14 +167,14 @@ test('denials name the missing permission; a disabled token and the disabled adm
   assert.match(text, /DENIED|UNAUTHORIZED/);
   assert.match(text, /token tokgone \(scope map _repositories_pull\) has no 'content\/write' action for repository inside\/app/);
   // the bearer token rc holds stays valid for an hour, but disabling the token refuses it now
-  b.repoTokens.createOrUpdateToken(r, 'tokgone', { status: 'disabled' });
+  await b.repoTokens.createOrUpdateToken(r, 'tokgone', { status: 'disabled' });
   // (the registry answers 401 to the old bearer token; the client asks for a new one and is refused)
   await assert.rejects(rc.send('GET', `/v2/${INSIDE}/manifests/v1`, `repository:${INSIDE}:pull`), /token tokgone is disabled/);
   const basic = await fetch(`${reg.base}/v2/`, { headers: { Authorization: 'Basic ' + Buffer.from(`tokgone:${pw}`).toString('base64') } });
   assert.equal(basic.status, 401);
   assert.match(await basic.text(), /token tokgone is disabled/);
   // an expired password says it expired and when
-  b.repoTokens.createOrUpdateToken(r, 'tokgone', { status: 'enabled' });
+  await b.repoTokens.createOrUpdateToken(r, 'tokgone', { status: 'enabled' });
   const soon = new Date(Date.now() + 1500).toISOString();
   const pw2 = (await b.repoTokens.generateCredentials(r, 'tokgone', { name: 'password2', expiry: soon })).passwords[0]!.value;
   await new Promise((res) => setTimeout(res, 1600));
@@ -186,11 +186,11 @@ test('denials name the missing permission; a disabled token and the disabled adm
   const first = await a.send('GET', `/v2/${INSIDE}/manifests/v1`, `repository:${INSIDE}:pull`);
   await first.body.dump();
   assert.equal(first.status, 200);
-  b.registries.update('rg', 'matrixreg01', { adminUserEnabled: false });
+  await b.registries.update('rg', 'matrixreg01', { adminUserEnabled: false });
   try {
     await assert.rejects(a.send('GET', `/v2/${INSIDE}/manifests/v1`, `repository:${INSIDE}:pull`), /admin user of registry matrixreg01 is disabled/);
   } finally {
-    b.registries.update('rg', 'matrixreg01', { adminUserEnabled: true });
+    await b.registries.update('rg', 'matrixreg01', { adminUserEnabled: true });
   }
 });
 
@@ -218,13 +218,13 @@ test('the managed-identity endpoint gives a workload tokens for its own identiti
 });
 
 test('Basic auth straight on the data plane works for every principal kind, with the same allow/deny', async () => {
-  const r = b.registries.get('rg', 'matrixreg01');
+  const r = await b.registries.get('rg', 'matrixreg01');
   const manifest = await seed(INSIDE, 'basic-src');
   const basicFor = async (kind: string): Promise<{ user: string; pass: string; canPush: boolean; canPull: boolean }> => {
     switch (kind) {
       case 'admin user': return { user: reg.username, pass: reg.password, canPull: true, canPush: true };
       case 'token _repositories_pull': {
-        b.repoTokens.createOrUpdateToken(r, 'tokbasic', { scopeMap: '_repositories_pull' });
+        await b.repoTokens.createOrUpdateToken(r, 'tokbasic', { scopeMap: '_repositories_pull' });
         return { user: 'tokbasic', pass: (await b.repoTokens.generateCredentials(r, 'tokbasic', { name: 'password1' })).passwords[0]!.value, canPull: true, canPush: false };
       }
       case 'SP AcrPush': case 'SP AcrPull': case 'SP no role': {

@@ -19,7 +19,7 @@ after(async () => b?.cleanup());
 test('group delete removes its identities, their principals and roles, and every assignment scoped inside it; another group keeps its own', async () => {
   const owner = await principalWithRole(b, 'Owner', `/subscriptions/${sub}`);
   const token = (await tokenFor(b, owner, 'https://management.core.windows.net//.default')).token;
-  for (const g of ['doomed_rg', 'kept-rg']) b.groups.createOrUpdate(g, 'westus');
+  for (const g of ['doomed_rg', 'kept-rg']) await b.groups.createOrUpdate(g, 'westus');
   const { registry } = await b.registries.createOrUpdate('doomed_rg', 'doomedreg01', { sku: 'Basic' });
   const { identity: mi } = await b.managedIdentities.createOrUpdate('doomed_rg', 'doomed-mi', {});
   const { identity: keptMi } = await b.managedIdentities.createOrUpdate('kept-rg', 'kept-mi', {});
@@ -35,7 +35,7 @@ test('group delete removes its identities, their principals and roles, and every
     method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ location: 'westus', properties: { sku: { family: 'A', name: 'standard' } } }) });
   assert.equal(vault.status, 201);
   // a group whose name has a LIKE wildcard does not take a look-alike group's assignments
-  b.groups.createOrUpdate('doomedXrg', 'westus');
+  await b.groups.createOrUpdate('doomedXrg', 'westus');
   await b.identity.assignRole(sp.objectId, findRole('Reader')!, `/subscriptions/${sub}/resourceGroups/doomedXrg`);
 
   const del = await fetch(`${b.url}/subscriptions/${sub}/resourcegroups/doomed_rg?api-version=2021-04-01`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
@@ -47,7 +47,7 @@ test('group delete removes its identities, their principals and roles, and every
   const graph = await fetch(`${b.url}/v1.0/servicePrincipals/${mi.principalId}`, { headers: { authorization: `Bearer ${token}` } });
   assert.equal(graph.status, 404, 'its service principal is gone');
   assert.equal(await b.vaults.byName('doomed-vault'), undefined);
-  assert.equal(b.registries.byName('doomedreg01'), undefined);
+  assert.equal(await b.registries.byName('doomedreg01'), undefined);
   // what is outside the group stays
   assert.ok(scopes.includes(`/subscriptions/${sub}/resourcegroups/kept-rg`));
   assert.ok(scopes.includes(`/subscriptions/${sub}/resourcegroups/doomedxrg`));

@@ -23,7 +23,7 @@ before(async () => {
   const app = await b.applications.createApplication('endpoint-sp');
   await b.applications.createServicePrincipal(app.appId);
   sp = { appId: app.appId, secret: (await b.applications.addPassword(app.id, {})).secretText };
-  await b.identity.assignRole(app.id, findRole('AcrPull')!, armId(b.registries.get('rg', 'endpointreg01')));
+  await b.identity.assignRole(app.id, findRole('AcrPull')!, armId(await b.registries.get('rg', 'endpointreg01')));
 });
 after(async () => b?.cleanup());
 

@@ -82,7 +82,7 @@ before(async () => {
   b.cleanup = async () => { await berth.stop().catch(() => undefined); await rm(dir, { recursive: true, force: true }); };
   const cred = JSON.parse(readFileSync(join(dir, 'owner-credential.json'), 'utf8')) as { clientId: string; clientSecret: string };
   ownerToken = await tokenFor(cred.clientId, cred.clientSecret);
-  b.groups.createOrUpdate('rg', 'westus');
+  await b.groups.createOrUpdate('rg', 'westus');
 });
 after(async () => {
   await b?.cleanup();
@@ -393,7 +393,7 @@ test('PUT with a changed spec updates in place (new containers, same id); deleti
   const running = [...runtime.tasks.values()].filter((t) => t.task.groupId === id && t.status === 'running');
   assert.deepEqual(running.map((t) => t.spec.image.reference), ['r.io/app:2']);
 
-  b.groups.createOrUpdate('rg2', 'westus');
+  await b.groups.createOrUpdate('rg2', 'westus');
   const other = await arm('PUT', groupUrl('rg2', 'inrg2'), groupBody('r.io/app:1'));
   await pollOperation(other.headers.get('azure-asyncoperation')!);
   const otherId = (await b.containerGroups.store.find('rg2', 'inrg2'))!.id;
@@ -409,7 +409,7 @@ test('a puller that can check access without downloading keeps the PUT light; th
   const p = Object.assign(new FakePuller(), { check: async (ref: string) => { checks.push(ref); if (ref.endsWith(':missing')) throw new PullError('MANIFEST_UNKNOWN', 'manifest unknown', 'tag missing not found'); } });
   const s = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime: new FakeRuntime(dir), puller: p, keychainFactory, reconciler: { sleep: async () => undefined } });
   try {
-    s.groups.createOrUpdate('rg', 'westus');
+    await s.groups.createOrUpdate('rg', 'westus');
     await assert.rejects(s.containerGroups.createOrUpdate('rg', 'c1', groupBody('r.io/app:missing')), /InaccessibleImage|is not accessible/);
     assert.deepEqual(p.pulls, []);
     const { operation } = await s.containerGroups.createOrUpdate('rg', 'c2', groupBody('r.io/app:1'));
@@ -474,7 +474,7 @@ test('a server without a runtime answers creates with a clear error', async () =
   const dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
   const other = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined });
   try {
-    other.groups.createOrUpdate('rg', 'westus');
+    await other.groups.createOrUpdate('rg', 'westus');
     const r = await runCli(['container', 'create', '-g', 'rg', '-n', 'x', '--image', 'busybox'], { ...process.env, BERTH_SERVER: other.url, BERTH_DATA_DIR: dir });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /\(ContainerRuntimeNotConfigured\) No container runtime configured/);
@@ -493,7 +493,7 @@ test('groups survive a server restart: running containers are adopted, orphans r
   const opts = { dataDir: dir, port: 0, logSink: () => undefined, runtime: rt, puller: new FakePuller(), keychainFactory, reconciler: { sleep: async () => undefined } };
   let s = await startBerth(opts);
   try {
-    s.groups.createOrUpdate('rg', 'westus');
+    await s.groups.createOrUpdate('rg', 'westus');
     const body = (image: string, restartPolicy: string) => ({ location: 'westus', properties: { osType: 'Linux', restartPolicy,
       containers: [{ name: 'app', properties: { image, resources: { requests: { cpu: 1, memoryInGB: 1 } } } }] } });
     for (const [name, policy] of [['keeps', 'Always'], ['crashes', 'OnFailure']] as const) {

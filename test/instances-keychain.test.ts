@@ -20,7 +20,7 @@ const puller = new FakePuller();
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
   b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime: new FakeRuntime(dir), puller, reconciler: { sleep: async () => undefined } });
-  b.groups.createOrUpdate('rg', 'westus');
+  await b.groups.createOrUpdate('rg', 'westus');
 });
 after(async () => {
   await b?.stop();

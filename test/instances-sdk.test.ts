@@ -27,7 +27,7 @@ const puller = new FakePuller();
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-test-'));
   b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime: new FakeRuntime(dir), puller, keychainFactory: inlineKeychainFactory, reconciler: { sleep: async () => undefined } });
-  b.groups.createOrUpdate('rg', 'westus');
+  await b.groups.createOrUpdate('rg', 'westus');
   const cred = JSON.parse(readFileSync(join(dir, 'owner-credential.json'), 'utf8')) as { clientId: string; clientSecret: string; tenantId: string };
   const res = await fetch(`${b.url}/${cred.tenantId}/oauth2/v2.0/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ grant_type: 'client_credentials', client_id: cred.clientId, client_secret: cred.clientSecret, scope: 'https://management.azure.com/.default' }).toString() });

@@ -246,7 +246,7 @@ describe('managed identity and expiring token passwords against a Berth registry
   before(async () => {
     b = await startTestBerth();
     reg = await adminRegistry(b, 'kcmireg01');
-    regScope = armId(b.registries.get('rg', 'kcmireg01'));
+    regScope = armId(await b.registries.get('rg', 'kcmireg01'));
     digest = (await pushTinyImage(new RegistryClient(reg.loginServer, { kind: 'basic', username: reg.username, password: reg.password }), 'myimage', 'v1')).digest;
   });
   after(async () => b?.cleanup());
@@ -338,8 +338,8 @@ describe('managed identity and expiring token passwords against a Berth registry
   });
 
   test('S7: a token password with an expiry; after the registry refuses it, invalidate() and a refresh get a working one', async () => {
-    const r = b.registries.get('rg', 'kcmireg01');
-    b.repoTokens.createOrUpdateToken(r, 'tok_pull', { scopeMap: '_repositories_pull' });
+    const r = await b.registries.get('rg', 'kcmireg01');
+    await b.repoTokens.createOrUpdateToken(r, 'tok_pull', { scopeMap: '_repositories_pull' });
     const generate = async () => {
       const expiry = new Date(Date.now() + 3600_000).toISOString();
       const pw = (await b.repoTokens.generateCredentials(r, 'tok_pull', { name: 'password1', expiry })).passwords[0]!;

@@ -128,7 +128,7 @@ test('berth pull --print with the CLI identity on a Berth registry: digest, plat
 });
 
 test('a service principal with AcrPull and a repository token pull; a principal with no role is DENIED', { skip }, async () => {
-  const r = b.registries.get('rg', 'pullreg01');
+  const r = await b.registries.get('rg', 'pullreg01');
   const sp = async (role?: string) => {
     const app = await b.applications.createApplication(`pull-sp-${role ?? 'none'}`);
     await b.applications.createServicePrincipal(app.appId);
@@ -140,7 +140,7 @@ test('a service principal with AcrPull and a repository token pull; a principal 
   try {
     const ok = await p.pull(`${reg.loginServer}/tools/busybox:v1`, { keychain: await sp('AcrPull') });
     assert.match(ok.credentialSource, /^sp AcrPull/);
-    b.repoTokens.createOrUpdateToken(r, 'pulltok', { scopeMap: '_repositories_pull' });
+    await b.repoTokens.createOrUpdateToken(r, 'pulltok', { scopeMap: '_repositories_pull' });
     const c = await b.repoTokens.generateCredentials(r, 'pulltok', { name: 'password1' });
     const viaToken = await p.resolve(`${reg.loginServer}/tools/busybox:v1`, { keychain: new InlineKeychain({ server: reg.loginServer, username: 'pulltok', password: c.passwords[0]!.value }, 'token pulltok') });
     assert.equal(viaToken.digest, ok.digest);

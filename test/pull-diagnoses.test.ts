@@ -45,7 +45,7 @@ before(async () => {
   b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime, reconciler: { sleep: async () => undefined } });
   reg = await adminRegistry(b, 'diagreg01');
   secrets.push(reg.password);
-  ACR_ID = armId(b.registries.get('rg', 'diagreg01'));
+  ACR_ID = armId(await b.registries.get('rg', 'diagreg01'));
   env = { ...process.env, BERTH_SERVER: b.url, BERTH_DATA_DIR: dir };
   const client = new RegistryClient(reg.loginServer, { kind: 'basic', username: reg.username, password: reg.password });
   await pushTinyImage(client, 'app', 'v1');
@@ -130,9 +130,9 @@ test('an identity without AcrPull is told the roles it holds (and where), then t
 });
 
 test('a repository-scoped token is given the scope-map command, not AcrPull', { timeout: 60_000 }, async () => {
-  const r = b.registries.get('rg', 'diagreg01');
-  b.repoTokens.createOrUpdateScopeMap(r, 'other_only', ['repositories/other/content/read']);
-  b.repoTokens.createOrUpdateToken(r, 'othertok', { scopeMap: 'other_only' });
+  const r = await b.registries.get('rg', 'diagreg01');
+  await b.repoTokens.createOrUpdateScopeMap(r, 'other_only', ['repositories/other/content/read']);
+  await b.repoTokens.createOrUpdateToken(r, 'othertok', { scopeMap: 'other_only' });
   const pw = (await b.repoTokens.generateCredentials(r, 'othertok', { name: 'password1' })).passwords[0]!.value;
   secrets.push(pw);
   const err = await fails(create('tok-app', '--image', image('app:v1'), '--registry-login-server', reg.loginServer, '--registry-username', 'othertok', '--registry-password', pw));
@@ -149,7 +149,7 @@ test('a repository deleted after the group pulled it: restart answers Inaccessib
   await operationDone('rg', 'was-here');
   await runtime.running('was-here');
   const starts = runtime.calls.filter((c) => c === 'start was-here').length;
-  await b.registryService.deleteRepository(b.registries.get('rg', 'diagreg01').id, 'gone');
+  await b.registryService.deleteRepository((await b.registries.get('rg', 'diagreg01')).id, 'gone');
   const err = await fails(['container', 'restart', '-g', 'rg', '-n', 'was-here']);
   assert.match(err, /InaccessibleImage/);
   assert.match(err, /The image '.*gone:v1' in container group 'was-here' is not accessible/);
@@ -292,7 +292,7 @@ test('an HTTPS-only registry on localhost: detected and named, the CA option nam
     // The same create on a server started with the registry's CA succeeds.
     const rt2 = new FakeRuntime(dir2);
     b2 = await startBerth({ dataDir: dir2, port: 0, logSink: () => undefined, runtime: rt2, reconciler: { sleep: async () => undefined }, registryCaFiles: [certs.ca] });
-    b2.groups.createOrUpdate('rg', 'westus');
+    await b2.groups.createOrUpdate('rg', 'westus');
     const body = { location: 'westus', properties: { osType: 'Linux', imageRegistryCredentials: [{ server: proxy.host, username: reg.username, password: reg.password }],
       containers: [{ name: 'app', properties: { image: `${proxy.host}/app:v1`, resources: { requests: { cpu: 0.5, memoryInGB: 0.5 } } } }] } };
     const { operation } = await b2.containerGroups.createOrUpdate('rg', 'tls-ok', body);

@@ -566,8 +566,8 @@ test('remaining corners of the API: open and suffix ranges, mount without from, 
   r = await req('GET', `/v2/_catalog?last=${encodeURIComponent(all[0]!)}`);
   assert.deepEqual(((await r.json()) as { repositories: string[] }).repositories, all.slice(1));
   // a pull-only repository token may read but is DENIED a push
-  const reg = b.registries.get('rg', 'testreg01');
-  b.repoTokens.createOrUpdateToken(reg, 'pullonly', { scopeMap: '_repositories_pull' });
+  const reg = await b.registries.get('rg', 'testreg01');
+  await b.repoTokens.createOrUpdateToken(reg, 'pullonly', { scopeMap: '_repositories_pull' });
   const pw = (await b.repoTokens.generateCredentials(reg, 'pullonly', { name: 'password1' })).passwords[0]!.value;
   const tokenAuth = 'Basic ' + Buffer.from(`pullonly:${pw}`).toString('base64');
   r = await fetch(`${base}/v2/corners/manifests/multi`, { headers: { Authorization: tokenAuth } });

@@ -128,7 +128,7 @@ test('pushes on a nearly full data disk get 507, leave nothing behind, and metad
   await rm(filler);
 
   // Delete what was pushed, collect it (as if the grace period had passed), and push again.
-  for (const repo of pushed) await b.registryService.deleteRepository(b.registries.get('rg', 'fullreg01').id, repo);
+  for (const repo of pushed) await b.registryService.deleteRepository((await b.registries.get('rg', 'fullreg01')).id, repo);
   const gc = await b.registryService.collectGarbage(Date.now() + 48 * 3600_000);
   assert.ok(gc.bytesFreed >= 10 * MiB, `GC freed ${gc.bytesFreed} bytes`);
   const layout = await bigLayout(10);

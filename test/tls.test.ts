@@ -156,7 +156,7 @@ test('50 parallel skopeo pulls over HTTPS with a new service principal (cold sec
   const layout = await busyboxLayout('v1');
   const target = `docker://localhost:${regPort()}/parallel/busybox:v1`;
   await run('skopeo', ['copy', '--dest-cert-dir', certDir, '--dest-creds', creds(), `oci:${layout}:v1`, target]);
-  const sp = await principalWithRole(b, 'AcrPull', armId(b.registries.get('rg', 'tlsreg01')));
+  const sp = await principalWithRole(b, 'AcrPull', armId(await b.registries.get('rg', 'tlsreg01')));
   const out = await mkdtemp(join(tmpdir(), 'berth-tls-par-'));
   try {
     const results = await Promise.all(Array.from({ length: 50 }, async (_, i) => {

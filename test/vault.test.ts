@@ -60,7 +60,7 @@ test('vault names follow Azure\'s rules, each violation with its own message; na
   const bad = await put('rg', 'my--vault');
   assert.equal(bad.status, 400);
   assert.equal(((await bad.json()) as { error: { code: string } }).error.code, 'VaultNameNotValid');
-  b.groups.createOrUpdate('other', 'westus');
+  await b.groups.createOrUpdate('other', 'westus');
   const taken = await put('other', 'PROTO-vault');
   assert.equal(taken.status, 409);
   assert.match(((await taken.json()) as { error: { message: string } }).error.message, /already in use/);
@@ -335,14 +335,14 @@ test('KEK rotation re-wraps every vault key and registry password without loss; 
   const d = await dir(join((await import('node:os')).tmpdir(), 'berth-kek-'));
   let x = await startBerth({ dataDir: d, port: 0, logSink: () => undefined });
   try {
-    x.groups.createOrUpdate('rg', 'westus');
+    await x.groups.createOrUpdate('rg', 'westus');
     const { vault } = await x.vaults.createOrUpdate('rg', 'kek-vault', {});
     const { vault: v2 } = await x.vaults.createOrUpdate('rg', 'kek-vault2', {});
     const s1 = await x.secrets.set(vault, 'one', { value: 'value-one' });
     await x.secrets.set(vault, 'one', { value: 'value-one-b' });
     await x.secrets.set(v2, 'two', { value: 'value-two' });
     await x.registries.createOrUpdate('rg', 'kekregistry', { sku: 'Basic', adminUserEnabled: true });
-    const pw = x.registries.credentials('rg', 'kekregistry').passwords.map((p) => p.value);
+    const pw = (await x.registries.credentials('rg', 'kekregistry')).passwords.map((p) => p.value);
     const kekBefore = readFileSync(join(d, 'keys', 'kek'), 'utf8');
     const wrappedBefore = x.db.prepare('SELECT wrapped_key FROM vaults ORDER BY name').all();
     const r = await x.rotateKek();
@@ -353,14 +353,14 @@ test('KEK rotation re-wraps every vault key and registry password without loss; 
     assert.notDeepEqual(x.db.prepare('SELECT wrapped_key FROM vaults ORDER BY name').all(), wrappedBefore);
     // the running server reads everything at once, and so does a restarted one
     assert.equal((await x.secrets.get(vault, 'one', s1.version)).value, 'value-one');
-    assert.deepEqual(x.registries.credentials('rg', 'kekregistry').passwords.map((p) => p.value), pw);
+    assert.deepEqual((await x.registries.credentials('rg', 'kekregistry')).passwords.map((p) => p.value), pw);
     await x.stop();
     x = await startBerth({ dataDir: d, port: 0, logSink: () => undefined });
     const v = (await x.vaults.byName('kek-vault'))!;
     assert.equal((await x.secrets.get(v, 'one')).value, 'value-one-b');
     assert.equal((await x.secrets.get(v, 'one', s1.version)).value, 'value-one');
     assert.equal((await x.secrets.get((await x.vaults.byName('kek-vault2'))!, 'two')).value, 'value-two');
-    assert.deepEqual(x.registries.credentials('rg', 'kekregistry').passwords.map((p) => p.value), pw);
+    assert.deepEqual((await x.registries.credentials('rg', 'kekregistry')).passwords.map((p) => p.value), pw);
     await x.stop();
     // an interrupted rotation (new key written, database not switched) is discarded at start
     writeFileSync(join(d, 'keys', 'kek.new'), randomBytes(32).toString('base64') + '\n', { mode: 0o600 });

@@ -64,7 +64,7 @@ export function containerRoutes(d: ApiDeps, sockets: ContainerSockets): RouteDef
       return cg.resource(await cg.setTags(c.params.rg, c.params.name, tags));
     } }),
     route({ method: 'DELETE', path: one, action: A.delete, scope, handler: async (c) => {
-      d.groups.get(c.params.rg);
+      await d.groups.get(c.params.rg);
       const g = await cg.find(c.params.rg, c.params.name);
       if (!g) return c.reply.status(204).send();
       const shown = await cg.resource(g);

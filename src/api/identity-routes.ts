@@ -56,7 +56,7 @@ function managedIdentityRoutes(d: ApiDeps): RouteDef[] {
     route({ method: 'GET', path: `/subscriptions/:sub/providers/${MI}`, action: `${MI}/read`, scope: SCOPE.each,
       handler: async (c) => ({ value: (await c.allowed(await d.managedIdentities.list(), (i) => i.id)).map(identityResource) }) }),
     route({ method: 'GET', path: miPath, action: `${MI}/read`, scope: SCOPE.each, handler: async (c) => {
-      d.groups.get(c.params.rg);
+      await d.groups.get(c.params.rg);
       return { value: (await c.allowed(await d.managedIdentities.list(c.params.rg), (i) => i.id)).map(identityResource) };
     } }),
     route({ method: 'PUT', path: one, action: `${MI}/write`, scope, handler: async (c) => {
@@ -78,9 +78,9 @@ function authorizationRoutes(d: ApiDeps): RouteDef[] {
     const m = /^\/subscriptions\/([^/]+)(?:\/resourceGroups\/([^/]+)(?:\/providers\/([^/]+\/[^/]+)\/([^/]+))?)?(?:\/.*)?$/i.exec(scope);
     if (!m) throw invalid('InvalidScope', `The scope '${scope}' is not valid: use /subscriptions/<id>[/resourceGroups/<group>[/providers/<namespace>/<type>/<name>]].`);
     checkSub(d, m[1]!);
-    if (m[2]) d.groups.get(m[2]);
+    if (m[2]) await d.groups.get(m[2]);
     const [type, name] = [m[3]?.toLowerCase(), m[4]];
-    if (type === 'microsoft.containerregistry/registries') d.registries.get(m[2]!, name!);
+    if (type === 'microsoft.containerregistry/registries') await d.registries.get(m[2]!, name!);
     if (type === MI.toLowerCase()) await d.managedIdentities.get(m[2]!, name!);
     return scope.replace(/\/+$/, '');
   };

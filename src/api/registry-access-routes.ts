@@ -28,80 +28,80 @@ export function tokenResource(r: RegistryRecord, t: RegistryToken) {
 
 export function registryAccessRoutes(d: ApiDeps): RouteDef[] {
   // The registry is looked up before the permission check (a missing one answers 404).
-  const scope = SCOPE.lookup('registry', (p) => armId(d.registries.get(p.rg!, p.name!)));
-  const registry = (p: { rg: string; name: string }): RegistryRecord => d.registries.get(p.rg, p.name);
+  const scope = SCOPE.lookup('registry', async (p) => armId(await d.registries.get(p.rg!, p.name!)));
+  const registry = (p: { rg: string; name: string }): Promise<RegistryRecord> => d.registries.get(p.rg, p.name);
   const mapName = (scopeMapId: string | undefined): string | undefined => scopeMapId?.split('/').pop();
 
-  const putMap = (req: FastifyRequest, p: { rg: string; name: string; map: string }, patch: boolean) => {
-    const r = registry(p);
+  const putMap = async (req: FastifyRequest, p: { rg: string; name: string; map: string }, patch: boolean) => {
+    const r = await registry(p);
     const body = (req.body ?? {}) as { properties?: { actions?: unknown; description?: unknown } };
     let actions = body.properties?.actions;
-    if (patch && actions === undefined) actions = d.repoTokens.getScopeMap(r, p.map).actions;
+    if (patch && actions === undefined) actions = (await d.repoTokens.getScopeMap(r, p.map)).actions;
     if (!Array.isArray(actions) || !actions.every((a) => typeof a === 'string')) throw invalid('InvalidRequestContent', 'properties.actions must be an array of strings.');
     const description = typeof body.properties?.description === 'string' ? body.properties.description : undefined;
-    return { r, ...d.repoTokens.createOrUpdateScopeMap(r, p.map, actions as string[], description) };
+    return { r, ...(await d.repoTokens.createOrUpdateScopeMap(r, p.map, actions as string[], description)) };
   };
-  const putToken = (req: FastifyRequest, p: { rg: string; name: string; token: string }) => {
-    const r = registry(p);
+  const putToken = async (req: FastifyRequest, p: { rg: string; name: string; token: string }) => {
+    const r = await registry(p);
     const body = (req.body ?? {}) as { properties?: { scopeMapId?: unknown; status?: unknown } };
     for (const k of ['scopeMapId', 'status'] as const) {
       const v = body.properties?.[k];
       if (v !== undefined && v !== null && typeof v !== 'string') throw invalid('InvalidRequestContent', `properties.${k} must be a string.`);
     }
     const map = mapName(body.properties?.scopeMapId as string | undefined);
-    return { r, ...d.repoTokens.createOrUpdateToken(r, p.token, {
-      ...(map ? { scopeMap: map } : {}), ...(body.properties?.status ? { status: body.properties.status as TokenStatus } : {}) }) };
+    return { r, ...(await d.repoTokens.createOrUpdateToken(r, p.token, {
+      ...(map ? { scopeMap: map } : {}), ...(body.properties?.status ? { status: body.properties.status as TokenStatus } : {}) })) };
   };
 
   return [
     // scope maps
-    route({ method: 'GET', path: `${REG}/scopeMaps`, action: `${T}/scopeMaps/read`, scope, handler: (c) => {
-      const r = registry(c.params);
-      return { value: d.repoTokens.listScopeMaps(r).map((m) => scopeMapResource(r, m)) };
+    route({ method: 'GET', path: `${REG}/scopeMaps`, action: `${T}/scopeMaps/read`, scope, handler: async (c) => {
+      const r = await registry(c.params);
+      return { value: (await d.repoTokens.listScopeMaps(r)).map((m) => scopeMapResource(r, m)) };
     } }),
-    route({ method: 'GET', path: `${REG}/scopeMaps/:map`, action: `${T}/scopeMaps/read`, scope, handler: (c) => {
-      const r = registry(c.params);
-      return scopeMapResource(r, d.repoTokens.getScopeMap(r, c.params.map));
+    route({ method: 'GET', path: `${REG}/scopeMaps/:map`, action: `${T}/scopeMaps/read`, scope, handler: async (c) => {
+      const r = await registry(c.params);
+      return scopeMapResource(r, await d.repoTokens.getScopeMap(r, c.params.map));
     } }),
-    route({ method: 'PUT', path: `${REG}/scopeMaps/:map`, action: `${T}/scopeMaps/write`, scope, handler: (c) => {
-      const { r, map, created } = putMap(c.req, c.params, false);
+    route({ method: 'PUT', path: `${REG}/scopeMaps/:map`, action: `${T}/scopeMaps/write`, scope, handler: async (c) => {
+      const { r, map, created } = await putMap(c.req, c.params, false);
       return c.reply.status(created ? 201 : 200).send(scopeMapResource(r, map));
     } }),
-    route({ method: 'PATCH', path: `${REG}/scopeMaps/:map`, action: `${T}/scopeMaps/write`, scope, handler: (c) => {
-      const { r, map } = putMap(c.req, c.params, true);
+    route({ method: 'PATCH', path: `${REG}/scopeMaps/:map`, action: `${T}/scopeMaps/write`, scope, handler: async (c) => {
+      const { r, map } = await putMap(c.req, c.params, true);
       return scopeMapResource(r, map);
     } }),
-    route({ method: 'DELETE', path: `${REG}/scopeMaps/:map`, action: `${T}/scopeMaps/delete`, scope, handler: (c) => {
-      d.repoTokens.deleteScopeMap(registry(c.params), c.params.map);
+    route({ method: 'DELETE', path: `${REG}/scopeMaps/:map`, action: `${T}/scopeMaps/delete`, scope, handler: async (c) => {
+      await d.repoTokens.deleteScopeMap(await registry(c.params), c.params.map);
       return c.reply.status(200).send();
     } }),
 
     // tokens
-    route({ method: 'GET', path: `${REG}/tokens`, action: `${T}/tokens/read`, scope, handler: (c) => {
-      const r = registry(c.params);
-      return { value: d.repoTokens.listTokens(r).map((t) => tokenResource(r, t)) };
+    route({ method: 'GET', path: `${REG}/tokens`, action: `${T}/tokens/read`, scope, handler: async (c) => {
+      const r = await registry(c.params);
+      return { value: (await d.repoTokens.listTokens(r)).map((t) => tokenResource(r, t)) };
     } }),
-    route({ method: 'GET', path: `${REG}/tokens/:token`, action: `${T}/tokens/read`, scope, handler: (c) => {
-      const r = registry(c.params);
-      return tokenResource(r, d.repoTokens.getToken(r, c.params.token));
+    route({ method: 'GET', path: `${REG}/tokens/:token`, action: `${T}/tokens/read`, scope, handler: async (c) => {
+      const r = await registry(c.params);
+      return tokenResource(r, await d.repoTokens.getToken(r, c.params.token));
     } }),
-    route({ method: 'PUT', path: `${REG}/tokens/:token`, action: `${T}/tokens/write`, scope, handler: (c) => {
-      const { r, token, created } = putToken(c.req, c.params);
+    route({ method: 'PUT', path: `${REG}/tokens/:token`, action: `${T}/tokens/write`, scope, handler: async (c) => {
+      const { r, token, created } = await putToken(c.req, c.params);
       return c.reply.status(created ? 201 : 200).send(tokenResource(r, token));
     } }),
-    route({ method: 'PATCH', path: `${REG}/tokens/:token`, action: `${T}/tokens/write`, scope, handler: (c) => {
-      const { r, token } = putToken(c.req, c.params);
+    route({ method: 'PATCH', path: `${REG}/tokens/:token`, action: `${T}/tokens/write`, scope, handler: async (c) => {
+      const { r, token } = await putToken(c.req, c.params);
       return tokenResource(r, token);
     } }),
-    route({ method: 'DELETE', path: `${REG}/tokens/:token`, action: `${T}/tokens/delete`, scope, handler: (c) => {
-      d.repoTokens.deleteToken(registry(c.params), c.params.token);
+    route({ method: 'DELETE', path: `${REG}/tokens/:token`, action: `${T}/tokens/delete`, scope, handler: async (c) => {
+      await d.repoTokens.deleteToken(await registry(c.params), c.params.token);
       return c.reply.status(200).send();
     } }),
-    route({ method: 'POST', path: `${REG}/generateCredentials`, action: `${T}/generateCredentials/action`, scope, handler: (c) => {
+    route({ method: 'POST', path: `${REG}/generateCredentials`, action: `${T}/generateCredentials/action`, scope, handler: async (c) => {
       const body = (c.req.body ?? {}) as { tokenId?: string; expiry?: string; name?: string };
       const token = mapName(body.tokenId);
       if (!token) throw invalid('InvalidRequestContent', 'tokenId is required: the ARM id of the token.');
-      return d.repoTokens.generateCredentials(registry(c.params), token, { ...(body.name ? { name: body.name } : {}), ...(body.expiry ? { expiry: body.expiry } : {}) });
+      return d.repoTokens.generateCredentials(await registry(c.params), token, { ...(body.name ? { name: body.name } : {}), ...(body.expiry ? { expiry: body.expiry } : {}) });
     } }),
   ];
 }

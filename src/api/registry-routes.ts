@@ -20,10 +20,10 @@ export function registryRoutes(d: ApiDeps): RouteDef[] {
     route({ method: 'POST', path: '/subscriptions/:sub/providers/Microsoft.ContainerRegistry/checkNameAvailability', action: `${ACR}/checkNameAvailability/read`, scope: SCOPE.subscription,
       handler: (c) => d.registries.nameAvailable(((c.req.body ?? {}) as { name?: string }).name ?? '') }),
     route({ method: 'GET', path: '/subscriptions/:sub/providers/Microsoft.ContainerRegistry/registries', action: `${TYPE}/read`, scope: SCOPE.each,
-      handler: async (c) => ({ value: (await c.allowed(d.registries.list(), armId)).map(shape) }) }),
+      handler: async (c) => ({ value: (await c.allowed(await d.registries.list(), armId)).map(shape) }) }),
     route({ method: 'GET', path: PATH, action: `${TYPE}/read`, scope: SCOPE.each, handler: async (c) => {
-      d.groups.get(c.params.rg);
-      return { value: (await c.allowed(d.registries.list(c.params.rg), armId)).map(shape) };
+      await d.groups.get(c.params.rg);
+      return { value: (await c.allowed(await d.registries.list(c.params.rg), armId)).map(shape) };
     } }),
     route({ method: 'PUT', path: ONE, action: `${TYPE}/write`, scope: one, handler: async (c) => {
       const body = (c.req.body ?? {}) as Body;
@@ -33,10 +33,10 @@ export function registryRoutes(d: ApiDeps): RouteDef[] {
       });
       return c.reply.status(created ? 201 : 200).send(shape(registry));
     } }),
-    route({ method: 'GET', path: ONE, action: `${TYPE}/read`, scope: one, handler: (c) => shape(d.registries.get(c.params.rg, c.params.name)) }),
-    route({ method: 'PATCH', path: ONE, action: `${TYPE}/write`, scope: one, handler: (c) => {
+    route({ method: 'GET', path: ONE, action: `${TYPE}/read`, scope: one, handler: async (c) => shape(await d.registries.get(c.params.rg, c.params.name)) }),
+    route({ method: 'PATCH', path: ONE, action: `${TYPE}/write`, scope: one, handler: async (c) => {
       const body = (c.req.body ?? {}) as Body;
-      return shape(d.registries.update(c.params.rg, c.params.name, {
+      return shape(await d.registries.update(c.params.rg, c.params.name, {
         ...(body.sku?.name ? { sku: parseSku(body.sku.name) } : {}), ...(body.tags ? { tags: body.tags } : {}), ...admin(body),
       }));
     } }),
@@ -44,13 +44,13 @@ export function registryRoutes(d: ApiDeps): RouteDef[] {
     route({ method: 'POST', path: `${ONE}/listCredentials`, action: `${TYPE}/listCredentials/action`, scope: one,
       handler: (c) => d.registries.credentials(c.params.rg, c.params.name) }),
     route({ method: 'GET', path: `${ONE}/listUsages`, action: `${TYPE}/listUsages/read`, scope: one, handler: async (c) => {
-      const u = await d.registryService.storageUsage(d.registries.get(c.params.rg, c.params.name).id);
+      const u = await d.registryService.storageUsage((await d.registries.get(c.params.rg, c.params.name)).id);
       return { value: [{ name: 'Size', ...(u.limit !== undefined ? { limit: u.limit } : {}), currentValue: u.currentValue, unit: 'Bytes' }] };
     } }),
     route({ method: 'POST', path: `${ONE}/regenerateCredential`, action: `${TYPE}/regenerateCredential/action`, scope: one,
       handler: (c) => d.registries.regenerate(c.params.rg, c.params.name, ((c.req.body ?? {}) as { name?: string }).name ?? '') }),
-    route({ method: 'POST', path: `${ONE}/garbageCollect`, action: `${TYPE}/write`, scope: one, handler: (c) => {
-      d.registries.get(c.params.rg, c.params.name);
+    route({ method: 'POST', path: `${ONE}/garbageCollect`, action: `${TYPE}/write`, scope: one, handler: async (c) => {
+      await d.registries.get(c.params.rg, c.params.name);
       return d.registryService.collectGarbage();
     } }),
   ];

@@ -56,7 +56,7 @@ export function resourceRoutes(d: ApiDeps): RouteDef[] {
     ...(x.sku !== undefined ? { sku: x.sku } : {}), ...(x.identity !== undefined ? { identity: x.identity } : {}), resourceGroup,
   });
   const all = async (rg?: string): Promise<GenericResource[]> => [
-    ...d.registries.list(rg).map((r) => generic(registryResource(r, d.registries.loginServer(r)), r.resourceGroup)),
+    ...(await d.registries.list(rg)).map((r) => generic(registryResource(r, d.registries.loginServer(r)), r.resourceGroup)),
     ...(await d.vaults.list(rg)).map((v) => { const x = vaultResource(v, d.vaults.vaultUri(v), tenant); return generic({ ...x, sku: x.properties.sku }, v.resourceGroup); }),
     ...(await d.managedIdentities.list(rg)).map((i) => generic(identityResource(i), i.resourceGroup)),
     ...(await Promise.all((await d.containerGroups.list(rg)).map(async (g) => generic(await d.containerGroups.resource(g, false), g.resourceGroup)))),
@@ -88,6 +88,6 @@ export function resourceRoutes(d: ApiDeps): RouteDef[] {
   return [
     route({ method: 'GET', path: '/subscriptions/:sub/resources', action: AUTHENTICATED, scope: SCOPE.none, handler: ({ req }) => list(req) }),
     route({ method: 'GET', path: '/subscriptions/:sub/resourcegroups/:rg/resources', action: AUTHENTICATED, scope: SCOPE.none,
-      handler: ({ req, params }) => list(req, d.groups.get(params.rg)!.name) }),
+      handler: async ({ req, params }) => list(req, (await d.groups.get(params.rg)).name) }),
   ];
 }

@@ -25,10 +25,10 @@ export function subscriptionRoutes(d: ApiDeps): RouteDef[] {
       return subObj();
     } }),
     route({ method: 'GET', path: '/subscriptions/:sub/resourcegroups', action: `${RG}/read`, scope: SCOPE.each,
-      handler: async (c) => ({ value: await c.allowed(d.groups.list(), (g) => g.id) }) }),
-    route({ method: 'PUT', path: '/subscriptions/:sub/resourcegroups/:rg', action: `${RG}/write`, scope: SCOPE.resourceGroup, handler: (c) => {
+      handler: async (c) => ({ value: await c.allowed(await d.groups.list(), (g) => g.id) }) }),
+    route({ method: 'PUT', path: '/subscriptions/:sub/resourcegroups/:rg', action: `${RG}/write`, scope: SCOPE.resourceGroup, handler: async (c) => {
       const body = (c.req.body ?? {}) as { location?: string; tags?: Record<string, string> };
-      const { group, created } = d.groups.createOrUpdate(c.params.rg, body.location ?? '', body.tags ?? {});
+      const { group, created } = await d.groups.createOrUpdate(c.params.rg, body.location ?? '', body.tags ?? {});
       return c.reply.status(created ? 201 : 200).send(group);
     } }),
     route({ method: 'GET', path: '/subscriptions/:sub/resourcegroups/:rg', action: `${RG}/read`, scope: SCOPE.resourceGroup,

@@ -84,7 +84,7 @@ export function vaultRoutes(d: VaultRouteDeps): RouteDef[] {
     route({ method: 'GET', path: '/subscriptions/:sub/providers/Microsoft.KeyVault/vaults', action: `${VAULT_TYPE}/read`, scope: SCOPE.each,
       handler: async (c) => ({ value: (await c.allowed(await d.vaults.list(), vaultArmId)).map(shape) }) }),
     route({ method: 'GET', path, action: `${VAULT_TYPE}/read`, scope: SCOPE.each, handler: async (c) => {
-      d.groups.get(c.params.rg);
+      await d.groups.get(c.params.rg);
       return { value: (await c.allowed(await d.vaults.list(c.params.rg), vaultArmId)).map(shape) };
     } }),
     route({ method: 'PUT', path: one, action: `${VAULT_TYPE}/write`, scope: vault, handler: async (c) => {

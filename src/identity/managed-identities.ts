@@ -64,7 +64,7 @@ export class ManagedIdentities {
   }
 
   async get(rg: string, name: string): Promise<UserAssignedIdentity> {
-    this.groups.get(rg);
+    await this.groups.get(rg);
     const i = await this.find(rg, name);
     if (!i) throw resourceNotFound(TYPE, name, rg);
     return i;
@@ -77,7 +77,7 @@ export class ManagedIdentities {
   }
 
   async createOrUpdate(rg: string, name: string, opts: { location?: string; tags?: Record<string, string> }): Promise<{ identity: UserAssignedIdentity; created: boolean }> {
-    const group = this.groups.get(rg)!;
+    const group = await this.groups.get(rg);
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_-]{2,127}$/.test(name)) {
       throw invalid('InvalidResourceName', `Resource name '${name}' is invalid: use 3-128 letters, digits, '-' or '_', starting with a letter or digit.`);
     }
@@ -100,7 +100,7 @@ export class ManagedIdentities {
 
   /** Deletes the identity and its role assignments. Returns false when there was none. */
   async delete(rg: string, name: string): Promise<boolean> {
-    this.groups.get(rg);
+    await this.groups.get(rg);
     const i = await this.find(rg, name);
     if (!i) return false;
     await this.deletePrincipal(i.principalId);

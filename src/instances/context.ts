@@ -67,7 +67,7 @@ export class GroupsContext {
 
   /** The group; 404 when it (or its resource group) does not exist. */
   async get(rg: string, name: string): Promise<StoredGroup> {
-    this.o.groups.get(rg);
+    await this.o.groups.get(rg);
     const g = await this.store.find(rg, name);
     if (!g) throw resourceNotFound(GROUP_TYPE, name, rg);
     return g;

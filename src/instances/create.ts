@@ -20,7 +20,7 @@ export class GroupCreation {
   async createOrUpdate(rg: string, name: string, body: unknown, opts: CreateOptions = {}): Promise<{ group: StoredGroup; created: boolean; operation: Operation }> {
     const { o, store } = this.c;
     this.c.requireRuntime();
-    const rgRec = o.groups.get(rg)!;
+    const rgRec = await o.groups.get(rg);
     const spec = requestedSpec(name, body);
     await checkSecretReferences(spec, o.vaultExists, opts.canReadSecret);
     const location = (spec.location ?? rgRec.location).toLowerCase().replace(/\s+/g, '');

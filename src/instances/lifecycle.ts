@@ -56,7 +56,7 @@ export class GroupLifecycle {
   /** Deletes the group and everything it runs; false when there was none. */
   async delete(rg: string, name: string): Promise<boolean> {
     const { o, store, identities, reconciler } = this.c;
-    o.groups.get(rg);
+    await o.groups.get(rg);
     const g = await store.find(rg, name);
     if (!g) return false;
     return this.c.exclusive(`${rg}/${name}`, async () => {

@@ -62,7 +62,7 @@ export class ContainerGroups {
   }
 
   async list(rg?: string): Promise<StoredGroup[]> {
-    if (rg !== undefined) this.o.groups.get(rg);
+    if (rg !== undefined) await this.o.groups.get(rg);
     return this.store.list(rg);
   }
 

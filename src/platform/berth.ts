@@ -163,17 +163,17 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   let baseUrl = '';
   let otherBases: string[] = [];
   const identity = new IdentityService(sql, tokens, ids, () => baseUrl, () => otherBases);
-  const groups = new ResourceGroups(db, ids.subscriptionId);
-  const registries = new Registries(db, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host), 'localhost');
+  const groups = new ResourceGroups(sql, ids.subscriptionId);
+  const registries = new Registries(sql, ids.subscriptionId, groups, sealer, () => freeLoopbackPort(host), 'localhost');
   const meta = new SqlRegistryMetadata(sql);
   const skuLimits = { ...SKU_STORAGE_BYTES, ...o.skuStorageLimits };
   const registryService = new RegistryService(meta, blobs, {
-    quota: (id) => {
-      const r = registries.byId(id);
+    quota: async (id) => {
+      const r = await registries.byId(id);
       return r ? { name: r.name, sku: r.sku, limit: skuLimits[r.sku] } : undefined;
     },
   });
-  const repoTokens = new ScopeMapsAndTokens(db);
+  const repoTokens = new ScopeMapsAndTokens(sql);
   const applications = new Applications(sql, ids.tenantId);
   const managedIdentities = new ManagedIdentities(sql, ids.subscriptionId, ids.tenantId, groups);
   const workloads = new WorkloadIdentities(identity, managedIdentities);
@@ -181,8 +181,9 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   // The portal's origins (the main port's), which registries and vaults answer from a browser.
   const browserOrigins = () => [baseUrl, ...otherBases];
   const registryHttp = new RegistryHttp({ registries, service: registryService, auth, log, browserOrigins });
-  // Look the registry up per request: it may have been updated (admin user) since the listener opened.
-  const listeners = new PortListeners('registry', (p) => (req, res) => void registryHttp.handle(req, res, registries.byPort(p)), host, log, tls);
+  // Look the registry up per request: it may have been updated (admin user) since the listener opened,
+  // here or by another replica on the same database. One indexed look-up; nothing is cached.
+  const listeners = new PortListeners('registry', (p) => (req, res) => void registryHttp.handle(req, res, () => registries.byPort(p)), host, log, tls);
   registries.onChange({ opened: (r) => listeners.open(r, registries.loginServer(r)), closed: (r) => listeners.close(r) });
   // Every vault's data plane on a loopback port of its own (the SDK wants /secrets/... at the path root).
   // The scheme comes from here only.
@@ -229,7 +230,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   const cred = await identity.ensureOwner(existsSync(paths.ownerCredential));
   if (cred) await writeFileAtomic(paths.ownerCredential, JSON.stringify(cred, null, 2) + '\n', 0o600);
 
-  for (const r of registries.list()) await listeners.open(r, registries.loginServer(r));
+  for (const r of await registries.list()) await listeners.open(r, registries.loginServer(r));
   for (const v of await vaults.list()) await vaultListeners.open(v, vaults.vaultUri(v));
   // Containers reach a vault by its vaultUri too: its name points at the host in every group's /etc/hosts.
   const vaultHostAliases = async () => {

@@ -37,7 +37,7 @@ export class RegistryAuth {
       return p ? { ok: true, principal: p } : { ok: false, reason: 'the refresh token is invalid or expired; get a new one with /oauth2/exchange (berth acr login)' };
     }
     if (username.toLowerCase() === r.name.toLowerCase()) {
-      const res = this.registries.checkAdmin(r, username, password);
+      const res = await this.registries.checkAdmin(r, username, password);
       if (res === 'ok') return { ok: true, principal: { kind: 'registryAdmin', id: r.id, displayName: r.name, registryId: r.id } };
       if (res === 'disabled') return { ok: false, reason: `the admin user of registry ${r.name} is disabled` };
       return { ok: false, reason: `incorrect password for the admin user ${r.name}` };
@@ -89,11 +89,11 @@ export class RegistryAuth {
     // Registry-local principals are looked up again on every request, so that disabling the admin user
     // or a token takes effect at once, not when its access tokens expire.
     if (kind === 'registryAdmin') {
-      const now = this.registries.byId(r.id);
+      const now = await this.registries.byId(r.id);
       return p.sub === r.id && now?.adminUserEnabled ? { kind: 'registryAdmin', id: r.id, displayName: r.name, registryId: r.id } : undefined;
     }
     if (kind === 'registryToken') {
-      const t = this.repoTokens.tokenById(String(p.sub));
+      const t = await this.repoTokens.tokenSummary(String(p.sub));
       return t && t.registryId === r.id && t.status === 'enabled' ? { kind: 'registryToken', id: t.id, displayName: t.name, registryId: r.id } : undefined;
     }
     return this.identity.principalById(String(p.sub));
@@ -104,32 +104,38 @@ export class RegistryAuth {
    * granted only when a rule grants it.
    */
   async authorize(r: RegistryRecord, principal: Principal, requests: AccessRequest[]): Promise<AccessRequest[]> {
-    // An identity's role assignments are read once for all the requested actions.
-    const may = principal.kind === 'servicePrincipal' || principal.kind === 'managedIdentity' ? await this.identity.permissions(principal) : undefined;
+    const allows = await this.rules(r, principal);
     const out: AccessRequest[] = [];
     for (const req of requests) {
       const actions = req.actions.flatMap((a) => (a === '*' && req.type === 'repository' ? ['pull', 'push', 'delete', 'metadataRead', 'metadataWrite'] : [a]));
-      const allowed = actions.filter((a) => this.allows(r, principal, req, a, may));
+      const allowed = actions.filter((a) => allows(req, a));
       if (allowed.length) out.push({ type: req.type, name: req.name, actions: [...new Set(allowed)] });
     }
     return out;
   }
 
-  private allows(r: RegistryRecord, principal: Principal, req: AccessRequest, action: string, may: ((action: string, scope: string) => boolean) | undefined): boolean {
-    if (principal.kind === 'registryAdmin') return principal.registryId === r.id && r.adminUserEnabled;
+  /** What `principal` may do on `r` as it stands now: a token and its scope map are read once per call. */
+  private async rules(r: RegistryRecord, principal: Principal): Promise<(req: AccessRequest, action: string) => boolean> {
+    if (principal.kind === 'registryAdmin') return () => principal.registryId === r.id && r.adminUserEnabled;
     if (principal.kind === 'registryToken') {
-      const t = this.repoTokens.tokenById(principal.id);
-      if (!t || t.registryId !== r.id || t.status !== 'enabled') return false;
-      const acts = this.repoTokens.tokenActions(r, t);
-      if (req.type === 'registry') return req.name === 'catalog' && scopeMapAllows(acts, '*', 'metadata/read') && acts.some((a) => a.startsWith('repositories/*/'));
-      const need = SCOPE_ACTION_FOR[action];
-      return need !== undefined && scopeMapAllows(acts, req.name, need);
+      const t = await this.repoTokens.tokenSummary(principal.id);
+      if (!t || t.registryId !== r.id || t.status !== 'enabled') return () => false;
+      const acts = await this.repoTokens.tokenActions(r, t);
+      return (req, action) => {
+        if (req.type === 'registry') return req.name === 'catalog' && scopeMapAllows(acts, '*', 'metadata/read') && acts.some((a) => a.startsWith('repositories/*/'));
+        const need = SCOPE_ACTION_FOR[action];
+        return need !== undefined && scopeMapAllows(acts, req.name, need);
+      };
     }
     if (principal.kind === 'servicePrincipal' || principal.kind === 'managedIdentity') {
-      const rbac = req.type === 'registry' ? (req.name === 'catalog' ? RBAC_ACTION_FOR.catalog : undefined) : RBAC_ACTION_FOR[action];
-      return rbac !== undefined && may !== undefined && may(rbac, armId(r));
+      // An identity's role assignments are read once for all the requested actions.
+      const may = await this.identity.permissions(principal);
+      return (req, action) => {
+        const rbac = req.type === 'registry' ? (req.name === 'catalog' ? RBAC_ACTION_FOR.catalog : undefined) : RBAC_ACTION_FOR[action];
+        return rbac !== undefined && may(rbac, armId(r));
+      };
     }
-    return false;
+    return () => false;
   }
 
   /**
@@ -139,7 +145,7 @@ export class RegistryAuth {
   async missing(r: RegistryRecord, principal: Principal, req: AccessRequest, action: string): Promise<{ reason: string; fix?: string }> {
     if (principal.kind === 'registryAdmin') return { reason: `the admin user of registry ${r.name} is disabled`, fix: `berth acr update -n ${r.name} --admin-enabled true` };
     if (principal.kind === 'registryToken') {
-      const t = this.repoTokens.tokenById(principal.id);
+      const t = await this.repoTokens.tokenSummary(principal.id);
       if (!t || t.status !== 'enabled') return { reason: `token ${principal.displayName} is disabled or deleted` };
       if (req.type === 'registry') return { reason: `token ${t.name} (scope map ${t.scopeMap}) may not list the catalog; that needs repositories/*/metadata/read` };
       const need = SCOPE_ACTION_FOR[action] ?? action;

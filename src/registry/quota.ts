@@ -20,7 +20,7 @@ export interface StorageQuota {
 }
 
 /** The quota of a registry (by id), or undefined when it has none. */
-export type QuotaLookup = (registryId: string) => StorageQuota | undefined;
+export type QuotaLookup = (registryId: string) => Promise<StorageQuota | undefined>;
 
 export function quotaExceeded(q: StorageQuota, used: number, adding: number | undefined): RegistryError {
   const more = adding === undefined ? '' : `; this push needs ${formatBytes(adding)} more`;

@@ -1,7 +1,7 @@
 // Registry resources (Microsoft.ContainerRegistry/registries): create, update, delete, admin user.
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Db } from '../storage/sqlite.js';
-import { nowIso, statementCache } from '../storage/sqlite.js';
+import type { Sql, SqlQueries } from '../storage/sql/sql.js';
+import { nowIso } from '../storage/sqlite.js';
 import type { Sealer } from '../storage/sealer.js';
 import { conflict, invalid, resourceNotFound } from '../lib/errors.js';
 import type { ResourceGroups } from '../resources/groups.js';
@@ -28,6 +28,8 @@ interface Row {
   id: string; subscription: string; resource_group: string; name: string; location: string; sku: string;
   admin_enabled: number; port: number; tags: string; created_at: string;
 }
+
+interface StoredPassword { registryId: string; name: PasswordName; sealed: string; createdAt: string }
 
 const toRecord = (r: Row): RegistryRecord => ({
   id: r.id, subscription: r.subscription, resourceGroup: r.resource_group, name: r.name, location: r.location,
@@ -60,13 +62,10 @@ export interface RegistryEvents {
 
 export class Registries {
   private readonly listeners: RegistryEvents[] = [];
-  private readonly q: ReturnType<typeof statementCache>;
 
-  constructor(private readonly db: Db, private readonly subscriptionId: string, private readonly groups: ResourceGroups,
+  constructor(private readonly db: Sql, private readonly subscriptionId: string, private readonly groups: ResourceGroups,
     private readonly sealer: Sealer, private readonly allocatePort: () => Promise<number>,
-    private readonly loginHost: string) {
-    this.q = statementCache(db);
-  }
+    private readonly loginHost: string) {}
 
   onChange(l: RegistryEvents): void {
     this.listeners.push(l);
@@ -76,55 +75,56 @@ export class Registries {
     return `${this.loginHost}:${r.port}`;
   }
 
-  list(resourceGroup?: string): RegistryRecord[] {
+  async list(resourceGroup?: string): Promise<RegistryRecord[]> {
     const rows = resourceGroup
-      ? this.q('SELECT * FROM registries WHERE subscription = ? AND lower(resource_group) = lower(?) ORDER BY name_lower').all(this.subscriptionId, resourceGroup)
-      : this.q('SELECT * FROM registries WHERE subscription = ? ORDER BY name_lower').all(this.subscriptionId);
-    return (rows as Row[]).map(toRecord);
+      ? await this.db.all<Row>('SELECT * FROM registries WHERE subscription = ? AND lower(resource_group) = lower(?) ORDER BY name_lower', [this.subscriptionId, resourceGroup])
+      : await this.db.all<Row>('SELECT * FROM registries WHERE subscription = ? ORDER BY name_lower', [this.subscriptionId]);
+    return rows.map(toRecord);
   }
 
-  byPort(port: number): RegistryRecord | undefined {
-    const r = this.q('SELECT * FROM registries WHERE port = ?').get(port) as Row | undefined;
+  /** The registry whose login server is `port` (every data-plane request asks: one indexed look-up, no copy kept). */
+  async byPort(port: number): Promise<RegistryRecord | undefined> {
+    const r = await this.db.get<Row>('SELECT * FROM registries WHERE port = ?', [port]);
     return r && toRecord(r);
   }
 
-  byId(id: string): RegistryRecord | undefined {
-    const r = this.q('SELECT * FROM registries WHERE id = ?').get(id) as Row | undefined;
+  async byId(id: string): Promise<RegistryRecord | undefined> {
+    const r = await this.db.get<Row>('SELECT * FROM registries WHERE id = ?', [id]);
     return r && toRecord(r);
   }
 
-  byName(name: string): RegistryRecord | undefined {
-    const r = this.q('SELECT * FROM registries WHERE name_lower = ?').get(name.toLowerCase()) as Row | undefined;
+  async byName(name: string): Promise<RegistryRecord | undefined> {
+    const r = await this.db.get<Row>('SELECT * FROM registries WHERE name_lower = ?', [name.toLowerCase()]);
     return r && toRecord(r);
   }
 
-  get(resourceGroup: string, name: string): RegistryRecord {
-    this.groups.get(resourceGroup);
-    const r = this.q('SELECT * FROM registries WHERE subscription = ? AND lower(resource_group) = lower(?) AND name_lower = ?')
-      .get(this.subscriptionId, resourceGroup, name.toLowerCase()) as Row | undefined;
+  async get(resourceGroup: string, name: string): Promise<RegistryRecord> {
+    await this.groups.get(resourceGroup);
+    const r = await this.db.get<Row>('SELECT * FROM registries WHERE subscription = ? AND lower(resource_group) = lower(?) AND name_lower = ?',
+      [this.subscriptionId, resourceGroup, name.toLowerCase()]);
     if (!r) throw resourceNotFound('Microsoft.ContainerRegistry/registries', name, resourceGroup);
     return toRecord(r);
   }
 
-  nameAvailable(name: string): { nameAvailable: boolean; reason?: string; message?: string } {
+  async nameAvailable(name: string): Promise<{ nameAvailable: boolean; reason?: string; message?: string }> {
     try {
       checkRegistryName(name);
     } catch (e) {
       return { nameAvailable: false, reason: 'Invalid', message: (e as Error).message };
     }
-    if (this.byName(name)) return { nameAvailable: false, reason: 'AlreadyExists', message: `The registry ${name} is already in use.` };
+    if (await this.byName(name)) return { nameAvailable: false, reason: 'AlreadyExists', message: `The registry ${name} is already in use.` };
     return { nameAvailable: true };
   }
 
   async createOrUpdate(resourceGroup: string, name: string, input: { location?: string; sku: Sku; adminUserEnabled?: boolean; tags?: Record<string, string> }): Promise<{ registry: RegistryRecord; created: boolean }> {
-    const group = this.groups.get(resourceGroup)!;
+    const group = await this.groups.get(resourceGroup);
     checkRegistryName(name);
-    const existing = this.byName(name);
+    const existing = await this.byName(name);
     if (existing) {
       if (existing.resourceGroup.toLowerCase() !== group.name.toLowerCase()) {
         throw conflict('AlreadyInUse', `The registry DNS name ${name.toLowerCase()} is already in use. You can check if the name is already claimed using following API: /providers/Microsoft.ContainerRegistry/checkNameAvailability`);
       }
-      const updated = this.update(resourceGroup, name, { sku: input.sku, ...(input.adminUserEnabled !== undefined ? { adminUserEnabled: input.adminUserEnabled } : {}), ...(input.tags ? { tags: input.tags } : {}) });
+      const updated = await this.update(resourceGroup, name, { sku: input.sku, ...(input.adminUserEnabled !== undefined ? { adminUserEnabled: input.adminUserEnabled } : {}), ...(input.tags ? { tags: input.tags } : {}) });
       return { registry: updated, created: false };
     }
     const port = await this.allocatePort();
@@ -133,69 +133,78 @@ export class Registries {
       location: (input.location ?? group.location).toLowerCase().replace(/\s+/g, ''), sku: input.sku,
       adminUserEnabled: input.adminUserEnabled ?? false, port, tags: input.tags ?? {}, createdAt: nowIso(),
     };
-    this.db.transaction(() => {
-      this.q(`INSERT INTO registries (id, subscription, resource_group, name, name_lower, location, sku, admin_enabled, port, tags, created_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(rec.id, rec.subscription, rec.resourceGroup, rec.name, name.toLowerCase(),
-        rec.location, rec.sku, rec.adminUserEnabled ? 1 : 0, rec.port, JSON.stringify(rec.tags), rec.createdAt);
-      for (const p of PASSWORD_NAMES) this.storePassword(rec.id, p);
-    })();
+    const passwords = PASSWORD_NAMES.map((p) => this.newPassword(rec.id, p));
+    const inserted = await this.db.transaction(async (tx) => {
+      const ins = await tx.run(`INSERT INTO registries (id, subscription, resource_group, name, name_lower, location, sku, admin_enabled, port, tags, created_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name_lower) DO NOTHING`, [rec.id, rec.subscription, rec.resourceGroup, rec.name, name.toLowerCase(),
+        rec.location, rec.sku, rec.adminUserEnabled ? 1 : 0, rec.port, JSON.stringify(rec.tags), rec.createdAt]);
+      if (ins.changes === 0) return false;
+      for (const p of passwords) await this.storePassword(tx, p);
+      return true;
+    });
+    // Another request (or replica) created the name first: this one is an update of it, or refused.
+    if (!inserted) return this.createOrUpdate(resourceGroup, name, input);
     for (const l of this.listeners) await l.opened?.(rec);
     return { registry: rec, created: true };
   }
 
-  update(resourceGroup: string, name: string, patch: { sku?: Sku; adminUserEnabled?: boolean; tags?: Record<string, string> }): RegistryRecord {
-    const r = this.get(resourceGroup, name);
-    this.q('UPDATE registries SET sku = ?, admin_enabled = ?, tags = ? WHERE id = ?').run(
-      patch.sku ?? r.sku, (patch.adminUserEnabled ?? r.adminUserEnabled) ? 1 : 0, JSON.stringify(patch.tags ?? r.tags), r.id);
+  async update(resourceGroup: string, name: string, patch: { sku?: Sku; adminUserEnabled?: boolean; tags?: Record<string, string> }): Promise<RegistryRecord> {
+    const r = await this.get(resourceGroup, name);
+    await this.db.run('UPDATE registries SET sku = ?, admin_enabled = ?, tags = ? WHERE id = ?', [
+      patch.sku ?? r.sku, (patch.adminUserEnabled ?? r.adminUserEnabled) ? 1 : 0, JSON.stringify(patch.tags ?? r.tags), r.id]);
     return this.get(resourceGroup, name);
   }
 
   async delete(resourceGroup: string, name: string): Promise<RegistryRecord> {
-    const r = this.get(resourceGroup, name);
-    this.q('DELETE FROM registries WHERE id = ?').run(r.id);
+    const r = await this.get(resourceGroup, name);
+    await this.db.run('DELETE FROM registries WHERE id = ?', [r.id]);
     for (const l of this.listeners) await l.closed?.(r);
     return r;
   }
 
-  private storePassword(registryId: string, name: PasswordName): void {
+  /** A new admin password, sealed (sealing happens outside the transaction that stores it). */
+  private newPassword(registryId: string, name: PasswordName): StoredPassword {
     const value = randomBytes(39).toString('base64');
-    this.q(`INSERT INTO registry_passwords (registry_id, name, sealed, created_at) VALUES (?, ?, ?, ?)
-      ON CONFLICT (registry_id, name) DO UPDATE SET sealed = excluded.sealed, created_at = excluded.created_at`)
-      .run(registryId, name, this.sealer.seal(value, `registry:${registryId}:${name}`), nowIso());
+    return { registryId, name, sealed: this.sealer.seal(value, `registry:${registryId}:${name}`), createdAt: nowIso() };
+  }
+
+  private async storePassword(q: SqlQueries, p: StoredPassword): Promise<void> {
+    await q.run(`INSERT INTO registry_passwords (registry_id, name, sealed, created_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT (registry_id, name) DO UPDATE SET sealed = excluded.sealed, created_at = excluded.created_at`,
+    [p.registryId, p.name, p.sealed, p.createdAt]);
   }
 
   /** listCredentials: the admin user's name and both passwords. Refused while the admin user is disabled. */
-  credentials(resourceGroup: string, name: string): { username: string; passwords: Array<{ name: PasswordName; value: string }> } {
-    const r = this.get(resourceGroup, name);
+  async credentials(resourceGroup: string, name: string): Promise<{ username: string; passwords: Array<{ name: PasswordName; value: string }> }> {
+    const r = await this.get(resourceGroup, name);
     if (!r.adminUserEnabled) {
       throw invalid('AdminUserDisabled', `Admin user is disabled. Enable it with 'berth acr update -n ${r.name} --admin-enabled true'.`);
     }
-    return { username: r.name, passwords: this.passwords(r.id) };
+    return { username: r.name, passwords: await this.passwords(r.id) };
   }
 
-  regenerate(resourceGroup: string, name: string, which: string) {
+  async regenerate(resourceGroup: string, name: string, which: string): Promise<{ username: string; passwords: Array<{ name: PasswordName; value: string }> }> {
     if (!PASSWORD_NAMES.includes(which as PasswordName)) {
       throw invalid('InvalidPasswordName', `Password name '${which}' is not valid: use 'password' or 'password2'.`);
     }
-    const r = this.get(resourceGroup, name);
+    const r = await this.get(resourceGroup, name);
     if (!r.adminUserEnabled) {
       throw invalid('AdminUserDisabled', `Admin user is disabled. Enable it with 'berth acr update -n ${r.name} --admin-enabled true'.`);
     }
-    this.storePassword(r.id, which as PasswordName);
+    await this.storePassword(this.db, this.newPassword(r.id, which as PasswordName));
     return this.credentials(resourceGroup, name);
   }
 
-  private passwords(registryId: string): Array<{ name: PasswordName; value: string }> {
-    const rows = this.q('SELECT name, sealed FROM registry_passwords WHERE registry_id = ? ORDER BY name').all(registryId) as
-      Array<{ name: PasswordName; sealed: string }>;
+  private async passwords(registryId: string): Promise<Array<{ name: PasswordName; value: string }>> {
+    const rows = await this.db.all<{ name: PasswordName; sealed: string }>('SELECT name, sealed FROM registry_passwords WHERE registry_id = ? ORDER BY name', [registryId]);
     return rows.map((p) => ({ name: p.name, value: this.sealer.open(p.sealed, `registry:${registryId}:${p.name}`) }));
   }
 
   /** Checks an admin-user login: enabled, name matches (case-insensitive), either password matches. */
-  checkAdmin(r: RegistryRecord, username: string, password: string): 'ok' | 'disabled' | 'bad' {
+  async checkAdmin(r: RegistryRecord, username: string, password: string): Promise<'ok' | 'disabled' | 'bad'> {
     if (username.toLowerCase() !== r.name.toLowerCase()) return 'bad';
     let ok = false;
-    for (const p of this.passwords(r.id)) ok = safeEqual(p.value, password) || ok;
+    for (const p of await this.passwords(r.id)) ok = safeEqual(p.value, password) || ok;
     if (!ok) return 'bad';
     return r.adminUserEnabled ? 'ok' : 'disabled';
   }

@@ -1,9 +1,9 @@
 // Repository-scoped permissions: scope maps (sets of `repositories/<repo>/<action>`) and the tokens that
 // use them (username = token name, two passwords with optional expiry, enabled or disabled).
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../storage/sqlite.js';
+import type { Sql } from '../storage/sql/sql.js';
 import { nowIso } from '../storage/sqlite.js';
-import { BerthError, invalid, notFound } from '../lib/errors.js';
+import { invalid, notFound } from '../lib/errors.js';
 import { generateSecret, hashSecret, verifySecretCached } from '../identity/secrets.js';
 import { armId, type RegistryRecord } from './registries.js';
 
@@ -85,97 +85,125 @@ export type TokenCheck =
 
 const TOKEN_NAME = /^[a-zA-Z0-9-_]{5,50}$/;
 
+interface MapRow { name: string; description: string; actions: string; created_at: string }
+interface TokenRow { id: string; registry_id: string; name: string; scope_map: string; status: string; created_at: string }
+interface PasswordRow { name: string; hash: string; expiry: string | null; created_at: string }
+
+const isSystemMap = (name: string) => SYSTEM_SCOPE_MAPS.some((s) => s.name.toLowerCase() === name.toLowerCase());
+const toMap = (x: MapRow): ScopeMap => ({ name: x.name, description: x.description, actions: JSON.parse(x.actions) as string[], type: 'UserDefined', createdAt: x.created_at });
+/** A token as registry auth checks it on every request: without its passwords. */
+export type TokenSummary = Omit<RegistryToken, 'passwords'>;
+const toSummary = (row: TokenRow): TokenSummary => ({
+  id: row.id, registryId: row.registry_id, name: row.name, scopeMap: row.scope_map, status: row.status as TokenStatus, createdAt: row.created_at,
+});
+const toToken = (row: TokenRow, pw: PasswordRow[]): RegistryToken => ({
+  ...toSummary(row), passwords: pw.map((p) => ({ name: p.name, creationTime: p.created_at, expiry: p.expiry })),
+});
+const TOKEN_PASSWORDS = 'SELECT name, hash, expiry, created_at FROM token_passwords WHERE token_id = ? ORDER BY name';
+
 export class ScopeMapsAndTokens {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Sql) {}
 
   // ---- scope maps
-  listScopeMaps(r: RegistryRecord): ScopeMap[] {
-    const rows = this.db.prepare('SELECT * FROM scope_maps WHERE registry_id = ? ORDER BY name_lower').all(r.id) as Array<{ name: string; description: string; actions: string; created_at: string }>;
-    return [...SYSTEM_SCOPE_MAPS, ...rows.map((x) => ({ name: x.name, description: x.description, actions: JSON.parse(x.actions) as string[], type: 'UserDefined' as const, createdAt: x.created_at }))];
+  async listScopeMaps(r: RegistryRecord): Promise<ScopeMap[]> {
+    const rows = await this.db.all<MapRow>('SELECT name, description, actions, created_at FROM scope_maps WHERE registry_id = ? ORDER BY name_lower', [r.id]);
+    return [...SYSTEM_SCOPE_MAPS, ...rows.map(toMap)];
   }
 
-  getScopeMap(r: RegistryRecord, name: string): ScopeMap {
-    const m = this.listScopeMaps(r).find((s) => s.name.toLowerCase() === name.toLowerCase());
+  async getScopeMap(r: RegistryRecord, name: string): Promise<ScopeMap> {
+    const m = await this.findScopeMap(r, name);
     if (!m) throw notFound('ResourceNotFound', `The scope map '${name}' could not be found in registry '${r.name}'.`);
     return m;
+  }
+
+  /** A system scope map by name, else the registry's own (one indexed look-up), else undefined. */
+  private async findScopeMap(r: RegistryRecord, name: string): Promise<ScopeMap | undefined> {
+    const system = SYSTEM_SCOPE_MAPS.find((s) => s.name.toLowerCase() === name.toLowerCase());
+    if (system) return system;
+    const row = await this.db.get<MapRow>('SELECT name, description, actions, created_at FROM scope_maps WHERE registry_id = ? AND name_lower = ?', [r.id, name.toLowerCase()]);
+    return row && toMap(row);
   }
 
   scopeMapId(r: RegistryRecord, name: string): string {
     return `${armId(r)}/scopeMaps/${name}`;
   }
 
-  createOrUpdateScopeMap(r: RegistryRecord, name: string, actions: string[], description?: string): { map: ScopeMap; created: boolean } {
+  async createOrUpdateScopeMap(r: RegistryRecord, name: string, actions: string[], description?: string): Promise<{ map: ScopeMap; created: boolean }> {
     if (!/^[a-zA-Z0-9-_]{5,50}$/.test(name)) throw invalid('InvalidScopeMapName', `Scope map name '${name}' is invalid: use 5-50 letters, digits, '-' or '_'.`);
-    if (SYSTEM_SCOPE_MAPS.some((s) => s.name.toLowerCase() === name.toLowerCase())) throw invalid('CannotModifySystemScopeMap', `'${name}' is a system scope map and cannot be changed.`);
+    if (isSystemMap(name)) throw invalid('CannotModifySystemScopeMap', `'${name}' is a system scope map and cannot be changed.`);
     if (actions.length === 0) throw invalid('InvalidScopeMapAction', 'A scope map needs at least one action: --repository REPO ACTION...');
-    const norm = [...new Map(actions.map(parseScopeAction).map((a) => [a.toLowerCase(), a])).values()];
-    const existing = this.db.prepare('SELECT name, description, created_at FROM scope_maps WHERE registry_id = ? AND name_lower = ?').get(r.id, name.toLowerCase()) as { name: string; description: string; created_at: string } | undefined;
-    if (existing) {
-      this.db.prepare('UPDATE scope_maps SET actions = ?, description = ? WHERE registry_id = ? AND name_lower = ?')
-        .run(JSON.stringify(norm), description ?? existing.description, r.id, name.toLowerCase());
-    } else {
-      this.db.prepare('INSERT INTO scope_maps (id, registry_id, name, name_lower, description, actions, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(randomUUID(), r.id, name, name.toLowerCase(), description ?? '', JSON.stringify(norm), nowIso());
+    const norm = JSON.stringify([...new Map(actions.map(parseScopeAction).map((a) => [a.toLowerCase(), a])).values()]);
+    // Insert, or (the map exists, perhaps since a moment ago) update: no read-then-write race.
+    const ins = await this.db.run(`INSERT INTO scope_maps (id, registry_id, name, name_lower, description, actions, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT (registry_id, name_lower) DO NOTHING`, [randomUUID(), r.id, name, name.toLowerCase(), description ?? '', norm, nowIso()]);
+    if (ins.changes === 0) {
+      await this.db.run('UPDATE scope_maps SET actions = ?, description = COALESCE(?, description) WHERE registry_id = ? AND name_lower = ?',
+        [norm, description ?? null, r.id, name.toLowerCase()]);
     }
-    return { map: this.getScopeMap(r, name), created: !existing };
+    return { map: await this.getScopeMap(r, name), created: ins.changes > 0 };
   }
 
-  deleteScopeMap(r: RegistryRecord, name: string): void {
-    if (SYSTEM_SCOPE_MAPS.some((s) => s.name.toLowerCase() === name.toLowerCase())) throw invalid('CannotModifySystemScopeMap', `'${name}' is a system scope map and cannot be deleted.`);
-    const res = this.db.prepare('DELETE FROM scope_maps WHERE registry_id = ? AND name_lower = ?').run(r.id, name.toLowerCase());
+  async deleteScopeMap(r: RegistryRecord, name: string): Promise<void> {
+    if (isSystemMap(name)) throw invalid('CannotModifySystemScopeMap', `'${name}' is a system scope map and cannot be deleted.`);
+    const res = await this.db.run('DELETE FROM scope_maps WHERE registry_id = ? AND name_lower = ?', [r.id, name.toLowerCase()]);
     if (res.changes === 0) throw notFound('ResourceNotFound', `The scope map '${name}' could not be found in registry '${r.name}'.`);
   }
 
   // ---- tokens
-  private tokenRow(registryId: string, name: string): { id: string; registry_id: string; name: string; scope_map: string; status: string; created_at: string } | undefined {
-    return this.db.prepare('SELECT * FROM registry_tokens WHERE registry_id = ? AND name_lower = ?').get(registryId, name.toLowerCase()) as never;
+  private tokenRow(registryId: string, name: string): Promise<TokenRow | undefined> {
+    return this.db.get<TokenRow>('SELECT * FROM registry_tokens WHERE registry_id = ? AND name_lower = ?', [registryId, name.toLowerCase()]);
   }
 
-  private toToken(row: { id: string; registry_id: string; name: string; scope_map: string; status: string; created_at: string }): RegistryToken {
-    const pw = this.db.prepare('SELECT name, created_at, expiry FROM token_passwords WHERE token_id = ? ORDER BY name').all(row.id) as Array<{ name: string; created_at: string; expiry: string | null }>;
-    return { id: row.id, registryId: row.registry_id, name: row.name, scopeMap: row.scope_map, status: row.status as TokenStatus, createdAt: row.created_at,
-      passwords: pw.map((p) => ({ name: p.name, creationTime: p.created_at, expiry: p.expiry })) };
+  private async withPasswords(row: TokenRow): Promise<RegistryToken> {
+    return toToken(row, await this.db.all<PasswordRow>(TOKEN_PASSWORDS, [row.id]));
   }
 
-  listTokens(r: RegistryRecord): RegistryToken[] {
-    return (this.db.prepare('SELECT * FROM registry_tokens WHERE registry_id = ? ORDER BY name_lower').all(r.id) as never[]).map((x) => this.toToken(x));
+  async listTokens(r: RegistryRecord): Promise<RegistryToken[]> {
+    const rows = await this.db.all<TokenRow>('SELECT * FROM registry_tokens WHERE registry_id = ? ORDER BY name_lower', [r.id]);
+    return Promise.all(rows.map((x) => this.withPasswords(x)));
   }
 
-  getToken(r: RegistryRecord, name: string): RegistryToken {
-    const row = this.tokenRow(r.id, name);
+  async getToken(r: RegistryRecord, name: string): Promise<RegistryToken> {
+    const row = await this.tokenRow(r.id, name);
     if (!row) throw notFound('ResourceNotFound', `The token '${name}' could not be found in registry '${r.name}'.`);
-    return this.toToken(row);
+    return this.withPasswords(row);
   }
 
-  tokenById(id: string): RegistryToken | undefined {
-    const row = this.db.prepare('SELECT * FROM registry_tokens WHERE id = ?').get(id) as never;
-    return row ? this.toToken(row) : undefined;
+  async tokenById(id: string): Promise<RegistryToken | undefined> {
+    const row = await this.db.get<TokenRow>('SELECT * FROM registry_tokens WHERE id = ?', [id]);
+    return row ? this.withPasswords(row) : undefined;
   }
 
-  createOrUpdateToken(r: RegistryRecord, name: string, opts: { scopeMap?: string; status?: TokenStatus }): { token: RegistryToken; created: boolean } {
+  /** The token as it is now, without its passwords (registry auth, per request): one indexed look-up. */
+  async tokenSummary(id: string): Promise<TokenSummary | undefined> {
+    const row = await this.db.get<TokenRow>('SELECT * FROM registry_tokens WHERE id = ?', [id]);
+    return row && toSummary(row);
+  }
+
+  async createOrUpdateToken(r: RegistryRecord, name: string, opts: { scopeMap?: string; status?: TokenStatus }): Promise<{ token: RegistryToken; created: boolean }> {
     if (!TOKEN_NAME.test(name)) throw invalid('InvalidTokenName', `Token name '${name}' is invalid: use 5-50 letters, digits, '-' or '_'.`);
     if (opts.status !== undefined && opts.status !== 'enabled' && opts.status !== 'disabled') throw invalid('InvalidTokenStatus', `Token status '${String(opts.status)}' is invalid: use enabled or disabled.`);
-    const existing = this.tokenRow(r.id, name);
-    const mapName = opts.scopeMap !== undefined ? this.getScopeMap(r, opts.scopeMap).name : undefined;
-    if (existing) {
-      this.db.prepare('UPDATE registry_tokens SET scope_map = ?, status = ? WHERE id = ?')
-        .run(mapName ?? existing.scope_map, opts.status ?? existing.status, existing.id);
-      return { token: this.toToken(this.tokenRow(r.id, name)!), created: false };
+    const existing = await this.tokenRow(r.id, name);
+    const mapName = opts.scopeMap !== undefined ? (await this.getScopeMap(r, opts.scopeMap)).name : undefined;
+    if (!existing && !mapName) throw invalid('ScopeMapRequired', 'A token needs a scope map: --scope-map NAME, or --repository REPO ACTION... to make one.');
+    // Insert, or (the token exists, perhaps since a moment ago) update: no read-then-write race.
+    const ins = existing ? { changes: 0 } : await this.db.run(`INSERT INTO registry_tokens (id, registry_id, name, name_lower, scope_map, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT (registry_id, name_lower) DO NOTHING`, [randomUUID(), r.id, name, name.toLowerCase(), mapName!, opts.status ?? 'enabled', nowIso()]);
+    if (ins.changes === 0) {
+      await this.db.run('UPDATE registry_tokens SET scope_map = COALESCE(?, scope_map), status = COALESCE(?, status) WHERE registry_id = ? AND name_lower = ?',
+        [mapName ?? null, opts.status ?? null, r.id, name.toLowerCase()]);
     }
-    if (!mapName) throw invalid('ScopeMapRequired', 'A token needs a scope map: --scope-map NAME, or --repository REPO ACTION... to make one.');
-    this.db.prepare('INSERT INTO registry_tokens (id, registry_id, name, name_lower, scope_map, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(randomUUID(), r.id, name, name.toLowerCase(), mapName, opts.status ?? 'enabled', nowIso());
-    return { token: this.toToken(this.tokenRow(r.id, name)!), created: true };
+    return { token: await this.getToken(r, name), created: ins.changes > 0 };
   }
 
-  deleteToken(r: RegistryRecord, name: string): void {
-    const res = this.db.prepare('DELETE FROM registry_tokens WHERE registry_id = ? AND name_lower = ?').run(r.id, name.toLowerCase());
+  async deleteToken(r: RegistryRecord, name: string): Promise<void> {
+    const res = await this.db.run('DELETE FROM registry_tokens WHERE registry_id = ? AND name_lower = ?', [r.id, name.toLowerCase()]);
     if (res.changes === 0) throw notFound('ResourceNotFound', `The token '${name}' could not be found in registry '${r.name}'.`);
   }
 
   /** Generates one or both passwords; returns them in clear once (they are stored hashed). */
   async generateCredentials(r: RegistryRecord, tokenName: string, opts: { name?: string; expiry?: string }): Promise<{ username: string; passwords: Array<{ name: string; value: string; expiry: string | null; creationTime: string }> }> {
-    const token = this.getToken(r, tokenName);
+    const token = await this.getToken(r, tokenName);
     const names = opts.name ? [opts.name] : [...TOKEN_PASSWORD_NAMES];
     for (const n of names) if (!(TOKEN_PASSWORD_NAMES as readonly string[]).includes(n)) throw invalid('InvalidPasswordName', `Password name '${n}' is invalid: use password1 or password2.`);
     let expiry: string | null = null;
@@ -185,29 +213,33 @@ export class ScopeMapsAndTokens {
       if (t <= Date.now()) throw invalid('InvalidExpiry', `Expiry '${opts.expiry}' is in the past.`);
       expiry = new Date(t).toISOString();
     }
-    const out: Array<{ name: string; value: string; expiry: string | null; creationTime: string }> = [];
+    const out: Array<{ name: string; value: string; expiry: string | null; creationTime: string; hash: string }> = [];
     for (const n of names) {
       const value = generateSecret(32);
       const created = nowIso();
-      const hash = await hashSecret(value);
-      this.db.prepare('INSERT INTO token_passwords (token_id, name, hash, expiry, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (token_id, name) DO UPDATE SET hash = excluded.hash, expiry = excluded.expiry, created_at = excluded.created_at')
-        .run(token.id, n, hash, expiry, created);
-      out.push({ name: n, value, expiry, creationTime: created });
+      out.push({ name: n, value, expiry, creationTime: created, hash: await hashSecret(value) });
     }
-    return { username: token.name, passwords: out };
+    // Hashed first (scrypt is slow), then stored together.
+    await this.db.transaction(async (tx) => {
+      for (const p of out) {
+        await tx.run('INSERT INTO token_passwords (token_id, name, hash, expiry, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (token_id, name) DO UPDATE SET hash = excluded.hash, expiry = excluded.expiry, created_at = excluded.created_at',
+          [token.id, p.name, p.hash, p.expiry, p.creationTime]);
+      }
+    });
+    return { username: token.name, passwords: out.map(({ hash: _hash, ...p }) => p) };
   }
 
-  deletePassword(r: RegistryRecord, tokenName: string, name: string): void {
-    const token = this.getToken(r, tokenName);
-    this.db.prepare('DELETE FROM token_passwords WHERE token_id = ? AND name = ?').run(token.id, name);
+  async deletePassword(r: RegistryRecord, tokenName: string, name: string): Promise<void> {
+    const token = await this.getToken(r, tokenName);
+    await this.db.run('DELETE FROM token_passwords WHERE token_id = ? AND name = ?', [token.id, name]);
   }
 
   /** Checks a token's username/password for registry `r`; undefined when no such token exists. */
   async checkPassword(r: RegistryRecord, username: string, password: string): Promise<TokenCheck | undefined> {
-    const row = this.tokenRow(r.id, username);
+    const row = await this.tokenRow(r.id, username);
     if (!row) return undefined;
-    const token = this.toToken(row);
-    const hashes = this.db.prepare('SELECT name, hash, expiry FROM token_passwords WHERE token_id = ?').all(row.id) as Array<{ name: string; hash: string; expiry: string | null }>;
+    const hashes = await this.db.all<PasswordRow>(TOKEN_PASSWORDS, [row.id]);
+    const token = toToken(row, hashes);
     for (const h of hashes) {
       if (!(await verifySecretCached(password, h.hash))) continue;
       if (h.expiry && Date.parse(h.expiry) <= Date.now()) return { ok: false, reason: `the ${h.name} of token ${token.name} expired at ${h.expiry}; generate a new one with: berth acr token credential generate -r ${r.name} -n ${token.name} --${h.name}` };
@@ -219,12 +251,7 @@ export class ScopeMapsAndTokens {
   }
 
   /** The actions of the token's scope map right now (empty when the map was deleted). */
-  tokenActions(r: RegistryRecord, token: RegistryToken): string[] {
-    try {
-      return this.getScopeMap(r, token.scopeMap).actions;
-    } catch (e) {
-      if (e instanceof BerthError && e.kind === 'notFound') return [];
-      throw e;
-    }
+  async tokenActions(r: RegistryRecord, token: Pick<RegistryToken, 'scopeMap'>): Promise<string[]> {
+    return (await this.findScopeMap(r, token.scopeMap))?.actions ?? [];
   }
 }

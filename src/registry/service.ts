@@ -43,7 +43,7 @@ export class RegistryService {
   ) {
     this.uploadTtlMs = opts.uploadTtlMs ?? 24 * 3600_000;
     this.gcGraceMs = opts.gcGraceMs ?? 3600_000;
-    this.uploads = new Uploads(meta, blobs, opts.quota ?? (() => undefined));
+    this.uploads = new Uploads(meta, blobs, opts.quota ?? (async () => undefined));
     this.manifests = new Manifests(meta, blobs, (r, d, n) => this.uploads.checkQuota(r, d, n));
     this.repos = new Repositories(meta);
   }
@@ -84,7 +84,7 @@ export class RegistryService {
   }
 
   mountBlob(registryId: string, repo: string, digest: string, from: string | undefined,
-    canReadFrom: (repo: string) => boolean | Promise<boolean>): Promise<{ digest: Digest; size: number } | undefined> {
+    canReadFrom: (repo: string) => Promise<boolean>): Promise<{ digest: Digest; size: number } | undefined> {
     return this.uploads.mountBlob(registryId, repo, digest, from, canReadFrom);
   }
 

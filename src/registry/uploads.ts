@@ -31,12 +31,12 @@ export class Uploads {
 
   /** The registry's quota usage in bytes and its limit (undefined: none). */
   async storageUsage(registryId: string): Promise<{ currentValue: number; limit: number | undefined }> {
-    return { currentValue: await this.meta.registryUsage(registryId), limit: this.quota(registryId)?.limit };
+    return { currentValue: await this.meta.registryUsage(registryId), limit: (await this.quota(registryId))?.limit };
   }
 
   /** The registry's quota with what it uses now, or undefined when it has none. */
   private async quotaState(registryId: string): Promise<{ q: StorageQuota; used: number } | undefined> {
-    const q = this.quota(registryId);
+    const q = await this.quota(registryId);
     return q ? { q, used: await this.meta.registryUsage(registryId) } : undefined;
   }
 
@@ -207,7 +207,7 @@ export class Uploads {
    * Returns false when the blob cannot be mounted (the caller then starts a normal upload).
    */
   async mountBlob(registryId: string, repo: string, digestStr: string, from: string | undefined,
-    canReadFrom: (repo: string) => boolean | Promise<boolean>): Promise<{ digest: Digest; size: number } | undefined> {
+    canReadFrom: (repo: string) => Promise<boolean>): Promise<{ digest: Digest; size: number } | undefined> {
     if (!isDigest(digestStr)) return undefined;
     const digest = digestStr as Digest;
     const candidates = from ? [from] : await this.meta.reposWithBlob(registryId, digest);

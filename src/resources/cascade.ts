@@ -19,14 +19,14 @@ export interface GroupContents {
 
 /** Deletes group `name` and all in it; false when there is no such group. */
 export async function deleteResourceGroup(d: GroupContents, name: string): Promise<boolean> {
-  const g = d.groups.get(name, false);
+  const g = await d.groups.get(name, false);
   if (!g) return false;
   for (const r of await d.registries.list(g.name)) await d.registries.delete(g.name, r.name);
   for (const v of await d.vaults.list(g.name)) await d.vaults.delete(g.name, v.name);
   for (const c of await d.containerGroups.list(g.name)) await d.containerGroups.delete(g.name, c.name);
   for (const i of await d.managedIdentities.list(g.name)) await d.managedIdentities.delete(g.name, i.name);
   const removed = await d.identity.deleteAssignmentsUnder(`/subscriptions/${d.identity.ids.subscriptionId}/resourceGroups/${g.name}`);
-  d.groups.delete(g.name);
+  await d.groups.delete(g.name);
   d.log.info('resource group deleted', { group: g.name, roleAssignmentsRemoved: removed });
   return true;
 }

@@ -152,23 +152,6 @@ function migrate(db: Db): void {
   }
 }
 
-/**
- * Prepares each SQL text once per database and hands back the same statement after (preparing costs
- * more than running a simple indexed look-up). For statements used plainly: never call `.bind()`,
- * `.pluck()`, `.raw()` or `.expand()` on one, as that would change it for every later caller.
- */
-export function statementCache(db: Db): (sql: string) => Database.Statement {
-  const cache = new Map<string, Database.Statement>();
-  return (sql) => {
-    let st = cache.get(sql);
-    if (!st) {
-      st = db.prepare(sql);
-      cache.set(sql, st);
-    }
-    return st;
-  };
-}
-
 export function nowIso(): string {
   return new Date().toISOString();
 }

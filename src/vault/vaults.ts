@@ -221,7 +221,7 @@ export class Vaults {
 
   /** Brings a deleted vault back (createMode: recover), with its secrets, port and URI. */
   async recover(resourceGroup: string, name: string, location?: string): Promise<VaultRecord> {
-    const group = this.groups.get(resourceGroup)!;
+    const group = await this.groups.get(resourceGroup);
     await this.purgeExpired();
     const r = await this.db.get<Row>('SELECT * FROM vaults WHERE subscription = ? AND name_lower = ? AND deleted_at IS NOT NULL', [this.subscriptionId, name.toLowerCase()]);
     if (!r || r.resource_group.toLowerCase() !== group.name.toLowerCase() || (location && r.location !== location.toLowerCase().replace(/\s+/g, ''))) {
@@ -234,7 +234,7 @@ export class Vaults {
   }
 
   async get(resourceGroup: string, name: string): Promise<VaultRecord> {
-    this.groups.get(resourceGroup);
+    await this.groups.get(resourceGroup);
     const r = await this.db.get<Row>(`SELECT * FROM vaults WHERE subscription = ? AND lower(resource_group) = lower(?) AND name_lower = ? AND ${ACTIVE}`,
       [this.subscriptionId, resourceGroup, name.toLowerCase()]);
     if (!r) throw resourceNotFound(VAULT_TYPE, name, resourceGroup);
@@ -254,7 +254,7 @@ export class Vaults {
 
   async createOrUpdate(resourceGroup: string, name: string, input: { location?: string; sku?: VaultSku; tags?: Record<string, string>;
     enableRbacAuthorization?: boolean; accessPolicies?: AccessPolicy[]; softDeleteRetentionInDays?: number; enablePurgeProtection?: boolean }): Promise<{ vault: VaultRecord; created: boolean }> {
-    const group = this.groups.get(resourceGroup)!;
+    const group = await this.groups.get(resourceGroup);
     checkVaultName(name);
     const existing = await this.byName(name);
     if (!existing && await this.heldByDeleted(name)) {

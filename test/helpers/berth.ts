@@ -109,9 +109,9 @@ export async function cliAdminRegistry(env: NodeJS.ProcessEnv, name: string): Pr
 
 /** Creates a resource group and a registry with the admin user enabled; returns its login and password. */
 export async function adminRegistry(b: RunningBerth, name = 'testreg01'): Promise<{ loginServer: string; username: string; password: string; base: string; auth: string }> {
-  b.groups.createOrUpdate('rg', 'westus');
+  await b.groups.createOrUpdate('rg', 'westus');
   const { registry } = await b.registries.createOrUpdate('rg', name, { sku: 'Basic', adminUserEnabled: true });
-  const creds = b.registries.credentials('rg', name);
+  const creds = await b.registries.credentials('rg', name);
   const loginServer = b.registries.loginServer(registry);
   const password = creds.passwords[0]!.value;
   return { loginServer, username: creds.username, password, base: `http://${loginServer}`, auth: 'Basic ' + Buffer.from(`${creds.username}:${password}`).toString('base64') };

@@ -23,7 +23,7 @@ export async function openTestRuntime(dir: string, opts: Omit<Partial<RuncRuntim
 /** Starts Berth on `dir` with `runtime` and `puller`; resource group `rg` exists. */
 export async function startBerthOn(dir: string, runtime: RuncRuntime, puller: ImagePuller): Promise<RunningBerth> {
   const b = await startBerth({ dataDir: dir, port: 0, logSink: () => undefined, runtime, puller, reconciler: { backoff: { baseMs: 200, maxMs: 400 } } });
-  b.groups.createOrUpdate('rg', 'westus');
+  await b.groups.createOrUpdate('rg', 'westus');
   return b;
 }
 
@@ -74,6 +74,6 @@ export async function startRuncBerth(opts: Omit<Partial<BerthOptions>, 'runtime'
       await rm(work, { recursive: true, force: true });
     },
   };
-  rb.b.groups.createOrUpdate('rg', 'westus');
+  await rb.b.groups.createOrUpdate('rg', 'westus');
   return rb;
 }

@@ -28,7 +28,7 @@ export async function tokenFor(b: RunningBerth, p: { appId: string; secret: stri
 }
 
 export async function testVault(b: RunningBerth, name: string, group = 'rg'): Promise<{ vault: VaultRecord; uri: string; scope: string }> {
-  b.groups.createOrUpdate(group, 'westus');
+  await b.groups.createOrUpdate(group, 'westus');
   const { vault } = await b.vaults.createOrUpdate(group, name, {});
   return { vault, uri: b.vaults.vaultUri(vault), scope: vaultArmId(vault) };
 }

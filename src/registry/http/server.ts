@@ -47,13 +47,18 @@ export interface RegistryHttpDeps {
 export class RegistryHttp {
   constructor(private readonly d: RegistryHttpDeps) {}
 
-  /** Handles one request for the registry that owns `registry` (resolved by the caller from port or Host). */
-  async handle(req: IncomingMessage, res: ServerResponse, registry: RegistryRecord | undefined): Promise<void> {
+  /**
+   * Handles one request for the registry `find` resolves (the caller's look-up by port or Host, made per
+   * request: the registry may have changed, on this replica or another, since its listener opened).
+   */
+  async handle(req: IncomingMessage, res: ServerResponse, find: () => Promise<RegistryRecord | undefined>): Promise<void> {
     const started = Date.now();
     const head = req.method === 'HEAD';
     const origins = this.d.browserOrigins?.() ?? [];
+    let registry: RegistryRecord | undefined;
     let response: Response;
     try {
+      registry = await find();
       if (!registry) throw new RegistryError('NAME_UNKNOWN', 'no registry is served at this address');
       response = preflight(req, origins) ?? await this.dispatch(req, registry);
     } catch (e) {
