@@ -18,7 +18,7 @@ import { Reconciler, type ReconcilerOptions } from './reconciler.js';
 import { groupKeychain, type GroupIdentity, type KeychainFactory } from './keychains.js';
 import { groupArmId, groupResource, type IdentityView } from './shapes.js';
 import { fqdnOf, labelAddress } from './dns-names.js';
-import type { HostsFile } from '../platform/hosts-file.js';
+import type { HostsFile } from './hosts-file.js';
 import { followLog, lastLines, logSize, readLogTail } from './log-tail.js';
 import { checkImages } from './image-check.js';
 
