@@ -14,7 +14,7 @@ import { IdentityService } from '../src/identity/service.js';
 import { parseGroupSpec } from '../src/instances/spec.js';
 import { initialState } from '../src/instances/state.js';
 import { GroupStore } from '../src/instances/store.js';
-import { dataPaths } from '../src/platform/data-dir.js';
+import { dataPaths } from '../src/lib/data-dir.js';
 import { loadKek } from '../src/storage/kek.js';
 import { SqliteSql } from '../src/storage/sql/sqlite-sql.js';
 import { openDatabase } from '../src/storage/sqlite.js';

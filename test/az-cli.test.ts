@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { startServeChild, stopServeChild } from './helpers/serve-child.js';
 import { runCli, runProcess, which } from './helpers/berth.js';
 import { busyboxLayer, busyboxPath, imageWorkDir } from './helpers/runtime-images.js';
-import { freeLoopbackPort } from '../src/platform/listeners.js';
+import { freeLoopbackPort } from '../src/net/listeners.js';
 import { runcUnavailable } from '../src/runtime/runc/runc-runtime.js';
 
 const skip = which('az') ? undefined : 'the az CLI is not installed (apt-get install azure-cli; scripts/install.sh does)';

@@ -189,6 +189,8 @@ test('managed identity: identity create/show and role assignment create as seeds
   const dup = await cli(['role', 'assignment', 'create', '--assignee', id.clientId, '--scope', ACR_ID, '--role', 'acrpull']);
   assert.equal(dup.code, 1);
   assert.match(dup.stderr, /already exists/);
+  // The server's RoleAssignmentExists is recognised by its code (not its words): the CLI's own sentence, not the server's.
+  assert.match(dup.stderr, /^ERROR: The role assignment already exists\.$/m);
   const nobody = await cli(['role', 'assignment', 'create', '--assignee', '11111111-2222-3333-4444-555555555555', '--scope', ACR_ID, '--role', 'AcrPull']);
   assert.equal(nobody.code, 1);
   assert.match(nobody.stderr, /Cannot find user or service principal/);

@@ -7,7 +7,7 @@ import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBerth } from '../src/platform/berth.js';
-import { makePrivate } from '../src/platform/private-files.js';
+import { makePrivate } from '../src/lib/private-files.js';
 
 const mode = async (p: string) => (await stat(p)).mode & 0o777;
 

@@ -1,5 +1,5 @@
 // A group's --dns-name-label FQDN, usable from the host (src/instances/dns-names.ts,
-// src/platform/hosts-file.ts): with a hosts file kept by Berth (here the real /etc/hosts, in a block
+// src/instances/hosts-file.ts): with a hosts file kept by Berth (here the real /etc/hosts, in a block
 // marked with this test's data directory), two runc groups that both publish port 80 each get a
 // loopback address of their own; the system resolver (getaddrinfo, through node's dns.lookup and
 // fetch) resolves each FQDN to its group's address, and each answers with its own page. A second group

@@ -15,7 +15,7 @@ import { startServeChild, stopServeChild } from './helpers/serve-child.js';
 import { REPO_ROOT, runCli, runProcess, which } from './helpers/berth.js';
 import { busyboxLayer, busyboxPath, imageWorkDir } from './helpers/runtime-images.js';
 import { SDK_VARIANTS } from './helpers/sdk-variants.js';
-import { freeLoopbackPort } from '../src/platform/listeners.js';
+import { freeLoopbackPort } from '../src/net/listeners.js';
 import { runcUnavailable } from '../src/runtime/runc/runc-runtime.js';
 
 const skip = (await runcUnavailable()) ?? (busyboxPath() ? undefined : 'busybox-static is not installed')

@@ -23,7 +23,7 @@ import { MultiKeychain, type Keychain } from '../src/keychain/keychain.js';
 import { parseReference, formatReference } from '../src/oci/reference.js';
 import { findRole } from '../src/identity/roles.js';
 import { armId } from '../src/registry/registries.js';
-import { freeLoopbackPort } from '../src/platform/listeners.js';
+import { freeLoopbackPort } from '../src/net/listeners.js';
 import { diagnosePull } from '../src/pull/diagnosis.js';
 import { makeCerts } from './helpers/certs.js';
 

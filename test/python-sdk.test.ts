@@ -13,7 +13,7 @@ import { startServeChild, stopServeChild } from './helpers/serve-child.js';
 import { REPO_ROOT, runCli, runProcess } from './helpers/berth.js';
 import { busyboxLayer, busyboxPath, imageWorkDir } from './helpers/runtime-images.js';
 import { haveReferenceRegistry, startReferenceRegistry, type ReferenceRegistry } from './helpers/reference-registry.js';
-import { freeLoopbackPort } from '../src/platform/listeners.js';
+import { freeLoopbackPort } from '../src/net/listeners.js';
 import { runcUnavailable } from '../src/runtime/runc/runc-runtime.js';
 
 const PYTHON = '/usr/bin/python3';

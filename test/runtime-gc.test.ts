@@ -1,4 +1,4 @@
-// Image garbage collection (src/platform/image-gc.ts): the runc runtime's extracted layers and the pull
+// Image garbage collection (src/instances/image-gc.ts): the runc runtime's extracted layers and the pull
 // client's content store. Layers and blobs an existing container uses stay however old; unused ones go
 // once past the grace period (mtimes set with utimes, or a later `now`: no sleeps); a lowerdir of a live
 // overlay mount is never removed; a crash mid-removal leaves a `.gc-*` directory that is never taken for
@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import type { BuiltLayer } from '../src/image/layer.js';
 import { digestOf, type Digest } from '../src/oci/digest.js';
 import { startBerth, type RunningBerth } from '../src/platform/berth.js';
-import { dataPaths } from '../src/platform/data-dir.js';
+import { dataPaths } from '../src/lib/data-dir.js';
 import { ContentStore } from '../src/pull/content-store.js';
 import { RuncRuntime, runcUnavailable } from '../src/runtime/runc/runc-runtime.js';
 import { ImageGoneError, type ContainerSpec } from '../src/runtime/runtime.js';

@@ -16,7 +16,7 @@ import { connect } from 'node:net';
 import { startServeChild } from './helpers/serve-child.js';
 import { runCli, BERTH_BIN, type CliResult } from './helpers/berth.js';
 import { busyboxLayer, busyboxPath, imageWorkDir } from './helpers/runtime-images.js';
-import { freeLoopbackPort } from '../src/platform/listeners.js';
+import { freeLoopbackPort } from '../src/net/listeners.js';
 import { runcUnavailable } from '../src/runtime/runc/runc-runtime.js';
 
 const execFileAsync = promisify(execFile);

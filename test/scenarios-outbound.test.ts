@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { startServeChild, stopServeChild } from './helpers/serve-child.js';
 import { runCli } from './helpers/berth.js';
 import { busyboxLayer, busyboxPath, imageWorkDir } from './helpers/runtime-images.js';
-import { freeLoopbackPort } from '../src/platform/listeners.js';
+import { freeLoopbackPort } from '../src/net/listeners.js';
 import { runcUnavailable } from '../src/runtime/runc/runc-runtime.js';
 
 const slirpMissing = await promisify(execFile)('slirp4netns', ['--version']).then(() => undefined, () => 'slirp4netns is not installed (apt-get install slirp4netns)');

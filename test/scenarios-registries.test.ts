@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { runcUnavailable } from '../src/runtime/runc/runc-runtime.js';
-import { dataPaths } from '../src/platform/data-dir.js';
+import { dataPaths } from '../src/lib/data-dir.js';
 import { REPO_ROOT, runCli, type CliResult } from './helpers/berth.js';
 import { startServeChild } from './helpers/serve-child.js';
 import { busyboxLayer, busyboxPath, imageWorkDir } from './helpers/runtime-images.js';

@@ -16,8 +16,9 @@ import { Agent, fetch as undiciFetch, request } from 'undici';
 import { startTestBerth, adminRegistry, which, REPO_ROOT, type TestBerth } from './helpers/berth.js';
 import { busyboxLayout, haveImageTools } from './helpers/images.js';
 import { startBerth } from '../src/platform/berth.js';
-import { dataPaths } from '../src/platform/data-dir.js';
-import { serverNames, whyReissue } from '../src/platform/tls.js';
+import { dataPaths } from '../src/lib/data-dir.js';
+import { whyReissue } from '../src/net/tls.js';
+import { serverNames } from '../src/platform/server-names.js';
 import { armId } from '../src/registry/registries.js';
 import { principalWithRole } from './helpers/vault.js';
 

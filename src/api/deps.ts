@@ -12,9 +12,9 @@ import type { Applications } from '../identity/applications.js';
 import type { ManagedIdentities } from '../identity/managed-identities.js';
 import type { WorkloadIdentities } from '../identity/workload-identity.js';
 import type { Vaults } from '../vault/vaults.js';
-import type { TlsMaterial } from '../platform/tls.js';
+import type { TlsMaterial } from '../net/tls.js';
 import type { ContainerGroups } from '../instances/service.js';
-import type { ImageGc } from '../platform/image-gc.js';
+import type { ImageGc } from '../instances/image-gc.js';
 import type { SignInCodes } from '../identity/sign-in-codes.js';
 
 export interface ApiDeps {

@@ -2,7 +2,7 @@
 // with an optional body {"grace": "24h"}; owner of the subscription only (it frees the machine's shared
 // image data, whoever pulled it). Answers what was freed.
 import { conflict, invalid } from '../lib/errors.js';
-import { parseGrace, type ImageGc } from '../platform/image-gc.js';
+import { parseGrace, type ImageGc } from '../instances/image-gc.js';
 import type { Logger } from '../lib/logger.js';
 import { route, SCOPE, type RouteDef } from './route-table.js';
 import { AUTHENTICATED } from '../identity/actions.js';

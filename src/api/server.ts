@@ -11,7 +11,7 @@ import type { ApiDeps } from './deps.js';
 import { identityRoutes, workloadIdentityRoutes } from './identity-routes.js';
 import { registryAccessRoutes } from './registry-access-routes.js';
 import { vaultRoutes } from './vault-routes.js';
-import { createDualServer } from '../platform/dual-listener.js';
+import { createDualServer } from '../net/dual-listener.js';
 import { containerRoutes } from './container-routes.js';
 import { ContainerSockets } from './container-sockets.js';
 import { imageGcRoutes } from './image-gc-routes.js';

@@ -105,7 +105,7 @@ export class ArmClient {
       const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
       const code = err?.code ?? `HTTP${res.status}`;
       const message = err?.message ?? (text.slice(0, 500) || res.statusText);
-      throw new CliError(`(${code}) ${message}\nCode: ${code}\nMessage: ${message}`, res.status === 404 ? 3 : 1);
+      throw new CliError(`(${code}) ${message}\nCode: ${code}\nMessage: ${message}`, res.status === 404 ? 3 : 1, code);
     }
     return json as T;
   }

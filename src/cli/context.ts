@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CliError } from './errors.js';
-import { dataPaths, defaultDataDir, readServerInfo } from '../platform/data-dir.js';
+import { dataPaths, defaultDataDir, readServerInfo } from '../lib/data-dir.js';
 
 export interface ClientCredential {
   tenantId: string;

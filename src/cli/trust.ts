@@ -2,7 +2,7 @@
 // so `BERTH_SERVER=https://localhost:<port>` and HTTPS registry login servers work without setup.
 import { existsSync, readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import { dataPaths, defaultDataDir } from '../platform/data-dir.js';
+import { dataPaths, defaultDataDir } from '../lib/data-dir.js';
 
 /** Installs an undici dispatcher that trusts Berth's CA too. Returns the CA path, or undefined when there is none. */
 export async function trustBerthCa(env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {

@@ -1,6 +1,8 @@
 // The registry client's error: one class for every failure of a registry conversation (pull, push and
 // the CLI's registry calls), with the registry's own words apart from Berth's diagnosis. Named for its
 // first user; src/pull/types.ts re-exports it as part of the pull contract.
+import { CodedError } from '../lib/errors.js';
+
 /** Stable classes of pull failures (SPEC §5). */
 export type PullErrorCode =
   | 'UNAUTHORIZED'        // authentication required / bad credentials
@@ -51,16 +53,15 @@ export interface PullErrorOptions {
   fix?: string;
 }
 
-export class PullError extends Error {
+export class PullError extends CodedError<PullErrorCode> {
   constructor(
-    readonly code: PullErrorCode,
+    code: PullErrorCode,
     /** One line in the words of whoever said it (see `opts.source`), e.g. `unauthorized: authentication required`. */
     readonly registryMessage: string,
     /** Berth's diagnosis and the fix: which source/user was tried, the missing permission, existing tags, the retry time. */
     readonly diagnosis: string,
     readonly opts: PullErrorOptions = {},
   ) {
-    super(diagnosis ? `${registryMessage}. ${diagnosis}` : registryMessage);
-    this.name = 'PullError';
+    super(code, diagnosis ? `${registryMessage}. ${diagnosis}` : registryMessage, 'PullError');
   }
 }

@@ -2,6 +2,7 @@
 // to open every blob and manifest below it. Three kinds of input build one of these.
 import type { Readable } from 'node:stream';
 import type { Descriptor } from '../oci/manifest.js';
+import { CodedError, type ImageErrorCode } from '../lib/errors.js';
 
 export type ImageSourceKind = 'rootfs' | 'oci-layout' | 'oci-archive' | 'docker-archive';
 
@@ -17,4 +18,6 @@ export interface ImageSource {
   close(): Promise<void>;
 }
 
-export class ImageSourceError extends Error {}
+export class ImageSourceError extends CodedError<ImageErrorCode> {
+  constructor(message: string) { super('InvalidImageSource', message); }
+}

@@ -10,7 +10,7 @@ import type { WorkloadIdentities } from '../identity/workload-identity.js';
 import type { Logger } from '../lib/logger.js';
 import type { Sealer } from '../storage/sealer.js';
 import type { Sql } from '../storage/sql/sql.js';
-import type { HostsFile } from '../platform/hosts-file.js';
+import type { HostsFile } from './hosts-file.js';
 import { conflict, invalid, resourceNotFound } from '../lib/errors.js';
 import { GROUP_TYPE, type GroupSpec } from './spec.js';
 import { GroupStore, type StoredGroup } from './store.js';

@@ -1,7 +1,7 @@
 // The DNS names of the groups that have a sandbox, written into the hosts file when Berth keeps one
 // (berth serve --hosts-file): each labelled group then has a loopback address of its own.
 import type { Logger } from '../lib/logger.js';
-import type { HostsFile } from '../platform/hosts-file.js';
+import type { HostsFile } from './hosts-file.js';
 import { fqdnOf } from './dns-names.js';
 import type { GroupState } from './state.js';
 import type { StoredGroup } from './store.js';

@@ -9,8 +9,11 @@ import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
 import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../lib/fs-atomic.js';
+import { CodedError, type KeychainErrorCode } from '../lib/errors.js';
 
-export class AuthFileError extends Error {}
+export class AuthFileError extends CodedError<KeychainErrorCode> {
+  constructor(message: string) { super('InvalidAuthFile', message); }
+}
 
 const MAX_BYTES = 4 * 1024 * 1024;
 

@@ -3,6 +3,7 @@
 // docker config.json, platform defaults), composed in order. Not found means "try the next source";
 // a real failure (a vault secret that does not parse, a credential helper that crashes, an identity
 // without a token) throws a KeychainError that says which source failed and why.
+import { CodedError, type KeychainErrorCode } from '../lib/errors.js';
 
 /** What a registry client sends. `source` names where it came from, for diagnoses (never the secret). */
 export type RegistryCredential =
@@ -53,10 +54,9 @@ export interface Keychain {
 /** What kind of source failed, so that a diagnosis can say who said it (Key Vault, a credential helper, an identity). */
 export type KeychainOrigin = 'vault' | 'helper' | 'identity';
 
-export class KeychainError extends Error {
+export class KeychainError extends CodedError<KeychainErrorCode> {
   constructor(readonly source: string, message: string, readonly origin?: KeychainOrigin) {
-    super(message);
-    this.name = 'KeychainError';
+    super('CredentialSourceFailed', message, 'KeychainError');
   }
 }
 

@@ -1,7 +1,17 @@
-// Domain errors of the management plane and the vault data plane: one coded base. `kind` says what
-// went wrong in general; `code` is the Azure error code clients match on, from a closed list per
-// domain below (a new code is added here, not invented at the throw). Only the HTTP layers turn kinds
-// into status codes (httpStatus).
+// The project's errors: one coded base (CodedError), its code from a closed list per domain (a new code
+// is added to its list, not invented at the throw). Callers match on the code or the class, never on the
+// message. BerthError is the management plane's and the vault data plane's: `kind` says what went wrong
+// in general, `code` is the Azure error code clients match on; only the HTTP layers turn kinds into
+// status codes (httpStatus). The runtime's, the storage layer's, the keychain's and image push's errors
+// carry codes of the lists below and never reach a client as they are; the registry client's PullError
+// carries its diagnosis codes (client/errors.ts, beside what each one means).
+//
+// Kept apart, as protocol types: oci/errors.ts RegistryError (the distribution spec's codes, with their
+// HTTP statuses; oci/ imports nothing of the project, so its parse errors InvalidReferenceError and
+// InvalidDigestError stay plain too), client/registry-error.ts RegistryHttpError (a registry's own code,
+// whatever it sent) and the CLI's CliError (an exit status for the shell, and the server's code when it
+// is the server's answer). lib/root-path.ts's PathEscapeError stays plain: that file imports only node
+// (it is shared by the runtime and image push; test/image-push-breakout.test.ts holds it to that).
 
 export type ErrorKind = 'invalid' | 'unauthenticated' | 'forbidden' | 'notFound' | 'conflict' | 'unsupported' | 'tooLarge' | 'internal';
 
@@ -45,9 +55,38 @@ export const INSTANCES_CODES = [
 
 export type ErrorCode = (typeof ARM_CODES | typeof RESOURCES_CODES | typeof IDENTITY_CODES | typeof REGISTRY_CODES | typeof VAULT_CODES | typeof INSTANCES_CODES)[number];
 
-export class BerthError extends Error {
-  constructor(readonly kind: ErrorKind, readonly code: ErrorCode, message: string, readonly inner?: string) {
+/** The container runtime (runc, its rootfs and bundles). */
+export const RUNTIME_CODES = [
+  'LayerRefused', 'UnpackRefused', 'ImageGone', 'NoCommand', 'UnknownUser', 'StartFailed',
+  'RuncContainerNotFound', 'RuncContainerNotRunning', 'RuncFailed',
+] as const;
+export type RuntimeErrorCode = (typeof RUNTIME_CODES)[number];
+
+/** The storage layer: blob stores, upload sessions, disk space, the S3 location, the PostgreSQL copy. */
+export const STORAGE_CODES = [
+  'DigestMismatch', 'UploadOffset', 'UploadTooLarge', 'TooManyBytes', 'ShortFile', 'StorageFull', 'InvalidS3Location', 'CopyRefused',
+] as const;
+export type StorageErrorCode = (typeof STORAGE_CODES)[number];
+
+/** Pull credentials: a source that failed (not "not found", which is anonymous), the CLI's auth files. */
+export const KEYCHAIN_CODES = ['CredentialSourceFailed', 'InvalidAuthFile'] as const;
+export type KeychainErrorCode = (typeof KEYCHAIN_CODES)[number];
+
+/** `berth image push`'s sources (a directory, an OCI layout, an archive). */
+export const IMAGE_CODES = ['InvalidImageSource'] as const;
+export type ImageErrorCode = (typeof IMAGE_CODES)[number];
+
+/** The one coded base: a code from a closed list, a message for people, the class's name when it has one. */
+export class CodedError<C extends string = string> extends Error {
+  constructor(readonly code: C, message: string, name?: string) {
     super(message);
+    if (name) this.name = name;
+  }
+}
+
+export class BerthError extends CodedError<ErrorCode> {
+  constructor(readonly kind: ErrorKind, code: ErrorCode, message: string, readonly inner?: string) {
+    super(code, message);
   }
 }
 

@@ -3,6 +3,7 @@
 // A group is a sandbox (one network namespace, its published ports, its managed-identity endpoint);
 // containers are tasks inside it.
 import type { PulledImage } from '../pull/types.js';
+import { CodedError, type RuntimeErrorCode } from '../lib/errors.js';
 
 export interface PortSpec {
   port: number;
@@ -73,11 +74,8 @@ export interface Task {
  * create() could not read image data the pull had stored (a garbage collection or a person removed it
  * since): pull the image again and retry.
  */
-export class ImageGoneError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ImageGoneError';
-  }
+export class ImageGoneError extends CodedError<RuntimeErrorCode> {
+  constructor(message: string) { super('ImageGone', message, 'ImageGoneError'); }
 }
 
 /** What a runtime's image garbage collection freed (cached layers). */

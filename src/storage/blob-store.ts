@@ -2,6 +2,7 @@
 // atomically moved into place; upload sessions are staged apart from committed content.
 import type { Readable, Writable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
+import { CodedError, type StorageErrorCode } from '../lib/errors.js';
 
 export interface BlobInfo {
   size: number;
@@ -52,18 +53,20 @@ export interface BlobStore {
   listUploads(): AsyncIterable<{ id: string; modifiedAt: number }>;
 }
 
-export class DigestMismatchError extends Error {
+export class DigestMismatchError extends CodedError<StorageErrorCode> {
   constructor(readonly expected: Digest, readonly actual: Digest) {
-    super(`content does not match digest ${expected} (computed ${actual})`);
+    super('DigestMismatch', `content does not match digest ${expected} (computed ${actual})`);
   }
 }
 
-export class UploadOffsetError extends Error {
+export class UploadOffsetError extends CodedError<StorageErrorCode> {
   constructor(readonly expected: number, readonly got: number) {
-    super(`upload is at offset ${expected}, not ${got}`);
+    super('UploadOffset', `upload is at offset ${expected}, not ${got}`);
   }
 }
 
-export class UploadTooLargeError extends Error {}
+export class UploadTooLargeError extends CodedError<StorageErrorCode> {
+  constructor(message: string) { super('UploadTooLarge', message); }
+}
 
 export { StorageFullError } from './disk-space.js';

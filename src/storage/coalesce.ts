@@ -7,12 +7,15 @@
 import { finished, type Readable } from 'node:stream';
 import { BUFFER_BYTES as STAGE_BYTES, acquireBuffer as acquire, releaseBuffer as release } from './buffer-pool.js';
 import { BufferRelease, SERVER_RELEASE_BYTES } from '../lib/minor-gc.js';
+import { CodedError, type StorageErrorCode } from '../lib/errors.js';
 
 /** One counter for every upload of the process: the collections are of one shared young generation. */
 const uploadRelease = new BufferRelease(SERVER_RELEASE_BYTES);
 
 /** The body carried more than the caller allows (`maxBytes`). */
-export class TooManyBytesError extends Error {}
+export class TooManyBytesError extends CodedError<StorageErrorCode> {
+  constructor(message: string) { super('TooManyBytes', message); }
+}
 
 /**
  * Feeds `body` to `flush` in pieces of up to STAGE_BYTES, in order, at most one flush at a time; a

@@ -3,6 +3,7 @@
 // still succeed on a nearly full disk.
 import { statfs } from 'node:fs/promises';
 import { formatBytes } from '../lib/bytes.js';
+import { CodedError, type StorageErrorCode } from '../lib/errors.js';
 
 /** The reserve when none is configured: 5% of the filesystem, at most 1 GiB. */
 export function defaultReserve(fsBytes: number): number {
@@ -10,17 +11,16 @@ export function defaultReserve(fsBytes: number): number {
 }
 
 /** Writing would cross the reserve, or the filesystem answered ENOSPC/EDQUOT. */
-export class StorageFullError extends Error {
+export class StorageFullError extends CodedError<StorageErrorCode> {
   constructor(
     /** `reserve`: refused before the disk filled; `full`: the filesystem itself refused a write. */
     readonly kind: 'reserve' | 'full',
     readonly free: number,
     readonly reserve: number,
   ) {
-    super(kind === 'reserve'
+    super('StorageFull', kind === 'reserve'
       ? `only ${formatBytes(free)} free, and ${formatBytes(reserve)} is kept in reserve for metadata`
-      : `the filesystem is full (${formatBytes(free)} free)`);
-    this.name = 'StorageFullError';
+      : `the filesystem is full (${formatBytes(free)} free)`, 'StorageFullError');
   }
 }
 

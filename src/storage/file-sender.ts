@@ -7,9 +7,12 @@
 import { open } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { acquireBuffer, releaseBuffer, BUFFER_BYTES } from './buffer-pool.js';
+import { CodedError, type StorageErrorCode } from '../lib/errors.js';
 
 /** The file ended before `end`: it changed under the reader. */
-export class ShortFileError extends Error {}
+export class ShortFileError extends CodedError<StorageErrorCode> {
+  constructor(message: string) { super('ShortFile', message); }
+}
 
 /** Resolves when `out` can take more (or has closed: then `closed` is set). */
 function writable(out: Writable): Promise<void> {

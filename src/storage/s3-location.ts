@@ -1,6 +1,7 @@
 // `--blob-store s3://bucket[/prefix]?endpoint=URL&region=R`: where the S3 blob store keeps its objects.
 // Pure: no I/O. Credentials never come from here (a command line shows in `ps`): the AWS SDK's standard
 // chain finds them (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws, instance roles).
+import { CodedError, type StorageErrorCode } from '../lib/errors.js';
 
 export interface S3Location {
   bucket: string;
@@ -16,7 +17,9 @@ export interface S3Location {
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const PARAMS = new Set(['endpoint', 'region', 'path-style']);
 
-export class S3LocationError extends Error {}
+export class S3LocationError extends CodedError<StorageErrorCode> {
+  constructor(message: string) { super('InvalidS3Location', message); }
+}
 
 export function parseS3Location(input: string, env: NodeJS.ProcessEnv = process.env): S3Location {
   const usage = 'expected s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION';

@@ -6,7 +6,7 @@ import { chownSync, existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { freeLoopbackPort } from '../../src/platform/listeners.js';
+import { freeLoopbackPort } from '../../src/net/listeners.js';
 
 export interface TestPostgres {
   /** `postgres://berth@127.0.0.1:PORT/postgres`: trust authentication on loopback. */

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freeLoopbackPort } from '../../src/platform/listeners.js';
+import { freeLoopbackPort } from '../../src/net/listeners.js';
 import { which } from './berth.js';
 import { startTokenServer, type TokenServer, type TokenUser } from './token-server.js';
 

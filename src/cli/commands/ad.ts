@@ -45,7 +45,7 @@ export async function assignRole(c: ArmClient, principalId: string, role: string
   try {
     return await c.request<Record<string, unknown>>('PUT', `${scope}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}`, { properties: { roleDefinitionId: roleId, principalId, principalType } });
   } catch (e) {
-    if (e instanceof CliError && /RoleAssignmentExists/.test(e.message)) {
+    if (e instanceof CliError && e.code === 'RoleAssignmentExists') {
       warn('  Role assignment already exists.');
       return undefined;
     }

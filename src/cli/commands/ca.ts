@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { CliError } from '../errors.js';
-import { dataPaths, defaultDataDir, readServerInfo } from '../../platform/data-dir.js';
+import { dataPaths, defaultDataDir, readServerInfo } from '../../lib/data-dir.js';
 
 export function registerCaCommand(program: Command): void {
   program.command('ca')

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { CliError } from '../errors.js';
-import { dataPaths, defaultDataDir, readServerInfo } from '../../platform/data-dir.js';
+import { dataPaths, defaultDataDir, readServerInfo } from '../../lib/data-dir.js';
 import { simpleRequest } from '../http.js';
 import type { CloudDescriptor } from '../../api/cloud-metadata.js';
 

@@ -7,7 +7,7 @@ import { ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
 import { profilePath, profileTokenCachePath, readProfile, resolveContext, type Profile } from '../context.js';
 import { writeFileAtomic } from '../../lib/fs-atomic.js';
-import { defaultDataDir, dataPaths } from '../../platform/data-dir.js';
+import { defaultDataDir, dataPaths } from '../../lib/data-dir.js';
 import { existsSync, readFileSync } from 'node:fs';
 
 function defaultServer(): string {

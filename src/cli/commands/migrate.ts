@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { leaf } from '../command.js';
 import { CliError } from '../errors.js';
-import { dataPaths, defaultDataDir, runningServerPid } from '../../platform/data-dir.js';
+import { dataPaths, defaultDataDir, runningServerPid } from '../../lib/data-dir.js';
 
 /** A postgres:// URL, refused when it carries a password (a command line is readable by every user). */
 export function databaseUrl(given: string, from: 'flag' | 'env'): string {

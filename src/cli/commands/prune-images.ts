@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { leaf } from '../command.js';
 import type { ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
-import { parseGrace } from '../../platform/image-gc.js';
+import { parseGrace } from '../../instances/image-gc.js';
 
 export function registerPruneImagesCommand(container: Command, client: () => ArmClient): void {
   leaf<{ grace?: string }>(container, 'prune-images', 'Remove cached image layers and pulled blobs that no container uses (Berth).',

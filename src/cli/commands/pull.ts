@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { leaf } from '../command.js';
 import type { ArmClient } from '../arm-client.js';
 import { CliError } from '../errors.js';
-import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
+import { dataPaths, defaultDataDir } from '../../lib/data-dir.js';
 import type { PullErrorCode } from '../../pull/types.js';
 import type { Keychain, KeychainTarget, RegistryCredential } from '../../keychain/keychain.js';
 

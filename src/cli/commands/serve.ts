@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { dataPaths, defaultDataDir } from '../../platform/data-dir.js';
+import { dataPaths, defaultDataDir } from '../../lib/data-dir.js';
 import { CliError } from '../errors.js';
-import { parseGrace } from '../../platform/image-gc.js';
+import { parseGrace } from '../../instances/image-gc.js';
 import { parseBytes } from '../../lib/bytes.js';
 import { parseS3Location } from '../../storage/s3-location.js';
 

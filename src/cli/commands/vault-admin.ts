@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { leaf } from '../command.js';
 import { CliError } from '../errors.js';
-import { dataPaths, defaultDataDir, runningServerPid } from '../../platform/data-dir.js';
+import { dataPaths, defaultDataDir, runningServerPid } from '../../lib/data-dir.js';
 
 export function registerVaultAdminCommands(program: Command): void {
   const vault = program.command('vault').description('Administer the vault\'s encryption at rest.');

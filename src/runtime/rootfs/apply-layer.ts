@@ -24,13 +24,13 @@ import { createGunzip } from 'node:zlib';
 import { extract as tarExtract, type Header as Headers } from 'tar-stream';
 import { cleanInRoot, resolveInRoot } from '../../lib/root-path.js';
 import type { UnpackMeter } from './unpack-bound.js';
+import { CodedError, type RuntimeErrorCode } from '../../lib/errors.js';
 
 const run = promisify(execFile);
 
-export class LayerError extends Error {
+export class LayerError extends CodedError<RuntimeErrorCode> {
   constructor(readonly entry: string, reason: string) {
-    super(`layer entry "${entry}" refused: ${reason}`);
-    this.name = 'LayerError';
+    super('LayerRefused', `layer entry "${entry}" refused: ${reason}`, 'LayerError');
   }
 }
 

@@ -5,6 +5,7 @@
 import { formatBytes } from '../../lib/bytes.js';
 import type { DiskSpace } from '../../storage/disk-space.js';
 import { StorageFullError } from '../../storage/disk-space.js';
+import { CodedError, type RuntimeErrorCode } from '../../lib/errors.js';
 
 export interface UnpackLimits {
   /** Uncompressed bytes one layer may hold. */
@@ -18,10 +19,9 @@ export interface UnpackLimits {
 /** Defaults: 16 GiB per image, and per layer (one layer may be the whole image). */
 export const DEFAULT_UNPACK_LIMITS: Readonly<UnpackLimits> = Object.freeze({ maxLayerBytes: 16 * 1024 ** 3, maxImageBytes: 16 * 1024 ** 3 });
 
-export class UnpackError extends Error {
+export class UnpackError extends CodedError<RuntimeErrorCode> {
   constructor(readonly digest: string, message: string) {
-    super(message);
-    this.name = 'UnpackError';
+    super('UnpackRefused', message, 'UnpackError');
   }
 }
 

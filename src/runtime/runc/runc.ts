@@ -2,6 +2,7 @@
 // containers are its own and `runc list` there shows only them).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { CodedError, type RuntimeErrorCode } from '../../lib/errors.js';
 
 const run = promisify(execFile);
 
@@ -13,10 +14,20 @@ export interface RuncState {
   created?: string;
 }
 
-export class RuncError extends Error {
+// runc says why a command failed only in words on stderr (its exit status is 1 for every failure), so
+// this is the one place that reads them: each failure gets a code of RUNTIME_CODES and callers match on it.
+const NOT_FOUND = /does not exist|not exist|container .* not found/i;
+const NOT_RUNNING = /not running|container .* is stopped/i;
+
+function runcCode(stderr: string): RuntimeErrorCode {
+  if (NOT_FOUND.test(stderr)) return 'RuncContainerNotFound';
+  if (NOT_RUNNING.test(stderr)) return 'RuncContainerNotRunning';
+  return 'RuncFailed';
+}
+
+export class RuncError extends CodedError<RuntimeErrorCode> {
   constructor(readonly args: string[], readonly stderr: string) {
-    super(`runc ${args[0] === '--root' ? args.slice(2).join(' ') : args.join(' ')}: ${stderr.trim() || 'failed'}`);
-    this.name = 'RuncError';
+    super(runcCode(stderr), `runc ${args[0] === '--root' ? args.slice(2).join(' ') : args.join(' ')}: ${stderr.trim() || 'failed'}`, 'RuncError');
   }
 }
 
@@ -41,7 +52,7 @@ export class Runc {
     try {
       return JSON.parse(await this.call('state', id)) as RuncState;
     } catch (e) {
-      if (e instanceof RuncError && /does not exist|not exist|container .* not found/i.test(e.stderr)) return undefined;
+      if (e instanceof RuncError && e.code === 'RuncContainerNotFound') return undefined;
       throw e;
     }
   }
@@ -59,7 +70,7 @@ export class Runc {
     try {
       await this.call('delete', '--force', id);
     } catch (e) {
-      if (e instanceof RuncError && /does not exist|not exist/i.test(e.stderr)) return;
+      if (e instanceof RuncError && e.code === 'RuncContainerNotFound') return;
       throw e;
     }
   }

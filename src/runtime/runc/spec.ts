@@ -5,12 +5,10 @@
 import type { ImageRunConfig } from '../../pull/types.js';
 import type { ContainerSpec } from '../runtime.js';
 import type { ResolvedUser } from './user.js';
+import { CodedError, type RuntimeErrorCode } from '../../lib/errors.js';
 
-export class SpecError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SpecError';
-  }
+export class SpecError extends CodedError<RuntimeErrorCode> {
+  constructor(message: string) { super('NoCommand', message, 'SpecError'); }
 }
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

@@ -13,13 +13,11 @@ import { oomKills } from './host.js';
 import type { ImageUse, TaskRecord } from './image-refs.js';
 import { exists, nextChange, readJson, replaceFile, type RuntimeLayout } from './layout.js';
 import { aliveWith, waitGone } from './proc.js';
-import type { Runc } from './runc.js';
+import { RuncError, type Runc } from './runc.js';
+import { CodedError, type RuntimeErrorCode } from '../../lib/errors.js';
 
-export class StartError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StartError';
-  }
+export class StartError extends CodedError<RuntimeErrorCode> {
+  constructor(message: string) { super('StartFailed', message, 'StartError'); }
 }
 
 const SHIM_NAME = 'berth-shim';
@@ -162,8 +160,8 @@ export class Tasks {
     // would only wait out its grace period. Such a container is killed at once: the same end, sooner.
     if (signal === 'SIGTERM' && !(await this.initHandles(rec.runcId, 15))) signal = 'SIGKILL';
     await writeFile(join(this.layout.bundleDir(task), 'killed'), signal);
-    await this.runc.kill(rec.runcId, signal).catch((e: Error) => {
-      if (!/not running|does not exist|container .* is stopped/i.test(e.message)) throw e;
+    await this.runc.kill(rec.runcId, signal).catch((e: unknown) => {
+      if (!(e instanceof RuncError && (e.code === 'RuncContainerNotRunning' || e.code === 'RuncContainerNotFound'))) throw e;
     });
   }
 

@@ -2,6 +2,7 @@
 // /etc/passwd and /etc/group, read inside the root filesystem (never through a symlink out of it).
 import { lstat, readFile } from 'node:fs/promises';
 import { resolveInRoot } from '../../lib/root-path.js';
+import { CodedError, type RuntimeErrorCode } from '../../lib/errors.js';
 
 export interface ResolvedUser {
   uid: number;
@@ -10,11 +11,8 @@ export interface ResolvedUser {
   home: string;
 }
 
-export class UserError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UserError';
-  }
+export class UserError extends CodedError<RuntimeErrorCode> {
+  constructor(message: string) { super('UnknownUser', message, 'UserError'); }
 }
 
 async function readInRoot(rootfs: string, path: string): Promise<string[][]> {

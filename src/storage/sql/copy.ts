@@ -7,6 +7,7 @@ import { SQLITE_SCHEMA_VERSION } from '../sqlite.js';
 import { migratePostgres, MIRRORS_SQLITE_VERSION } from './postgres-schema.js';
 import type { PostgresSql } from './postgres-sql.js';
 import type { SqlQueries, SqlValue } from './sql.js';
+import { CodedError, type StorageErrorCode } from '../../lib/errors.js';
 
 /** Process state, not data: a lease means nothing to another database. */
 const SKIPPED = new Set(['leases']);
@@ -17,7 +18,9 @@ export interface CopyReport {
   tables: Array<{ table: string; rows: number }>;
 }
 
-export class CopyRefused extends Error {}
+export class CopyRefused extends CodedError<StorageErrorCode> {
+  constructor(message: string) { super('CopyRefused', message); }
+}
 
 function quote(name: string): string {
   if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new CopyRefused(`unexpected table or column name ${JSON.stringify(name)}`);

@@ -11,8 +11,6 @@ import { isIP } from 'node:net';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
 import { writeFileAtomic } from '../lib/fs-atomic.js';
-import { HOST_ALIAS } from '../runtime/runc/outbound.js';
-import { VAULT_DNS_SUFFIX } from '../vault/vaults.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 const CA_VALIDITY_DAYS = 3650;
@@ -34,22 +32,6 @@ export interface TlsMaterial {
   caPath: string;
   /** The DNS names and IP addresses the server certificate covers. */
   names: string[];
-}
-
-/**
- * Names every Berth server certificate covers, plus the configured domain (if any). HOST_ALIAS is one:
- * a container calling Berth's vault or API over https as host.berth.internal verifies the certificate.
- */
-export function serverNames(domain?: string): string[] {
-  const names = ['localhost', '127.0.0.1', '::1', HOST_ALIAS, `*.${VAULT_DNS_SUFFIX}`];
-  if (domain) {
-    const d = domain.trim().toLowerCase();
-    if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(d) && !isIP(d)) {
-      throw new Error(`--domain '${domain}' is not a valid host name or IP address (example: berth.example.internal)`);
-    }
-    if (!names.includes(d)) names.push(d);
-  }
-  return names;
 }
 
 /** Loads the CA and a valid server certificate for `names`, creating or re-issuing what is needed. */
