@@ -72,14 +72,14 @@ test('keyvault purge removes the vault and its secrets for good (no sealed value
   await berth('keyvault', 'secret', 'set', '--vault-name', 'purgevault', '-n', 'short', '--value', 'x');
   const del = JSON.parse(await berth('keyvault', 'secret', 'delete', '--vault-name', 'purgevault', '-n', 'short'));
   assert.equal(Date.parse(del.scheduledPurgeDate) - Date.parse(del.deletedDate), 7 * DAY);
-  const sealed = (b.db.prepare('SELECT sealed FROM vault_secret_versions v JOIN vaults k ON k.id = v.vault_id WHERE k.name = ?').all('purgevault') as Array<{ sealed: string }>).map((r) => r.sealed);
+  const sealed = (await b.sql.all<{ sealed: string }>('SELECT sealed FROM vault_secret_versions v JOIN vaults k ON k.id = v.vault_id WHERE k.name = ?', ['purgevault'])).map((r) => r.sealed);
   assert.equal(sealed.length, 2);
   await berth('keyvault', 'delete', '-n', 'purgevault');
   const d = await cliJson(b, ['keyvault', 'show-deleted', '-n', 'purgevault']);
   assert.equal(Date.parse(d.properties.scheduledPurgeDate) - Date.parse(d.properties.deletionDate), 7 * DAY, '--retention-days');
   assert.equal(await berth('keyvault', 'purge', '-n', 'purgevault'), '');
   assert.equal((await b.cli(['keyvault', 'show-deleted', '-n', 'purgevault'])).code, 3);
-  assert.equal((b.db.prepare("SELECT count(*) AS n FROM vault_secrets s JOIN vaults k ON k.id = s.vault_id WHERE k.name = 'purgevault'").get() as { n: number }).n, 0);
+  assert.equal((await b.sql.get<{ n: number }>("SELECT count(*) AS n FROM vault_secrets s JOIN vaults k ON k.id = s.vault_id WHERE k.name = 'purgevault'"))!.n, 0);
   const files = ['berth.db', 'berth.db-wal'].map((f) => join(b.dataDir, f));
   for (const f of files) {
     const bytes = await readFile(f).catch(() => Buffer.alloc(0));
@@ -88,7 +88,7 @@ test('keyvault purge removes the vault and its secrets for good (no sealed value
   // the name is free: a new vault of that name starts empty; a purged secret leaves no sealed value either
   await berth('keyvault', 'create', '-g', 'kvrg', '-n', 'purgevault');
   await berth('keyvault', 'secret', 'set', '--vault-name', 'purgevault', '-n', 'one-off', '--value', 'one-off-value');
-  const sealedSecret = (b.db.prepare("SELECT sealed FROM vault_secret_versions v JOIN vaults k ON k.id = v.vault_id WHERE k.name = 'purgevault'").get() as { sealed: string }).sealed;
+  const sealedSecret = (await b.sql.get<{ sealed: string }>("SELECT sealed FROM vault_secret_versions v JOIN vaults k ON k.id = v.vault_id WHERE k.name = 'purgevault'"))!.sealed;
   await berth('keyvault', 'secret', 'delete', '--vault-name', 'purgevault', '-n', 'one-off');
   await berth('keyvault', 'secret', 'purge', '--vault-name', 'purgevault', '-n', 'one-off');
   for (const f of files) assert.equal((await readFile(f).catch(() => Buffer.alloc(0))).includes(Buffer.from(sealedSecret)), false, `${f} still holds the purged secret`);

@@ -391,7 +391,7 @@ test('referrers list artifactType as the manifest\'s, else its config media type
   assert.equal(r.headers.get('oci-filters-applied'), 'artifactType');
   assert.deepEqual(((await r.json()) as { manifests: Array<{ digest: string }> }).manifests.map((m) => m.digest).sort(), [sha256(plain), sha256(emptyType)].sort());
   // A row stored by an older Berth (no artifactType kept for a standard config) is listed the same way.
-  b.db.prepare('UPDATE manifests SET artifact_type = NULL WHERE digest = ?').run(sha256(plain));
+  await b.sql.run('UPDATE manifests SET artifact_type = NULL WHERE digest = ?', [sha256(plain)]);
   r = await req('GET', `/v2/reftype/referrers/${img.digest}?artifactType=${encodeURIComponent('application/vnd.oci.image.config.v1+json')}`);
   assert.deepEqual(((await r.json()) as { manifests: Array<{ digest: string; artifactType: string }> }).manifests.map((m) => [m.digest, m.artifactType]).sort(),
     [sha256(plain), sha256(emptyType)].sort().map((d) => [d, 'application/vnd.oci.image.config.v1+json']));
@@ -494,7 +494,7 @@ test('garbage collection marks once and re-checks each candidate with an indexed
     assert.equal((await req('DELETE', `/v2/gc2/blobs/${d}`)).status, 202);
     orphans.push(d);
   }
-  const meta = new SqlRegistryMetadata(new SqliteSql(b.db));
+  const meta = new SqlRegistryMetadata(b.sql);
   assert.equal(await meta.isReferenced(kept), true);
   assert.equal(await meta.isReferenced(orphans[0]!), false);
   const calls = { referencedDigests: 0, isReferenced: 0 };

@@ -88,7 +88,7 @@ test('a push past the quota is refused with DENIED, leaves nothing, and fits aft
   assert.match(String(refused.stderr), /denied: storage quota exceeded: registry quotareg01 \(SKU Basic\) uses [\d.]+ MiB of its 6\.0 MiB/);
   assert.equal(await usage(), before, 'nothing of the refused push counts');
   assert.deepEqual(await readdir(join(b.dataDir, 'uploads')), [], 'no upload is left');
-  assert.equal((b.db.prepare('SELECT COUNT(*) AS n FROM uploads').get() as { n: number }).n, 0);
+  assert.equal((await b.sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM uploads'))!.n, 0);
 
   // A chunked upload that crosses the limit mid-way is ended: its session is gone.
   const start = await fetch(`${reg.base}/v2/apps/chunks/blobs/uploads/`, { method: 'POST', headers: { Authorization: reg.auth } });

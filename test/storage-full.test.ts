@@ -99,7 +99,7 @@ test('pushes on a nearly full data disk get 507, leave nothing behind, and metad
 
   // Nothing half-written: no upload session file, no upload row.
   assert.deepEqual(await filesUnder(join(data, 'uploads')), []);
-  assert.equal((b.db.prepare('SELECT COUNT(*) AS n FROM uploads').get() as { n: number }).n, 0);
+  assert.equal((await b.sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM uploads'))!.n, 0);
 
   // Another writer takes the disk below the reserve: a new manifest is refused, a new upload is
   // refused at its start, but metadata writes still succeed in what the reserve kept.

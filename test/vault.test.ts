@@ -344,13 +344,13 @@ test('KEK rotation re-wraps every vault key and registry password without loss; 
     await x.registries.createOrUpdate('rg', 'kekregistry', { sku: 'Basic', adminUserEnabled: true });
     const pw = (await x.registries.credentials('rg', 'kekregistry')).passwords.map((p) => p.value);
     const kekBefore = readFileSync(join(d, 'keys', 'kek'), 'utf8');
-    const wrappedBefore = x.db.prepare('SELECT wrapped_key FROM vaults ORDER BY name').all();
+    const wrappedBefore = await x.sql.all('SELECT wrapped_key FROM vaults ORDER BY name');
     const r = await x.rotateKek();
     assert.equal(r.resealed, 4, '2 vault keys + 2 registry passwords');
     assert.notEqual(readFileSync(join(d, 'keys', 'kek'), 'utf8'), kekBefore);
     assert.equal(statSync(join(d, 'keys', 'kek')).mode & 0o777, 0o600);
     assert.equal(existsSync(join(d, 'keys', 'kek.new')), false);
-    assert.notDeepEqual(x.db.prepare('SELECT wrapped_key FROM vaults ORDER BY name').all(), wrappedBefore);
+    assert.notDeepEqual(await x.sql.all('SELECT wrapped_key FROM vaults ORDER BY name'), wrappedBefore);
     // the running server reads everything at once, and so does a restarted one
     assert.equal((await x.secrets.get(vault, 'one', s1.version)).value, 'value-one');
     assert.deepEqual((await x.registries.credentials('rg', 'kekregistry')).passwords.map((p) => p.value), pw);
@@ -421,7 +421,7 @@ test('ARM: vault resource shape, list by group and subscription, delete closes t
     assert.equal(gone.status, 404);
     assert.equal(((await gone.json()) as { error: { code: string } }).error.code, 'VaultNotFound');
   }
-  assert.equal((b.db.prepare('SELECT count(*) AS n FROM vault_secret_versions WHERE vault_id NOT IN (SELECT id FROM vaults)').get() as { n: number }).n, 0);
+  assert.equal((await b.sql.get<{ n: number }>('SELECT count(*) AS n FROM vault_secret_versions WHERE vault_id NOT IN (SELECT id FROM vaults)'))!.n, 0);
 });
 
 test('vaults and their secrets survive a restart on the same port', async () => {

@@ -4,13 +4,14 @@ import { existsSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIPv6 } from 'node:net';
 import { mkdir, rm } from 'node:fs/promises';
-import { openDatabase, type Db } from '../storage/sqlite.js';
+import type { Db } from '../storage/sqlite.js';
+import { openMetadata } from '../storage/sql/open.js';
+import type { Sql } from '../storage/sql/sql.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { parseS3Location } from '../storage/s3-location.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { DiskSpace } from '../storage/disk-space.js';
 import { SqlRegistryMetadata } from '../storage/sql-registry-metadata.js';
-import { SqliteSql } from '../storage/sql/sqlite-sql.js';
 import { loadKek, rotateKek } from '../storage/kek.js';
 import { Vaults, VAULT_DNS_SUFFIX, vaultArmId, vaultHostName, vaultNameFromHost } from '../vault/vaults.js';
 import { localhostNamesResolve } from '../net/localhost-names.js';
@@ -97,6 +98,12 @@ export interface BerthOptions {
    * several replicas share; credentials from the AWS SDK's chain), or the data directory when absent.
    */
   blobStore?: string;
+  /**
+   * The metadata database: `postgres://USER@HOST:PORT/DB` keeps every service's metadata in PostgreSQL
+   * (the password from PGPASSWORD, ~/.pgpass or the URL); absent, the embedded SQLite file in the data
+   * directory.
+   */
+  database?: string;
   /** Storage quota per registry SKU in bytes (default ACR's included storage: Basic 10 GiB, Standard 100 GiB, Premium 500 GiB). */
   skuStorageLimits?: Partial<Record<Sku, number>>;
 }
@@ -110,7 +117,12 @@ export interface RunningBerth {
   tls: TlsMaterial | undefined;
   port: number;
   dataDir: string;
-  db: Db;
+  /** The embedded SQLite database (undefined when the metadata is in PostgreSQL). */
+  db: Db | undefined;
+  /** The metadata database, whichever engine. */
+  sql: Sql;
+  /** Where the metadata is: the SQLite file, or the PostgreSQL URL without its password. */
+  metadata: string;
   groups: ResourceGroups;
   registries: Registries;
   registryService: RegistryService;
@@ -149,9 +161,10 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   for (const c of dockerConfigs) await c.check().catch((e: Error) => { throw new Error(`--docker-config: ${e.message}`); });
   const tls = o.tls === false ? undefined
     : await ensureTls(paths.tls, serverNames(o.domain), (msg, fields) => log.info(msg, fields));
-  const db = openDatabase(paths.db);
-  const sql = new SqliteSql(db);
-  for (const f of [paths.db, `${paths.db}-wal`, `${paths.db}-shm`]) await makePrivate(f, 0o600, log);
+  const metadata = await openMetadata({ dbPath: paths.db, ...(o.database ? { database: o.database } : {}) });
+  const { sql, db } = metadata;
+  if (db) for (const f of [paths.db, `${paths.db}-wal`, `${paths.db}-shm`]) await makePrivate(f, 0o600, log);
+  else log.info('metadata in PostgreSQL', { database: metadata.where });
   const space = new DiskSpace(o.dataDir, o.storageReserve !== undefined ? { reserve: o.storageReserve } : {});
   // The AWS SDK is loaded only for an S3 store.
   const s3 = o.blobStore ? new (await import('../storage/s3-blob-store.js')).S3BlobStore(parseS3Location(o.blobStore)) : undefined;
@@ -262,7 +275,7 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
   }
 
   return {
-    url: baseUrl, httpsUrl, tls, port, dataDir: o.dataDir, db, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, vaults, secrets, puller, containerGroups, imageGc,
+    url: baseUrl, httpsUrl, tls, port, dataDir: o.dataDir, db, sql, metadata: metadata.where, groups, registries, registryService, identity, repoTokens, applications, managedIdentities, workloads, vaults, secrets, puller, containerGroups, imageGc,
     rotateKek: () => rotateKek(sql, paths.kek, sealer),
     apiRoutes: () => apiRoutes(api),
     declaredRoutes: () => ({ api: declaredRoutes(api), vault: vaultHttp.declaredRoutes() }),
@@ -275,7 +288,8 @@ export async function startBerth(o: BerthOptions): Promise<RunningBerth> {
       await vaultListeners.closeAll();
       await api.close();
       if (v6) await closeServer(v6);
-      db.close();
+      if (db) db.close();
+      else await sql.close();
       s3?.close();
       await rm(paths.serverInfo, { force: true });
     },

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { startTestPostgres, type TestPostgres } from './postgres.js';
 import { startBerth, type BerthOptions, type RunningBerth } from '../../src/platform/berth.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..', '..');
@@ -45,12 +46,34 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, input?: string): 
   return runProcess(process.execPath, [BERTH_BIN, ...args], { env, ...(input !== undefined ? { input } : {}) });
 }
 
+// BERTH_TEST_DATABASE=postgres runs a test's servers with their metadata in PostgreSQL (issue 18: one
+// suite, every backend): one throwaway server per test process, a database of its own per data
+// directory (a restart() finds its data again), the server stopped when the process exits.
+let testPostgres: Promise<TestPostgres> | undefined;
+const databases = new Map<string, string>();
+
+async function testDatabase(dir: string): Promise<{ database?: string }> {
+  if (process.env.BERTH_TEST_DATABASE !== 'postgres') return {};
+  testPostgres ??= startTestPostgres().then((pg) => {
+    process.once('exit', () => pg.stopNow());
+    return pg;
+  });
+  const pg = await testPostgres;
+  let url = databases.get(dir);
+  if (!url) {
+    url = pg.database(`berth${databases.size + 1}`);
+    databases.set(dir, url);
+  }
+  return { database: url };
+}
+
 /** `extra`: more server options (a test runtime and puller, say), kept across restart(). */
 export async function startTestBerth(dataDir?: string, logs: string[] = [], port = 0, extra: Partial<BerthOptions> = {}): Promise<TestBerth> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
   // BERTH_TEST_BLOB_STORE=s3://... runs a test's servers with their blobs there (issue 18: one suite, every backend).
   const blobStore = process.env.BERTH_TEST_BLOB_STORE ? { blobStore: process.env.BERTH_TEST_BLOB_STORE } : {};
-  const b = await startBerth({ ...blobStore, ...extra, dataDir: dir, port, logSink: (l) => logs.push(l) });
+  const database = await testDatabase(dir);
+  const b = await startBerth({ ...blobStore, ...database, ...extra, dataDir: dir, port, logSink: (l) => logs.push(l) });
   const env = { ...process.env, BERTH_SERVER: b.url, BERTH_DATA_DIR: dir };
   // undici is imported only when a test uses this fetch: importing it installs its own dispatcher behind
   // Node's global fetch for the whole process, which changes how other tests' fetches reuse connections.

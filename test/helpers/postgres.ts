@@ -2,7 +2,7 @@
 // initdb into a temp directory, started on a free loopback port with fsync off, removed at stop(). It
 // takes under a second here, so each test file that needs one starts its own.
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, readdirSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,8 @@ export interface TestPostgres {
   /** A URL for a new, empty database of that name. */
   database(name: string): string;
   stop(): Promise<void>;
+  /** The same, synchronously (for a process 'exit' handler). */
+  stopNow(): void;
 }
 
 function binDir(): string | undefined {
@@ -68,6 +70,15 @@ export async function startTestPostgres(): Promise<TestPostgres> {
         run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', '-t', '30', 'stop']);
       } finally {
         await rm(dir, { recursive: true, force: true });
+      }
+    },
+    stopNow() {
+      if (stopped) return;
+      stopped = true;
+      try {
+        run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', '-t', '30', 'stop']);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
     },
   };

@@ -4,22 +4,8 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { leaf } from '../command.js';
 import { CliError } from '../errors.js';
+import { databaseOption } from '../database-url.js';
 import { dataPaths, defaultDataDir, runningServerPid } from '../../lib/data-dir.js';
-
-/** A postgres:// URL, refused when it carries a password (a command line is readable by every user). */
-export function databaseUrl(given: string, from: 'flag' | 'env'): string {
-  let u: URL;
-  try {
-    u = new URL(given);
-  } catch {
-    throw new CliError('the database must be a URL such as postgres://berth@db.example:5432/berth');
-  }
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new CliError(`the database URL must start with postgres://, not ${u.protocol}//`);
-  if (u.password && from === 'flag') {
-    throw new CliError('the database URL on the command line holds a password. Put it in PGPASSWORD or ~/.pgpass, or pass the whole URL in BERTH_DATABASE_URL');
-  }
-  return given;
-}
 
 export function registerMigrateCommand(program: Command): void {
   leaf<{ dataDir?: string; database?: string }>(program, 'migrate', 'Copy a data directory\'s metadata into an empty PostgreSQL database (stop berth serve first).',
@@ -27,9 +13,7 @@ export function registerMigrateCommand(program: Command): void {
       .option('--data-dir <dir>', 'Data directory (default: $BERTH_DATA_DIR or ~/.local/share/berth).')
       .option('--database <url>', 'postgres://user@host:port/db (default: $BERTH_DATABASE_URL); the password from PGPASSWORD or ~/.pgpass.'),
     async (o) => {
-      const url = o.database !== undefined ? databaseUrl(o.database, 'flag')
-        : process.env.BERTH_DATABASE_URL ? databaseUrl(process.env.BERTH_DATABASE_URL, 'env')
-          : undefined;
+      const url = databaseOption(o.database);
       if (!url) throw new CliError('say which database to copy into: --database postgres://user@host:port/db, or BERTH_DATABASE_URL');
       const dir = o.dataDir ?? defaultDataDir();
       const paths = dataPaths(dir);

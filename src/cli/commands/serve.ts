@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { dataPaths, defaultDataDir } from '../../lib/data-dir.js';
+import { databaseOption } from '../database-url.js';
 import { CliError } from '../errors.js';
 import { parseGrace } from '../../instances/image-gc.js';
 import { parseBytes } from '../../lib/bytes.js';
@@ -31,9 +32,10 @@ export function registerServeCommand(program: Command): void {
     .option('--docker-config <file>', 'A Docker config.json (or podman auth.json) whose credentials container groups pull with, for the servers it names; repeatable, tried in order before ~/.docker/config.json.', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--hosts-file <file>', 'Keep the container groups\' DNS names (--dns-name-label: <label>.<location>.containers.localhost) in this hosts file, normally /etc/hosts; each such group then gets a loopback address of its own.')
     .option('--blob-store <url>', 'Keep registry blobs in an S3-compatible bucket: s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws, never the URL). Default: the data directory.')
+    .option('--database <url>', 'Keep all metadata in PostgreSQL: postgres://USER@HOST:PORT/DB (default: $BERTH_DATABASE_URL, else the embedded SQLite file in the data directory); the password from PGPASSWORD or ~/.pgpass, never the command line. The tables are created (and upgraded) at start.')
     .option('--no-outbound', 'Container groups get no outbound network access (by default they reach the host as host.berth.internal and whatever the host reaches, through slirp4netns).')
     .action(async (o: { dataDir?: string; port: string; logLevel: string; gcInterval: string; imageGcInterval: string; imageGcGrace: string; domain?: string; tls: boolean; outbound: boolean; registryCa?: string[];
-      storageReserve?: string; maxLayerUnpacked: string; maxImageUnpacked: string; dockerConfig: string[]; hostsFile?: string; blobStore?: string }) => {
+      storageReserve?: string; maxLayerUnpacked: string; maxImageUnpacked: string; dockerConfig: string[]; hostsFile?: string; blobStore?: string; database?: string }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`argument --port: invalid value '${o.port}'`, 2);
       if (!['debug', 'info', 'warn', 'error'].includes(o.logLevel)) throw new CliError(`argument --log-level: invalid choice '${o.logLevel}'`, 2);
@@ -62,6 +64,7 @@ export function registerServeCommand(program: Command): void {
       if (o.blobStore) {
         try { parseS3Location(o.blobStore); } catch (e) { throw new CliError(`argument ${(e as Error).message}`, 2); }
       }
+      const database = databaseOption(o.database);
       const unpack = { maxLayerBytes: sizeOption('--max-layer-unpacked', o.maxLayerUnpacked)!, maxImageBytes: sizeOption('--max-image-unpacked', o.maxImageUnpacked)! };
       const dataDir = o.dataDir ?? defaultDataDir();
       let b;
@@ -79,14 +82,14 @@ export function registerServeCommand(program: Command): void {
         b = await startBerth({ dataDir, port, logLevel: o.logLevel as 'info', gcIntervalMs: Number(o.gcInterval) * 60_000, imageGcIntervalMs, imageGcGraceMs,
           ...(o.domain ? { domain: o.domain } : {}), tls: o.tls, ...(runtime ? { runtime } : {}), ...(registryCaFiles.length ? { registryCaFiles } : {}),
           ...(storageReserve !== undefined ? { storageReserve } : {}), dockerConfig: o.dockerConfig.map((f) => resolve(f)), ...(o.hostsFile ? { hostsFile: resolve(o.hostsFile) } : {}),
-          ...(o.blobStore ? { blobStore: o.blobStore } : {}) });
+          ...(o.blobStore ? { blobStore: o.blobStore } : {}), ...(database ? { database } : {}) });
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         if (err.code === 'EADDRINUSE') throw new CliError(`Port ${port} is already in use. Stop the program using it or pick another with --port.`);
         throw new CliError((e as Error).message);
       }
       process.stdout.write(`Berth is ready at ${b.url}${b.httpsUrl ? ` and ${b.httpsUrl} (CA: ${b.tls!.caPath}; see berth ca)` : ''} ` +
-        `(data directory ${dataDir}${cliHint(dataDir)})\n`);
+        `(data directory ${dataDir}${database ? `, metadata in ${b.metadata}` : ''}${cliHint(dataDir)})\n`);
       // The pull client (undici) takes 60-200 ms to import: loaded now, not in the first group's create.
       if (runtime) void b.puller.get().catch(() => undefined);
       const stop = async () => {
