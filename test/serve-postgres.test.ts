@@ -1,6 +1,7 @@
 // `berth serve --database postgres://…`: every service's metadata in PostgreSQL (issue 18). The real
 // server and CLI over a throwaway PostgreSQL: a registry, a push and pull with skopeo, a vault secret
-// and a role assignment made through one server are there after a restart, and the data directory's
+// and a role assignment made through one server are there after a restart (and after an offline KEK
+// rotation over the same database), and the data directory's
 // SQLite file holds none of it. A URL with a password on the command line, and a database that cannot
 // be reached, are refused with what to do.
 import { test, after, before } from 'node:test';
@@ -108,6 +109,15 @@ test('metadata lives in PostgreSQL: registry, image, vault secret and role assig
   dirs.push(pulled);
   await run('skopeo', ['copy', '--src-tls-verify=false', '--src-creds', creds, `docker://${loginServer}/tools/busybox:v1`, `dir:${join(pulled, 'img')}`], { timeout: 120_000 });
   assert.ok(existsSync(join(pulled, 'img', 'manifest.json')));
+  await stop();
+
+  // The KEK rotates offline over the same database: every sealed value re-sealed, all still readable.
+  const rotated = await runCli(['vault', 'rotate-kek', '--data-dir', dir, '--database', url, '-o', 'json'], env);
+  assert.equal(rotated.code, 0, rotated.stderr);
+  assert.ok((JSON.parse(rotated.stdout) as { resealed: number }).resealed >= 3, rotated.stdout);
+  await serve(dir);
+  assert.equal(await cli('keyvault', 'secret', 'show', '--vault-name', 'pgvault01', '-n', 'token', '--query', 'value', '-o', 'tsv'), 'in-postgres');
+  assert.notEqual(await cli('acr', 'credential', 'show', '-n', 'pgreg01', '--query', 'passwords[0].value', '-o', 'tsv'), '');
   await stop();
 });
 

@@ -74,7 +74,8 @@ export async function startTestBerth(dataDir?: string, logs: string[] = [], port
   const blobStore = process.env.BERTH_TEST_BLOB_STORE ? { blobStore: process.env.BERTH_TEST_BLOB_STORE } : {};
   const database = await testDatabase(dir);
   const b = await startBerth({ ...blobStore, ...database, ...extra, dataDir: dir, port, logSink: (l) => logs.push(l) });
-  const env = { ...process.env, BERTH_SERVER: b.url, BERTH_DATA_DIR: dir };
+  // The CLI's offline commands (berth vault rotate-kek) find the same database through BERTH_DATABASE_URL.
+  const env = { ...process.env, BERTH_SERVER: b.url, BERTH_DATA_DIR: dir, ...(database.database ? { BERTH_DATABASE_URL: database.database } : {}) };
   // undici is imported only when a test uses this fetch: importing it installs its own dispatcher behind
   // Node's global fetch for the whole process, which changes how other tests' fetches reuse connections.
   let dispatcher: unknown;
