@@ -3,7 +3,7 @@
 // hashed and shown once, when created.
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../storage/sql/sql.js';
-import { nowIso } from '../storage/sqlite.js';
+import { nowIso } from '../lib/time.js';
 import { invalid, notFound } from '../lib/errors.js';
 import { generateSecret, hashSecret } from './secrets.js';
 

@@ -3,7 +3,7 @@
 // container group) and live and die with it. Either is a principal that role assignments name.
 import { randomUUID } from 'node:crypto';
 import type { Sql, SqlQueries } from '../storage/sql/sql.js';
-import { nowIso } from '../storage/sqlite.js';
+import { nowIso } from '../lib/time.js';
 import { invalid, resourceNotFound } from '../lib/errors.js';
 import type { ResourceGroups } from '../resources/groups.js';
 import type { Principal } from './principals.js';

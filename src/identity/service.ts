@@ -1,7 +1,7 @@
 // Principals, their secrets, role assignments and Entra-style access tokens.
 import { randomUUID } from 'node:crypto';
 import type { Sql, SqlQueries } from '../storage/sql/sql.js';
-import { nowIso } from '../storage/sqlite.js';
+import { nowIso } from '../lib/time.js';
 import type { Principal } from './principals.js';
 import { conflict, invalid } from '../lib/errors.js';
 import { BUILT_IN_ROLES, roleAllows, scopeContains, type RoleDefinition } from './roles.js';

@@ -9,6 +9,7 @@ import type { Sql } from '../storage/sql/sql.js';
 import { KeyedQueue } from '../lib/keyed-queue.js';
 import type { GroupSpec } from './spec.js';
 import type { GroupState } from './state.js';
+import { nowIso } from '../lib/time.js';
 
 export interface StoredGroup {
   /** Stable id; the runtime's groupId. */
@@ -56,7 +57,6 @@ export function splitSecrets(spec: GroupSpec): { bare: GroupSpec; secrets: Secre
   return { bare, secrets };
 }
 
-const nowIso = () => new Date().toISOString();
 
 function joinSecrets(bare: GroupSpec, s: Secrets): GroupSpec {
   return {

@@ -1,7 +1,7 @@
 // Registry resources (Microsoft.ContainerRegistry/registries): create, update, delete, admin user.
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Sql, SqlQueries } from '../storage/sql/sql.js';
-import { nowIso } from '../storage/sqlite.js';
+import { nowIso } from '../lib/time.js';
 import type { Sealer } from '../storage/sealer.js';
 import { conflict, invalid, resourceNotFound } from '../lib/errors.js';
 import type { ResourceGroups } from '../resources/groups.js';

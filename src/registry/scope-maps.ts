@@ -2,7 +2,7 @@
 // use them (username = token name, two passwords with optional expiry, enabled or disabled).
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../storage/sql/sql.js';
-import { nowIso } from '../storage/sqlite.js';
+import { nowIso } from '../lib/time.js';
 import { invalid, notFound } from '../lib/errors.js';
 import { generateSecret, hashSecret, verifySecretCached } from '../identity/secrets.js';
 import { armId, type RegistryRecord } from './registries.js';

@@ -1,6 +1,6 @@
 // Resource groups of the subscription.
 import type { Sql } from '../storage/sql/sql.js';
-import { nowIso } from '../storage/sqlite.js';
+import { nowIso } from '../lib/time.js';
 import { invalid, notFound } from '../lib/errors.js';
 
 export interface ResourceGroup {

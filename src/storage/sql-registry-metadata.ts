@@ -6,8 +6,8 @@ import {
   type RegistryMetadataStore, type RepositoryRecord, type TagRecord,
 } from '../registry/metadata.js';
 import type { Sql, SqlQueries } from './sql/sql.js';
+import { nowIso } from '../lib/time.js';
 
-const nowIso = () => new Date().toISOString();
 
 interface ManifestRow {
   repo: string; digest: string; media_type: string; size: number; artifact_type: string | null;

@@ -152,10 +152,6 @@ function migrate(db: Db): void {
   }
 }
 
-export function nowIso(): string {
-  return new Date().toISOString();
-}
-
 /**
  * Runs a DELETE so that what it removes leaves no trace in the database files: SQLite overwrites the
  * freed pages (secure_delete), and when rows went the WAL is checkpointed and emptied, so older copies

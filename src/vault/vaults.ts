@@ -6,6 +6,7 @@ import type { Sql } from '../storage/sql/sql.js';
 import { conflict, invalid, notFound, resourceNotFound } from '../lib/errors.js';
 import type { ResourceGroups } from '../resources/groups.js';
 import { checkVaultName } from './names.js';
+import { nowIso } from '../lib/time.js';
 
 export const VAULT_TYPE = 'Microsoft.KeyVault/vaults';
 /**
@@ -81,7 +82,6 @@ const toRecord = (r: Row): VaultRecord => ({
 const toDeleted = (r: Row): DeletedVaultRecord => ({ ...toRecord(r), deletionDate: r.deleted_at!, scheduledPurgeDate: r.purge_at! });
 
 const DAY_MS = 86_400_000;
-const nowIso = () => new Date().toISOString();
 const SOFT_DELETE_LINK = 'https://go.microsoft.com/fwlink/?linkid=2149745';
 /** Active vaults only: a deleted vault keeps its row (and its name) until it is purged. */
 const ACTIVE = 'deleted_at IS NULL';
